@@ -1,0 +1,107 @@
+"""Built-in actions (the keys are part of the contract: see the README)."""
+
+import httpx
+from django.core.mail import EmailMessage
+
+from .registry import AwaitApproval, BusinessError, Result, action, get_subject_source
+
+
+@action("builtin.echo")
+def echo(ctx):
+    """Output the item's payload unchanged."""
+    return [ctx.payload]
+
+
+@action("builtin.require")
+def require(ctx):
+    """Fail the item as a business error when a required field is missing or empty."""
+    fields = ctx.parameters.get("fields", [])
+    missing = [name for name in fields if ctx.payload.get(name) in (None, "", [], {})]
+    if missing:
+        raise BusinessError(
+            f"missing required field(s): {', '.join(missing)}", code="missing_fields"
+        )
+    return [ctx.payload]
+
+
+def _subject_of(payload: dict) -> str:
+    for key in ("subject", "id", "account", "email"):
+        if payload.get(key) not in (None, ""):
+            return str(payload[key])
+    return ""
+
+
+@action("builtin.select_subjects", selects=True)
+def select_subjects(ctx):
+    """One output item per subject: from a registered source, or the item itself."""
+    source = ctx.parameters.get("source")
+    if not source:
+        return [dict(ctx.payload, subject=_subject_of(ctx.payload))]
+    try:
+        found = get_subject_source(source)(ctx.run, {**ctx.parameters, **ctx.payload})
+    except LookupError as exc:
+        raise BusinessError(str(exc), code="unknown_source") from exc
+    return [dict(row, subject=_subject_of(row)) for row in found]
+
+
+@action("builtin.http_request", journal=True)
+def http_request(ctx):
+    """Send the payload as JSON; 5xx and timeouts are retried, 4xx are business errors."""
+    url = ctx.parameters.get("url")
+    if not url:
+        raise BusinessError("parameter 'url' is required", code="bad_parameters")
+    method = ctx.parameters.get("method", "POST").upper()
+    timeout = float(ctx.parameters.get("timeout", 10))
+    headers = {"Idempotency-Key": ctx.idempotency_key, **ctx.parameters.get("headers", {})}
+    body = ctx.payload if method not in {"GET", "HEAD", "DELETE"} else None
+    # transport errors and timeouts propagate: application errors, retried
+    response = httpx.request(method, url, json=body, headers=headers, timeout=timeout)
+    if response.status_code >= 500:
+        raise RuntimeError(f"{method} {url} answered {response.status_code}")
+    if response.status_code >= 400:
+        raise BusinessError(
+            f"{method} {url} answered {response.status_code}: {response.text[:200]}",
+            code=f"http_{response.status_code}",
+        )
+    ref = ""
+    output = dict(ctx.payload)
+    if "json" in response.headers.get("content-type", ""):
+        data = response.json()
+        if isinstance(data, dict):
+            ref = str(data.get("id", ""))
+            output["response"] = data
+    return Result(outputs=[output], result_ref=ref or str(response.status_code))
+
+
+@action("builtin.send_email", journal=True)
+def send_email(ctx):
+    """Send an e-mail (parameters: to, subject, body; {field} placeholders filled)."""
+    params = ctx.parameters
+    values = {k: v for k, v in ctx.payload.items() if isinstance(v, (str, int, float))}
+    try:
+        to = [addr.format(**values) for addr in params.get("to", [])] or [
+            ctx.payload["email"]
+        ]
+        subject = params.get("subject", "").format(**values)
+        body = params.get("body", "").format(**values)
+    except (KeyError, IndexError) as exc:
+        raise BusinessError(f"cannot fill the message: missing {exc}", code="bad_template")
+    message = EmailMessage(
+        subject=subject,
+        body=body,
+        to=to,
+        headers={"X-Idempotency-Key": ctx.idempotency_key},
+    )
+    message.send()
+    return Result(outputs=[ctx.payload], result_ref=message.extra_headers.get("Message-ID", ""))
+
+
+@action("builtin.request_approval")
+def request_approval(ctx):
+    """Park the item until a named approver decides; approved items flow on."""
+    if ctx.approval and ctx.approval.get("decision") == "approve":
+        return [{**ctx.payload, **(ctx.approval.get("data") or {})}]
+    raise AwaitApproval(
+        approvers=ctx.parameters.get("approvers", []),
+        deadline_seconds=ctx.parameters.get("deadline_seconds"),
+    )

@@ -1,0 +1,316 @@
+"""Automation definitions as code: validate, import and export (the Contract format).
+
+```json
+{"slug": "kyc-review", "name": "Weekly KYC review", "publish": true,
+ "run_timeout_seconds": 3600,
+ "steps": [{"name": "select", "action": "builtin.select_subjects", ...}],
+ "triggers": [{"kind": "schedule", "cron": "0 6 * * 1"}, {"kind": "api"}]}
+```
+A definition whose steps or timeout differ from the latest version becomes a new
+version; the same definition again changes nothing. Every problem is reported with
+the path of the field (`steps[2].batch_size: …`) and nothing is written.
+"""
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+from croniter import croniter
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from .actions.registry import UnknownAction, get_action
+from .conditions import InvalidCondition, validate_condition
+from .models import Automation, AutomationStatus, AutomationVersion, Step, Trigger, TriggerKind
+
+SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
+STEP_DEFAULTS = {
+    "parameters": {},
+    "batch_size": 100,
+    "concurrency": 1,
+    "max_attempts": 1,
+    "retry_backoff_seconds": 10,
+    "item_timeout_seconds": None,
+    "condition": None,
+    "requires_approval": False,
+}
+TOP_LEVEL = {
+    "slug", "name", "description", "publish", "run_timeout_seconds", "steps",
+    "triggers", "owners",
+}
+
+
+class DefinitionError(ValueError):
+    """A definition that cannot be imported; the message names the field."""
+
+
+@dataclass
+class ImportResult:
+    automation: Automation
+    version: AutomationVersion
+    created: bool = False
+    new_version: bool = False
+    published: bool = False
+    messages: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.automation.slug}: v{self.version.number}"]
+        if self.created:
+            parts.append("automation created")
+        parts.append("new version" if self.new_version else "unchanged")
+        if self.published:
+            parts.append("published")
+        return ", ".join(parts)
+
+
+def _positive_int(value, path, *, allow_none=False, minimum=1):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise DefinitionError(f"{path}: must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _clean_step(raw, index: int) -> dict:
+    path = f"steps[{index}]"
+    if not isinstance(raw, dict):
+        raise DefinitionError(f"{path}: must be an object")
+    unknown = set(raw) - {"name", "action", *STEP_DEFAULTS}
+    if unknown:
+        raise DefinitionError(f"{path}: unknown field(s) {', '.join(sorted(unknown))}")
+    step = {**STEP_DEFAULTS, **raw}
+    if not isinstance(step.get("name"), str) or not step["name"].strip():
+        raise DefinitionError(f"{path}.name: required (a non-empty string)")
+    if not isinstance(step.get("action"), str):
+        raise DefinitionError(f"{path}.action: required (a registered action key)")
+    try:
+        get_action(step["action"])
+    except UnknownAction as exc:
+        raise DefinitionError(f"{path}.action: {exc}") from None
+    if not isinstance(step["parameters"], dict):
+        raise DefinitionError(f"{path}.parameters: must be an object")
+    for name in ("batch_size", "concurrency", "max_attempts"):
+        _positive_int(step[name], f"{path}.{name}")
+    _positive_int(step["retry_backoff_seconds"], f"{path}.retry_backoff_seconds", minimum=0)
+    _positive_int(
+        step["item_timeout_seconds"], f"{path}.item_timeout_seconds", allow_none=True
+    )
+    if not isinstance(step["requires_approval"], bool):
+        raise DefinitionError(f"{path}.requires_approval: must be true or false")
+    try:
+        validate_condition(step["condition"], f"{path}.condition")
+    except InvalidCondition as exc:
+        raise DefinitionError(str(exc)) from None
+    step["name"] = step["name"].strip()
+    return step
+
+
+def _clean_trigger(raw, index: int) -> dict:
+    path = f"triggers[{index}]"
+    if not isinstance(raw, dict):
+        raise DefinitionError(f"{path}: must be an object")
+    kind = raw.get("kind")
+    if kind not in TriggerKind.values:
+        raise DefinitionError(
+            f"{path}.kind: must be one of {', '.join(TriggerKind.values)}, got {kind!r}"
+        )
+    allowed = {
+        TriggerKind.SCHEDULE: {"kind", "cron"},
+        TriggerKind.EMAIL: {"kind", "address", "senders", "subject"},
+    }.get(kind, {"kind"})
+    unknown = set(raw) - allowed
+    if unknown:
+        raise DefinitionError(f"{path}: unknown field(s) {', '.join(sorted(unknown))}")
+    trigger = {"kind": kind}
+    if kind == TriggerKind.SCHEDULE:
+        cron = raw.get("cron")
+        if not isinstance(cron, str) or not croniter.is_valid(cron):
+            raise DefinitionError(f"{path}.cron: not a valid cron expression: {cron!r}")
+        trigger["cron"] = cron
+    if kind == TriggerKind.EMAIL:
+        address = raw.get("address")
+        if not isinstance(address, str) or "@" not in address:
+            raise DefinitionError(f"{path}.address: required (an e-mail address)")
+        trigger["address"] = address.lower()
+        senders = raw.get("senders", [])
+        if not isinstance(senders, list) or not all(isinstance(s, str) for s in senders):
+            raise DefinitionError(f"{path}.senders: must be a list of addresses")
+        trigger["senders"] = [s.lower() for s in senders]
+        subject = raw.get("subject", "")
+        try:
+            re.compile(subject)
+        except (re.error, TypeError) as exc:
+            raise DefinitionError(f"{path}.subject: not a valid pattern: {exc}") from None
+        trigger["subject"] = subject
+    return trigger
+
+
+def definition_clean(data) -> dict:
+    """Validate a raw definition and return it normalised; raise DefinitionError."""
+    if not isinstance(data, dict):
+        raise DefinitionError("definition: must be an object")
+    unknown = set(data) - TOP_LEVEL
+    if unknown:
+        raise DefinitionError(f"unknown field(s) {', '.join(sorted(unknown))}")
+    slug = data.get("slug")
+    if not isinstance(slug, str) or not SLUG_RE.match(slug) or len(slug) > 100:
+        raise DefinitionError(f"slug: required (letters, digits, - and _), got {slug!r}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise DefinitionError("name: required (a non-empty string)")
+    steps = data.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise DefinitionError("steps: required (a non-empty list)")
+    cleaned_steps = [_clean_step(raw, i) for i, raw in enumerate(steps)]
+    names = [step["name"] for step in cleaned_steps]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise DefinitionError(f"steps: duplicate step name(s) {', '.join(duplicates)}")
+    triggers = data.get("triggers", [{"kind": "manual"}])
+    if not isinstance(triggers, list):
+        raise DefinitionError("triggers: must be a list")
+    publish = data.get("publish", False)
+    if not isinstance(publish, bool):
+        raise DefinitionError("publish: must be true or false")
+    owners = data.get("owners", [])
+    if not isinstance(owners, list) or not all(isinstance(o, str) for o in owners):
+        raise DefinitionError("owners: must be a list of usernames")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise DefinitionError("description: must be a string")
+    return {
+        "slug": slug,
+        "name": name.strip(),
+        "description": description,
+        "publish": publish,
+        "run_timeout_seconds": _positive_int(
+            data.get("run_timeout_seconds"), "run_timeout_seconds", allow_none=True
+        ),
+        "steps": cleaned_steps,
+        "triggers": [_clean_trigger(raw, i) for i, raw in enumerate(triggers)],
+        "owners": owners,
+    }
+
+
+def definition_hash(definition: dict) -> str:
+    body = json.dumps(
+        {"run_timeout_seconds": definition["run_timeout_seconds"], "steps": definition["steps"]},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _sync_triggers(automation: Automation, wanted: list[dict]) -> None:
+    existing = list(automation.triggers.all())
+    keep = []
+    for spec in wanted:
+        match = next(
+            (
+                t
+                for t in existing
+                if t not in keep and t.definition() == {
+                    k: v for k, v in spec.items() if v not in ("", [])
+                }
+            ),
+            None,
+        )
+        if match is None:
+            match = Trigger.objects.create(
+                automation=automation,
+                kind=spec["kind"],
+                cron=spec.get("cron", ""),
+                address=spec.get("address", ""),
+                senders=spec.get("senders", []),
+                subject_pattern=spec.get("subject", ""),
+            )
+        keep.append(match)
+    for trigger in existing:
+        if trigger not in keep:
+            trigger.delete()
+
+
+def automation_import(data, *, actor=None) -> ImportResult:
+    """Create or update an automation from a definition, atomically."""
+    from .services import version_publish
+
+    definition = definition_clean(data)
+    User = get_user_model()
+    owners = []
+    for username in definition["owners"]:
+        user = User.objects.filter(**{User.USERNAME_FIELD: username}).first()
+        if user is None:
+            raise DefinitionError(f"owners: no user named {username!r}")
+        owners.append(user)
+    digest = definition_hash(definition)
+    with transaction.atomic():
+        automation, created = Automation.objects.get_or_create(
+            slug=definition["slug"],
+            defaults={"name": definition["name"], "description": definition["description"]},
+        )
+        if automation.status == AutomationStatus.RETIRED and definition["publish"]:
+            raise DefinitionError(f"slug: automation {automation.slug} is retired")
+        automation.name = definition["name"]
+        automation.description = definition["description"]
+        automation.save(update_fields=["name", "description", "updated_at"])
+        if owners:
+            automation.owners.set(owners)
+        latest = automation.latest_version()
+        result = ImportResult(automation=automation, version=latest, created=created)
+        if latest is None or latest.definition_hash != digest:
+            version = AutomationVersion.objects.create(
+                automation=automation,
+                number=(latest.number + 1) if latest else 1,
+                run_timeout_seconds=definition["run_timeout_seconds"],
+                definition_hash=digest,
+            )
+            Step.objects.bulk_create(
+                Step(version=version, order=index + 1, **step)
+                for index, step in enumerate(definition["steps"])
+            )
+            result.version, result.new_version = version, True
+            _record(
+                "version.created", version, actor, after={"number": version.number}
+            )
+        _sync_triggers(automation, definition["triggers"])
+        if definition["publish"] and not result.version.is_published:
+            version_publish(result.version, actor=actor)
+            result.published = True
+    return result
+
+
+def _record(verb, obj, actor, **kwargs):
+    from runs import ledger
+
+    ledger.append(
+        events=[ledger.audit_event(verb=verb, obj=obj, actor=actor, **kwargs)]
+    )
+
+
+def automation_export(automation: Automation, version: AutomationVersion | None = None) -> dict:
+    """The definition of `version` (default: the latest) in the import format."""
+    version = version or automation.latest_version()
+    steps = []
+    for step in version.steps.order_by("order"):
+        data = {"name": step.name, "action": step.action}
+        for name, default in STEP_DEFAULTS.items():
+            value = getattr(step, name)
+            if value != default:
+                data[name] = value
+        steps.append(data)
+    definition = {
+        "slug": automation.slug,
+        "name": automation.name,
+        "publish": version.is_published,
+    }
+    if automation.description:
+        definition["description"] = automation.description
+    if version.run_timeout_seconds:
+        definition["run_timeout_seconds"] = version.run_timeout_seconds
+    definition["steps"] = steps
+    definition["triggers"] = [t.definition() for t in automation.triggers.all()]
+    owners = [u.get_username() for u in automation.owners.all()]
+    if owners:
+        definition["owners"] = owners
+    return definition

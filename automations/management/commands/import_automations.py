@@ -1,0 +1,50 @@
+import json
+from pathlib import Path
+
+import yaml
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from automations.definitions import DefinitionError, automation_import
+
+
+def load_definitions(path: Path) -> list:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{path}: cannot read: {exc}") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            data = list(yaml.safe_load_all(text))
+            data = [d for d in data if d is not None]
+            if len(data) == 1 and isinstance(data[0], list):
+                data = data[0]
+        else:
+            data = json.loads(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise CommandError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    return data if isinstance(data, list) else [data]
+
+
+class Command(BaseCommand):
+    help = (
+        "Import automation definitions from JSON or YAML files. A changed definition "
+        "becomes a new version; \"publish\": true publishes it. All files are imported "
+        "in one transaction: one bad definition imports nothing."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("files", nargs="+", type=Path)
+
+    def handle(self, *args, files, **options):
+        results = []
+        with transaction.atomic():
+            for path in files:
+                for index, definition in enumerate(load_definitions(path)):
+                    where = f"{path}" + (f" [{index}]" if index else "")
+                    try:
+                        results.append(automation_import(definition))
+                    except DefinitionError as exc:
+                        raise CommandError(f"{where}: {exc} (nothing was imported)") from None
+        for result in results:
+            self.stdout.write(result.summary())

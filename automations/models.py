@@ -1,0 +1,245 @@
+"""Automation definitions: what may run, pinned per version.
+
+Definitions (Automation, AutomationVersion, Step, Trigger) stay apart from executions
+(the `runs` app): a run pins the version in effect when it started, so editing an
+automation never rewrites the history of what ran.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class AutomationStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    PUBLISHED = "published", _("Published")
+    RETIRED = "retired", _("Retired")
+
+
+class TriggerKind(models.TextChoices):
+    MANUAL = "manual", _("Manual")
+    SCHEDULE = "schedule", _("Schedule")
+    EMAIL = "email", _("E-mail")
+    API = "api", _("API")
+
+
+class Automation(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    owners = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="owned_automations"
+    )
+    status = models.CharField(
+        max_length=20, choices=AutomationStatus.choices, default=AutomationStatus.DRAFT
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=AutomationStatus.values),
+                name="automation_status_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def latest_version(self):
+        return self.versions.order_by("-number").first()
+
+    def latest_published_version(self):
+        return (
+            self.versions.filter(published_at__isnull=False).order_by("-number").first()
+        )
+
+
+class AutomationVersion(models.Model):
+    """One numbered version of an automation's steps; immutable once published."""
+
+    automation = models.ForeignKey(
+        Automation, on_delete=models.PROTECT, related_name="versions"
+    )
+    number = models.PositiveIntegerField()
+    run_timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # Hash of the canonical definition (steps and timeout): an import that hashes the
+    # same changes nothing; a different hash makes a new version.
+    definition_hash = models.CharField(max_length=64, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["automation", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["automation", "number"], name="version_number_unique"
+            ),
+            models.CheckConstraint(condition=Q(number__gte=1), name="version_number_gte_1"),
+        ]
+
+    def __str__(self):
+        return f"{self.automation.slug} v{self.number}"
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+
+class Step(models.Model):
+    version = models.ForeignKey(
+        AutomationVersion, on_delete=models.CASCADE, related_name="steps"
+    )
+    order = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    action = models.CharField(max_length=200)
+    parameters = models.JSONField(default=dict, blank=True)
+    batch_size = models.PositiveIntegerField(default=100)
+    concurrency = models.PositiveIntegerField(default=1)
+    max_attempts = models.PositiveIntegerField(default=1)
+    retry_backoff_seconds = models.PositiveIntegerField(default=10)
+    item_timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # A registered predicate ({"predicate": "key"}) or a small declarative filter
+    # ({"field": "status", "op": "eq", "value": "active"}); never code to eval.
+    condition = models.JSONField(null=True, blank=True)
+    requires_approval = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["version", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "order"], name="step_order_unique"),
+            models.UniqueConstraint(fields=["version", "name"], name="step_name_unique"),
+            models.CheckConstraint(condition=Q(batch_size__gte=1), name="step_batch_gte_1"),
+            models.CheckConstraint(
+                condition=Q(concurrency__gte=1), name="step_concurrency_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_attempts__gte=1), name="step_max_attempts_gte_1"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.order}. {self.name} ({self.action})"
+
+    def save(self, *args, **kwargs):
+        self._refuse_if_frozen()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self._refuse_if_frozen()
+        return super().delete(*args, **kwargs)
+
+    def _refuse_if_frozen(self):
+        from .services import VersionFrozen
+
+        if AutomationVersion.objects.filter(
+            pk=self.version_id, published_at__isnull=False
+        ).exists():
+            raise VersionFrozen(
+                f"{self.version} is published: its steps cannot change; "
+                "import or create a new version instead"
+            )
+
+
+class Trigger(models.Model):
+    """How an automation may be started; schedules are mirrored in django-q2."""
+
+    automation = models.ForeignKey(
+        Automation, on_delete=models.CASCADE, related_name="triggers"
+    )
+    kind = models.CharField(max_length=20, choices=TriggerKind.choices)
+    cron = models.CharField(max_length=100, blank=True)
+    address = models.CharField(max_length=254, blank=True)
+    senders = models.JSONField(default=list, blank=True)
+    subject_pattern = models.CharField(max_length=500, blank=True)
+    enabled = models.BooleanField(default=True)
+    schedule = models.OneToOneField(
+        "django_q.Schedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs_trigger",
+    )
+    # Last fire time a schedule run was started for: with the unique
+    # (trigger, fired_at) on runs, one run per fire time however many clusters run.
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["automation", "kind", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=TriggerKind.values), name="trigger_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=TriggerKind.SCHEDULE) | ~Q(cron=""),
+                name="trigger_schedule_has_cron",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=TriggerKind.EMAIL) | ~Q(address=""),
+                name="trigger_email_has_address",
+            ),
+        ]
+
+    def __str__(self):
+        if self.kind == TriggerKind.SCHEDULE:
+            return f"{self.automation.slug}: schedule {self.cron}"
+        if self.kind == TriggerKind.EMAIL:
+            return f"{self.automation.slug}: e-mail to {self.address}"
+        return f"{self.automation.slug}: {self.get_kind_display()}"
+
+    def definition(self) -> dict:
+        """This trigger as it stands in an automation definition file."""
+        data = {"kind": self.kind}
+        if self.kind == TriggerKind.SCHEDULE:
+            data["cron"] = self.cron
+        if self.kind == TriggerKind.EMAIL:
+            data["address"] = self.address
+            if self.senders:
+                data["senders"] = self.senders
+            if self.subject_pattern:
+                data["subject"] = self.subject_pattern
+        return data
+
+
+class Subject(models.Model):
+    """A record automations act on or about (an account, a supplier, a monitor).
+
+    Subject sources select these for `builtin.select_subjects`; each run item names the
+    subject it acted on by `kind:reference`.
+    """
+
+    kind = models.CharField(max_length=50)
+    reference = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=50, default="active")
+    due_on = models.DateField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["kind", "reference"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "reference"], name="subject_kind_reference_unique"
+            ),
+        ]
+        indexes = [
+            # subject sources: subjects of a kind due before a date
+            models.Index(fields=["kind", "status", "due_on"], name="subject_kind_due"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind}:{self.reference}"
+
+    def as_payload(self) -> dict:
+        return {
+            "subject": str(self),
+            "kind": self.kind,
+            "reference": self.reference,
+            "name": self.name,
+            "status": self.status,
+            "due_on": self.due_on.isoformat() if self.due_on else None,
+            **self.attributes,
+        }

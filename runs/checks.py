@@ -1,0 +1,38 @@
+"""System checks for settings that would silently break delivery guarantees."""
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+
+@register()
+def q_cluster_timeout_below_retry(app_configs=None, **kwargs):
+    conf = getattr(settings, "Q_CLUSTER", {})
+    timeout, retry = conf.get("timeout"), conf.get("retry", 60)
+    errors = []
+    if timeout is None or timeout >= retry:
+        errors.append(
+            Error(
+                f"Q_CLUSTER timeout ({timeout}) must be set and below retry ({retry}).",
+                hint="Otherwise django-q2 redelivers a task while it still runs.",
+                id="runs.E001",
+            )
+        )
+    budget = getattr(settings, "RUNS_STEP_RUN_BUDGET_SECONDS", 60)
+    if timeout is not None and budget >= timeout:
+        errors.append(
+            Error(
+                f"RUNS_STEP_RUN_BUDGET_SECONDS ({budget}) must be below the Q_CLUSTER "
+                f"timeout ({timeout}).",
+                hint="A step run hands over to a new task when its budget is spent.",
+                id="runs.E002",
+            )
+        )
+    if conf.get("save_limit", 250) > 0:
+        errors.append(
+            Warning(
+                "Q_CLUSTER save_limit > 0 makes every task lock all saved results.",
+                hint="Runs keeps its own results: set save_limit to -1.",
+                id="runs.W001",
+            )
+        )
+    return errors

@@ -1,0 +1,70 @@
+"""Creating step runs and handing them to django-q2 after commit."""
+
+import logging
+import math
+
+from django.conf import settings
+from django.db import transaction
+
+from ..models import Run, StepRun, WorkItem
+from ..states import STEP_RUN_ACTIVE, RunState, WorkItemState
+
+log = logging.getLogger("runs.engine")
+
+STEP_RUN_TASK = "runs.tasks.step_run_execute"
+
+
+def enqueue(step_run_id: int) -> None:
+    """Queue the step run's task once the current transaction commits.
+
+    The database is the truth: a task that is lost (Redis) is re-queued by
+    housekeeping, and one delivered twice finds its step run taken and does nothing.
+    """
+
+    def send():
+        from django_q.tasks import async_task
+
+        async_task(
+            STEP_RUN_TASK,
+            step_run_id,
+            task_name=f"step-run-{step_run_id}",
+            q_options={"timeout": settings.Q_CLUSTER.get("timeout")},
+        )
+
+    transaction.on_commit(send)
+
+
+def step_runs_ensure(run: Run, step) -> list[StepRun]:
+    """Start step runs for `step` while it has pending items, up to its concurrency.
+
+    Called whenever items become pending (run start, outputs of the step before,
+    retries, approvals, housekeeping), so the next step starts as soon as its first
+    items exist. The run row lock keeps two callers from overshooting concurrency.
+    """
+    with transaction.atomic():
+        state = (
+            Run.objects.select_for_update()
+            .filter(pk=run.pk)
+            .values_list("state", flat=True)
+            .first()
+        )
+        if state not in (RunState.PENDING, RunState.RUNNING, RunState.AWAITING_INPUT):
+            return []
+        active = StepRun.objects.filter(
+            run=run, step=step, state__in=STEP_RUN_ACTIVE
+        ).count()
+        room = step.concurrency - active
+        if room <= 0:
+            return []
+        pending = WorkItem.objects.filter(
+            run=run, step=step, state=WorkItemState.PENDING
+        )[: room * step.batch_size].count()
+        if not pending:
+            return []
+        wanted = min(room, math.ceil(pending / step.batch_size))
+        created = StepRun.objects.bulk_create(
+            [StepRun(run=run, step=step) for _ in range(wanted)]
+        )
+        for step_run in created:
+            enqueue(step_run.pk)
+        return created

@@ -1,0 +1,351 @@
+"""Deciding what a run does next once work moves: start, wait, finish, stop."""
+
+import logging
+
+from django.db import transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from automations.models import Step
+
+from .. import ledger
+from ..machines import run_move, step_run_move, work_items_move
+from ..machines.work_item import LeaseLost
+from ..models import Run, RunItem, StepRun, WorkItem
+from ..states import (
+    RUN_ACTIVE,
+    STEP_RUN_ACTIVE,
+    FailureType,
+    IllegalTransition,
+    RunItemOutcome,
+    RunState,
+    StepRunState,
+    StopPendingItems,
+    WorkItemState,
+)
+from .dispatch import step_runs_ensure
+
+log = logging.getLogger("runs.engine")
+
+# failure codes set by a stop rather than by an action
+STOP_CODES = ("stopped", "terminated", "cancelled")
+
+
+def _item_counts(run: Run) -> dict[str, int]:
+    return dict(
+        WorkItem.objects.filter(run=run)
+        .values_list("state")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+
+
+def run_progress(run: Run) -> str:
+    """Move `run` on from what its items and step runs say; return its state.
+
+    Running: start step runs for pending items; when nothing is pending or in
+    flight, wait for people (awaiting_input) or finish (completed,
+    completed_no_action, unresolved). Stopping or terminating: once nothing is in
+    flight, settle the remaining items as the stop asked and end cancelled (or
+    unresolved when actions failed).
+    """
+    with transaction.atomic():
+        current = (
+            Run.objects.select_for_update()
+            .filter(pk=run.pk)
+            .values_list("state", flat=True)
+            .first()
+        )
+        if current not in RUN_ACTIVE:
+            return current
+        run.refresh_from_db()
+        counts = _item_counts(run)
+        in_flight = counts.get(WorkItemState.IN_PROGRESS, 0) or StepRun.objects.filter(
+            run=run, state__in=STEP_RUN_ACTIVE
+        ).exists()
+        if current in (RunState.STOPPING, RunState.TERMINATING):
+            if in_flight:
+                return current
+            return _settle_stop(run)
+        if counts.get(WorkItemState.PENDING):
+            step_ids = (
+                WorkItem.objects.filter(run=run, state=WorkItemState.PENDING)
+                .values_list("step_id", flat=True)
+                .distinct()
+                .order_by()
+            )
+            for step in Step.objects.filter(pk__in=list(step_ids)):
+                step_runs_ensure(run, step)
+            if current == RunState.AWAITING_INPUT:
+                run_move(run, RunState.RUNNING, actor_label="engine", verb="run.resumed")
+            return run.state
+        if in_flight:
+            return current
+        if counts.get(WorkItemState.AWAITING_INPUT):
+            if current == RunState.RUNNING:
+                run_move(run, RunState.AWAITING_INPUT, actor_label="engine")
+            return run.state
+        if counts.get(WorkItemState.FAILED):
+            final = RunState.UNRESOLVED
+        elif run.actions_invoked == 0 and not RunItem.objects.filter(
+            run=run, outcome=RunItemOutcome.IDEMPOTENT_REPLAY
+        ).exists():
+            final = RunState.COMPLETED_NO_ACTION
+        else:
+            final = RunState.COMPLETED
+        run_move(run, final, actor_label="engine", details=_summary(run))
+        transaction.on_commit(lambda: _notify(run.pk))
+        return final
+
+
+def _summary(run: Run) -> dict:
+    run.refresh_from_db(
+        fields=["total_items", "failed_items", "actions_invoked", "subjects_matched"]
+    )
+    return {
+        "total_items": run.total_items,
+        "failed_items": run.failed_items,
+        "actions_invoked": run.actions_invoked,
+        "subjects_matched": run.subjects_matched,
+    }
+
+
+def _notify(run_id) -> None:
+    """Hook for notifications on final states (see runs.notifications)."""
+    try:
+        from ..notifications import run_state_changed
+    except ImportError:
+        return
+    run_state_changed(run_id)
+
+
+def _settle_stop(run: Run) -> str:
+    """Nothing is in flight any more: apply the stop's pending-items option."""
+    option = run.stop_options.get("pending_items", StopPendingItems.FAILED)
+    open_items = list(
+        WorkItem.objects.filter(
+            run=run, state__in=[WorkItemState.PENDING, WorkItemState.AWAITING_INPUT]
+        ).values_list("pk", "state")
+    )
+    by = run.stop_requested_by
+    label = run.stop_options.get("by", "")
+    to_done = [pk for pk, state in open_items if state == WorkItemState.PENDING] if (
+        option == StopPendingItems.DONE
+    ) else []
+    to_fail = [pk for pk, _ in open_items if pk not in set(to_done)]
+    events = [
+        ledger.audit_event(
+            verb="work_item.stopped",
+            run=run,
+            actor=by,
+            actor_label=label,
+            before={"work_item": pk, "state": state},
+            after={"state": WorkItemState.DONE if pk in to_done else WorkItemState.FAILED},
+        )
+        for pk, state in open_items
+    ]
+    for chunk_start in range(0, len(to_done), 5000):
+        work_items_move(run, to_done[chunk_start : chunk_start + 5000], WorkItemState.DONE)
+    for chunk_start in range(0, len(to_fail), 5000):
+        chunk = to_fail[chunk_start : chunk_start + 5000]
+        work_items_move(
+            run,
+            chunk,
+            WorkItemState.FAILED,
+            updates={
+                "failure_type": FailureType.BUSINESS,
+                "failure_code": "stopped",
+                "failure_message": "stopped before it ran",
+            },
+            counters={"failed_items": F("failed_items") + len(chunk)},
+        )
+    ledger.append(run=run, events=events)
+    action_failures = (
+        WorkItem.objects.filter(run=run, state=WorkItemState.FAILED)
+        .exclude(failure_code__in=STOP_CODES)
+        .exists()
+    )
+    final = RunState.UNRESOLVED if action_failures else RunState.CANCELLED
+    run_move(run, final, actor_label="engine", details=_summary(run))
+    transaction.on_commit(lambda: _notify(run.pk))
+    return final
+
+
+def _force_fail_open(run: Run, *, code: str, message: str) -> int:
+    """Fail every open item of a run (timeout, run failure, stuck termination)."""
+    ids = list(
+        WorkItem.objects.filter(
+            run=run,
+            state__in=[
+                WorkItemState.PENDING,
+                WorkItemState.IN_PROGRESS,
+                WorkItemState.AWAITING_INPUT,
+            ],
+        ).values_list("pk", flat=True)
+    )
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        work_items_move(
+            run,
+            chunk,
+            WorkItemState.FAILED,
+            updates={
+                "failure_type": FailureType.APPLICATION,
+                "failure_code": code,
+                "failure_message": message,
+            },
+            counters={"failed_items": F("failed_items") + len(chunk)},
+        )
+    StepRun.objects.filter(run=run, state=StepRunState.QUEUED).update(
+        state=StepRunState.CANCELLED, finished_at=timezone.now()
+    )
+    return len(ids)
+
+
+def run_fail(run: Run, error: str) -> bool:
+    """The run itself broke (e.g. an unknown action): fail it and its open items."""
+    try:
+        with transaction.atomic():
+            run_move(
+                run,
+                RunState.FAILED,
+                actor_label="engine",
+                reason=error,
+                updates={"error": error[:4000]},
+            )
+            _force_fail_open(run, code="run_failed", message=error[:4000])
+    except IllegalTransition:
+        return False
+    transaction.on_commit(lambda: _notify(run.pk))
+    return True
+
+
+def run_time_out(run: Run) -> bool:
+    """The run passed its timeout: it ends timed_out, open items fail "timed out"."""
+    try:
+        with transaction.atomic():
+            run_move(
+                run,
+                RunState.TIMED_OUT,
+                actor_label="engine",
+                reason=f"run timeout of {run.version.run_timeout_seconds}s passed",
+            )
+            _force_fail_open(run, code="timed_out", message="timed out")
+    except IllegalTransition:
+        return False
+    transaction.on_commit(lambda: _notify(run.pk))
+    return True
+
+
+def run_terminating_expired(run: Run, timeout: int) -> bool:
+    """A run left terminating longer than allowed becomes failed."""
+    try:
+        with transaction.atomic():
+            run_move(
+                run,
+                RunState.FAILED,
+                actor_label="engine",
+                reason=f"still terminating after {timeout}s",
+                updates={"error": f"did not finish terminating within {timeout}s"},
+            )
+            _force_fail_open(run, code="terminated", message="terminated")
+            StepRun.objects.filter(run=run, state=StepRunState.RUNNING).update(
+                state=StepRunState.FAILED,
+                lease_token=None,
+                finished_at=timezone.now(),
+                error="terminated: did not stop in time",
+            )
+    except IllegalTransition:
+        return False
+    return True
+
+
+def items_release(run: Run, items: list[WorkItem], *, cause: str, token) -> int:
+    """Give in-progress items of a lost or broken step run back: pending while
+    attempts are left (after the step's backoff), failed after the last one. Each is
+    recorded as a failed attempt in the run's ledger."""
+    if not items:
+        return 0
+    steps = {s.pk: s for s in Step.objects.filter(pk__in={i.step_id for i in items})}
+    now = timezone.now()
+    retry, fail, run_items = [], [], []
+    for item in items:
+        step = steps[item.step_id]
+        (retry if item.attempts < step.max_attempts else fail).append(item.pk)
+        from .step_runs import idempotency_key
+
+        run_items.append(
+            RunItem(
+                run=run,
+                work_item_id=item.pk,
+                step=step,
+                step_run_id=item.lease_owner_id,
+                action=step.action,
+                subject=item.subject,
+                parameters=step.parameters,
+                attempt=item.attempts,
+                idempotency_key=idempotency_key(run.pk, item.pk, step.action),
+                outcome=RunItemOutcome.FAILED,
+                failure_type=FailureType.APPLICATION,
+                failure_cause=cause,
+                started_at=item.updated_at,
+                finished_at=now,
+            )
+        )
+    with transaction.atomic():
+        failure = {
+            "failure_type": FailureType.APPLICATION,
+            "failure_code": "lease_expired",
+            "failure_message": cause[:4000],
+        }
+        if retry:
+            work_items_move(
+                run, retry, WorkItemState.PENDING, fence_token=token,
+                allowed_from=frozenset({WorkItemState.IN_PROGRESS}),
+                updates={**failure, "available_at": now},
+            )
+        if fail:
+            work_items_move(
+                run, fail, WorkItemState.FAILED, fence_token=token,
+                allowed_from=frozenset({WorkItemState.IN_PROGRESS}),
+                updates=failure,
+            )
+        ledger.append(
+            run=run,
+            run_items=run_items,
+            counters={"failed_items": F("failed_items") + len(fail)},
+        )
+    return len(items)
+
+
+def leases_reap(now=None) -> int:
+    """Step runs and items whose lease expired (their worker died) come back."""
+    now = now or timezone.now()
+    reaped = 0
+    for step_run in StepRun.objects.filter(
+        state=StepRunState.RUNNING, lease_expires_at__lt=now
+    ).only("pk", "lease_token", "state"):
+        step_run_move(
+            step_run,
+            StepRunState.FAILED,
+            lease_token=step_run.lease_token,
+            updates={"error": "lease expired: worker lost", "finished_at": now},
+        )
+    expired = WorkItem.objects.filter(
+        state=WorkItemState.IN_PROGRESS, lease_expires_at__lt=now
+    ).select_related("run")
+    by_token: dict = {}
+    for item in expired:
+        by_token.setdefault((item.run_id, item.lease_token), []).append(item)
+    touched = {}
+    for (run_id, token), items in by_token.items():
+        try:
+            reaped += items_release(
+                items[0].run, items, cause="lease expired (worker lost)", token=token
+            )
+        except LeaseLost:
+            continue  # its worker came back and heartbeated meanwhile
+        touched[run_id] = items[0].run
+    for run in touched.values():
+        run_progress(run)
+    return reaped

@@ -1,0 +1,554 @@
+"""The step run: a django-q2 task that works through a step's items in batches.
+
+A step run claims a batch of pending items (PostgreSQL: SELECT … FOR UPDATE SKIP
+LOCKED; SQLite: the IMMEDIATE transaction is the lock), calls the action per item
+outside any transaction, then writes run items, output items, state changes and
+counters in one transaction. Every write carries the step run's lease token, so a
+worker that lost its lease (it was too slow, or presumed dead) changes nothing.
+"""
+
+import logging
+import os
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from automations.actions.registry import (
+    ActionContext,
+    AwaitApproval,
+    BusinessError,
+    Result,
+    UnknownAction,
+    get_action,
+)
+from automations.conditions import evaluate
+
+from ..machines import run_move, step_run_move, work_items_move
+from ..machines.work_item import LeaseLost
+from ..models import ActionResult, Run, RunItem, StepRun, WorkItem
+from ..states import (
+    FailureType,
+    IllegalTransition,
+    RunItemOutcome,
+    RunState,
+    StepRunState,
+    WorkItemState,
+)
+from .dispatch import enqueue, step_runs_ensure
+
+log = logging.getLogger("runs.engine")
+
+# Run states in which a step run stops at the next item, and the cause its
+# in-flight items fail with.
+STOP_CAUSES = {
+    RunState.TERMINATING: "terminated",
+    RunState.TIMED_OUT: "timed out",
+    RunState.FAILED: "run failed",
+    RunState.CANCELLED: "cancelled",
+}
+# How long a step run waits in place for items in backoff before leaving them to
+# housekeeping.
+INLINE_WAIT_SECONDS = 5.0
+STOP_CHECK_SECONDS = 0.25
+
+
+def idempotency_key(run_id, work_item_id, action_key: str) -> str:
+    """Stable across every attempt of one item at one action."""
+    return f"{run_id}:{work_item_id}:{action_key}"
+
+
+@dataclass
+class ItemResult:
+    item: WorkItem
+    outcome: str
+    state: str
+    started_at: object
+    outputs: list = field(default_factory=list)
+    result_ref: str = ""
+    failure_type: str = ""
+    failure_code: str = ""
+    failure_message: str = ""
+    invoked: bool = False
+    available_at: object = None
+    approvers: list = field(default_factory=list)
+    approval_deadline: object = None
+    finished_at: object = None
+
+
+def _normalise(value) -> Result:
+    if isinstance(value, Result):
+        outputs = value.outputs
+        ref = value.result_ref
+    else:
+        outputs, ref = value, ""
+    if outputs is None:
+        outputs = []
+    elif isinstance(outputs, dict):
+        outputs = [outputs]
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+        raise TypeError("an action must return a dict, a list of dicts, a Result or None")
+    return Result(outputs=outputs, result_ref=str(ref or "")[:254])
+
+
+class StepRunner:
+    def __init__(self, step_run_id: int):
+        self.step_run = StepRun.objects.select_related(
+            "run", "run__automation", "step", "step__version"
+        ).get(pk=step_run_id)
+        self.run: Run = self.step_run.run
+        self.step = self.step_run.step
+        self.token = uuid.uuid4()
+        self.lease = settings.RUNS_LEASE_SECONDS
+        self._stop_checked = 0.0
+        self._stop_cause = ""
+        self._next_step = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def execute(self) -> str:
+        now = timezone.now()
+        try:
+            step_run_move(
+                self.step_run,
+                StepRunState.RUNNING,
+                updates={
+                    "lease_token": self.token,
+                    "lease_expires_at": now + timezone.timedelta(seconds=self.lease),
+                    "worker": f"{socket.gethostname()}:{os.getpid()}",
+                    "started_at": self.step_run.started_at or now,
+                },
+            )
+        except IllegalTransition:
+            # delivered twice, or cancelled before it started: nothing to do
+            return f"step run {self.step_run.pk} is {self._current_state()}"
+        if self.run.state == RunState.PENDING:
+            try:
+                run_move(self.run, RunState.RUNNING, actor_label="engine", verb="run.started")
+            except IllegalTransition:
+                pass
+        try:
+            self.spec = get_action(self.step.action)
+        except UnknownAction as exc:
+            from .progress import run_fail
+
+            run_fail(self.run, f"step {self.step.name}: {exc}")
+            self._finish(StepRunState.FAILED, error=str(exc))
+            return "run failed"
+        try:
+            result = self._loop()
+        except LeaseLost as exc:
+            log.warning("step run %s lost its lease: %s", self.step_run.pk, exc)
+            return "lease lost"
+        except Exception as exc:
+            log.exception("step run %s broke", self.step_run.pk)
+            self._release_claimed(f"engine error: {exc}")
+            self._finish(StepRunState.FAILED, error=repr(exc))
+            raise
+        from .progress import run_progress
+
+        run_progress(self.run)
+        return result
+
+    def _current_state(self) -> str:
+        return StepRun.objects.filter(pk=self.step_run.pk).values_list("state", flat=True).first()
+
+    def _loop(self) -> str:
+        budget_end = time.monotonic() + settings.RUNS_STEP_RUN_BUDGET_SECONDS
+        while True:
+            state = Run.objects.filter(pk=self.run.pk).values_list("state", flat=True).get()
+            if state not in (RunState.RUNNING, RunState.AWAITING_INPUT):
+                break  # stopping: in-flight work is done, start no new batch
+            if self._past_deadline():
+                break
+            if time.monotonic() > budget_end:
+                self._hand_over()
+                return "handed over"
+            self.claimed = self._claim()
+            if not self.claimed:
+                wait = self._next_available_in()
+                if wait is not None and wait <= INLINE_WAIT_SECONDS and (
+                    time.monotonic() + wait < budget_end
+                ):
+                    time.sleep(max(wait, 0.01))
+                    continue
+                break
+            results = self._process(self.claimed)
+            self._commit(results)
+            self.claimed = []
+        self._finish(StepRunState.FINISHED)
+        return "finished"
+
+    def _finish(self, to: str, error: str = "") -> None:
+        step_run_move(
+            self.step_run,
+            to,
+            lease_token=self.token,
+            updates={"finished_at": timezone.now(), "lease_expires_at": None, "error": error},
+        )
+
+    def _hand_over(self) -> None:
+        """Budget spent: give the worker back and continue in a fresh task."""
+        with transaction.atomic():
+            if step_run_move(
+                self.step_run,
+                StepRunState.QUEUED,
+                lease_token=self.token,
+                updates={"lease_token": None, "lease_expires_at": None},
+            ):
+                enqueue(self.step_run.pk)
+
+    def _past_deadline(self) -> bool:
+        deadline = self.run.deadline_at
+        if deadline is None or timezone.now() < deadline:
+            return False
+        from .progress import run_time_out
+
+        run_time_out(self.run)
+        return True
+
+    def _next_available_in(self) -> float | None:
+        earliest = (
+            WorkItem.objects.filter(
+                run=self.run, step=self.step, state=WorkItemState.PENDING
+            )
+            .order_by("available_at")
+            .values_list("available_at", flat=True)
+            .first()
+        )
+        if earliest is None:
+            return None
+        return (earliest - timezone.now()).total_seconds()
+
+    # -- claim -----------------------------------------------------------------
+
+    def _claim(self) -> list[WorkItem]:
+        now = timezone.now()
+        expires = now + timezone.timedelta(seconds=self.lease)
+        with transaction.atomic():
+            query = WorkItem.objects.filter(
+                run=self.run,
+                step=self.step,
+                state=WorkItemState.PENDING,
+                available_at__lte=now,
+            ).order_by("id")
+            if connection.features.has_select_for_update_skip_locked:
+                query = query.select_for_update(skip_locked=True)
+            ids = list(query.values_list("pk", flat=True)[: self.step.batch_size])
+            if not ids:
+                return []
+            work_items_move(
+                self.run,
+                ids,
+                WorkItemState.IN_PROGRESS,
+                updates={
+                    "lease_token": self.token,
+                    "lease_owner_id": self.step_run.pk,
+                    "lease_expires_at": expires,
+                    "attempts": F("attempts") + 1,
+                },
+            )
+            self._extend_step_run_lease(expires)
+        self._last_heartbeat = time.monotonic()
+        return list(WorkItem.objects.filter(pk__in=ids).order_by("id"))
+
+    def _extend_step_run_lease(self, expires) -> None:
+        if not StepRun.objects.filter(
+            pk=self.step_run.pk, lease_token=self.token, state=StepRunState.RUNNING
+        ).update(lease_expires_at=expires):
+            raise LeaseLost(f"step run {self.step_run.pk} no longer holds its lease")
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._last_heartbeat < self.lease / 3:
+            return
+        expires = timezone.now() + timezone.timedelta(seconds=self.lease)
+        with transaction.atomic():
+            self._extend_step_run_lease(expires)
+            WorkItem.objects.filter(
+                lease_token=self.token, state=WorkItemState.IN_PROGRESS
+            ).update(lease_expires_at=expires)
+        self._last_heartbeat = time.monotonic()
+
+    # -- process ---------------------------------------------------------------
+
+    def should_stop(self) -> bool:
+        """True once the run is terminating, timed out or failed (checked at most
+        every STOP_CHECK_SECONDS; actions may call it between units of work)."""
+        if self._stop_cause:
+            return True
+        now = time.monotonic()
+        if now - self._stop_checked < STOP_CHECK_SECONDS:
+            return False
+        self._stop_checked = now
+        state = Run.objects.filter(pk=self.run.pk).values_list("state", flat=True).get()
+        self._stop_cause = STOP_CAUSES.get(state, "")
+        if not self._stop_cause and self.run.deadline_at and timezone.now() >= self.run.deadline_at:
+            self._stop_cause = "timed out"
+        return bool(self._stop_cause)
+
+    def _process(self, items: list[WorkItem]) -> list[ItemResult]:
+        results = []
+        journal = {}
+        if self.spec.journal:
+            keys = [idempotency_key(self.run.pk, i.pk, self.step.action) for i in items]
+            journal = {r.pk: r for r in ActionResult.objects.filter(pk__in=keys)}
+        self._stop_checked = 0.0
+        for item in items:
+            if self.should_stop():
+                results.append(self._stopped(item))
+                continue
+            results.append(self._process_one(item, journal))
+            self._heartbeat()
+        return results
+
+    def _stopped(self, item) -> ItemResult:
+        now = timezone.now()
+        return ItemResult(
+            item=item,
+            outcome=RunItemOutcome.FAILED,
+            state=WorkItemState.FAILED,
+            started_at=now,
+            failure_type=FailureType.APPLICATION,
+            failure_code=self._stop_cause.replace(" ", "_"),
+            failure_message=self._stop_cause,
+        )
+
+    def _process_one(self, item: WorkItem, journal: dict) -> ItemResult:
+        step = self.step
+        started = timezone.now()
+        key = idempotency_key(self.run.pk, item.pk, step.action)
+        result = ItemResult(item=item, outcome="", state="", started_at=started)
+        approved = bool(item.approval and item.approval.get("decision") == "approve")
+        try:
+            applies = evaluate(step.condition, item.payload)
+        except LookupError as exc:
+            return self._failed(result, FailureType.BUSINESS, "bad_condition", str(exc))
+        if not applies:
+            result.outcome, result.state = RunItemOutcome.SKIPPED, WorkItemState.DONE
+            return result
+        if step.requires_approval and not approved:
+            return self._awaiting(
+                result,
+                step.parameters.get("approvers", []),
+                step.parameters.get("deadline_seconds"),
+            )
+        if key in journal:
+            record = journal[key]
+            result.outcome, result.state = RunItemOutcome.IDEMPOTENT_REPLAY, WorkItemState.DONE
+            result.outputs, result.result_ref = record.outputs, record.result_ref
+            return result
+        context = ActionContext(
+            payload=item.payload,
+            parameters=step.parameters,
+            run=self.run,
+            step=step,
+            work_item=item,
+            subject=item.subject,
+            attempt=item.attempts,
+            idempotency_key=key,
+            should_stop=self.should_stop,
+            approval=item.approval,
+        )
+        result.invoked = not self.spec.selects
+        try:
+            value = _normalise(self._call(context))
+        except BusinessError as exc:
+            return self._failed(result, FailureType.BUSINESS, exc.code, str(exc))
+        except AwaitApproval as exc:
+            result.invoked = False
+            return self._awaiting(result, exc.approvers, exc.deadline_seconds)
+        except Exception as exc:  # an application error: retried with backoff
+            message = f"{type(exc).__name__}: {exc}"
+            if item.attempts < step.max_attempts:
+                backoff = step.retry_backoff_seconds * 2 ** (item.attempts - 1)
+                result.available_at = timezone.now() + timezone.timedelta(seconds=backoff)
+                return self._failed(
+                    result, FailureType.APPLICATION, "application_error", message,
+                    state=WorkItemState.PENDING,
+                )
+            return self._failed(result, FailureType.APPLICATION, "application_error", message)
+        if self.spec.journal:
+            try:
+                ActionResult.objects.create(
+                    idempotency_key=key,
+                    run=self.run,
+                    outputs=value.outputs,
+                    result_ref=value.result_ref,
+                )
+            except IntegrityError:
+                pass
+        result.outcome, result.state = RunItemOutcome.SUCCEEDED, WorkItemState.DONE
+        result.outputs, result.result_ref = value.outputs, value.result_ref
+        return result
+
+    def _call(self, context: ActionContext):
+        timeout = self.step.item_timeout_seconds
+        if not timeout:
+            return self.spec.func(context)
+        # The thread is abandoned on timeout (Python cannot kill it); its result, if
+        # any, is ignored and the item fails as an application error.
+        pool = ThreadPoolExecutor(max_workers=1)
+        try:
+            return pool.submit(self.spec.func, context).result(timeout=timeout)
+        except FutureTimeout:
+            raise TimeoutError(f"item took longer than {timeout}s") from None
+        finally:
+            pool.shutdown(wait=False)
+
+    @staticmethod
+    def _failed(result, failure_type, code, message, state=WorkItemState.FAILED):
+        result.outcome = RunItemOutcome.FAILED
+        result.state = state
+        result.failure_type, result.failure_code = failure_type, code[:100]
+        result.failure_message = message[:4000]
+        return result
+
+    @staticmethod
+    def _awaiting(result, approvers, deadline_seconds):
+        result.outcome = RunItemOutcome.AWAITING_APPROVAL
+        result.state = WorkItemState.AWAITING_INPUT
+        result.approvers = list(approvers or [])
+        if deadline_seconds:
+            result.approval_deadline = timezone.now() + timezone.timedelta(
+                seconds=int(deadline_seconds)
+            )
+        return result
+
+    # -- commit ----------------------------------------------------------------
+
+    def next_step(self):
+        if self._next_step is None:
+            self._next_step = (
+                self.step.version.steps.filter(order__gt=self.step.order)
+                .order_by("order")
+                .first()
+            ) or False
+        return self._next_step or None
+
+    def _commit(self, results: list[ItemResult]) -> None:
+        now = timezone.now()
+        next_step = self.next_step()
+        groups: dict[tuple, list[int]] = {}
+        per_item = []
+        run_items, new_items = [], []
+        outputs = failed = invoked = 0
+        for r in results:
+            r.finished_at = r.finished_at or now
+            groups.setdefault((r.state, r.available_at), []).append(r.item.pk)
+            item = r.item
+            if r.state in (WorkItemState.FAILED, WorkItemState.PENDING, WorkItemState.AWAITING_INPUT):
+                per_item.append(
+                    WorkItem(
+                        pk=item.pk,
+                        failure_type=r.failure_type,
+                        failure_code=r.failure_code,
+                        failure_message=r.failure_message,
+                        approvers=r.approvers,
+                        approval_deadline=r.approval_deadline,
+                    )
+                )
+            failed += r.state == WorkItemState.FAILED
+            invoked += r.invoked
+            outputs += len(r.outputs)
+            if next_step is not None:
+                for payload in r.outputs:
+                    new_items.append(
+                        WorkItem(
+                            run=self.run,
+                            step=next_step,
+                            parent_id=item.pk,
+                            payload=payload,
+                            subject=str(payload.get("subject") or item.subject)[:254],
+                            created_at=now,
+                            available_at=now,
+                            updated_at=now,
+                        )
+                    )
+            run_items.append(
+                RunItem(
+                    run=self.run,
+                    work_item_id=item.pk,
+                    step=self.step,
+                    step_run_id=self.step_run.pk,
+                    action=self.step.action,
+                    subject=item.subject,
+                    parameters=self.step.parameters,
+                    attempt=item.attempts,
+                    idempotency_key=idempotency_key(self.run.pk, item.pk, self.step.action),
+                    outcome=r.outcome,
+                    result_ref=r.result_ref,
+                    failure_type=r.failure_type,
+                    failure_cause=r.failure_message,
+                    started_at=r.started_at,
+                    finished_at=r.finished_at,
+                )
+            )
+        counters = {
+            "total_items": F("total_items") + len(new_items),
+            "output_items": F("output_items") + outputs,
+            "failed_items": F("failed_items") + failed,
+            "actions_invoked": F("actions_invoked") + invoked,
+            "current_step": self.step.name,
+        }
+        if self.spec.selects:
+            counters["subjects_matched"] = F("subjects_matched") + outputs
+        with transaction.atomic():
+            for (state, available_at), ids in groups.items():
+                updates = {}
+                if state == WorkItemState.DONE:
+                    updates = {"failure_type": "", "failure_code": "", "failure_message": ""}
+                if available_at is not None:
+                    updates["available_at"] = available_at
+                work_items_move(
+                    self.run, ids, state, fence_token=self.token, updates=updates,
+                    allowed_from=frozenset({WorkItemState.IN_PROGRESS}),
+                )
+            if per_item:
+                WorkItem.objects.bulk_update(
+                    per_item,
+                    ["failure_type", "failure_code", "failure_message", "approvers",
+                     "approval_deadline"],
+                    batch_size=500,
+                )
+            if new_items:
+                WorkItem.objects.bulk_create(new_items, batch_size=500)
+            from ..ledger import append
+
+            append(run=self.run, run_items=run_items, counters=counters)
+            if not StepRun.objects.filter(
+                pk=self.step_run.pk, lease_token=self.token
+            ).update(
+                items_processed=F("items_processed") + len(results),
+                lease_expires_at=now + timezone.timedelta(seconds=self.lease),
+            ):
+                raise LeaseLost(f"step run {self.step_run.pk} lost its lease")
+            if new_items:
+                step_runs_ensure(self.run, next_step)
+
+    def _release_claimed(self, cause: str) -> None:
+        """After an engine error, give claimed items back instead of waiting for
+        their lease to expire."""
+        from .progress import items_release
+
+        claimed = getattr(self, "claimed", [])
+        if claimed:
+            try:
+                items_release(self.run, claimed, cause=cause, token=self.token)
+            except Exception:
+                log.exception("could not release the items of step run %s", self.step_run.pk)
+
+
+def step_run_execute(step_run_id: int) -> str:
+    """Entry point of the django-q2 task (see runs.tasks)."""
+    try:
+        runner = StepRunner(step_run_id)
+    except StepRun.DoesNotExist:
+        return f"step run {step_run_id} no longer exists"
+    return runner.execute()

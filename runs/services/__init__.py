@@ -1,0 +1,34 @@
+"""Services: every write on runs goes through these (admin, API, commands, e-mail)."""
+
+from .errors import RunsError
+from .operator import (
+    InvalidRequest,
+    NotAllowed,
+    approvals_expire,
+    run_archive,
+    run_rerun,
+    run_resolve,
+    run_retry,
+    run_stop,
+    run_unarchive,
+    work_item_decide,
+)
+from .starting import InvalidInputs, NotRunnable, inputs_clean, run_start
+
+__all__ = [
+    "InvalidInputs",
+    "InvalidRequest",
+    "NotAllowed",
+    "NotRunnable",
+    "RunsError",
+    "approvals_expire",
+    "inputs_clean",
+    "run_archive",
+    "run_rerun",
+    "run_resolve",
+    "run_retry",
+    "run_start",
+    "run_stop",
+    "run_unarchive",
+    "work_item_decide",
+]

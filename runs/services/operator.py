@@ -1,0 +1,398 @@
+"""What people (admin, API) do to runs: stop, retry, resolve, archive, re-run, decide.
+
+Each service validates, changes state only through `runs.machines`, records who did
+it, and raises RunsError / IllegalTransition with a message for anything refused;
+nothing is half-done.
+"""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from automations.models import TriggerKind
+
+from .. import ledger
+from ..engine.progress import run_progress
+from ..machines import run_move, work_items_move
+from ..models import Run, StepRun, WorkItem
+from ..states import (
+    RUN_ACTIVE,
+    RUN_RETRYABLE,
+    FailureType,
+    IllegalTransition,
+    RunState,
+    StepRunState,
+    StopPendingItems,
+    StopStepRuns,
+    WorkItemState,
+)
+from .errors import RunsError
+from .starting import run_start
+
+
+class InvalidRequest(RunsError):
+    code = "invalid"
+
+
+class NotAllowed(RunsError):
+    code = "permission_denied"
+
+
+def _label(actor) -> str:
+    return actor.get_username() if getattr(actor, "pk", None) else "system"
+
+
+def run_stop(
+    run: Run,
+    *,
+    actor=None,
+    step_runs: str = StopStepRuns.COMPLETE,
+    pending_items: str = StopPendingItems.FAILED,
+    reason: str = "",
+) -> Run:
+    """Stop a run. `complete`: in-flight step runs finish, no new ones start.
+    `terminate`: in-flight step runs stop at their next item and those items fail
+    "terminated". Pending items end `failed` or `done` as asked."""
+    if step_runs not in StopStepRuns.values:
+        raise InvalidRequest(f"step_runs must be one of {', '.join(StopStepRuns.values)}")
+    if pending_items not in StopPendingItems.values:
+        raise InvalidRequest(
+            f"pending_items must be one of {', '.join(StopPendingItems.values)}"
+        )
+    now = timezone.now()
+    stop = {
+        "stop_requested_at": now,
+        "stop_requested_by": actor if getattr(actor, "pk", None) else None,
+        "stop_options": {
+            "step_runs": step_runs,
+            "pending_items": pending_items,
+            "by": _label(actor),
+        },
+    }
+    with transaction.atomic():
+        current = Run.objects.select_for_update().filter(pk=run.pk).values_list(
+            "state", flat=True
+        ).get()
+        StepRun.objects.filter(run=run, state=StepRunState.QUEUED).update(
+            state=StepRunState.CANCELLED, finished_at=now
+        )
+        if current == RunState.PENDING:
+            Run.objects.filter(pk=run.pk).update(**stop)
+            run.refresh_from_db()
+            ledger.append(
+                run=run,
+                events=[
+                    ledger.audit_event(
+                        verb="run.stop_requested", run=run, actor=actor,
+                        after=stop["stop_options"], reason=reason,
+                    )
+                ],
+            )
+            from ..engine.progress import _settle_stop
+
+            _settle_stop(run)
+            return run
+        target = (
+            RunState.TERMINATING if step_runs == StopStepRuns.TERMINATE else RunState.STOPPING
+        )
+        allowed = {RunState.RUNNING, RunState.AWAITING_INPUT}
+        if target == RunState.TERMINATING:
+            allowed.add(RunState.STOPPING)  # escalate a stop that takes too long
+        if current not in allowed:
+            raise IllegalTransition(
+                run, current, target,
+                reason=f"run {run.number} is {current}: only a pending, running or "
+                "awaiting run can be stopped",
+            )
+        run_move(
+            run, target, actor=actor, verb="run.stop_requested", reason=reason,
+            allowed_from=frozenset(allowed), updates=stop, details=stop["stop_options"],
+        )
+    run_progress(run)
+    run.refresh_from_db()
+    return run
+
+
+def _failed_ids(run: Run, work_item_ids) -> list[int]:
+    if work_item_ids is None:
+        ids = list(
+            WorkItem.objects.filter(run=run, state=WorkItemState.FAILED).values_list(
+                "pk", flat=True
+            )
+        )
+        if not ids:
+            raise InvalidRequest(f"run {run.number} has no failed work items", code="nothing_to_do")
+        return ids
+    if not isinstance(work_item_ids, (list, tuple, set)) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in work_item_ids
+    ):
+        raise InvalidRequest("work_items must be a list of work item ids")
+    if not work_item_ids:
+        raise InvalidRequest("work_items is empty")
+    return sorted(set(work_item_ids))
+
+
+def run_retry(run: Run, *, actor=None, work_item_ids=None, reason: str = "") -> int:
+    """Send failed items (all, or the ones named) back to pending; reopens the run."""
+    ids = _failed_ids(run, work_item_ids)
+    with transaction.atomic():
+        current = Run.objects.select_for_update().filter(pk=run.pk).values_list(
+            "state", flat=True
+        ).get()
+        if current not in RUN_RETRYABLE | {RunState.RUNNING, RunState.AWAITING_INPUT}:
+            raise IllegalTransition(
+                run, current, RunState.RUNNING,
+                reason=f"run {run.number} is {current}: failed items can be retried "
+                "once it is running, unresolved, cancelled, failed or timed out",
+            )
+        events = [
+            ledger.audit_event(
+                verb="work_item.retried", run=run, actor=actor, reason=reason,
+                before={"work_item": pk, "state": WorkItemState.FAILED},
+                after={"state": WorkItemState.PENDING},
+            )
+            for pk in ids
+        ]
+        work_items_move(
+            run, ids, WorkItemState.PENDING,
+            allowed_from=frozenset({WorkItemState.FAILED}),
+            updates={"available_at": timezone.now()},
+            events=events,
+            counters={"failed_items": F("failed_items") - len(ids)},
+        )
+        if current in RUN_RETRYABLE:
+            updates = {}
+            if run.version.run_timeout_seconds:
+                updates["deadline_at"] = timezone.now() + timezone.timedelta(
+                    seconds=run.version.run_timeout_seconds
+                )
+            run_move(
+                run, RunState.RUNNING, actor=actor, verb="run.retried", reason=reason,
+                updates={**updates, "stop_requested_at": None, "stop_options": {}},
+                details={"work_items": len(ids)},
+            )
+    run_progress(run)
+    return len(ids)
+
+
+def run_resolve(run: Run, *, actor=None, note: str = "", work_item_ids=None) -> int:
+    """Mark failed items resolved by a person, with a note (never shown as done).
+    An unresolved run whose failures are all resolved becomes completed."""
+    note = (note or "").strip()
+    if not note:
+        raise InvalidRequest("a note is required to resolve work items", code="note_required")
+    ids = _failed_ids(run, work_item_ids)
+    with transaction.atomic():
+        current = Run.objects.select_for_update().filter(pk=run.pk).values_list(
+            "state", flat=True
+        ).get()
+        if current in (RunState.PENDING, RunState.STOPPING, RunState.TERMINATING):
+            raise IllegalTransition(
+                run, current, "resolved",
+                reason=f"run {run.number} is {current}: wait until it settles to resolve",
+            )
+        events = [
+            ledger.audit_event(
+                verb="work_item.resolved", run=run, actor=actor, reason=note,
+                before={"work_item": pk, "state": WorkItemState.FAILED},
+                after={"state": WorkItemState.RESOLVED},
+            )
+            for pk in ids
+        ]
+        work_items_move(
+            run, ids, WorkItemState.RESOLVED,
+            allowed_from=frozenset({WorkItemState.FAILED}),
+            updates={"note": note},
+            events=events,
+            counters={"failed_items": F("failed_items") - len(ids)},
+        )
+        if current == RunState.UNRESOLVED and not WorkItem.objects.filter(
+            run=run,
+            state__in=[WorkItemState.FAILED, WorkItemState.PENDING,
+                       WorkItemState.IN_PROGRESS, WorkItemState.AWAITING_INPUT],
+        ).exists():
+            run_move(
+                run, RunState.COMPLETED, actor=actor, verb="run.resolved", reason=note,
+                allowed_from=frozenset({RunState.UNRESOLVED}),
+            )
+    return len(ids)
+
+
+def _set_archived(run: Run, archived: bool, actor, reason: str) -> None:
+    with transaction.atomic():
+        current = Run.objects.select_for_update().filter(pk=run.pk).values_list(
+            "state", "archived"
+        ).get()
+        state, was = current
+        if archived and (state in RUN_ACTIVE or state == RunState.PENDING):
+            raise IllegalTransition(
+                run, state, "archived",
+                reason=f"run {run.number} is {state}: only finished runs can be archived",
+            )
+        changed = Run.objects.filter(pk=run.pk, archived=not archived).update(
+            archived=archived
+        )
+        if not changed:
+            raise IllegalTransition(
+                run, "archived" if was else "not archived",
+                "archived" if archived else "unarchived",
+                reason=f"run {run.number} is already {'archived' if was else 'not archived'}",
+            )
+        ledger.append(
+            run=run,
+            events=[
+                ledger.audit_event(
+                    verb="run.archived" if archived else "run.unarchived",
+                    run=run, actor=actor, reason=reason,
+                    before={"archived": was}, after={"archived": archived},
+                )
+            ],
+        )
+    run.archived = archived
+
+
+def run_archive(run: Run, *, actor=None, reason: str = "") -> None:
+    _set_archived(run, True, actor, reason)
+
+
+def run_unarchive(run: Run, *, actor=None, reason: str = "") -> None:
+    _set_archived(run, False, actor, reason)
+
+
+def run_rerun(
+    run: Run, *, actor=None, version: str = "original", trigger_kind=TriggerKind.MANUAL
+) -> Run:
+    """A new run with the same inputs, `rerun_of` set, on the original version or
+    the latest published one."""
+    if version not in ("original", "latest"):
+        raise InvalidRequest("version must be 'original' or 'latest'")
+    chosen = run.version if version == "original" else None
+    if chosen is not None and not chosen.is_published:
+        trigger_kind = TriggerKind.MANUAL  # a draft re-runs only by hand
+    return run_start(
+        automation=run.automation,
+        inputs=run.inputs,
+        trigger_kind=trigger_kind,
+        actor=actor,
+        version=chosen,
+        rerun_of=run,
+    )
+
+
+@dataclass
+class Decision:
+    work_item: WorkItem
+    decision: str
+
+
+def _may_approve(actor, approvers: list[str]) -> bool:
+    if not approvers:
+        return True
+    if actor.get_username() in approvers:
+        return True
+    groups = set(actor.groups.values_list("name", flat=True))
+    return any(a.startswith("group:") and a[6:] in groups for a in approvers)
+
+
+def work_item_decide(
+    run: Run, *, actor, work_item_id, decision: str, data=None, reason: str = ""
+) -> Decision:
+    """Approve or reject an item awaiting input. Four eyes: the person who started
+    the run may not decide its items; named approvers (usernames or group:NAME)
+    only."""
+    if decision not in ("approve", "reject"):
+        raise InvalidRequest("decision must be 'approve' or 'reject'")
+    if data is not None and not isinstance(data, dict):
+        raise InvalidRequest("data must be a JSON object")
+    item = WorkItem.objects.filter(pk=work_item_id, run=run).first()
+    if item is None:
+        raise InvalidRequest(
+            f"work item {work_item_id} is not in run {run.number}", code="not_found"
+        )
+    if item.state != WorkItemState.AWAITING_INPUT:
+        raise IllegalTransition(
+            item, item.state, decision,
+            reason=f"work item {item.pk} is {item.state}, not awaiting input",
+        )
+    if actor is None or not getattr(actor, "pk", None):
+        raise NotAllowed("a decision needs a person")
+    if run.run_by_id and run.run_by_id == actor.pk:
+        raise NotAllowed(
+            "four eyes: the person who started the run may not approve its items"
+        )
+    if not _may_approve(actor, item.approvers):
+        raise NotAllowed(
+            f"{actor.get_username()} is not among the approvers: {', '.join(item.approvers)}"
+        )
+    now = timezone.now()
+    approval = {
+        "decision": decision, "by": actor.get_username(), "at": now.isoformat(),
+        "data": data or {}, "reason": reason,
+    }
+    event = ledger.audit_event(
+        verb=f"work_item.{'approved' if decision == 'approve' else 'rejected'}",
+        run=run, actor=actor, reason=reason,
+        before={"work_item": item.pk, "state": item.state},
+        after={"state": WorkItemState.PENDING if decision == "approve" else WorkItemState.FAILED,
+               "data": data or {}},
+    )
+    with transaction.atomic():
+        if decision == "approve":
+            work_items_move(
+                run, [item.pk], WorkItemState.PENDING,
+                allowed_from=frozenset({WorkItemState.AWAITING_INPUT}),
+                updates={"approval": approval, "available_at": now},
+                events=[event],
+            )
+        else:
+            work_items_move(
+                run, [item.pk], WorkItemState.FAILED,
+                allowed_from=frozenset({WorkItemState.AWAITING_INPUT}),
+                updates={
+                    "approval": approval,
+                    "failure_type": FailureType.BUSINESS,
+                    "failure_code": "rejected",
+                    "failure_message": reason or f"rejected by {actor.get_username()}",
+                },
+                events=[event],
+                counters={"failed_items": F("failed_items") + 1},
+            )
+    run_progress(run)
+    item.refresh_from_db()
+    return Decision(work_item=item, decision=decision)
+
+
+def approvals_expire(now=None) -> int:
+    """Items past their approval deadline fail (business: nobody decided in time)."""
+    now = now or timezone.now()
+    expired = WorkItem.objects.filter(
+        state=WorkItemState.AWAITING_INPUT, approval_deadline__lt=now
+    ).select_related("run")
+    by_run: dict = {}
+    for item in expired:
+        by_run.setdefault(item.run_id, (item.run, []))[1].append(item.pk)
+    for run, ids in by_run.values():
+        events = [
+            ledger.audit_event(
+                verb="work_item.approval_expired", run=run, actor_label="engine",
+                before={"work_item": pk, "state": WorkItemState.AWAITING_INPUT},
+                after={"state": WorkItemState.FAILED},
+            )
+            for pk in ids
+        ]
+        with transaction.atomic():
+            work_items_move(
+                run, ids, WorkItemState.FAILED,
+                allowed_from=frozenset({WorkItemState.AWAITING_INPUT}),
+                updates={
+                    "failure_type": FailureType.BUSINESS,
+                    "failure_code": "approval_expired",
+                    "failure_message": "no decision before the approval deadline",
+                },
+                events=events,
+                counters={"failed_items": F("failed_items") + len(ids)},
+            )
+        run_progress(run)
+    return sum(len(ids) for _, ids in by_run.values())

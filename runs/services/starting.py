@@ -1,0 +1,158 @@
+"""Starting runs: the one `run_start` every trigger goes through."""
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from automations.models import Automation, AutomationStatus, AutomationVersion, TriggerKind
+
+from .. import ledger
+from ..models import Run, Sequence, WorkItem
+from .errors import RunsError
+
+MAX_INPUTS = 100_000
+
+
+class InvalidInputs(RunsError):
+    code = "invalid_inputs"
+
+
+class NotRunnable(RunsError):
+    code = "not_runnable"
+
+
+def next_number(name: str = "run") -> int:
+    """Advance a named counter; the row lock serialises concurrent callers."""
+    with transaction.atomic():
+        Sequence.objects.get_or_create(name=name)
+        Sequence.objects.filter(name=name).update(value=F("value") + 1)
+        return Sequence.objects.values_list("value", flat=True).get(name=name)
+
+
+def inputs_clean(inputs) -> list[dict]:
+    if inputs is None:
+        return []
+    if isinstance(inputs, dict):
+        inputs = [inputs]
+    if not isinstance(inputs, list):
+        raise InvalidInputs("inputs must be a list of JSON objects")
+    if len(inputs) > MAX_INPUTS:
+        raise InvalidInputs(f"at most {MAX_INPUTS} inputs per run, got {len(inputs)}")
+    for index, item in enumerate(inputs):
+        if not isinstance(item, dict):
+            raise InvalidInputs(
+                f"inputs[{index}] must be a JSON object, got {type(item).__name__}"
+            )
+    return inputs
+
+
+def version_for(
+    automation: Automation, trigger_kind: str, version: AutomationVersion | None = None
+) -> AutomationVersion:
+    """The version a new run pins: the one asked for, else the latest published.
+
+    Draft versions run only by hand: a manual run of an automation with no published
+    version takes its latest draft.
+    """
+    if automation.status == AutomationStatus.RETIRED:
+        raise NotRunnable(f"automation {automation.slug} is retired")
+    if version is not None:
+        if version.automation_id != automation.pk:
+            raise NotRunnable(f"{version} is not a version of {automation.slug}")
+        if not version.is_published and trigger_kind != TriggerKind.MANUAL:
+            raise NotRunnable(f"{version} is a draft: drafts run only manually")
+        return version
+    chosen = automation.latest_published_version()
+    if chosen is None and trigger_kind == TriggerKind.MANUAL:
+        chosen = automation.latest_version()
+    if chosen is None:
+        raise NotRunnable(f"automation {automation.slug} has no published version")
+    return chosen
+
+
+def subject_of(payload: dict) -> str:
+    value = payload.get("subject", "") if isinstance(payload, dict) else ""
+    return str(value)[:254]
+
+
+def run_start(
+    *,
+    automation: Automation,
+    inputs=None,
+    trigger_kind: str = TriggerKind.MANUAL,
+    trigger=None,
+    actor=None,
+    actor_label: str = "",
+    version: AutomationVersion | None = None,
+    fired_at=None,
+    rerun_of: Run | None = None,
+    is_test_case: bool = False,
+) -> Run:
+    """Create a run pinned to its version, with one work item of step 1 per input
+    (no inputs: one empty item), and hand it to the engine after commit."""
+    from ..engine import step_runs_ensure
+
+    inputs = inputs_clean(inputs)
+    version = version_for(automation, trigger_kind, version)
+    first_step = version.steps.order_by("order").first()
+    if first_step is None:
+        raise NotRunnable(f"{version} has no steps")
+    now = timezone.now()
+    with transaction.atomic():
+        run = Run.objects.create(
+            number=next_number("run"),
+            automation=automation,
+            version=version,
+            trigger_kind=trigger_kind,
+            trigger=trigger,
+            fired_at=fired_at,
+            run_by=actor if getattr(actor, "pk", None) else None,
+            run_by_label=actor_label or (actor.get_username() if actor else trigger_kind),
+            inputs=inputs,
+            created_at=now,
+            deadline_at=(
+                now + timezone.timedelta(seconds=version.run_timeout_seconds)
+                if version.run_timeout_seconds
+                else None
+            ),
+            rerun_of=rerun_of,
+            is_test_case=is_test_case,
+            total_items=max(len(inputs), 1),
+            current_step=first_step.name,
+        )
+        WorkItem.objects.bulk_create(
+            [
+                WorkItem(
+                    run=run,
+                    step=first_step,
+                    payload=payload,
+                    subject=subject_of(payload),
+                    created_at=now,
+                    available_at=now,
+                    updated_at=now,
+                )
+                for payload in (inputs or [{}])
+            ],
+            batch_size=1000,
+        )
+        ledger.append(
+            run=run,
+            events=[
+                ledger.audit_event(
+                    verb="run.created",
+                    run=run,
+                    actor=actor,
+                    actor_label=run.run_by_label,
+                    after={
+                        "state": run.state,
+                        "automation": automation.slug,
+                        "version": version.number,
+                        "trigger": trigger_kind,
+                        "inputs": len(inputs),
+                        "rerun_of": str(rerun_of.pk) if rerun_of else None,
+                    },
+                )
+            ],
+        )
+        step_runs_ensure(run, first_step)
+    return run

@@ -1,0 +1,195 @@
+"""Settings for the Runs project, read from the environment in this one place.
+
+Every setting that differs between machines is an environment variable of the same
+name. Unset, the project runs on its embedded default: SQLite in WAL mode and the
+django-q2 ORM broker in the same database, no other service.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("RUNS_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "import_export",
+    "automations",
+    "runs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "runs_project.urls"
+WSGI_APPLICATION = "runs_project.wsgi.application"
+ASGI_APPLICATION = "runs_project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: DATABASE_URL, or SQLite tuned for a queue in the same file (WAL, so
+# readers never block the writer; IMMEDIATE, so a writing transaction takes the write
+# lock up front instead of failing on upgrade; a busy timeout instead of "locked").
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{VAR_DIR / 'runs.sqlite3'}", conn_max_age=0
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 30),
+        }
+    )
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get(
+        "SQLITE_TEST_NAME", str(VAR_DIR / "test.sqlite3")
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+
+# E-mail through Django's backends; by default into files under var/mail, so nothing
+# leaves the machine and every message can be read.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend"
+)
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "runs@localhost")
+
+# django-q2. The product keeps its own results (save_limit -1) and treats the database,
+# not the queue, as the truth: a step-run task is safe to deliver twice. `timeout` must
+# stay below `retry` (a system check refuses otherwise), or a long task is redelivered
+# while it still runs.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+Q_CLUSTER = {
+    "name": os.environ.get("Q_CLUSTER_NAME", "runs"),
+    "workers": env_int("Q_WORKERS", 2),
+    "recycle": 500,
+    "timeout": env_int("Q_TIMEOUT", 300),
+    "retry": env_int("Q_RETRY", 360),
+    "max_attempts": 0,
+    "ack_failures": True,
+    "save_limit": -1,
+    "poll": float(os.environ.get("Q_POLL", "0.1")),
+    "bulk": env_int("Q_BULK", 5),
+    "catch_up": False,
+    "sync": env_bool("Q_SYNC", False),
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# Runs settings (also read by runs.conf with these defaults).
+RUNS_LEASE_SECONDS = env_int("RUNS_LEASE_SECONDS", 300)
+RUNS_TERMINATING_TIMEOUT_SECONDS = env_int("RUNS_TERMINATING_TIMEOUT_SECONDS", 600)
+RUNS_IDEMPOTENCY_KEY_TTL_SECONDS = env_int("RUNS_IDEMPOTENCY_KEY_TTL_SECONDS", 86400)
+RUNS_MAX_REQUEST_BYTES = env_int("RUNS_MAX_REQUEST_BYTES", 1_048_576)
+RUNS_HOUSEKEEPING_SECONDS = env_int("RUNS_HOUSEKEEPING_SECONDS", 60)
+RUNS_STEP_RUN_BUDGET_SECONDS = env_int("RUNS_STEP_RUN_BUDGET_SECONDS", 60)
+RUNS_ACTION_MODULES = env_list("RUNS_ACTION_MODULES", [])
+RUNS_ADMIN_BASE_URL = os.environ.get("RUNS_ADMIN_BASE_URL", "http://127.0.0.1:8000")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Runs API",
+    "DESCRIPTION": "Start, watch and control runs of automations.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "loggers": {
+        "runs": {"level": os.environ.get("RUNS_LOG_LEVEL", "INFO"), "propagate": True},
+    },
+}
+
+VAR_DIR.mkdir(parents=True, exist_ok=True)
