@@ -94,7 +94,6 @@ def run_progress(run: Run) -> str:
         else:
             final = RunState.COMPLETED
         run_move(run, final, actor_label="engine", details=_summary(run))
-        transaction.on_commit(lambda: _notify(run.pk))
         return final
 
 
@@ -108,15 +107,6 @@ def _summary(run: Run) -> dict:
         "actions_invoked": run.actions_invoked,
         "subjects_matched": run.subjects_matched,
     }
-
-
-def _notify(run_id) -> None:
-    """Hook for notifications on final states (see runs.notifications)."""
-    try:
-        from ..notifications import run_state_changed
-    except ImportError:
-        return
-    run_state_changed(run_id)
 
 
 def _settle_stop(run: Run) -> str:
@@ -167,7 +157,6 @@ def _settle_stop(run: Run) -> str:
     )
     final = RunState.UNRESOLVED if action_failures else RunState.CANCELLED
     run_move(run, final, actor_label="engine", details=_summary(run))
-    transaction.on_commit(lambda: _notify(run.pk))
     return final
 
 
@@ -216,7 +205,6 @@ def run_fail(run: Run, error: str) -> bool:
             _force_fail_open(run, code="run_failed", message=error[:4000])
     except IllegalTransition:
         return False
-    transaction.on_commit(lambda: _notify(run.pk))
     return True
 
 
@@ -233,7 +221,6 @@ def run_time_out(run: Run) -> bool:
             _force_fail_open(run, code="timed_out", message="timed out")
     except IllegalTransition:
         return False
-    transaction.on_commit(lambda: _notify(run.pk))
     return True
 
 

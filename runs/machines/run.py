@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from .. import ledger
 from ..models import Run
+from ..signals import run_state_changed
 from ..states import RUN_FINAL, RUN_TRANSITIONS, IllegalTransition, RunState
 
 
@@ -62,6 +63,12 @@ def run_move(
             reason=reason,
         )
         ledger.append(run=run, events=[event])
+        transaction.on_commit(
+            lambda: run_state_changed.send_robust(
+                sender=Run, run_id=run.pk, before=current, after=to,
+                actor_label=event.actor_label,
+            )
+        )
     run.state = to
     for name, value in fields.items():
         if not hasattr(value, "resolve_expression"):

@@ -1,0 +1,73 @@
+"""Actions used by the tests (also loaded by worker processes the tests start,
+through RUNS_ACTION_MODULES=tests.actions)."""
+
+import os
+import time
+from collections import Counter
+
+from automations.actions import BusinessError, Result, action
+
+calls: Counter = Counter()
+failures_left: dict = {}
+
+
+def reset():
+    calls.clear()
+    failures_left.clear()
+
+
+@action("test.count")
+def count(ctx):
+    """Count calls per idempotency key and pass the item on."""
+    calls[ctx.idempotency_key] += 1
+    return Result(outputs=[ctx.payload], result_ref=f"ref-{ctx.work_item.pk}")
+
+
+@action("test.count_journal", journal=True)
+def count_journal(ctx):
+    calls[ctx.idempotency_key] += 1
+    return Result(outputs=[ctx.payload], result_ref=f"ref-{ctx.work_item.pk}")
+
+
+@action("test.flaky")
+def flaky(ctx):
+    """Fail with an application error `fail_times` times per item, then succeed."""
+    left = failures_left.setdefault(ctx.idempotency_key, ctx.parameters.get("fail_times", 1))
+    calls[ctx.idempotency_key] += 1
+    if left > 0:
+        failures_left[ctx.idempotency_key] = left - 1
+        raise ConnectionError("upstream unavailable")
+    return [ctx.payload]
+
+
+@action("test.business_fail")
+def business_fail(ctx):
+    if ctx.payload.get("bad"):
+        raise BusinessError("the subject is not eligible", code="not_eligible")
+    return [ctx.payload]
+
+
+@action("test.fan_out")
+def fan_out(ctx):
+    return [{"n": i, "subject": f"sub-{i}"} for i in range(ctx.parameters.get("n", 3))]
+
+
+@action("test.nothing")
+def nothing(ctx):
+    return None
+
+
+@action("test.slow")
+def slow(ctx):
+    """Sleep in small steps, stopping early when asked to."""
+    deadline = time.monotonic() + ctx.parameters.get("seconds", 1)
+    while time.monotonic() < deadline:
+        if ctx.should_stop():
+            break
+        time.sleep(0.02)
+    return [ctx.payload]
+
+
+@action("test.pid")
+def pid(ctx):
+    return [{**ctx.payload, "pid": os.getpid()}]
