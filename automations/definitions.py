@@ -309,7 +309,7 @@ def automation_export(automation: Automation, version: AutomationVersion | None 
     if version.run_timeout_seconds:
         definition["run_timeout_seconds"] = version.run_timeout_seconds
     definition["steps"] = steps
-    definition["triggers"] = [t.definition() for t in automation.triggers.all()]
+    definition["triggers"] = [t.definition() for t in automation.triggers.order_by("id")]
     owners = [u.get_username() for u in automation.owners.all()]
     if owners:
         definition["owners"] = owners

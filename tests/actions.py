@@ -71,3 +71,39 @@ def slow(ctx):
 @action("test.pid")
 def pid(ctx):
     return [{**ctx.payload, "pid": os.getpid()}]
+
+
+@action("test.stop_run")
+def stop_run(ctx):
+    """Play the operator who presses stop while the first item is in flight."""
+    from runs.services import run_stop
+
+    if ctx.payload.get("stop"):
+        run_stop(
+            ctx.run,
+            step_runs=ctx.parameters.get("step_runs", "complete"),
+            pending_items=ctx.parameters.get("pending_items", "failed"),
+        )
+        time.sleep(0.3)  # past the engine's stop-check interval
+    return [ctx.payload]
+
+
+class WorkerDied(BaseException):
+    """Stands for SIGKILL: nothing in the step run gets to clean up."""
+
+
+@action("test.die_first")
+def die_first(ctx):
+    calls[ctx.idempotency_key] += 1
+    if ctx.attempt == 1:
+        raise WorkerDied()
+    return [ctx.payload]
+
+
+@action("test.saw_next_step")
+def saw_next_step(ctx):
+    """Record whether the next step already had a step run (streaming)."""
+    from runs.models import StepRun
+
+    later = StepRun.objects.filter(run=ctx.run, step__order__gt=ctx.step.order).exists()
+    return [{**ctx.payload, "next_step_started": later}]

@@ -5,6 +5,7 @@ import math
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from ..models import Run, StepRun, WorkItem
 from ..states import STEP_RUN_ACTIVE, RunState, WorkItemState
@@ -56,8 +57,10 @@ def step_runs_ensure(run: Run, step) -> list[StepRun]:
         room = step.concurrency - active
         if room <= 0:
             return []
+        # items in backoff are not due yet: housekeeping starts them when they are
         pending = WorkItem.objects.filter(
-            run=run, step=step, state=WorkItemState.PENDING
+            run=run, step=step, state=WorkItemState.PENDING,
+            available_at__lte=timezone.now(),
         )[: room * step.batch_size].count()
         if not pending:
             return []

@@ -85,6 +85,9 @@ def run_progress(run: Run) -> str:
             if current == RunState.RUNNING:
                 run_move(run, RunState.AWAITING_INPUT, actor_label="engine")
             return run.state
+        if current == RunState.AWAITING_INPUT:
+            # the last decision was taken: the run resumes only to finish
+            run_move(run, RunState.RUNNING, actor_label="engine", verb="run.resumed")
         if counts.get(WorkItemState.FAILED):
             final = RunState.UNRESOLVED
         elif run.actions_invoked == 0 and not RunItem.objects.filter(
