@@ -68,6 +68,8 @@ EXIT_CODES = {
 # When several automations refuse one message, the reason reported is the one
 # closest to acceptance (the sender would most want to know about).
 _REASON_RANK = [
+    InboundReason.UNPARSEABLE,
+    InboundReason.TOO_LARGE,
     InboundReason.NOT_RUNNABLE,
     InboundReason.ATTACHMENT_TOO_LARGE,
     InboundReason.SENDER_NOT_ALLOWED,

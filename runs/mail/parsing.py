@@ -209,19 +209,22 @@ def _attachments(msg, bodies) -> list[Attachment]:
     return found
 
 
+def _refuse_damaged(msg) -> None:
+    defects = [d for part in msg.walk() for d in part.defects]
+    fatal = sorted({type(d).__name__ for d in defects if isinstance(d, FATAL_DEFECTS)})
+    if fatal:
+        raise UnparseableMessage(
+            "the message is damaged or truncated: " + ", ".join(fatal)
+        )
+
+
 def message_parse(raw: bytes, *, envelope_recipients=()) -> ParsedMessage:
     """Parse `raw` (the bytes of one message); raise UnparseableMessage."""
     if not raw or not raw.strip():
         raise UnparseableMessage("the message is empty")
     try:
         msg: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)
-        defects = [d for part in msg.walk() for d in part.defects]
-        fatal = [d for d in defects if isinstance(d, FATAL_DEFECTS)]
-        if fatal:
-            names = sorted({type(d).__name__ for d in fatal})
-            raise UnparseableMessage(
-                "the message is damaged or truncated: " + ", ".join(names)
-            )
+        _refuse_damaged(msg)
         senders = _addresses(msg, "from")
         if not senders:
             raise UnparseableMessage("the message has no From address")
@@ -240,6 +243,11 @@ def message_parse(raw: bytes, *, envelope_recipients=()) -> ParsedMessage:
         text_part = msg.get_body(preferencelist=("plain",))
         html_part = msg.get_body(preferencelist=("html",))
         bodies = [p for p in (text_part, html_part) if p is not None]
+        text = _text_of(text_part) if text_part is not None else ""
+        html = _text_of(html_part) if html_part is not None else ""
+        attachments = _attachments(msg, bodies)
+        # Decoding registers the defects of the content (bad base64): look again.
+        _refuse_damaged(msg)
         return ParsedMessage(
             message_id=_header(msg, "message-id")[:500] or _synthetic_message_id(raw),
             sender=senders[0][1][:254],
@@ -249,9 +257,9 @@ def message_parse(raw: bytes, *, envelope_recipients=()) -> ParsedMessage:
             recipients=sorted(recipients),
             subject=_header(msg, "subject"),
             date=date,
-            text=_text_of(text_part) if text_part is not None else "",
-            html=_text_of(html_part) if html_part is not None else "",
-            attachments=_attachments(msg, bodies),
+            text=text,
+            html=html,
+            attachments=attachments,
             size=len(raw),
         )
     except UnparseableMessage:
