@@ -24,8 +24,17 @@ class _ReadOnly(admin.ModelAdmin):
 
 @admin.register(InboundMessage)
 class InboundMessageAdmin(_ReadOnly):
-    list_display = ["received_at", "outcome", "reason", "automation", "sender",
-                    "subject", "message_id", "source", "run"]
+    list_display = [
+        "received_at",
+        "outcome",
+        "reason",
+        "automation",
+        "sender",
+        "subject",
+        "message_id",
+        "source",
+        "run",
+    ]
     list_filter = ["outcome", "reason", "source", "automation"]
     list_select_related = ["automation", "run"]
     search_fields = ["=message_id", "sender", "subject"]
@@ -45,8 +54,16 @@ class AutomationSubscriptionAdmin(admin.ModelAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(_ReadOnly):
-    list_display = ["created_at", "email", "run", "state", "mode", "sent_at",
-                    "attempts", "error"]
+    list_display = [
+        "created_at",
+        "email",
+        "run",
+        "state",
+        "mode",
+        "sent_at",
+        "attempts",
+        "error",
+    ]
     list_filter = ["mode", "state", ("sent_at", admin.EmptyFieldListFilter)]
     list_select_related = ["run"]
     raw_id_fields = ["run", "user"]

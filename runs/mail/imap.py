@@ -102,7 +102,7 @@ def mailbox_fetch(*, limit: int | None = None) -> FetchReport:
                 else:
                     raw = client.fetch([uid], ["BODY.PEEK[]"])[uid][b"BODY[]"]
                 result = email_receive(raw=raw, source=InboundSource.IMAP, size=size)
-            except Exception:  # noqa: BLE001 - left unmarked: the next poll retries
+            except Exception:
                 log.exception("IMAP message uid %s could not be taken in", uid)
                 report.errors += 1
                 continue

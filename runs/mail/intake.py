@@ -104,9 +104,7 @@ class IntakeResult:
                 parts.append(f"run #{record.run.number} of {record.automation.slug}")
             elif record.outcome == InboundOutcome.DUPLICATE:
                 number = f"#{record.run.number}" if record.run else "(gone)"
-                parts.append(
-                    f"{record.automation.slug}: duplicate of run {number}"
-                )
+                parts.append(f"{record.automation.slug}: duplicate of run {number}")
         return f"{self.outcome} {self.message_id}: " + "; ".join(parts)
 
 
@@ -335,7 +333,7 @@ def _files_delete(stored) -> None:
     for storage, name in stored:
         try:
             storage.delete(name)
-        except Exception:  # noqa: BLE001 - cleanup must not hide the real error
+        except Exception:
             log.exception("could not remove %s after a rollback", name)
 
 
@@ -401,8 +399,7 @@ def email_receive(
             source=source,
             size=size,
             refusals=[
-                _Refusal(t, InboundReason.ATTACHMENT_TOO_LARGE, detail)
-                for t in matched
+                _Refusal(t, InboundReason.ATTACHMENT_TOO_LARGE, detail) for t in matched
             ],
         )
 

@@ -134,7 +134,9 @@ class AutomationSubscription(models.Model):
         related_name="automation_subscriptions",
     )
     mode = models.CharField(
-        max_length=20, choices=NotificationMode.choices, default=NotificationMode.IMMEDIATE
+        max_length=20,
+        choices=NotificationMode.choices,
+        default=NotificationMode.IMMEDIATE,
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -186,7 +188,9 @@ class Notification(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(mode__in=[NotificationMode.IMMEDIATE, NotificationMode.DIGEST]),
+                condition=Q(
+                    mode__in=[NotificationMode.IMMEDIATE, NotificationMode.DIGEST]
+                ),
                 name="notification_mode_valid",
             ),
         ]

@@ -74,7 +74,7 @@ def run_state_notify(*, run_id, state: str) -> list[Notification]:
         if immediate:
             notifications_send(ids=immediate)
         return rows
-    except Exception:  # noqa: BLE001 - logged; the outbox retry picks rows up
+    except Exception:
         log.exception("notifying about run %s (%s) failed", run_id, state)
         return []
 

@@ -124,30 +124,29 @@ def _header(msg, name: str) -> str:
     return _clean_text(value).strip() if value is not None else ""
 
 
+def _addresses_or_none(msg, name: str) -> list[str]:
+    try:
+        return [a for _, a in _addresses(msg, name)]
+    except Exception:  # noqa: BLE001 - too broken to read: logged without it
+        return []
+
+
 def envelope_read(raw: bytes) -> Envelope:
     """Best-effort headers of a message that will be rejected (never raises)."""
     try:
         msg = BytesHeaderParser(policy=policy.default).parsebytes(raw)
-        sender = ""
-        try:
-            found = _addresses(msg, "from")
-            sender = found[0][1] if found else ""
-        except Exception:  # noqa: BLE001 - logging what can be read, nothing more
-            pass
-        recipients = []
-        for name in RECIPIENT_HEADERS:
-            try:
-                recipients += [a for _, a in _addresses(msg, name)]
-            except Exception:  # noqa: BLE001
-                pass
-        return Envelope(
-            message_id=_header(msg, "message-id")[:500],
-            sender=sender[:254],
-            recipients=sorted(set(recipients)),
-            subject=_header(msg, "subject")[:500],
-        )
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - unreadable: logged without headers
         return Envelope()
+    senders = _addresses_or_none(msg, "from")
+    recipients = {
+        a for name in RECIPIENT_HEADERS for a in _addresses_or_none(msg, name)
+    }
+    return Envelope(
+        message_id=_header(msg, "message-id")[:500],
+        sender=senders[0][:254] if senders else "",
+        recipients=sorted(recipients),
+        subject=_header(msg, "subject")[:500],
+    )
 
 
 def _text_of(part) -> str:
@@ -175,7 +174,7 @@ def _safe_name(name: str, index: int, content_type: str) -> str:
         name = f"attachment-{index}{ext}"
     if len(name) > 150:
         stem, dot, ext = name.rpartition(".")
-        name = (stem[: 140] + dot + ext[:9]) if dot and len(ext) < 10 else name[:150]
+        name = (stem[:140] + dot + ext[:9]) if dot and len(ext) < 10 else name[:150]
     return name
 
 
@@ -264,7 +263,7 @@ def message_parse(raw: bytes, *, envelope_recipients=()) -> ParsedMessage:
         )
     except UnparseableMessage:
         raise
-    except Exception as exc:  # noqa: BLE001 - the parser's own bugs on hostile input
+    except Exception as exc:
         raise UnparseableMessage(
             f"the message cannot be parsed: {type(exc).__name__}: {exc}"
         ) from exc

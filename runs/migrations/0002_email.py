@@ -7,71 +7,280 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automations', '0001_initial'),
-        ('runs', '0001_initial'),
+        ("automations", "0001_initial"),
+        ("runs", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AutomationSubscription',
+            name="AutomationSubscription",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('mode', models.CharField(choices=[('immediate', 'One e-mail per run'), ('digest', 'Digest'), ('off', 'Off')], default='immediate', max_length=20)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('automation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='subscriptions', to='automations.automation')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='automation_subscriptions', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("immediate", "One e-mail per run"),
+                            ("digest", "Digest"),
+                            ("off", "Off"),
+                        ],
+                        default="immediate",
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "automation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="subscriptions",
+                        to="automations.automation",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="automation_subscriptions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['automation', 'user'],
-                'constraints': [models.UniqueConstraint(fields=('automation', 'user'), name='subscription_once_per_user'), models.CheckConstraint(condition=models.Q(('mode__in', ['immediate', 'digest', 'off'])), name='subscription_mode_valid')],
+                "ordering": ["automation", "user"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("automation", "user"), name="subscription_once_per_user"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("mode__in", ["immediate", "digest", "off"])
+                        ),
+                        name="subscription_mode_valid",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='InboundMessage',
+            name="InboundMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('message_id', models.CharField(blank=True, max_length=500)),
-                ('sender', models.CharField(blank=True, max_length=254)),
-                ('recipients', models.JSONField(blank=True, default=list)),
-                ('subject', models.CharField(blank=True, max_length=500)),
-                ('size', models.PositiveBigIntegerField(default=0)),
-                ('source', models.CharField(choices=[('stdin', 'MTA pipe'), ('imap', 'IMAP')], max_length=10)),
-                ('outcome', models.CharField(choices=[('accepted', 'Accepted'), ('duplicate', 'Duplicate'), ('rejected', 'Rejected')], max_length=20)),
-                ('reason', models.CharField(blank=True, choices=[('', '—'), ('unparseable', 'Not a parseable message'), ('too_large', 'Message too large'), ('attachment_too_large', 'Attachment too large'), ('no_automation', 'No automation for the recipient'), ('sender_not_allowed', 'Sender not allowed'), ('subject_mismatch', 'Subject does not match'), ('not_runnable', 'Automation cannot run')], default='', max_length=30)),
-                ('detail', models.TextField(blank=True)),
-                ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('automation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='inbound_messages', to='automations.automation')),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='inbound_messages', to='runs.run')),
-                ('trigger', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='inbound_messages', to='automations.trigger')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("message_id", models.CharField(blank=True, max_length=500)),
+                ("sender", models.CharField(blank=True, max_length=254)),
+                ("recipients", models.JSONField(blank=True, default=list)),
+                ("subject", models.CharField(blank=True, max_length=500)),
+                ("size", models.PositiveBigIntegerField(default=0)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("stdin", "MTA pipe"), ("imap", "IMAP")], max_length=10
+                    ),
+                ),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("accepted", "Accepted"),
+                            ("duplicate", "Duplicate"),
+                            ("rejected", "Rejected"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "—"),
+                            ("unparseable", "Not a parseable message"),
+                            ("too_large", "Message too large"),
+                            ("attachment_too_large", "Attachment too large"),
+                            ("no_automation", "No automation for the recipient"),
+                            ("sender_not_allowed", "Sender not allowed"),
+                            ("subject_mismatch", "Subject does not match"),
+                            ("not_runnable", "Automation cannot run"),
+                        ],
+                        default="",
+                        max_length=30,
+                    ),
+                ),
+                ("detail", models.TextField(blank=True)),
+                (
+                    "received_at",
+                    models.DateTimeField(default=django.utils.timezone.now),
+                ),
+                (
+                    "automation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="inbound_messages",
+                        to="automations.automation",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="inbound_messages",
+                        to="runs.run",
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="inbound_messages",
+                        to="automations.trigger",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-received_at', '-id'],
-                'indexes': [models.Index(fields=['outcome', 'reason', '-received_at'], name='inbound_outcome')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('outcome', 'accepted')), fields=('automation', 'message_id'), name='inbound_message_once_per_automation'), models.CheckConstraint(condition=models.Q(('outcome__in', ['accepted', 'duplicate', 'rejected'])), name='inbound_outcome_valid'), models.CheckConstraint(condition=models.Q(('reason__in', ['', 'unparseable', 'too_large', 'attachment_too_large', 'no_automation', 'sender_not_allowed', 'subject_mismatch', 'not_runnable'])), name='inbound_reason_valid'), models.CheckConstraint(condition=models.Q(models.Q(('outcome', 'rejected'), models.Q(('reason', ''), _negated=True)), models.Q(models.Q(('outcome', 'rejected'), _negated=True), ('reason', '')), _connector='OR'), name='inbound_reason_iff_rejected')],
+                "ordering": ["-received_at", "-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["outcome", "reason", "-received_at"],
+                        name="inbound_outcome",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("outcome", "accepted")),
+                        fields=("automation", "message_id"),
+                        name="inbound_message_once_per_automation",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("outcome__in", ["accepted", "duplicate", "rejected"])
+                        ),
+                        name="inbound_outcome_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "reason__in",
+                                [
+                                    "",
+                                    "unparseable",
+                                    "too_large",
+                                    "attachment_too_large",
+                                    "no_automation",
+                                    "sender_not_allowed",
+                                    "subject_mismatch",
+                                    "not_runnable",
+                                ],
+                            )
+                        ),
+                        name="inbound_reason_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(
+                                ("outcome", "rejected"),
+                                models.Q(("reason", ""), _negated=True),
+                            ),
+                            models.Q(
+                                models.Q(("outcome", "rejected"), _negated=True),
+                                ("reason", ""),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="inbound_reason_iff_rejected",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Notification',
+            name="Notification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('email', models.EmailField(max_length=254)),
-                ('state', models.CharField(max_length=30)),
-                ('mode', models.CharField(choices=[('immediate', 'One e-mail per run'), ('digest', 'Digest'), ('off', 'Off')], max_length=20)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to='runs.run')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("email", models.EmailField(max_length=254)),
+                ("state", models.CharField(max_length=30)),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("immediate", "One e-mail per run"),
+                            ("digest", "Digest"),
+                            ("off", "Off"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notifications",
+                        to="runs.run",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(condition=models.Q(('sent_at__isnull', True)), fields=['mode', 'email'], name='notification_unsent'), models.Index(fields=['email', 'sent_at'], name='notification_email_sent')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('mode__in', ['immediate', 'digest'])), name='notification_mode_valid')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("sent_at__isnull", True)),
+                        fields=["mode", "email"],
+                        name="notification_unsent",
+                    ),
+                    models.Index(
+                        fields=["email", "sent_at"], name="notification_email_sent"
+                    ),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("mode__in", ["immediate", "digest"])),
+                        name="notification_mode_valid",
+                    )
+                ],
             },
         ),
     ]

@@ -50,7 +50,11 @@ service anvil {{
 
 def dovecot_binary() -> str | None:
     return shutil.which("dovecot") or next(
-        (p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.path.exists(p)),
+        (
+            p
+            for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot")
+            if os.path.exists(p)
+        ),
         None,
     )
 
@@ -84,19 +88,28 @@ class Dovecot:
         for sub in ("run", "state", "home"):
             (self.root / sub).mkdir()
         (self.root / "passwd").write_text(
-            "".join(f"{user}:{{PLAIN}}{password}::::::\n"
-                    for user, password in self.users.items())
+            "".join(
+                f"{user}:{{PLAIN}}{password}::::::\n"
+                for user, password in self.users.items()
+            )
         )
         if os.geteuid() == 0:
             os.chown(self.root / "home", mail.pw_uid, mail.pw_gid)
         conf = self.root / "dovecot.conf"
-        conf.write_text(CONFIG.format(
-            root=self.root, port=self.port, login_user=login, internal_user=internal,
-            mail_uid=mail.pw_uid, mail_gid=mail.pw_gid,
-        ))
+        conf.write_text(
+            CONFIG.format(
+                root=self.root,
+                port=self.port,
+                login_user=login,
+                internal_user=internal,
+                mail_uid=mail.pw_uid,
+                mail_gid=mail.pw_gid,
+            )
+        )
         self.process = subprocess.Popen(
             [binary, "-F", "-c", str(conf)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

@@ -83,7 +83,8 @@ def test_fetch_starts_runs_marks_and_flags_and_never_repeats(
     assert "fetched 4: 2 accepted, 0 duplicate, 2 rejected, 0 error(s)" in out
     runs = Run.objects.order_by("number")
     assert [r.work_items.get().payload["subject"] for r in runs] == [
-        "Invoice 2026-0042", "Rechnung für März € 99"
+        "Invoice 2026-0042",
+        "Rechnung für März € 99",
     ]
     assert {r.trigger_kind for r in runs} == {"email"}
     assert WorkItemFile.objects.count() == 3 and len(stored_files(settings)) == 3
@@ -95,8 +96,12 @@ def test_fetch_starts_runs_marks_and_flags_and_never_repeats(
         assert {FLAGGED, REJECTED} <= rejected and PROCESSED not in rejected
     assert sorted(
         InboundMessage.objects.filter(source="imap").values_list("outcome", "reason")
-    ) == [("accepted", ""), ("accepted", ""),
-          ("rejected", "no_automation"), ("rejected", "unparseable")]
+    ) == [
+        ("accepted", ""),
+        ("accepted", ""),
+        ("rejected", "no_automation"),
+        ("rejected", "unparseable"),
+    ]
 
     # a second poll finds nothing new
     assert "fetched 0:" in fetch()
@@ -121,7 +126,9 @@ def test_message_taken_but_not_marked_is_a_duplicate_next_time(invoices, mailbox
     assert Run.objects.count() == 1
 
 
-def test_message_too_large_is_flagged_without_downloading_it(invoices, mailbox, settings):
+def test_message_too_large_is_flagged_without_downloading_it(
+    invoices, mailbox, settings
+):
     settings.RUNS_EMAIL_MAX_MESSAGE_BYTES = 800
     mailbox.deliver("invoice_multipart.eml", "html_only.eml")
 
@@ -150,7 +157,7 @@ def test_database_error_leaves_the_message_for_the_next_poll(
     mailbox.deliver("invoice_multipart.eml")
     monkeypatch.setattr(imap, "email_receive", broken)
     assert "fetched 0: 0 accepted, 0 duplicate, 0 rejected, 1 error(s)" in fetch()
-    flags = list(mailbox.flags_by_message().values())[0]
+    flags = next(iter(mailbox.flags_by_message().values()))
     assert not flags & {SEEN, FLAGGED, PROCESSED, REJECTED}
 
     monkeypatch.undo()

@@ -48,7 +48,8 @@ def test_multipart_message_with_attachments_starts_one_run(invoices, settings):
     assert "please find invoice 2026-0042 attached" in payload["text"]
     assert "<b>2026-0042</b>" in payload["html"]
     assert [a["name"] for a in payload["attachments"]] == [
-        "invoice-2026-0042.pdf", "lines.csv"
+        "invoice-2026-0042.pdf",
+        "lines.csv",
     ]
 
     files = {f.name: f for f in item.files.all()}
@@ -63,7 +64,10 @@ def test_multipart_message_with_attachments_starts_one_run(invoices, settings):
 
     record = InboundMessage.objects.get()
     assert (record.outcome, record.reason, record.run, record.source) == (
-        "accepted", "", run, "stdin"
+        "accepted",
+        "",
+        run,
+        "stdin",
     )
 
     run_until_idle(run)
@@ -96,7 +100,10 @@ def test_html_only_message(invoices):
 def test_forwarded_message_becomes_an_eml_file(invoices):
     assert receive(eml("forwarded.eml"))[0] == 0
     attachment = WorkItemFile.objects.get()
-    assert (attachment.name, attachment.content_type) == ("message.eml", "message/rfc822")
+    assert (attachment.name, attachment.content_type) == (
+        "message.eml",
+        "message/rfc822",
+    )
     assert b"Original invoice text." in attachment.file.read()
 
 
@@ -114,7 +121,9 @@ def test_recipient_found_beyond_to(automation, message, address):
 
 
 def test_envelope_recipient_from_the_mta(automation):
-    automation("builtin.echo", triggers=[{"kind": "email", "address": "bcc@runs.example"}])
+    automation(
+        "builtin.echo", triggers=[{"kind": "email", "address": "bcc@runs.example"}]
+    )
     assert receive(eml("plain_cc.eml"))[0] == 67
     code, _, _ = receive(eml("plain_cc.eml"), "--recipient", "BCC@runs.example")
     assert code == 0 and Run.objects.count() == 1
@@ -138,23 +147,37 @@ def test_message_without_message_id_is_deduplicated_by_content(invoices):
     assert receive(raw)[0] == 0
     assert receive(raw)[0] == 0
     assert Run.objects.count() == 1
-    assert Run.objects.get().work_items.get().payload["message_id"].endswith(
-        "@runs.invalid>"
+    assert (
+        Run.objects.get()
+        .work_items.get()
+        .payload["message_id"]
+        .endswith("@runs.invalid>")
     )
 
 
 def test_one_run_per_automation_whose_trigger_matches(automation):
-    one = automation("builtin.echo", slug="one", triggers=[
-        {"kind": "email", "address": "invoices@runs.example"},
-        {"kind": "email", "address": "invoices@runs.example", "subject": "Invoice"},
-    ])
-    two = automation("builtin.echo", slug="two", triggers=[
-        {"kind": "email", "address": "Invoices@Runs.Example"},
-    ])
+    one = automation(
+        "builtin.echo",
+        slug="one",
+        triggers=[
+            {"kind": "email", "address": "invoices@runs.example"},
+            {"kind": "email", "address": "invoices@runs.example", "subject": "Invoice"},
+        ],
+    )
+    two = automation(
+        "builtin.echo",
+        slug="two",
+        triggers=[
+            {"kind": "email", "address": "Invoices@Runs.Example"},
+        ],
+    )
     raw = eml("invoice_multipart.eml")
     assert receive(raw)[0] == 0
     assert receive(raw)[0] == 0
-    assert sorted(Run.objects.values_list("automation__slug", flat=True)) == ["one", "two"]
+    assert sorted(Run.objects.values_list("automation__slug", flat=True)) == [
+        "one",
+        "two",
+    ]
     assert {r.automation for r in Run.objects.all()} == {one, two}
     assert WorkItemFile.objects.count() == 4
 
@@ -181,7 +204,11 @@ def test_malformed_message_is_rejected_and_leaves_nothing(
     assert "rejected (unparseable)" in error and detail in error
     _nothing_written(settings)
     record = InboundMessage.objects.get()
-    assert (record.outcome, record.reason, record.run) == ("rejected", "unparseable", None)
+    assert (record.outcome, record.reason, record.run) == (
+        "rejected",
+        "unparseable",
+        None,
+    )
     assert detail in record.detail
     assert "rejected (unparseable)" in caplog.text
 
@@ -193,7 +220,9 @@ def test_no_automation_for_the_recipient(invoices, settings):
     _nothing_written(settings)
     record = InboundMessage.objects.get()
     assert (record.reason, record.automation, record.sender) == (
-        "no_automation", None, "alerts@monitoring.example"
+        "no_automation",
+        None,
+        "alerts@monitoring.example",
     )
 
 
@@ -213,9 +242,12 @@ def test_disabled_trigger_takes_nothing(invoices, settings):
     ],
 )
 def test_sender_allow_list(automation, settings, senders, accepted):
-    automation("builtin.echo", triggers=[
-        {"kind": "email", "address": "invoices@runs.example", "senders": senders}
-    ])
+    automation(
+        "builtin.echo",
+        triggers=[
+            {"kind": "email", "address": "invoices@runs.example", "senders": senders}
+        ],
+    )
     code, _, error = receive(eml("invoice_multipart.eml"))
     if accepted:
         assert code == 0 and Run.objects.count() == 1
@@ -231,9 +263,12 @@ def test_sender_allow_list(automation, settings, senders, accepted):
     [(r"^Invoice \d{4}-\d{4}$", True), (r"(?i)^INVOICE", True), (r"^Receipt", False)],
 )
 def test_subject_pattern(automation, settings, pattern, accepted):
-    automation("builtin.echo", triggers=[
-        {"kind": "email", "address": "invoices@runs.example", "subject": pattern}
-    ])
+    automation(
+        "builtin.echo",
+        triggers=[
+            {"kind": "email", "address": "invoices@runs.example", "subject": pattern}
+        ],
+    )
     code, _, error = receive(eml("invoice_multipart.eml"))
     if accepted:
         assert code == 0 and Run.objects.count() == 1
@@ -263,9 +298,11 @@ def test_message_too_large_is_rejected_with_its_headers_logged(invoices, setting
 
 
 def test_draft_only_automation_is_not_started_by_mail(automation, settings):
-    automation("builtin.echo", publish=False, triggers=[
-        {"kind": "email", "address": "invoices@runs.example"}
-    ])
+    automation(
+        "builtin.echo",
+        publish=False,
+        triggers=[{"kind": "email", "address": "invoices@runs.example"}],
+    )
     code, _, error = receive(eml("invoice_multipart.eml"))
     assert code == intake.EX_UNAVAILABLE
     assert "not_runnable" in error and "no published version" in error
@@ -348,7 +385,12 @@ def test_mta_pipe_exit_codes_and_stderr(tmp_path):
         with open(Path(__file__).parent / "messages" / name, "rb") as stdin:
             return subprocess.run(
                 [sys.executable, "manage.py", "receive_email"],
-                stdin=stdin, capture_output=True, text=True, cwd=ROOT, env=env,
+                check=False,
+                stdin=stdin,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env=env,
                 timeout=60,
             )
 

@@ -20,10 +20,17 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--limit", type=int, default=None,
-                            help="take at most N messages in this poll")
-        parser.add_argument("--schedule", action="store_true",
-                            help="create or update the django-q2 schedules and exit")
+        parser.add_argument(
+            "--limit",
+            type=int,
+            default=None,
+            help="take at most N messages in this poll",
+        )
+        parser.add_argument(
+            "--schedule",
+            action="store_true",
+            help="create or update the django-q2 schedules and exit",
+        )
 
     def handle(self, *args, limit=None, schedule=False, **options):
         if schedule:

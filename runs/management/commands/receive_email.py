@@ -52,10 +52,12 @@ class Command(BaseCommand):
                 size += len(chunk)
         try:
             result = email_receive(
-                raw=raw, source=InboundSource.STDIN,
-                envelope_recipients=recipient, size=size,
+                raw=raw,
+                source=InboundSource.STDIN,
+                envelope_recipients=recipient,
+                size=size,
             )
-        except Exception as exc:  # noqa: BLE001 - never lose a message: defer it
+        except Exception as exc:
             # Database down, disk full, a bug: the MTA keeps the message and
             # delivers it again later (a message already taken is a duplicate).
             log.exception("e-mail intake failed; the MTA will retry")
@@ -65,4 +67,3 @@ class Command(BaseCommand):
         if result.exit_code:
             raise CommandError(result.summary(), returncode=result.exit_code)
         self.stdout.write(result.summary())
-
