@@ -406,3 +406,42 @@ def test_mta_pipe_exit_codes_and_stderr(tmp_path):
     assert nobody.returncode == 67 and "no_automation" in nobody.stderr
     assert Run.objects.count() == 1
     assert len(list((tmp_path / "media").rglob("*.pdf"))) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_of_one_message_start_one_run(settings):
+    """Several MTA processes delivering the same message at once: the unique claim
+    lets exactly one run through, the others answer duplicate."""
+    import threading
+
+    from django.db import connections
+
+    from runs.mail.intake import email_receive
+    from tests.factories import make_automation
+
+    make_automation(
+        "builtin.echo",
+        triggers=[{"kind": "email", "address": "invoices@runs.example"}],
+    )
+    raw = eml("invoice_multipart.eml")
+    start, outcomes, errors = threading.Barrier(4), [], []
+
+    def deliver():
+        try:
+            start.wait()
+            outcomes.append(email_receive(raw=raw, source="stdin").outcome)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert sorted(outcomes) == ["accepted", "duplicate", "duplicate", "duplicate"]
+    assert Run.objects.count() == 1 and WorkItemFile.objects.count() == 2
+    assert len(stored_files(settings)) == 2
