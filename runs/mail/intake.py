@@ -22,12 +22,10 @@ Message-ID for the same automation never starts a second run: it is recorded as 
 """
 
 import logging
-import re
 from dataclasses import dataclass, field
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models.functions import Lower
 
 from automations.models import Trigger, TriggerKind
 
@@ -35,6 +33,7 @@ from ..models import Run, WorkItemFile
 from ..services.errors import RunsError
 from ..services.starting import run_start
 from . import conf
+from .matching import Refusal, triggers_match
 from .models import InboundMessage, InboundOutcome, InboundReason
 from .parsing import (
     Envelope,
@@ -108,74 +107,6 @@ class IntakeResult:
         return f"{self.outcome} {self.message_id}: " + "; ".join(parts)
 
 
-@dataclass
-class _Refusal:
-    trigger: Trigger | None
-    reason: str
-    detail: str
-
-
-def _sender_allowed(sender: str, allowed: list[str]) -> bool:
-    if not allowed:
-        return True
-    for entry in allowed:
-        entry = entry.strip().lower()
-        if entry.startswith("@") and sender.endswith(entry):
-            return True
-        if sender == entry:
-            return True
-    return False
-
-
-def _subject_matches(pattern: str, subject: str, trigger: Trigger) -> bool:
-    if not pattern:
-        return True
-    try:
-        return re.search(pattern, subject) is not None
-    except re.error as exc:
-        log.error("e-mail trigger %s has a bad subject pattern: %s", trigger.pk, exc)
-        return False
-
-
-def triggers_match(
-    parsed: ParsedMessage,
-) -> tuple[list[Trigger], list[_Refusal]]:
-    """The e-mail triggers that take this message (one per automation), and the
-    refusals of those whose address matched but whose rules did not."""
-    candidates = (
-        Trigger.objects.filter(kind=TriggerKind.EMAIL, enabled=True)
-        .annotate(address_lower=Lower("address"))
-        .filter(address_lower__in=parsed.recipients)
-        .select_related("automation")
-        .order_by("automation_id", "id")
-    )
-    matched: dict[int, Trigger] = {}
-    refused: dict[int, _Refusal] = {}
-    for trigger in candidates:
-        if trigger.automation_id in matched:
-            continue
-        if not _sender_allowed(parsed.sender, trigger.senders):
-            refusal = _Refusal(
-                trigger,
-                InboundReason.SENDER_NOT_ALLOWED,
-                f"{parsed.sender} may not start {trigger.automation.slug} "
-                f"(allowed: {', '.join(trigger.senders)})",
-            )
-        elif not _subject_matches(trigger.subject_pattern, parsed.subject, trigger):
-            refusal = _Refusal(
-                trigger,
-                InboundReason.SUBJECT_MISMATCH,
-                f"subject {parsed.subject!r} does not match "
-                f"{trigger.subject_pattern!r} of {trigger.automation.slug}",
-            )
-        else:
-            matched[trigger.automation_id] = trigger
-            refused.pop(trigger.automation_id, None)
-            continue
-        refused.setdefault(trigger.automation_id, refusal)
-    return list(matched.values()), list(refused.values())
-
-
 def _record(
     parsed: ParsedMessage | Envelope,
     *,
@@ -203,9 +134,7 @@ def _record(
     )
 
 
-def _reject(
-    parsed, *, source: str, size: int, refusals: list[_Refusal]
-) -> IntakeResult:
+def _reject(parsed, *, source: str, size: int, refusals: list[Refusal]) -> IntakeResult:
     records = [
         _record(
             parsed,
@@ -266,7 +195,7 @@ def _record_duplicate(parsed, first, *, trigger, source) -> InboundMessage:
 
 def _start(parsed: ParsedMessage, *, trigger: Trigger, source: str):
     """Start the run of one automation for one message, atomically with its claim
-    and files; returns an InboundMessage (accepted or duplicate) or a _Refusal."""
+    and files; returns an InboundMessage (accepted or duplicate) or a Refusal."""
     first = _duplicate_of(trigger, parsed.message_id)
     if first is not None:
         return _record_duplicate(parsed, first, trigger=trigger, source=source)
@@ -313,7 +242,7 @@ def _start(parsed: ParsedMessage, *, trigger: Trigger, source: str):
         return _record_duplicate(parsed, first, trigger=trigger, source=source)
     except RunsError as exc:
         _files_delete(stored)
-        return _Refusal(trigger, InboundReason.NOT_RUNNABLE, str(exc))
+        return Refusal(trigger, InboundReason.NOT_RUNNABLE, str(exc))
     except BaseException:
         _files_delete(stored)
         raise
@@ -355,7 +284,7 @@ def email_receive(
             source=source,
             size=size,
             refusals=[
-                _Refusal(
+                Refusal(
                     None,
                     InboundReason.TOO_LARGE,
                     f"the message is {size} bytes, over the limit of {limit}",
@@ -373,13 +302,13 @@ def email_receive(
             envelope,
             source=source,
             size=size,
-            refusals=[_Refusal(None, InboundReason.UNPARSEABLE, str(exc))],
+            refusals=[Refusal(None, InboundReason.UNPARSEABLE, str(exc))],
         )
 
     matched, refusals = triggers_match(parsed)
     if not matched:
         refusals = refusals or [
-            _Refusal(
+            Refusal(
                 None,
                 InboundReason.NO_AUTOMATION,
                 "no e-mail trigger for " + ", ".join(parsed.recipients),
@@ -399,13 +328,13 @@ def email_receive(
             source=source,
             size=size,
             refusals=[
-                _Refusal(t, InboundReason.ATTACHMENT_TOO_LARGE, detail) for t in matched
+                Refusal(t, InboundReason.ATTACHMENT_TOO_LARGE, detail) for t in matched
             ],
         )
 
     results = [_start(parsed, trigger=t, source=source) for t in matched]
     taken = [r for r in results if isinstance(r, InboundMessage)]
-    refusals += [r for r in results if isinstance(r, _Refusal)]
+    refusals += [r for r in results if isinstance(r, Refusal)]
     if not taken:
         return _reject(parsed, source=source, size=size, refusals=refusals)
     records = taken + [
