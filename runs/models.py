@@ -453,3 +453,11 @@ class ActionResult(models.Model):
 
     def __str__(self):
         return self.idempotency_key
+
+
+# E-mail intake and notification models live with their code in runs.mail.
+from .mail.models import (  # noqa: E402,F401
+    AutomationSubscription,
+    InboundMessage,
+    Notification,
+)

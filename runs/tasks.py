@@ -19,8 +19,11 @@ def step_run_execute(step_run_id: int) -> str:
 def housekeeping() -> dict:
     from automations.services import schedules_sync
 
+    from .mail.tasks import mail_schedules_sync
+
     report = _housekeeping()
     report["schedules"] = schedules_sync()
+    report["mail_schedules"] = mail_schedules_sync()
     return report
 
 

@@ -167,6 +167,22 @@ RUNS_STEP_RUN_BUDGET_SECONDS = env_int("RUNS_STEP_RUN_BUDGET_SECONDS", 60)
 RUNS_ACTION_MODULES = env_list("RUNS_ACTION_MODULES", [])
 RUNS_ADMIN_BASE_URL = os.environ.get("RUNS_ADMIN_BASE_URL", "http://127.0.0.1:8000")
 
+# E-mail trigger (docs/email.md): size limits, and the IMAP mailbox `fetch_mail`
+# polls (no RUNS_IMAP_HOST: no polling); notifications of runs that need people.
+RUNS_EMAIL_MAX_MESSAGE_BYTES = env_int("RUNS_EMAIL_MAX_MESSAGE_BYTES", 26_214_400)
+RUNS_EMAIL_MAX_ATTACHMENT_BYTES = env_int("RUNS_EMAIL_MAX_ATTACHMENT_BYTES", 10_485_760)
+RUNS_IMAP_HOST = os.environ.get("RUNS_IMAP_HOST", "")
+RUNS_IMAP_PORT = env_int("RUNS_IMAP_PORT", 0)  # 0: 993 with SSL, else 143
+RUNS_IMAP_USER = os.environ.get("RUNS_IMAP_USER", "")
+RUNS_IMAP_PASSWORD = os.environ.get("RUNS_IMAP_PASSWORD", "")
+RUNS_IMAP_FOLDER = os.environ.get("RUNS_IMAP_FOLDER", "INBOX")
+RUNS_IMAP_SSL = env_bool("RUNS_IMAP_SSL", True)
+RUNS_IMAP_TIMEOUT_SECONDS = env_int("RUNS_IMAP_TIMEOUT_SECONDS", 30)
+RUNS_IMAP_POLL_MINUTES = env_int("RUNS_IMAP_POLL_MINUTES", 1)
+RUNS_NOTIFY_DEFAULT_MODE = os.environ.get("RUNS_NOTIFY_DEFAULT_MODE", "immediate")
+RUNS_NOTIFY_DIGEST_MINUTES = env_int("RUNS_NOTIFY_DIGEST_MINUTES", 60)
+RUNS_NOTIFY_MAX_ATTEMPTS = env_int("RUNS_NOTIFY_MAX_ATTEMPTS", 5)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",

@@ -1,0 +1,33 @@
+"""System checks for the e-mail settings."""
+
+from django.core.checks import Error, register
+
+from . import conf
+
+
+@register()
+def mail_settings_valid(app_configs=None, **kwargs):
+    errors = []
+    mode = conf.get("RUNS_NOTIFY_DEFAULT_MODE")
+    if mode not in ("immediate", "digest", "off"):
+        errors.append(
+            Error(
+                f"RUNS_NOTIFY_DEFAULT_MODE is {mode!r}.",
+                hint="Use immediate, digest or off.",
+                id="runs.E101",
+            )
+        )
+    for name in (
+        "RUNS_EMAIL_MAX_MESSAGE_BYTES",
+        "RUNS_EMAIL_MAX_ATTACHMENT_BYTES",
+        "RUNS_NOTIFY_DIGEST_MINUTES",
+        "RUNS_IMAP_POLL_MINUTES",
+    ):
+        value = conf.get(name)
+        if not isinstance(value, int) or value < 1:
+            errors.append(
+                Error(
+                    f"{name} must be a positive integer, got {value!r}.", id="runs.E102"
+                )
+            )
+    return errors
