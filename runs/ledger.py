@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from .models import AuditEvent, LedgerHead, Run, RunItem
+from .models import AuditEvent, LedgerHead, Run, RunItem, run_item_ledger_fields
 
 GLOBAL_CHAIN = "global"
 
@@ -46,6 +46,15 @@ def _chain(records, seq: int, prev: str) -> tuple[int, str]:
         record.seq = seq
         record.prev_hash = prev
         record.hash = prev = record_hash(prev, seq, record.ledger_fields())
+    return seq, prev
+
+
+def _chain_rows(rows: list[dict], seq: int, prev: str) -> tuple[int, str]:
+    for row in rows:
+        seq += 1
+        row["seq"] = seq
+        row["prev_hash"] = prev
+        row["hash"] = prev = record_hash(prev, seq, run_item_ledger_fields(row))
     return seq, prev
 
 
@@ -90,18 +99,21 @@ def append(
     run: Run | None = None,
     events: list[AuditEvent] = (),
     run_items: list[RunItem] = (),
+    run_item_rows: list[dict] = (),
     counters: dict | None = None,
 ) -> None:
     """Chain and save ledger rows for one run (or the global chain when run is None).
 
-    `counters` are extra field updates for the run row (F expressions allowed),
-    written in the same UPDATE that moves the chain head.
+    `run_item_rows` are run items as dicts of field attnames (the engine's bulk
+    path); they are chained after `run_items`. `counters` are extra field updates
+    for the run row (F expressions allowed), written in the same UPDATE that moves
+    the chain head.
     """
-    if not events and not run_items and not counters:
+    if not events and not run_items and not run_item_rows and not counters:
         return
     with transaction.atomic():
         if run is None:
-            if run_items:
+            if run_items or run_item_rows:
                 raise ValueError("run items always belong to a run")
             head, _ = LedgerHead.objects.select_for_update().get_or_create(
                 key=GLOBAL_CHAIN
@@ -119,10 +131,15 @@ def append(
         # audit events first, then run items: the order is part of the chain
         seq, prev = _chain(events, seq, prev)
         seq, prev = _chain(run_items, seq, prev)
+        seq, prev = _chain_rows(list(run_item_rows), seq, prev)
         if events:
             AuditEvent.objects.bulk_create(events)
         if run_items:
             RunItem.objects.bulk_create(run_items, batch_size=500)
+        if run_item_rows:
+            from .engine.bulk import insert_rows
+
+            insert_rows(RunItem, list(run_item_rows))
         Run.objects.filter(pk=run.pk).update(
             ledger_seq=seq, ledger_hash=prev, **(counters or {})
         )

@@ -362,23 +362,29 @@ class RunItem(LedgerRecord):
         return f"Run item {self.pk} ({self.outcome})"
 
     def ledger_fields(self) -> dict:
-        return {
-            "kind": "run_item",
-            "run": str(self.run_id),
-            "work_item": self.work_item_id,
-            "step": self.step_id,
-            "action": self.action,
-            "subject": self.subject,
-            "parameters": self.parameters,
-            "attempt": self.attempt,
-            "idempotency_key": self.idempotency_key,
-            "outcome": self.outcome,
-            "result_ref": self.result_ref,
-            "failure_type": self.failure_type,
-            "failure_cause": self.failure_cause,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-        }
+        return run_item_ledger_fields(self.__dict__)
+
+
+def run_item_ledger_fields(values: dict) -> dict:
+    """What a run item's hash covers; `values` holds field attnames (a row dict or
+    a RunItem's __dict__), so the engine can chain rows without model instances."""
+    return {
+        "kind": "run_item",
+        "run": str(values["run_id"]),
+        "work_item": values["work_item_id"],
+        "step": values["step_id"],
+        "action": values["action"],
+        "subject": values["subject"],
+        "parameters": values["parameters"],
+        "attempt": values["attempt"],
+        "idempotency_key": values["idempotency_key"],
+        "outcome": values["outcome"],
+        "result_ref": values["result_ref"],
+        "failure_type": values["failure_type"],
+        "failure_cause": values["failure_cause"],
+        "started_at": values["started_at"],
+        "finished_at": values["finished_at"],
+    }
 
 
 class AuditEvent(LedgerRecord):

@@ -31,9 +31,10 @@ from automations.actions.registry import (
 )
 from automations.conditions import evaluate
 
-from ..machines import run_move, step_run_move, work_items_move
+from ..ledger import append
+from ..machines import run_move, step_run_move, work_items_claim, work_items_move
 from ..machines.work_item import LeaseLost
-from ..models import ActionResult, Run, RunItem, StepRun, WorkItem
+from ..models import ActionResult, Run, StepRun, WorkItem
 from ..states import (
     FailureType,
     IllegalTransition,
@@ -42,6 +43,7 @@ from ..states import (
     StepRunState,
     WorkItemState,
 )
+from .bulk import insert_rows, work_item_row
 from .dispatch import enqueue, step_runs_ensure
 
 log = logging.getLogger("runs.engine")
@@ -66,8 +68,27 @@ def idempotency_key(run_id, work_item_id, action_key: str) -> str:
 
 
 @dataclass
+class ClaimedItem:
+    """A claimed work item: the fields the engine and actions read, without a model
+    instance (actions get it as `ctx.work_item`)."""
+
+    id: int
+    step_id: int
+    payload: dict
+    subject: str
+    attempts: int
+    approval: dict | None
+    lease_owner_id: int | None
+    updated_at: object
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+@dataclass
 class ItemResult:
-    item: WorkItem
+    item: ClaimedItem
     outcome: str
     state: str
     started_at: object
@@ -164,6 +185,8 @@ class StepRunner:
         budget_end = time.monotonic() + settings.RUNS_STEP_RUN_BUDGET_SECONDS
         while True:
             state = Run.objects.filter(pk=self.run.pk).values_list("state", flat=True).get()
+            self._stop_checked = time.monotonic()
+            self._stop_cause = STOP_CAUSES.get(state, "")
             if state not in (RunState.RUNNING, RunState.AWAITING_INPUT):
                 break  # stopping: in-flight work is done, start no new batch
             if self._past_deadline():
@@ -229,35 +252,19 @@ class StepRunner:
 
     # -- claim -----------------------------------------------------------------
 
-    def _claim(self) -> list[WorkItem]:
+    def _claim(self) -> list[ClaimedItem]:
         now = timezone.now()
-        expires = now + timezone.timedelta(seconds=self.lease)
-        with transaction.atomic():
-            query = WorkItem.objects.filter(
-                run=self.run,
-                step=self.step,
-                state=WorkItemState.PENDING,
-                available_at__lte=now,
-            ).order_by("id")
-            if connection.features.has_select_for_update_skip_locked:
-                query = query.select_for_update(skip_locked=True)
-            ids = list(query.values_list("pk", flat=True)[: self.step.batch_size])
-            if not ids:
-                return []
-            work_items_move(
-                self.run,
-                ids,
-                WorkItemState.IN_PROGRESS,
-                updates={
-                    "lease_token": self.token,
-                    "lease_owner_id": self.step_run.pk,
-                    "lease_expires_at": expires,
-                    "attempts": F("attempts") + 1,
-                },
-            )
-            self._extend_step_run_lease(expires)
+        rows = work_items_claim(
+            self.run,
+            self.step,
+            limit=self.step.batch_size,
+            token=self.token,
+            owner_id=self.step_run.pk,
+            expires=now + timezone.timedelta(seconds=self.lease),
+            now=now,
+        )
         self._last_heartbeat = time.monotonic()
-        return list(WorkItem.objects.filter(pk__in=ids).order_by("id"))
+        return [ClaimedItem(**row) for row in rows]
 
     def _extend_step_run_lease(self, expires) -> None:
         if not StepRun.objects.filter(
@@ -293,13 +300,12 @@ class StepRunner:
             self._stop_cause = "timed out"
         return bool(self._stop_cause)
 
-    def _process(self, items: list[WorkItem]) -> list[ItemResult]:
+    def _process(self, items: list[ClaimedItem]) -> list[ItemResult]:
         results = []
         journal = {}
         if self.spec.journal:
             keys = [idempotency_key(self.run.pk, i.pk, self.step.action) for i in items]
             journal = {r.pk: r for r in ActionResult.objects.filter(pk__in=keys)}
-        self._stop_checked = 0.0
         for item in items:
             if self.should_stop():
                 results.append(self._stopped(item))
@@ -320,7 +326,7 @@ class StepRunner:
             failure_message=self._stop_cause,
         )
 
-    def _process_one(self, item: WorkItem, journal: dict) -> ItemResult:
+    def _process_one(self, item: ClaimedItem, journal: dict) -> ItemResult:
         step = self.step
         started = timezone.now()
         key = idempotency_key(self.run.pk, item.pk, step.action)
@@ -435,15 +441,15 @@ class StepRunner:
     def _commit(self, results: list[ItemResult]) -> None:
         now = timezone.now()
         next_step = self.next_step()
+        run_id, step, step_run_id = self.run.pk, self.step, self.step_run.pk
         groups: dict[tuple, list[int]] = {}
         per_item = []
         run_items, new_items = [], []
         outputs = failed = invoked = 0
         for r in results:
-            r.finished_at = r.finished_at or now
-            groups.setdefault((r.state, r.available_at), []).append(r.item.pk)
             item = r.item
-            if r.state in (WorkItemState.FAILED, WorkItemState.PENDING, WorkItemState.AWAITING_INPUT):
+            groups.setdefault((r.state, r.available_at), []).append(item.pk)
+            if r.state != WorkItemState.DONE:
                 per_item.append(
                     WorkItem(
                         pk=item.pk,
@@ -460,42 +466,40 @@ class StepRunner:
             if next_step is not None:
                 for payload in r.outputs:
                     new_items.append(
-                        WorkItem(
-                            run=self.run,
-                            step=next_step,
+                        work_item_row(
+                            run_id=run_id,
+                            step_id=next_step.pk,
                             parent_id=item.pk,
                             payload=payload,
                             subject=str(payload.get("subject") or item.subject)[:254],
-                            created_at=now,
-                            available_at=now,
-                            updated_at=now,
+                            now=now,
                         )
                     )
             run_items.append(
-                RunItem(
-                    run=self.run,
-                    work_item_id=item.pk,
-                    step=self.step,
-                    step_run_id=self.step_run.pk,
-                    action=self.step.action,
-                    subject=item.subject,
-                    parameters=self.step.parameters,
-                    attempt=item.attempts,
-                    idempotency_key=idempotency_key(self.run.pk, item.pk, self.step.action),
-                    outcome=r.outcome,
-                    result_ref=r.result_ref,
-                    failure_type=r.failure_type,
-                    failure_cause=r.failure_message,
-                    started_at=r.started_at,
-                    finished_at=r.finished_at,
-                )
+                {
+                    "run_id": run_id,
+                    "work_item_id": item.pk,
+                    "step_id": step.pk,
+                    "step_run_id": step_run_id,
+                    "action": step.action,
+                    "subject": item.subject,
+                    "parameters": step.parameters,
+                    "attempt": item.attempts,
+                    "idempotency_key": idempotency_key(run_id, item.pk, step.action),
+                    "outcome": r.outcome,
+                    "result_ref": r.result_ref,
+                    "failure_type": r.failure_type,
+                    "failure_cause": r.failure_message,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at or now,
+                }
             )
         counters = {
             "total_items": F("total_items") + len(new_items),
             "output_items": F("output_items") + outputs,
             "failed_items": F("failed_items") + failed,
             "actions_invoked": F("actions_invoked") + invoked,
-            "current_step": self.step.name,
+            "current_step": step.name,
         }
         if self.spec.selects:
             counters["subjects_matched"] = F("subjects_matched") + outputs
@@ -517,18 +521,15 @@ class StepRunner:
                      "approval_deadline"],
                     batch_size=500,
                 )
-            if new_items:
-                WorkItem.objects.bulk_create(new_items, batch_size=500)
-            from ..ledger import append
-
-            append(run=self.run, run_items=run_items, counters=counters)
+            insert_rows(WorkItem, new_items)
+            append(run=self.run, run_item_rows=run_items, counters=counters)
             if not StepRun.objects.filter(
-                pk=self.step_run.pk, lease_token=self.token
+                pk=step_run_id, lease_token=self.token
             ).update(
                 items_processed=F("items_processed") + len(results),
                 lease_expires_at=now + timezone.timedelta(seconds=self.lease),
             ):
-                raise LeaseLost(f"step run {self.step_run.pk} lost its lease")
+                raise LeaseLost(f"step run {step_run_id} lost its lease")
             if new_items:
                 step_runs_ensure(self.run, next_step)
 

@@ -1,6 +1,8 @@
 """Work item state machine: bulk conditional moves with their ledger rows."""
 
-from django.db import transaction
+import json
+
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .. import ledger
@@ -71,3 +73,52 @@ def work_items_move(
             )
         ledger.append(run=run, events=list(events), run_items=list(run_items), counters=counters)
     return changed
+
+
+def work_items_claim(
+    run: Run, step, *, limit: int, token, owner_id: int, expires, now
+) -> list[dict]:
+    """Claim up to `limit` due pending items of one step: pending -> in_progress.
+
+    One conditional `UPDATE … WHERE id IN (SELECT … pending … LIMIT n) RETURNING`:
+    on PostgreSQL the inner SELECT skips rows other step runs hold (FOR UPDATE
+    SKIP LOCKED); on SQLite the IMMEDIATE transaction already excludes them. The
+    claim writes no ledger row: the run item written when the attempt ends
+    records it (attempt number, start and end).
+    """
+    quote = connection.ops.quote_name
+    table = quote(WorkItem._meta.db_table)
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    adapt_dt = connection.ops.adapt_datetimefield_value
+    token_value = WorkItem._meta.get_field("lease_token").get_db_prep_value(token, connection)
+    run_value = Run._meta.pk.get_db_prep_value(run.pk, connection)
+    sql = (
+        f"UPDATE {table} SET state = %s, lease_token = %s, lease_owner_id = %s, "
+        f"lease_expires_at = %s, attempts = attempts + 1, updated_at = %s "
+        f"WHERE state = %s AND id IN (SELECT id FROM {table} WHERE run_id = %s AND "
+        f"step_id = %s AND state = %s AND available_at <= %s ORDER BY id LIMIT %s{lock}) "
+        f"RETURNING id, step_id, payload, subject, attempts, approval, lease_owner_id"
+    )
+    params = [
+        WorkItemState.IN_PROGRESS, token_value, owner_id, adapt_dt(expires), adapt_dt(now),
+        WorkItemState.PENDING, run_value, step.pk, WorkItemState.PENDING, adapt_dt(now),
+        limit,
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    claimed = []
+    for pk, step_id, payload, subject, attempts, approval, lease_owner_id in rows:
+        if isinstance(payload, str):
+            payload = json.loads(payload)
+        if isinstance(approval, str):
+            approval = json.loads(approval)
+        claimed.append(
+            {
+                "id": pk, "step_id": step_id, "payload": payload, "subject": subject,
+                "attempts": attempts, "approval": approval,
+                "lease_owner_id": lease_owner_id, "updated_at": now,
+            }
+        )
+    claimed.sort(key=lambda row: row["id"])
+    return claimed

@@ -7,6 +7,7 @@ from django.utils import timezone
 from automations.models import Automation, AutomationStatus, AutomationVersion, TriggerKind
 
 from .. import ledger
+from ..engine.bulk import insert_rows, work_item_row
 from ..models import Run, Sequence, WorkItem
 from .errors import RunsError
 
@@ -120,20 +121,15 @@ def run_start(
             total_items=max(len(inputs), 1),
             current_step=first_step.name,
         )
-        WorkItem.objects.bulk_create(
+        insert_rows(
+            WorkItem,
             [
-                WorkItem(
-                    run=run,
-                    step=first_step,
-                    payload=payload,
-                    subject=subject_of(payload),
-                    created_at=now,
-                    available_at=now,
-                    updated_at=now,
+                work_item_row(
+                    run_id=run.pk, step_id=first_step.pk, payload=payload,
+                    subject=subject_of(payload), now=now,
                 )
                 for payload in (inputs or [{}])
             ],
-            batch_size=1000,
         )
         ledger.append(
             run=run,

@@ -1,0 +1,139 @@
+"""Throughput: work items through a 3-step echo automation, engine vs one task per item.
+
+    .venv/bin/python benchmarks/throughput.py [--items 10000] [--workers 2]
+
+Both phases run in this one process against one fresh SQLite database (WAL) with one
+worker cluster (`manage.py qcluster`, the project's tuned Q_CLUSTER settings):
+
+- engine: `run_start` with N inputs; the clock stops when the run is completed.
+  Item-steps = N x 3.
+- anchor: the same N items sent as one django-q2 task each (`async_task`), each task
+  putting its item through the same three echo actions in memory, with no ledger at
+  all; the clock stops when the queue is drained. Item-steps = N x 3.
+
+The bar (DESIGN.md): engine item-steps/s >= 10x the anchor's. Set DATABASE_URL /
+REDIS_URL to measure PostgreSQL / the Redis broker instead.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def anchor_task(payload: dict) -> dict:
+    """One item through three echo steps, as a plain django-q2 task would do it."""
+    from automations.actions import ActionContext, get_action
+
+    echo = get_action("builtin.echo").func
+    for _ in range(3):
+        context = ActionContext(
+            payload=payload, parameters={}, run=None, step=None, work_item=None,
+            subject="", attempt=1, idempotency_key="", should_stop=lambda: False,
+        )
+        payload = echo(context)[0]
+    return payload
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=100)
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="runs-bench-")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="runs_project.settings",
+        RUNS_VAR_DIR=tmp,
+        Q_WORKERS=str(args.workers),
+        Q_CLUSTER_NAME="bench",
+        LOG_LEVEL="ERROR",
+        RUNS_LOG_LEVEL="ERROR",
+        PYTHONPATH=str(ROOT),
+    )
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django_q.models import OrmQ
+    from django_q.tasks import async_task
+
+    from automations.definitions import automation_import
+    from runs.models import Run
+    from runs.services import run_start
+    from runs.states import RunState
+
+    call_command("migrate", verbosity=0)
+    steps = [
+        {"name": f"echo {i}", "action": "builtin.echo", "batch_size": args.batch_size}
+        for i in (1, 2, 3)
+    ]
+    automation = automation_import(
+        {"slug": "bench", "name": "Bench", "publish": True, "steps": steps}
+    ).automation
+    inputs = [{"subject": f"item-{i}", "n": i} for i in range(args.items)]
+    broker = "redis" if settings.Q_CLUSTER.get("redis") else "orm"
+    print(
+        f"database {connection.vendor}, broker {broker}, workers {args.workers}, "
+        f"items {args.items}, steps 3, batch {args.batch_size}"
+    )
+
+    cluster = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=os.environ,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        # warm up: the cluster is ready once it has run a task
+        warm = Run.objects.count()
+        run_start(automation=automation, inputs=[{}])
+        while Run.objects.filter(state=RunState.COMPLETED).count() <= warm:
+            time.sleep(0.1)
+
+        started = time.perf_counter()
+        run = run_start(automation=automation, inputs=inputs)
+        while Run.objects.values_list("state", flat=True).get(pk=run.pk) != RunState.COMPLETED:
+            time.sleep(0.05)
+        engine_seconds = time.perf_counter() - started
+
+        started = time.perf_counter()
+        with transaction.atomic():
+            for payload in inputs:
+                async_task("benchmarks.throughput.anchor_task", payload)
+        enqueued = time.perf_counter() - started
+        if broker == "orm":
+            while OrmQ.objects.exists():
+                time.sleep(0.05)
+        else:
+            from django_q.brokers import get_broker
+
+            queue = get_broker()
+            while queue.queue_size() or queue.lock_size():
+                time.sleep(0.05)
+        anchor_seconds = time.perf_counter() - started
+    finally:
+        cluster.terminate()
+        cluster.wait(timeout=30)
+
+    item_steps = args.items * 3
+    engine_rate = item_steps / engine_seconds
+    anchor_rate = item_steps / anchor_seconds
+    print(f"engine: {item_steps} item-steps in {engine_seconds:.2f}s = {engine_rate:,.0f}/s")
+    print(
+        f"one django-q2 task per item: {item_steps} item-steps in {anchor_seconds:.2f}s "
+        f"= {anchor_rate:,.0f}/s (enqueue {enqueued:.2f}s)"
+    )
+    print(f"ratio engine/anchor: {engine_rate / anchor_rate:.1f}x (bar: >= 10x)")
+
+
+if __name__ == "__main__":
+    main()
