@@ -453,3 +453,9 @@ class ActionResult(models.Model):
 
     def __str__(self):
         return self.idempotency_key
+
+
+# Models of the API and webhooks live beside their code; imported here so Django
+# registers them with the runs app.
+from .api.models import ApiClient, IdempotencyKey  # noqa: E402, F401
+from .webhooks.models import Webhook, WebhookAttempt, WebhookDelivery  # noqa: E402, F401

@@ -1,0 +1,32 @@
+"""Filters of the runs list and the CSV export (one FilterSet for both)."""
+
+import django_filters
+
+from automations.models import TriggerKind
+
+from ..models import Run
+from ..states import RunState
+
+
+class RunFilter(django_filters.FilterSet):
+    state = django_filters.MultipleChoiceFilter(
+        choices=RunState.choices, help_text="Run state; repeat for several."
+    )
+    automation = django_filters.CharFilter(
+        field_name="automation__slug", help_text="Automation slug."
+    )
+    trigger = django_filters.ChoiceFilter(
+        field_name="trigger_kind", choices=TriggerKind.choices
+    )
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="ISO 8601, inclusive."
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="ISO 8601, exclusive."
+    )
+    archived = django_filters.BooleanFilter()
+
+    class Meta:
+        model = Run
+        fields = ["state", "automation", "trigger", "created_after", "created_before",
+                  "archived"]
