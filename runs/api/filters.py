@@ -24,7 +24,11 @@ class RunFilter(django_filters.FilterSet):
     created_before = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="ISO 8601, exclusive."
     )
-    archived = django_filters.BooleanFilter()
+    # true or false, anything else is a 400 (a BooleanFilter would ignore it)
+    archived = django_filters.TypedChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        coerce=lambda value: value == "true",
+    )
 
     class Meta:
         model = Run

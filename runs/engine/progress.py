@@ -93,6 +93,10 @@ def run_progress(run: Run) -> str:
             final = RunState.COMPLETED_NO_ACTION
         else:
             final = RunState.COMPLETED
+        if current == RunState.AWAITING_INPUT:
+            # The last awaiting item was rejected or expired: awaiting_input leads
+            # only back to running (the machine allows no shortcut), so resume first.
+            run_move(run, RunState.RUNNING, actor_label="engine", verb="run.resumed")
         run_move(run, final, actor_label="engine", details=_summary(run))
         return final
 
