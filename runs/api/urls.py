@@ -1,6 +1,6 @@
 """API v1 urls: include with `path("api/v1/", include("runs.api.urls"))`."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
@@ -28,4 +28,5 @@ urlpatterns = [
          name="run-work-items"),
     path("runs/<str:pk>/items/", views.RunItemsView.as_view(), name="run-items"),
     path("", include(router.urls)),
+    re_path(r"^.*$", views.api_not_found),
 ]

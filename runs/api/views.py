@@ -55,6 +55,7 @@ def _errors(*codes) -> dict:
 
 
 READ_ERRORS = (401, 403, 404)
+LIST_ERRORS = (400, 401, 403, 404)  # 400: a malformed cursor or filter
 CONTROL_ERRORS = (400, 401, 403, 404, 409, 413)
 
 
@@ -169,6 +170,7 @@ class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
     filter_backends = [DjangoFilterBackend]
     filterset_class = RunFilter
     throttle_scope = None
+    lookup_value_regex = "[^/]+"  # any id reaches the view and gets a JSON 404
 
     def get_throttles(self):
         if self.action == "rerun":  # re-run starts a run: same limit as triggers
@@ -264,7 +266,7 @@ class _RunChildren(ApiMixin, generics.ListAPIView):
 
 
 @extend_schema(tags=["runs"], responses={
-    200: s.WorkItemSerializer(many=True), **_errors(*READ_ERRORS)})
+    200: s.WorkItemSerializer(many=True), **_errors(*LIST_ERRORS)})
 class RunWorkItemsView(_RunChildren):
     """The run's work items, in creation order."""
 
@@ -274,7 +276,7 @@ class RunWorkItemsView(_RunChildren):
 
 
 @extend_schema(tags=["runs"], responses={
-    200: s.RunItemSerializer(many=True), **_errors(*READ_ERRORS)})
+    200: s.RunItemSerializer(many=True), **_errors(*LIST_ERRORS)})
 class RunItemsView(_RunChildren):
     """The run's run items (one action on one subject each), in ledger order."""
 
@@ -283,10 +285,21 @@ class RunItemsView(_RunChildren):
     pagination_class = SeqCursorPagination
 
 
+def api_not_found(request, *args, **kwargs):
+    """Unmatched paths under the API answer in the API's error shape, not HTML."""
+    from django.http import JsonResponse
+
+    return JsonResponse(
+        {"detail": f"no API endpoint at {request.path}", "code": "not_found"},
+        status=404,
+    )
+
+
 class CSVRenderer(BaseRenderer):
     """Lets `Accept: text/csv` through content negotiation; errors render as text."""
 
     media_type = "text/csv"
+    format = "csv"
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
@@ -317,15 +330,17 @@ EXPORT_COLUMNS = [
 ]
 
 
-@extend_schema(
-    tags=["runs"],
-    operation_id="runs_export_csv",
-    responses={
-        (200, "text/csv"): OpenApiResponse(
-            OpenApiTypes.STR, description="Run items of the matching runs, streamed."
-        ),
-        **_errors(400, 401, 403),
-    },
+@extend_schema_view(
+    get=extend_schema(
+        tags=["runs"],
+        operation_id="runs_export_csv",
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="Run items of the matching runs, streamed."
+            ),
+            **_errors(400, 401, 403, 404),
+        },
+    )
 )
 class RunExportView(ApiMixin, generics.ListAPIView):
     """Run items of the runs matching the filters, as a streaming CSV (constant

@@ -73,10 +73,17 @@ def test_cursor_pagination_walks_every_run_once(api, automation):
     assert seen == sorted(made, reverse=True)
 
 
-def test_bad_cursor_is_404(api, db):
+def test_bad_cursor_is_400(api, db):
     response = api.get("/api/v1/runs/?cursor=garbage")
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_cursor"
+
+
+def test_unknown_api_path_is_a_json_404(api, db):
+    for path in ("/api/v1/nothing/", "/api/v1/runs/a.b/c/", "/api/v1/runs/x/stop"):
+        response = api.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["code"] == "not_found"
 
 
 def test_filters(api, automation, finished_run):
@@ -126,7 +133,9 @@ def test_detail(api, finished_run):
     assert data["lead_time_seconds"] >= 0 and data["completed_at"]
 
 
-@pytest.mark.parametrize("pk", ["00000000-0000-0000-0000-000000000000", "not-a-uuid"])
+@pytest.mark.parametrize(
+    "pk", ["00000000-0000-0000-0000-000000000000", "not-a-uuid", "a.b", "%C2%AA"]
+)
 def test_unknown_run_is_404(api, db, pk):
     for path in ("", "work-items/", "items/"):
         response = api.get(f"/api/v1/runs/{pk}/{path}")
