@@ -113,9 +113,16 @@ def test_filters(api, automation, finished_run):
     assert listed(f"created_before={quote(yesterday)}") == [finished_run.number]
 
 
+def test_datetime_filters_take_any_offset(api, automation):
+    """Found by fuzzing: PostgreSQL refused +23:13 (a 500); now normalised to UTC."""
+    run = run_start(automation=automation("builtin.echo"))
+    response = api.get("/api/v1/runs/?created_after=2000-01-01T00:00:00%2B23:13")
+    assert response.status_code == 200 and numbers(response) == [run.number]
+
+
 @pytest.mark.parametrize(
     "query", ["state=nonsense", "trigger=fax", "created_after=yesterday",
-              "archived=maybe"]
+              "archived=maybe", "created_before=0001-01-01T00:00:00%2B05:00"]
 )
 def test_bad_filter_is_400(api, db, query):
     response = api.get(f"/api/v1/runs/?{query}")
