@@ -57,8 +57,11 @@ def _flatten(detail, path="") -> list[tuple[str, str, str]]:
             for key, value in detail.items()
             for leaf in _flatten(
                 value,
-                path if key in ("detail", "non_field_errors")
-                else f"{path}.{key}" if path else str(key),
+                path
+                if key in ("detail", "non_field_errors")
+                else f"{path}.{key}"
+                if path
+                else str(key),
             )
         ]
     if isinstance(detail, list):

@@ -54,5 +54,11 @@ class RunFilter(django_filters.FilterSet):
 
     class Meta:
         model = Run
-        fields = ["state", "automation", "trigger", "created_after", "created_before",
-                  "archived"]
+        fields = [
+            "state",
+            "automation",
+            "trigger",
+            "created_after",
+            "created_before",
+            "archived",
+        ]

@@ -1,4 +1,4 @@
-"""Serializers of the API objects (field names are the Contract's) and request bodies."""
+"""API objects (field names as in the Contract) and request bodies."""
 
 import json
 
@@ -23,16 +23,34 @@ class RunSerializer(serializers.ModelSerializer):
     )
     run_by = serializers.CharField(source="run_by_label", read_only=True)
     lead_time_seconds = serializers.FloatField(read_only=True, allow_null=True)
-    rerun_of = serializers.UUIDField(source="rerun_of_id", read_only=True, allow_null=True)
+    rerun_of = serializers.UUIDField(
+        source="rerun_of_id", read_only=True, allow_null=True
+    )
     url = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
         fields = [
-            "id", "number", "automation", "version", "state", "trigger", "run_by",
-            "current_step", "total_items", "output_items", "failed_items",
-            "subjects_matched", "actions_invoked", "created_at", "started_at",
-            "completed_at", "lead_time_seconds", "archived", "rerun_of", "url",
+            "id",
+            "number",
+            "automation",
+            "version",
+            "state",
+            "trigger",
+            "run_by",
+            "current_step",
+            "total_items",
+            "output_items",
+            "failed_items",
+            "subjects_matched",
+            "actions_invoked",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "lead_time_seconds",
+            "archived",
+            "rerun_of",
+            "url",
         ]
         read_only_fields = fields
 
@@ -77,8 +95,17 @@ class RunItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = RunItem
         fields = [
-            "id", "work_item", "step", "action", "subject", "attempt",
-            "idempotency_key", "outcome", "result_ref", "failure_cause", "started_at",
+            "id",
+            "work_item",
+            "step",
+            "action",
+            "subject",
+            "attempt",
+            "idempotency_key",
+            "outcome",
+            "result_ref",
+            "failure_cause",
+            "started_at",
             "finished_at",
         ]
         read_only_fields = fields
@@ -136,8 +163,9 @@ class TriggerSerializer(serializers.Serializer):
 
 
 class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, default="", allow_blank=True,
-                                   max_length=2000)
+    reason = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=2000
+    )
 
 
 class StopSerializer(ReasonSerializer):
@@ -155,14 +183,20 @@ class WorkItemIdsField(serializers.ListField):
 
 class RetrySerializer(ReasonSerializer):
     work_items = WorkItemIdsField(
-        required=False, allow_null=True, default=None, allow_empty=False,
+        required=False,
+        allow_null=True,
+        default=None,
+        allow_empty=False,
         help_text="Failed work items to retry; none named: all failed items.",
     )
 
 
 class ResolveSerializer(serializers.Serializer):
     work_items = WorkItemIdsField(
-        required=False, allow_null=True, default=None, allow_empty=False,
+        required=False,
+        allow_null=True,
+        default=None,
+        allow_empty=False,
         help_text="Failed work items to resolve; none named: all failed items.",
     )
     note = serializers.CharField(max_length=2000, help_text="Why; required.")
@@ -176,8 +210,9 @@ class RerunSerializer(serializers.Serializer):
 
 class InputSerializer(ReasonSerializer):
     work_item = serializers.IntegerField(min_value=1)
-    decision = serializers.ChoiceField(choices=[("approve", "approve"),
-                                                ("reject", "reject")])
+    decision = serializers.ChoiceField(
+        choices=[("approve", "approve"), ("reject", "reject")]
+    )
     data = serializers.DictField(required=False, default=dict)
 
     def validate_data(self, data):

@@ -139,7 +139,9 @@ class TriggerView(ApiMixin, generics.GenericAPIView):
         )
 
     def _accepted(self, run, *, replayed=False) -> Response:
-        data = s.RunSerializer(_run_for_response(run), context={"request": self.request})
+        data = s.RunSerializer(
+            _run_for_response(run), context={"request": self.request}
+        )
         headers = {"Location": data.data["url"]}
         if replayed:
             headers[REPLAY_HEADER] = "true"
@@ -156,10 +158,13 @@ def _control(body, description, responses=None):
 
 
 @extend_schema_view(
-    list=extend_schema(tags=["runs"], responses={
-        200: s.RunSerializer(many=True), **_errors(400, 401, 403)}),
-    retrieve=extend_schema(tags=["runs"], responses={
-        200: s.RunSerializer, **_errors(*READ_ERRORS)}),
+    list=extend_schema(
+        tags=["runs"],
+        responses={200: s.RunSerializer(many=True), **_errors(400, 401, 403)},
+    ),
+    retrieve=extend_schema(
+        tags=["runs"], responses={200: s.RunSerializer, **_errors(*READ_ERRORS)}
+    ),
 )
 class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
     """Runs, newest first, and the operator's controls on one run."""
@@ -186,28 +191,39 @@ class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
     def _answer(self, run, code=status.HTTP_200_OK) -> Response:
         return Response(self.get_serializer(_run_for_response(run)).data, status=code)
 
-    @_control(s.StopSerializer, "Stop the run: in-flight step runs complete or "
-              "terminate; pending items end failed or done.")
+    @_control(
+        s.StopSerializer,
+        "Stop the run: in-flight step runs complete or "
+        "terminate; pending items end failed or done.",
+    )
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
         run = self.get_object()
         body = self._body(s.StopSerializer)
         return self._answer(services.run_stop(run, actor=request.user, **body))
 
-    @_control(s.RetrySerializer, "Send failed items (all, or those named) back to "
-              "pending; reopens a finished run.")
+    @_control(
+        s.RetrySerializer,
+        "Send failed items (all, or those named) back to "
+        "pending; reopens a finished run.",
+    )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         run = self.get_object()
         body = self._body(s.RetrySerializer)
         services.run_retry(
-            run, actor=request.user, work_item_ids=body["work_items"],
+            run,
+            actor=request.user,
+            work_item_ids=body["work_items"],
             reason=body["reason"],
         )
         return self._answer(run)
 
-    @_control(s.ResolveSerializer, "Mark failed items resolved by a person, with a "
-              "note; an unresolved run with nothing left failed becomes completed.")
+    @_control(
+        s.ResolveSerializer,
+        "Mark failed items resolved by a person, with a "
+        "note; an unresolved run with nothing left failed becomes completed.",
+    )
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
         run = self.get_object()
@@ -246,15 +262,22 @@ class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
         new = services.run_rerun(run, actor=request.user, version=body["version"])
         return self._answer(new, status.HTTP_202_ACCEPTED)
 
-    @_control(s.InputSerializer, "Approve or reject a work item awaiting input (four "
-              "eyes: not by the person who started the run).")
+    @_control(
+        s.InputSerializer,
+        "Approve or reject a work item awaiting input (four "
+        "eyes: not by the person who started the run).",
+    )
     @action(detail=True, methods=["post"])
     def input(self, request, pk=None):
         run = self.get_object()
         body = self._body(s.InputSerializer)
         services.work_item_decide(
-            run, actor=request.user, work_item_id=body["work_item"],
-            decision=body["decision"], data=body["data"], reason=body["reason"],
+            run,
+            actor=request.user,
+            work_item_id=body["work_item"],
+            decision=body["decision"],
+            data=body["data"],
+            reason=body["reason"],
         )
         return self._answer(run)
 
@@ -265,8 +288,10 @@ class _RunChildren(ApiMixin, generics.ListAPIView):
         return self.model.objects.filter(run=run).select_related("step")
 
 
-@extend_schema(tags=["runs"], responses={
-    200: s.WorkItemSerializer(many=True), **_errors(*LIST_ERRORS)})
+@extend_schema(
+    tags=["runs"],
+    responses={200: s.WorkItemSerializer(many=True), **_errors(*LIST_ERRORS)},
+)
 class RunWorkItemsView(_RunChildren):
     """The run's work items, in creation order."""
 
@@ -275,14 +300,40 @@ class RunWorkItemsView(_RunChildren):
     pagination_class = IdCursorPagination
 
 
-@extend_schema(tags=["runs"], responses={
-    200: s.RunItemSerializer(many=True), **_errors(*LIST_ERRORS)})
+@extend_schema(
+    tags=["runs"],
+    responses={200: s.RunItemSerializer(many=True), **_errors(*LIST_ERRORS)},
+)
 class RunItemsView(_RunChildren):
     """The run's run items (one action on one subject each), in ledger order."""
 
     model = RunItem
     serializer_class = s.RunItemSerializer
     pagination_class = SeqCursorPagination
+
+
+class MeSerializer(s.serializers.Serializer):
+    username = s.serializers.CharField()
+    auth = s.serializers.ChoiceField(
+        choices=[("token", "token"), ("session", "session")]
+    )
+
+
+@extend_schema(tags=["auth"], responses={200: MeSerializer, **_errors(401)})
+class MeView(generics.GenericAPIView):
+    """Who the credentials belong to: lets an integration check its token."""
+
+    serializer_class = MeSerializer
+
+    def get(self, request):
+        from .permissions import by_token
+
+        return Response(
+            {
+                "username": request.user.get_username(),
+                "auth": "token" if by_token(request) else "session",
+            }
+        )
 
 
 def api_not_found(request, *args, **kwargs):
@@ -336,7 +387,8 @@ EXPORT_COLUMNS = [
         operation_id="runs_export_csv",
         responses={
             (200, "text/csv"): OpenApiResponse(
-                OpenApiTypes.STR, description="Run items of the matching runs, streamed."
+                OpenApiTypes.STR,
+                description="Run items of the matching runs, streamed.",
             ),
             **_errors(400, 401, 403, 404),
         },
@@ -367,5 +419,7 @@ class RunExportView(ApiMixin, generics.ListAPIView):
             content_type="text/csv; charset=utf-8",
         )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response["Content-Disposition"] = f'attachment; filename="run-items-{stamp}.csv"'
+        response["Content-Disposition"] = (
+            f'attachment; filename="run-items-{stamp}.csv"'
+        )
         return response

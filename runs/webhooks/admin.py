@@ -20,8 +20,14 @@ class WebhookAdmin(admin.ModelAdmin):
 
 class WebhookAttemptInline(admin.TabularInline):
     model = WebhookAttempt
-    fields = ["number", "started_at", "duration_ms", "status_code", "error",
-              "response_excerpt"]
+    fields = [
+        "number",
+        "started_at",
+        "duration_ms",
+        "status_code",
+        "error",
+        "response_excerpt",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -32,13 +38,32 @@ class WebhookAttemptInline(admin.TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "event", "webhook", "run", "status", "attempts",
-                    "last_status_code", "next_attempt_at", "delivered_at"]
+    list_display = [
+        "created_at",
+        "event",
+        "webhook",
+        "run",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+    ]
     list_filter = ["status", "event"]
     list_select_related = ["webhook", "webhook__automation", "run"]
-    readonly_fields = ["id", "webhook", "run", "event", "body", "status", "attempts",
-                       "next_attempt_at", "last_status_code", "created_at",
-                       "delivered_at"]
+    readonly_fields = [
+        "id",
+        "webhook",
+        "run",
+        "event",
+        "body",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "created_at",
+        "delivered_at",
+    ]
     inlines = [WebhookAttemptInline]
     show_full_result_count = False
 
@@ -62,8 +87,15 @@ class ApiClientAdmin(admin.ModelAdmin):
 class IdempotencyKeyAdmin(admin.ModelAdmin):
     list_display = ["key", "user", "automation", "run", "created_at", "expires_at"]
     list_select_related = ["user", "automation", "run"]
-    readonly_fields = ["key", "user", "automation", "request_hash", "run",
-                       "created_at", "expires_at"]
+    readonly_fields = [
+        "key",
+        "user",
+        "automation",
+        "request_hash",
+        "run",
+        "created_at",
+        "expires_at",
+    ]
     show_full_result_count = False
 
     def has_add_permission(self, request):

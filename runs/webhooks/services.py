@@ -88,14 +88,14 @@ def deliveries_create(*, run_id, before: str, after: str, **kwargs) -> list:
     from ..models import Run
 
     event = f"run.{after}"
-    run = (
-        Run.objects.select_related("automation", "version").filter(pk=run_id).first()
-    )
+    run = Run.objects.select_related("automation", "version").filter(pk=run_id).first()
     if run is None:
         return []
     hooks = [
         hook
-        for hook in Webhook.objects.filter(automation_id=run.automation_id, is_active=True)
+        for hook in Webhook.objects.filter(
+            automation_id=run.automation_id, is_active=True
+        )
         if hook.wants(event)
     ]
     if not hooks:

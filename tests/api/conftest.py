@@ -7,8 +7,17 @@ from rest_framework.test import APIClient
 
 from runs.api.models import ApiClient
 
-OPERATOR = ["view_run", "stop_run", "retry_run", "resolve_run", "archive_run",
-            "rerun_run", "approve_run", "trigger_run", "export_run"]
+OPERATOR = [
+    "view_run",
+    "stop_run",
+    "retry_run",
+    "resolve_run",
+    "archive_run",
+    "rerun_run",
+    "approve_run",
+    "trigger_run",
+    "export_run",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +30,9 @@ def make_user(username, perms=(), **extra):
     user = get_user_model().objects.create_user(username, password="pw", **extra)
     if perms:
         user.user_permissions.add(
-            *Permission.objects.filter(content_type__app_label="runs", codename__in=perms)
+            *Permission.objects.filter(
+                content_type__app_label="runs", codename__in=perms
+            )
         )
     return get_user_model().objects.get(pk=user.pk)  # fresh permission cache
 

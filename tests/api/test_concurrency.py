@@ -31,11 +31,18 @@ def test_fifty_concurrent_triggers_with_one_key_make_one_run(automation):
         try:
             barrier.wait()
             response = client.post(
-                f"/api/v1/automations/{auto.slug}/runs/", body,
-                content_type="application/json", HTTP_IDEMPOTENCY_KEY="one-key",
+                f"/api/v1/automations/{auto.slug}/runs/",
+                body,
+                content_type="application/json",
+                HTTP_IDEMPOTENCY_KEY="one-key",
             )
-            results.append((response.status_code, response.json().get("id"),
-                            response.get("Idempotent-Replayed")))
+            results.append(
+                (
+                    response.status_code,
+                    response.json().get("id"),
+                    response.get("Idempotent-Replayed"),
+                )
+            )
         finally:
             connections.close_all()
 

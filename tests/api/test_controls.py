@@ -22,8 +22,9 @@ def control(client, run, name, body=None):
 @pytest.fixture
 def unresolved(automation):
     auto = automation("builtin.echo", "test.business_fail", slug="kyc")
-    run = run_start(automation=auto, inputs=[{"subject": "ok"},
-                                             {"subject": "no", "bad": True}])
+    run = run_start(
+        automation=auto, inputs=[{"subject": "ok"}, {"subject": "no", "bad": True}]
+    )
     run_until_idle(run)
     run.refresh_from_db()
     assert run.state == "unresolved"
@@ -37,8 +38,10 @@ def pending(automation):
 
 @pytest.fixture
 def awaiting(automation, db):
-    auto = automation({"action": "builtin.request_approval",
-                       "parameters": {"approvers": []}}, "builtin.echo")
+    auto = automation(
+        {"action": "builtin.request_approval", "parameters": {"approvers": []}},
+        "builtin.echo",
+    )
     starter = make_user("starter", OPERATOR)
     run = run_start(automation=auto, actor=starter)
     run_until_idle(run)
@@ -52,8 +55,9 @@ def failed_item(run):
 
 
 def test_stop_a_pending_run(api, pending):
-    response = control(api, pending, "stop", {"step_runs": "terminate",
-                                              "pending_items": "failed"})
+    response = control(
+        api, pending, "stop", {"step_runs": "terminate", "pending_items": "failed"}
+    )
     assert response.status_code == 200, response.content
     assert response.json()["state"] == "cancelled"
     assert Run.objects.get(pk=pending.pk).stop_options["step_runs"] == "terminate"
@@ -102,8 +106,15 @@ def test_retry_named_items(api, unresolved):
     assert item.state == "pending"
 
 
-@pytest.mark.parametrize("body", [{"work_items": "all"}, {"work_items": []},
-                                  {"work_items": ["x"]}, {"work_items": [0]}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"work_items": "all"},
+        {"work_items": []},
+        {"work_items": ["x"]},
+        {"work_items": [0]},
+    ],
+)
 def test_retry_bad_body_is_400(api, unresolved, body):
     response = control(api, unresolved, "retry", body)
     assert response.status_code == 400
@@ -126,8 +137,9 @@ def test_retry_with_nothing_failed_is_400(api, pending):
 
 def test_resolve_with_a_note_completes_the_run(api, unresolved):
     item = failed_item(unresolved)
-    response = control(api, unresolved, "resolve",
-                       {"work_items": [item.pk], "note": "checked by hand"})
+    response = control(
+        api, unresolved, "resolve", {"work_items": [item.pk], "note": "checked by hand"}
+    )
     assert response.status_code == 200
     assert response.json()["state"] == "completed"
     item.refresh_from_db()
@@ -182,8 +194,12 @@ def test_rerun_is_throttled_like_triggers(api, unresolved, settings):
 
 def test_input_approves(api, awaiting):
     item = WorkItem.objects.get(run=awaiting, state="awaiting_input")
-    response = control(api, awaiting, "input",
-                       {"work_item": item.pk, "decision": "approve", "data": {"ok": 1}})
+    response = control(
+        api,
+        awaiting,
+        "input",
+        {"work_item": item.pk, "decision": "approve", "data": {"ok": 1}},
+    )
     assert response.status_code == 200, response.content
     item.refresh_from_db()
     assert item.state == "pending" and item.approval["by"] == "olivia"
@@ -191,8 +207,9 @@ def test_input_approves(api, awaiting):
 
 def test_input_rejects(api, awaiting):
     item = WorkItem.objects.get(run=awaiting, state="awaiting_input")
-    response = control(api, awaiting, "input",
-                       {"work_item": item.pk, "decision": "reject"})
+    response = control(
+        api, awaiting, "input", {"work_item": item.pk, "decision": "reject"}
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["failed_items"] == 1
 
@@ -200,8 +217,12 @@ def test_input_rejects(api, awaiting):
 def test_input_four_eyes_is_403(awaiting):
     starter = awaiting.run_by
     item = WorkItem.objects.get(run=awaiting, state="awaiting_input")
-    response = control(client_for(starter), awaiting, "input",
-                       {"work_item": item.pk, "decision": "approve"})
+    response = control(
+        client_for(starter),
+        awaiting,
+        "input",
+        {"work_item": item.pk, "decision": "approve"},
+    )
     assert response.status_code == 403
     assert "four eyes" in response.json()["detail"]
     item.refresh_from_db()
@@ -209,33 +230,46 @@ def test_input_four_eyes_is_403(awaiting):
 
 
 def test_input_unknown_work_item_is_404(api, awaiting):
-    response = control(api, awaiting, "input", {"work_item": 999999,
-                                                "decision": "approve"})
+    response = control(
+        api, awaiting, "input", {"work_item": 999999, "decision": "approve"}
+    )
     assert response.status_code == 404
     assert "not in run" in response.json()["detail"]
 
 
 def test_input_on_an_item_not_awaiting_is_409(api, unresolved):
     item = failed_item(unresolved)
-    response = control(api, unresolved, "input", {"work_item": item.pk,
-                                                  "decision": "approve"})
+    response = control(
+        api, unresolved, "input", {"work_item": item.pk, "decision": "approve"}
+    )
     assert response.status_code == 409
 
 
-@pytest.mark.parametrize("body", [{"decision": "approve"},
-                                  {"work_item": 1, "decision": "maybe"},
-                                  {"work_item": 1, "decision": "approve", "data": [1]},
-                                  {"work_item": 1, "decision": "approve",
-                                   "data": {"x": "\u0000"}}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"decision": "approve"},
+        {"work_item": 1, "decision": "maybe"},
+        {"work_item": 1, "decision": "approve", "data": [1]},
+        {"work_item": 1, "decision": "approve", "data": {"x": "\u0000"}},
+    ],
+)
 def test_input_bad_body_is_400(api, awaiting, body):
     assert control(api, awaiting, "input", body).status_code == 400
 
 
-@pytest.mark.parametrize("name,perm", [
-    ("stop", "stop_run"), ("retry", "retry_run"), ("resolve", "resolve_run"),
-    ("archive", "archive_run"), ("unarchive", "archive_run"), ("rerun", "rerun_run"),
-    ("input", "approve_run"),
-])
+@pytest.mark.parametrize(
+    "name,perm",
+    [
+        ("stop", "stop_run"),
+        ("retry", "retry_run"),
+        ("resolve", "resolve_run"),
+        ("archive", "archive_run"),
+        ("unarchive", "archive_run"),
+        ("rerun", "rerun_run"),
+        ("input", "approve_run"),
+    ],
+)
 def test_each_control_needs_its_permission(unresolved, name, perm):
     lacking = make_user("lacking", [p for p in OPERATOR if p != perm])
     response = control(client_for(lacking), unresolved, name, {"note": "n"})
@@ -273,8 +307,9 @@ def test_rejecting_the_last_awaiting_item_settles_the_run(api, awaiting):
     """Regression: run_progress moved awaiting_input straight to unresolved, which
     the machine refuses; the decision committed but the caller got an error."""
     item = WorkItem.objects.get(run=awaiting, state="awaiting_input")
-    response = control(api, awaiting, "input",
-                       {"work_item": item.pk, "decision": "reject"})
+    response = control(
+        api, awaiting, "input", {"work_item": item.pk, "decision": "reject"}
+    )
     assert response.status_code == 200
     assert response.json()["state"] == "unresolved"
     verbs = list(AuditEvent.objects.filter(run=awaiting).values_list("verb", flat=True))

@@ -17,11 +17,17 @@ from .conftest import client_for, make_user
 def runs(automation):
     auto = automation("builtin.echo", slug="kyc")
     dangerous = run_start(
-        automation=auto, inputs=[{"subject": "=HYPERLINK(\"http://x\")"},
-                                 {"subject": "@SUM(1)"}, {"subject": "plain"}]
+        automation=auto,
+        inputs=[
+            {"subject": '=HYPERLINK("http://x")'},
+            {"subject": "@SUM(1)"},
+            {"subject": "plain"},
+        ],
     )
-    other = run_start(automation=automation("builtin.echo", slug="other"),
-                      inputs=[{"subject": "-2+3"}])
+    other = run_start(
+        automation=automation("builtin.echo", slug="other"),
+        inputs=[{"subject": "-2+3"}],
+    )
     run_until_idle()
     return dangerous, other
 
@@ -46,7 +52,7 @@ def test_export_streams_every_run_item(api, runs):
 
 def test_export_neutralises_formula_cells(api, runs):
     subjects = {row["subject"] for row in rows(api.get("/api/v1/runs/export.csv"))}
-    assert subjects == {"'=HYPERLINK(\"http://x\")", "'@SUM(1)", "plain", "'-2+3"}
+    assert subjects == {'\'=HYPERLINK("http://x")', "'@SUM(1)", "plain", "'-2+3"}
 
 
 def test_export_filters(api, runs):

@@ -12,8 +12,18 @@ from .test_trigger import RUN_FIELDS
 
 WORK_ITEM_FIELDS = {"id", "step", "state", "subject", "payload", "attempts", "failure"}
 RUN_ITEM_FIELDS = {
-    "id", "work_item", "step", "action", "subject", "attempt", "idempotency_key",
-    "outcome", "result_ref", "failure_cause", "started_at", "finished_at",
+    "id",
+    "work_item",
+    "step",
+    "action",
+    "subject",
+    "attempt",
+    "idempotency_key",
+    "outcome",
+    "result_ref",
+    "failure_cause",
+    "started_at",
+    "finished_at",
 }
 
 
@@ -21,8 +31,9 @@ RUN_ITEM_FIELDS = {
 def finished_run(automation):
     """A run with one done and one failed (business) item, settled unresolved."""
     auto = automation("builtin.echo", "test.business_fail", slug="kyc")
-    run = run_start(automation=auto, inputs=[{"subject": "ok"},
-                                             {"subject": "no", "bad": True}])
+    run = run_start(
+        automation=auto, inputs=[{"subject": "ok"}, {"subject": "no", "bad": True}]
+    )
     run_until_idle(run)
     run.refresh_from_db()
     assert run.state == "unresolved"
@@ -33,7 +44,9 @@ def numbers(response):
     return [r["number"] for r in response.json()["results"]]
 
 
-def test_list_newest_first_with_contract_fields(api, automation, django_assert_max_num_queries):
+def test_list_newest_first_with_contract_fields(
+    api, automation, django_assert_max_num_queries
+):
     auto = automation("builtin.echo")
     runs = [run_start(automation=auto) for _ in range(3)]
     with django_assert_max_num_queries(6):
@@ -96,7 +109,10 @@ def test_filters(api, automation, finished_run):
         return numbers(response)
 
     assert listed("state=unresolved") == [finished_run.number]
-    assert listed("state=unresolved&state=pending") == [other.number, finished_run.number]
+    assert listed("state=unresolved&state=pending") == [
+        other.number,
+        finished_run.number,
+    ]
     assert listed("automation=kyc") == [finished_run.number]
     assert listed("automation=nothing") == []
     assert listed("archived=true") == [finished_run.number]
@@ -121,8 +137,14 @@ def test_datetime_filters_take_any_offset(api, automation):
 
 
 @pytest.mark.parametrize(
-    "query", ["state=nonsense", "trigger=fax", "created_after=yesterday",
-              "archived=maybe", "created_before=0001-01-01T00:00:00%2B05:00"]
+    "query",
+    [
+        "state=nonsense",
+        "trigger=fax",
+        "created_after=yesterday",
+        "archived=maybe",
+        "created_before=0001-01-01T00:00:00%2B05:00",
+    ],
 )
 def test_bad_filter_is_400(api, db, query):
     response = api.get(f"/api/v1/runs/?{query}")
@@ -136,7 +158,11 @@ def test_detail(api, finished_run):
     assert response.status_code == 200
     data = response.json()
     assert set(data) == RUN_FIELDS
-    assert (data["state"], data["failed_items"], data["version"]) == ("unresolved", 1, 1)
+    assert (data["state"], data["failed_items"], data["version"]) == (
+        "unresolved",
+        1,
+        1,
+    )
     assert data["lead_time_seconds"] >= 0 and data["completed_at"]
 
 
@@ -158,7 +184,8 @@ def test_work_items(api, finished_run):
     failed = [i for i in items if i["state"] == "failed"]
     assert len(failed) == 1
     assert failed[0]["failure"] == {
-        "type": "business", "code": "not_eligible",
+        "type": "business",
+        "code": "not_eligible",
         "message": "the subject is not eligible",
     }
     assert failed[0]["step"] == "step2" and failed[0]["subject"] == "no"
@@ -187,8 +214,12 @@ def test_run_items(api, finished_run):
 
 def test_reads_need_view_permission(nobody, finished_run):
     client = client_for(nobody)
-    for path in ("", f"{finished_run.pk}/", f"{finished_run.pk}/work-items/",
-                 f"{finished_run.pk}/items/"):
+    for path in (
+        "",
+        f"{finished_run.pk}/",
+        f"{finished_run.pk}/work-items/",
+        f"{finished_run.pk}/items/",
+    ):
         response = client.get(f"/api/v1/runs/{path}")
         assert response.status_code == 403, path
         assert response.json()["code"] == "permission_denied"
@@ -218,3 +249,12 @@ def test_bad_token_is_401(finished_run):
     response = client.get("/api/v1/runs/")
     assert response.status_code == 401
     assert response.json()["code"] == "authentication_failed"
+
+
+def test_me_names_the_credentials(viewer):
+    assert client_for(viewer, token=True).get("/api/v1/me/").json() == {
+        "username": "victor",
+        "auth": "token",
+    }
+    assert client_for(viewer).get("/api/v1/me/").json()["auth"] == "session"
+    assert client_for().get("/api/v1/me/").status_code == 401

@@ -30,24 +30,45 @@ def test_schema_is_served_and_lists_every_endpoint(client, db):
     schema = yaml.safe_load(response.content)
     paths = schema["paths"]
     expected = {
+        "/api/v1/me/": ["get"],
         "/api/v1/automations/{slug}/runs/": ["post"],
         "/api/v1/runs/": ["get"],
         "/api/v1/runs/export.csv": ["get"],
         "/api/v1/runs/{id}/": ["get"],
         "/api/v1/runs/{id}/work-items/": ["get"],
         "/api/v1/runs/{id}/items/": ["get"],
-        **{f"/api/v1/runs/{{id}}/{name}/": ["post"] for name in (
-            "stop", "retry", "resolve", "archive", "unarchive", "rerun", "input")},
+        **{
+            f"/api/v1/runs/{{id}}/{name}/": ["post"]
+            for name in (
+                "stop",
+                "retry",
+                "resolve",
+                "archive",
+                "unarchive",
+                "rerun",
+                "input",
+            )
+        },
     }
     assert {p: sorted(m for m in paths[p] if m != "parameters") for p in paths} == (
         expected
     )
     trigger = paths["/api/v1/automations/{slug}/runs/"]["post"]
     assert set(trigger["responses"]) == {
-        "202", "400", "401", "403", "404", "409", "413", "422", "429"
+        "202",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "422",
+        "429",
     }
-    assert any(p["name"] == "Idempotency-Key" and p["in"] == "header"
-               for p in trigger["parameters"])
+    assert any(
+        p["name"] == "Idempotency-Key" and p["in"] == "header"
+        for p in trigger["parameters"]
+    )
     for path, operations in expected.items():
         for method in operations:
             op = paths[path][method]
@@ -78,8 +99,11 @@ def api_world(db):
     unresolved = run_start(automation=auto, inputs=[{"bad": True}])
     run_until_idle(unresolved)
     pending = run_start(automation=auto, inputs=[{"subject": "=1+1"}])
-    return {"token": token, "slug": auto.slug, "runs": [str(unresolved.pk),
-                                                       str(pending.pk)]}
+    return {
+        "token": token,
+        "slug": auto.slug,
+        "runs": [str(unresolved.pk), str(pending.pk)],
+    }
 
 
 @pytest.fixture
@@ -108,7 +132,10 @@ def test_api_fuzzed_against_its_schema(case, api_world):
             case.path_parameters["id"] = api_world["runs"][turn // 2 % 2]
         if "slug" in case.path_parameters:
             case.path_parameters["slug"] = api_world["slug"]
-    case.headers = {**(case.headers or {}), "Authorization": f"Token {api_world['token']}"}
+    case.headers = {
+        **(case.headers or {}),
+        "Authorization": f"Token {api_world['token']}",
+    }
     response = case.call()
     assert response.status_code < 500, (response.status_code, response.text[:500])
     # `ignored_auth` re-sends with one of the two alternative schemes (token OR

@@ -12,10 +12,26 @@ from runs.models import Run, WorkItem
 from .conftest import client_for, grant, make_user
 
 RUN_FIELDS = {
-    "id", "number", "automation", "version", "state", "trigger", "run_by",
-    "current_step", "total_items", "output_items", "failed_items", "subjects_matched",
-    "actions_invoked", "created_at", "started_at", "completed_at",
-    "lead_time_seconds", "archived", "rerun_of", "url",
+    "id",
+    "number",
+    "automation",
+    "version",
+    "state",
+    "trigger",
+    "run_by",
+    "current_step",
+    "total_items",
+    "output_items",
+    "failed_items",
+    "subjects_matched",
+    "actions_invoked",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "lead_time_seconds",
+    "archived",
+    "rerun_of",
+    "url",
 }
 
 
@@ -40,7 +56,9 @@ def test_trigger_starts_a_run_and_answers_202(api, automation, operator):
     run = Run.objects.get()
     assert data["id"] == str(run.pk) and data["number"] == run.number
     assert (data["automation"], data["trigger"], data["run_by"]) == (
-        auto.slug, "api", "olivia"
+        auto.slug,
+        "api",
+        "olivia",
     )
     assert data["state"] == "pending" and data["total_items"] == 2
     assert response["Location"] == data["url"]
@@ -80,10 +98,13 @@ def test_token_needs_a_grant_for_the_automation(automation, integration):
     refused = post(client, other.slug, {"inputs": []})
     assert refused.status_code == 403
     assert refused.json() == {
-        "detail": f"this API client may not trigger {other.slug}", "code": "not_granted"
+        "detail": f"this API client may not trigger {other.slug}",
+        "code": "not_granted",
     }
     assert post(client, granted.slug, {"inputs": []}).status_code == 202
-    assert list(Run.objects.values_list("automation__slug", flat=True)) == [granted.slug]
+    assert list(Run.objects.values_list("automation__slug", flat=True)) == [
+        granted.slug
+    ]
 
 
 def test_token_without_api_client_may_trigger_nothing(automation, db):
@@ -132,8 +153,11 @@ def test_malformed_json_is_400(api, automation, raw):
 
 
 def test_other_media_type_is_415(api, automation):
-    response = api.post(url(automation().slug), "inputs=1",
-                        content_type="application/x-www-form-urlencoded")
+    response = api.post(
+        url(automation().slug),
+        "inputs=1",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code == 415
 
 
@@ -210,10 +234,18 @@ def test_same_key_and_body_replays_the_same_run(api, automation):
 
 def test_same_key_same_body_in_another_key_order_replays(api, automation):
     auto = automation("builtin.echo")
-    first = api.post(url(auto.slug), '{"inputs": [{"a": 1, "b": 2}]}',
-                     content_type="application/json", HTTP_IDEMPOTENCY_KEY="k")
-    again = api.post(url(auto.slug), '{"inputs":[{"b":2,"a":1}]}',
-                     content_type="application/json", HTTP_IDEMPOTENCY_KEY="k")
+    first = api.post(
+        url(auto.slug),
+        '{"inputs": [{"a": 1, "b": 2}]}',
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="k",
+    )
+    again = api.post(
+        url(auto.slug),
+        '{"inputs":[{"b":2,"a":1}]}',
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="k",
+    )
     assert again.json()["id"] == first.json()["id"]
 
 
@@ -231,7 +263,9 @@ def test_key_still_in_flight_is_409(api, automation, operator):
 
     auto = automation("builtin.echo")
     IdempotencyKey.objects.create(
-        user=operator, automation=auto, key="busy",
+        user=operator,
+        automation=auto,
+        key="busy",
         request_hash=body_hash({"inputs": []}),
         expires_at=timezone.now() + timezone.timedelta(hours=1),
     )
@@ -247,7 +281,10 @@ def test_a_claim_abandoned_by_a_crash_is_taken_over(api, automation, operator):
     auto = automation("builtin.echo")
     long_ago = timezone.now() - timezone.timedelta(seconds=STALE_CLAIM_SECONDS + 1)
     IdempotencyKey.objects.create(
-        user=operator, automation=auto, key="crashed", created_at=long_ago,
+        user=operator,
+        automation=auto,
+        key="crashed",
+        created_at=long_ago,
         request_hash=body_hash({"inputs": []}),
         expires_at=timezone.now() + timezone.timedelta(hours=1),
     )
@@ -276,9 +313,10 @@ def test_an_expired_key_starts_a_new_run(api, automation, settings):
     IdempotencyKey.objects.update(expires_at=timezone.now())
     second = post(api, auto.slug, {}, key="old")
     assert second.status_code == 202 and second.json()["id"] != first.json()["id"]
-    assert IdempotencyKey.objects.get().run_id == Run.objects.get(
-        pk=second.json()["id"]
-    ).pk
+    assert (
+        IdempotencyKey.objects.get().run_id
+        == Run.objects.get(pk=second.json()["id"]).pk
+    )
 
 
 def test_key_kept_for_the_configured_time(api, automation, settings):
@@ -306,8 +344,12 @@ def test_invalid_body_with_a_key_claims_nothing(api, automation):
 
 @pytest.mark.parametrize("key", ["", "   ", "x" * 256, "caf\u00e9"])
 def test_bad_keys_are_400(api, automation, key):
-    response = api.post(url(automation().slug), "{}", content_type="application/json",
-                        HTTP_IDEMPOTENCY_KEY=key)
+    response = api.post(
+        url(automation().slug),
+        "{}",
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_idempotency_key"
     assert not Run.objects.exists()

@@ -36,8 +36,10 @@ class Receiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
                 receiver.requests.append({"headers": dict(self.headers), "body": body})
-                code = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else (
-                    receiver.statuses[0]
+                code = (
+                    receiver.statuses.pop(0)
+                    if len(receiver.statuses) > 1
+                    else (receiver.statuses[0])
                 )
                 self.send_response(code)
                 self.end_headers()
@@ -75,10 +77,10 @@ def test_run_state_changes_create_deliveries_for_matching_webhooks(
     finished = Webhook.objects.create(
         automation=auto, url="http://127.0.0.1:9/b", events=["run.completed"]
     )
-    Webhook.objects.create(automation=auto, url="http://127.0.0.1:9/c",
-                           is_active=False)
-    Webhook.objects.create(automation=automation("builtin.echo"),
-                           url="http://127.0.0.1:9/d")
+    Webhook.objects.create(automation=auto, url="http://127.0.0.1:9/c", is_active=False)
+    Webhook.objects.create(
+        automation=automation("builtin.echo"), url="http://127.0.0.1:9/d"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         run = run_start(automation=auto, inputs=[{"subject": "s"}])
     with django_capture_on_commit_callbacks(execute=True):
@@ -87,7 +89,8 @@ def test_run_state_changes_create_deliveries_for_matching_webhooks(
     assert run.state == "completed"
     got = sorted(WebhookDelivery.objects.values_list("webhook__url", "event"))
     assert got == [
-        (every.url, "run.completed"), (every.url, "run.running"),
+        (every.url, "run.completed"),
+        (every.url, "run.running"),
         (finished.url, "run.completed"),
     ]
     delivery = WebhookDelivery.objects.get(webhook=finished)
@@ -125,27 +128,43 @@ def test_a_webhook_is_received_and_its_signature_verifies(auto):
     assert headers["X-Runs-Event"] == "run.completed"
     assert headers["X-Runs-Delivery"] == str(delivery.pk)
     assert signature_verify(
-        hook.secret, headers[TIMESTAMP_HEADER], request["body"],
+        hook.secret,
+        headers[TIMESTAMP_HEADER],
+        request["body"],
         headers[SIGNATURE_HEADER],
     )
     # what the receiver checks by hand, per docs/api.md
     import hashlib
     import hmac
 
-    expected = hmac.new(hook.secret.encode(),
-                        f"{headers[TIMESTAMP_HEADER]}.{request['body']}".encode(),
-                        hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        hook.secret.encode(),
+        f"{headers[TIMESTAMP_HEADER]}.{request['body']}".encode(),
+        hashlib.sha256,
+    ).hexdigest()
     assert headers[SIGNATURE_HEADER] == f"sha256={expected}"
-    assert not signature_verify("other secret", headers[TIMESTAMP_HEADER],
-                                request["body"], headers[SIGNATURE_HEADER])
-    assert not signature_verify(hook.secret, headers[TIMESTAMP_HEADER],
-                                request["body"] + " ", headers[SIGNATURE_HEADER])
+    assert not signature_verify(
+        "other secret",
+        headers[TIMESTAMP_HEADER],
+        request["body"],
+        headers[SIGNATURE_HEADER],
+    )
+    assert not signature_verify(
+        hook.secret,
+        headers[TIMESTAMP_HEADER],
+        request["body"] + " ",
+        headers[SIGNATURE_HEADER],
+    )
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == (
-        DeliveryStatus.DELIVERED, 1, 204
+        DeliveryStatus.DELIVERED,
+        1,
+        204,
     )
     (attempt,) = delivery.attempt_log.all()
-    assert attempt.status_code == 204 and attempt.error == "" and attempt.duration_ms >= 0
+    assert (
+        attempt.status_code == 204 and attempt.error == "" and attempt.duration_ms >= 0
+    )
 
 
 def test_5xx_is_retried_with_backoff_and_every_attempt_recorded(auto, settings):
@@ -241,8 +260,9 @@ def test_signature_refuses_stale_timestamps():
 def test_unknown_events_are_refused_by_validation(auto):
     from django.core.exceptions import ValidationError
 
-    hook = Webhook(automation=auto, url="https://example.invalid/h",
-                   events=["run.exploded"])
+    hook = Webhook(
+        automation=auto, url="https://example.invalid/h", events=["run.exploded"]
+    )
     with pytest.raises(ValidationError, match="unknown events: run.exploded"):
         hook.full_clean()
 
@@ -252,10 +272,15 @@ def test_admin_shows_deliveries_and_attempts(admin_client, auto):
         hook = Webhook.objects.create(automation=auto, url=receiver.url)
         (delivery,) = _delivery(run_start(automation=auto), hook)
         delivery_send(delivery.pk)
-    for path in ("/admin/runs/webhook/", "/admin/runs/webhookdelivery/",
-                 f"/admin/runs/webhookdelivery/{delivery.pk}/change/",
-                 "/admin/runs/apiclient/", "/admin/runs/apiclient/add/",
-                 "/admin/runs/idempotencykey/", f"/admin/runs/webhook/{hook.pk}/change/"):
+    for path in (
+        "/admin/runs/webhook/",
+        "/admin/runs/webhookdelivery/",
+        f"/admin/runs/webhookdelivery/{delivery.pk}/change/",
+        "/admin/runs/apiclient/",
+        "/admin/runs/apiclient/add/",
+        "/admin/runs/idempotencykey/",
+        f"/admin/runs/webhook/{hook.pk}/change/",
+    ):
         response = admin_client.get(path)
         assert response.status_code == 200, path
     page = admin_client.get(f"/admin/runs/webhookdelivery/{delivery.pk}/change/")

@@ -24,8 +24,10 @@ from runs.csv import neutralise, stream_rows
         (None, ""),
         (-5, "'-5"),
         (42, "42"),
-        (datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
-         "2025-01-02T03:04:05+00:00"),
+        (
+            datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+            "2025-01-02T03:04:05+00:00",
+        ),
     ],
 )
 def test_neutralise(value, expected):
@@ -36,5 +38,8 @@ def test_stream_rows_parse_back():
     rows = [["=1+1", 'quote " and, comma', "line\nbreak"], [None, "@x", 3]]
     text = "".join(stream_rows(["a", "b", "c"], rows))
     parsed = list(csv.reader(io.StringIO(text)))
-    assert parsed == [["a", "b", "c"], ["'=1+1", 'quote " and, comma', "line\nbreak"],
-                      ["", "'@x", "3"]]
+    assert parsed == [
+        ["a", "b", "c"],
+        ["'=1+1", 'quote " and, comma', "line\nbreak"],
+        ["", "'@x", "3"],
+    ]
