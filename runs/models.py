@@ -467,3 +467,7 @@ from .mail.models import (  # noqa: E402,F401
     InboundMessage,
     Notification,
 )
+# Models of the API and webhooks live beside their code; imported here so Django
+# registers them with the runs app.
+from .api.models import ApiClient, IdempotencyKey  # noqa: E402, F401
+from .webhooks.models import Webhook, WebhookAttempt, WebhookDelivery  # noqa: E402, F401

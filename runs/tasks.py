@@ -17,13 +17,20 @@ def step_run_execute(step_run_id: int) -> str:
 
 
 def housekeeping() -> dict:
+    """Everything periodic, in one django-q2 schedule (see housekeeping_schedule_sync):
+    the engine's pass, schedule sync, mail schedules, webhook retries and expired
+    idempotency keys."""
     from automations.services import schedules_sync
 
+    from .api.housekeeping import api_housekeeping
+    from .engine.housekeeping import housekeeping_schedule_sync
     from .mail.tasks import mail_schedules_sync
 
     report = _housekeeping()
+    report.update(api_housekeeping())
     report["schedules"] = schedules_sync()
     report["mail_schedules"] = mail_schedules_sync()
+    housekeeping_schedule_sync()
     return report
 
 

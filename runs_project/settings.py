@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "import_export",
     "automations",
     "runs",
@@ -166,6 +167,26 @@ RUNS_HOUSEKEEPING_SECONDS = env_int("RUNS_HOUSEKEEPING_SECONDS", 60)
 RUNS_STEP_RUN_BUDGET_SECONDS = env_int("RUNS_STEP_RUN_BUDGET_SECONDS", 60)
 RUNS_ACTION_MODULES = env_list("RUNS_ACTION_MODULES", [])
 RUNS_ADMIN_BASE_URL = os.environ.get("RUNS_ADMIN_BASE_URL", "http://127.0.0.1:8000")
+# API: the largest single input of a trigger (the whole body: RUNS_MAX_REQUEST_BYTES),
+# and the rate of run-starting calls per user ("120/min"; empty: unlimited).
+RUNS_MAX_INPUT_BYTES = env_int("RUNS_MAX_INPUT_BYTES", 65_536)
+RUNS_API_TRIGGER_RATE = os.environ.get("RUNS_API_TRIGGER_RATE", "120/min")
+# Webhooks: HTTP timeout per attempt, attempts before giving up, first backoff
+# (doubled per attempt, capped at one hour).
+RUNS_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("RUNS_WEBHOOK_TIMEOUT_SECONDS", "10"))
+RUNS_WEBHOOK_MAX_ATTEMPTS = env_int("RUNS_WEBHOOK_MAX_ATTEMPTS", 8)
+RUNS_WEBHOOK_BACKOFF_SECONDS = env_int("RUNS_WEBHOOK_BACKOFF_SECONDS", 30)
+
+# Cache: DRF throttles count here. One process: the default local memory; several
+# processes need a shared one: CACHE_URL=redis://host:6379/1.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+        }
+    }
 
 # E-mail trigger (docs/email.md): size limits, and the IMAP mailbox `fetch_mail`
 # polls (no RUNS_IMAP_HOST: no polling); notifications of runs that need people.
@@ -190,12 +211,18 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "runs.api.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Runs API",
     "DESCRIPTION": "Start, watch and control runs of automations.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # the docs page's assets come from drf-spectacular-sidecar: no CDN needed
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LOGGING = {

@@ -1,0 +1,160 @@
+"""API throughput: trigger requests/s against a real server process, next to a bare
+authenticated DRF endpoint (GET /api/v1/me/) on the same server, and the ratio.
+
+    .venv/bin/python benchmarks/api.py [--seconds 5] [--clients 4]
+
+Starts `manage.py runserver --noreload` on a free 127.0.0.1 port over a fresh
+SQLite database in a temporary directory (or DATABASE_URL if set: a scratch
+database), with no worker cluster (runs stay pending: this measures the API), and
+the trigger throttle off. Prints figures; it is not a test.
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def setup(env) -> str:
+    """Migrate, create a superuser token and a published automation; return token."""
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    script = """
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from automations.definitions import automation_import
+user, _ = get_user_model().objects.get_or_create(username="bench", is_superuser=True)
+automation_import({"slug": "bench", "name": "Bench", "publish": True,
+                   "steps": [{"name": "echo", "action": "builtin.echo"}],
+                   "triggers": [{"kind": "api"}]})
+print(Token.objects.get_or_create(user=user)[0].key)
+"""
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def hammer(base, token, seconds, clients, make_request) -> tuple[float, dict]:
+    counts: dict = {}
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker():
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Token {token}"}, timeout=30
+        ) as client:
+            while time.monotonic() < deadline:
+                status = make_request(client).status_code
+                with lock:
+                    counts[status] = counts.get(status, 0) + 1
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    return sum(counts.values()) / elapsed, counts
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix="runs-bench-api-")
+    env = {
+        **os.environ,
+        "RUNS_VAR_DIR": tmp,
+        "RUNS_API_TRIGGER_RATE": "",
+        "DEBUG": "0",
+        "LOG_LEVEL": "ERROR",
+    }
+    env.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
+    token = setup(env)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"{base}/api/v1/me/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        body = json.dumps({"inputs": [{"subject": "bench"}]})
+        post = {"content": body, "headers": {"Content-Type": "application/json"}}
+
+        def bare(client):
+            return client.get("/api/v1/me/")
+
+        def trigger(client):
+            return client.post("/api/v1/automations/bench/runs/", **post)
+
+        def trigger_keyed(client):
+            headers = {**post["headers"], "Idempotency-Key": uuid.uuid4().hex}
+            return client.post(
+                "/api/v1/automations/bench/runs/", content=body, headers=headers
+            )
+
+        hammer(base, token, 1, args.clients, bare)  # warm up
+        results = {}
+        for name, fn in [
+            ("bare GET /api/v1/me/", bare),
+            ("trigger POST", trigger),
+            ("trigger POST + Idempotency-Key", trigger_keyed),
+        ]:
+            results[name] = hammer(base, token, args.seconds, args.clients, fn)
+    finally:
+        server.terminate()
+        server.wait(10)
+    database = env["DATABASE_URL"].split("://")[0]
+    print(
+        f"API benchmark: runserver --noreload, {database}, {args.clients} clients, "
+        f"{args.seconds:g} s each"
+    )
+    for name, (rps, counts) in results.items():
+        print(f"  {name:34s} {rps:8.1f} req/s   statuses {counts}")
+    bare_rps = results["bare GET /api/v1/me/"][0]
+    trigger_rps = results["trigger POST"][0]
+    keyed_rps = results["trigger POST + Idempotency-Key"][0]
+    print(f"  trigger / bare ratio: {trigger_rps / bare_rps:.2f}")
+    print(
+        f"  keyed trigger / trigger ratio: {keyed_rps / trigger_rps:.2f} "
+        f"(time per request x{trigger_rps / keyed_rps:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()

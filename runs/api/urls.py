@@ -1,0 +1,36 @@
+"""API v1 urls: include with `path("api/v1/", include("runs.api.urls"))`."""
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+app_name = "runs-api"
+
+router = SimpleRouter()
+router.register("runs", views.RunViewSet, basename="run")
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="runs-api:schema"),
+        name="docs",
+    ),
+    path(
+        "automations/<str:slug>/runs/",
+        views.TriggerView.as_view(),
+        name="automation-runs",
+    ),
+    path("me/", views.MeView.as_view(), name="me"),
+    path("runs/export.csv", views.RunExportView.as_view(), name="run-export"),
+    path(
+        "runs/<str:pk>/work-items/",
+        views.RunWorkItemsView.as_view(),
+        name="run-work-items",
+    ),
+    path("runs/<str:pk>/items/", views.RunItemsView.as_view(), name="run-items"),
+    path("", include(router.urls)),
+    re_path(r"^.*$", views.api_not_found),
+]

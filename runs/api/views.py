@@ -1,0 +1,425 @@
+"""API views: parse, check permissions, call the services, shape the answer.
+
+No view writes `state`; every change goes through `runs.services`, whose errors
+`runs.api.errors.api_exception_handler` turns into `{"detail", "code"}` responses.
+"""
+
+from django.db import transaction
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import exceptions, generics, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+
+from automations.models import Automation, TriggerKind
+
+from .. import services
+from ..csv import stream_rows
+from ..models import Run, RunItem, WorkItem
+from . import serializers as s
+from .filters import RunFilter
+from .idempotency import body_hash, key_claim, key_clean, key_complete, key_release
+from .pagination import IdCursorPagination, RunCursorPagination, SeqCursorPagination
+from .parsers import LimitedJSONParser
+from .permissions import HasRunPermission, may_trigger
+from .throttling import TriggerRateThrottle
+
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+def _errors(*codes) -> dict:
+    text = {
+        400: "Invalid request (bad body, filter or header)",
+        401: "Not authenticated",
+        403: "Authenticated but not allowed",
+        404: "Unknown run, automation or work item",
+        409: "Illegal transition, automation not runnable, or key in flight",
+        413: "Body or one input larger than the limit",
+        422: "Idempotency-Key reused with another body",
+        429: "Throttled; see Retry-After",
+    }
+    return {
+        code: OpenApiResponse(s.ErrorSerializer, description=text[code])
+        for code in codes
+    }
+
+
+READ_ERRORS = (401, 403, 404)
+LIST_ERRORS = (400, 401, 403, 404)  # 400: a malformed cursor or filter
+CONTROL_ERRORS = (400, 401, 403, 404, 409, 413)
+
+
+class ApiMixin:
+    permission_classes = [HasRunPermission]
+    parser_classes = [LimitedJSONParser]
+
+
+def _run_for_response(run: Run) -> Run:
+    return Run.objects.select_related("automation", "version").get(pk=run.pk)
+
+
+@extend_schema(
+    tags=["runs"],
+    request=s.TriggerSerializer,
+    parameters=[
+        OpenApiParameter(
+            "Idempotency-Key",
+            OpenApiTypes.STR,
+            OpenApiParameter.HEADER,
+            description="Up to 255 printable ASCII characters. The same key and body "
+            "return the same run again (header Idempotent-Replayed: true); kept "
+            "RUNS_IDEMPOTENCY_KEY_TTL_SECONDS (default 24 h), per user and "
+            "automation.",
+        )
+    ],
+    responses={
+        202: OpenApiResponse(
+            s.RunSerializer,
+            description="The run was created, or replayed for a known key.",
+        ),
+        **_errors(400, 401, 403, 404, 409, 413, 422, 429),
+    },
+)
+class TriggerView(ApiMixin, generics.GenericAPIView):
+    """Start a run of an automation's latest published version (trigger `api`)."""
+
+    required_permission = "runs.trigger_run"
+    requires_view = False
+    throttle_classes = [TriggerRateThrottle]
+    throttle_scope = "runs_trigger"
+    serializer_class = s.TriggerSerializer
+
+    def post(self, request, slug):
+        automation = get_object_or_404(Automation, slug=slug)
+        if not may_trigger(request, automation):
+            raise exceptions.PermissionDenied(
+                f"this API client may not trigger {automation.slug}",
+                code="not_granted",
+            )
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        inputs = body.validated_data["inputs"]
+        raw_key = request.headers.get("Idempotency-Key")
+        if raw_key is None:
+            run = self._start(automation, inputs)
+            return self._accepted(run)
+        claim = key_claim(
+            user=request.user,
+            automation=automation,
+            key=key_clean(raw_key),
+            request_hash=body_hash({"inputs": inputs}),
+        )
+        if claim.replay:
+            return self._accepted(claim.key.run, replayed=True)
+        try:
+            with transaction.atomic():
+                run = self._start(automation, inputs)
+                key_complete(claim, run)
+        except BaseException:
+            key_release(claim)
+            raise
+        return self._accepted(run)
+
+    def _start(self, automation, inputs) -> Run:
+        return services.run_start(
+            automation=automation,
+            inputs=inputs,
+            trigger_kind=TriggerKind.API,
+            actor=self.request.user,
+        )
+
+    def _accepted(self, run, *, replayed=False) -> Response:
+        data = s.RunSerializer(
+            _run_for_response(run), context={"request": self.request}
+        )
+        headers = {"Location": data.data["url"]}
+        if replayed:
+            headers[REPLAY_HEADER] = "true"
+        return Response(data.data, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+def _control(body, description, responses=None):
+    return extend_schema(
+        tags=["runs"],
+        request=body,
+        description=description,
+        responses=responses or {200: s.RunSerializer, **_errors(*CONTROL_ERRORS)},
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=["runs"],
+        responses={200: s.RunSerializer(many=True), **_errors(400, 401, 403)},
+    ),
+    retrieve=extend_schema(
+        tags=["runs"], responses={200: s.RunSerializer, **_errors(*READ_ERRORS)}
+    ),
+)
+class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
+    """Runs, newest first, and the operator's controls on one run."""
+
+    queryset = Run.objects.select_related("automation", "version")
+    serializer_class = s.RunSerializer
+    pagination_class = RunCursorPagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = RunFilter
+    throttle_scope = None
+    lookup_value_regex = "[^/]+"  # any id reaches the view and gets a JSON 404
+
+    def get_throttles(self):
+        if self.action == "rerun":  # re-run starts a run: same limit as triggers
+            self.throttle_scope = "runs_trigger"
+            return [TriggerRateThrottle()]
+        return super().get_throttles()
+
+    def _body(self, serializer_class) -> dict:
+        body = serializer_class(data=self.request.data)
+        body.is_valid(raise_exception=True)
+        return body.validated_data
+
+    def _answer(self, run, code=status.HTTP_200_OK) -> Response:
+        return Response(self.get_serializer(_run_for_response(run)).data, status=code)
+
+    @_control(
+        s.StopSerializer,
+        "Stop the run: in-flight step runs complete or "
+        "terminate; pending items end failed or done.",
+    )
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        run = self.get_object()
+        body = self._body(s.StopSerializer)
+        return self._answer(services.run_stop(run, actor=request.user, **body))
+
+    @_control(
+        s.RetrySerializer,
+        "Send failed items (all, or those named) back to "
+        "pending; reopens a finished run.",
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        run = self.get_object()
+        body = self._body(s.RetrySerializer)
+        services.run_retry(
+            run,
+            actor=request.user,
+            work_item_ids=body["work_items"],
+            reason=body["reason"],
+        )
+        return self._answer(run)
+
+    @_control(
+        s.ResolveSerializer,
+        "Mark failed items resolved by a person, with a "
+        "note; an unresolved run with nothing left failed becomes completed.",
+    )
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        run = self.get_object()
+        body = self._body(s.ResolveSerializer)
+        services.run_resolve(
+            run, actor=request.user, note=body["note"], work_item_ids=body["work_items"]
+        )
+        return self._answer(run)
+
+    @_control(s.ReasonSerializer, "Archive a finished run (hidden from default lists).")
+    @action(detail=True, methods=["post"])
+    def archive(self, request, pk=None):
+        run = self.get_object()
+        body = self._body(s.ReasonSerializer)
+        services.run_archive(run, actor=request.user, reason=body["reason"])
+        return self._answer(run)
+
+    @_control(s.ReasonSerializer, "Unarchive a run.")
+    @action(detail=True, methods=["post"])
+    def unarchive(self, request, pk=None):
+        run = self.get_object()
+        body = self._body(s.ReasonSerializer)
+        services.run_unarchive(run, actor=request.user, reason=body["reason"])
+        return self._answer(run)
+
+    @_control(
+        s.RerunSerializer,
+        "A new run with the same inputs on the original or the latest published "
+        "version; answers the new run.",
+        responses={202: s.RunSerializer, **_errors(*CONTROL_ERRORS, 429)},
+    )
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, pk=None):
+        run = self.get_object()
+        body = self._body(s.RerunSerializer)
+        new = services.run_rerun(run, actor=request.user, version=body["version"])
+        return self._answer(new, status.HTTP_202_ACCEPTED)
+
+    @_control(
+        s.InputSerializer,
+        "Approve or reject a work item awaiting input (four "
+        "eyes: not by the person who started the run).",
+    )
+    @action(detail=True, methods=["post"])
+    def input(self, request, pk=None):
+        run = self.get_object()
+        body = self._body(s.InputSerializer)
+        services.work_item_decide(
+            run,
+            actor=request.user,
+            work_item_id=body["work_item"],
+            decision=body["decision"],
+            data=body["data"],
+            reason=body["reason"],
+        )
+        return self._answer(run)
+
+
+class _RunChildren(ApiMixin, generics.ListAPIView):
+    def get_queryset(self):
+        run = get_object_or_404(Run.objects.only("pk"), pk=self.kwargs["pk"])
+        return self.model.objects.filter(run=run).select_related("step")
+
+
+@extend_schema(
+    tags=["runs"],
+    responses={200: s.WorkItemSerializer(many=True), **_errors(*LIST_ERRORS)},
+)
+class RunWorkItemsView(_RunChildren):
+    """The run's work items, in creation order."""
+
+    model = WorkItem
+    serializer_class = s.WorkItemSerializer
+    pagination_class = IdCursorPagination
+
+
+@extend_schema(
+    tags=["runs"],
+    responses={200: s.RunItemSerializer(many=True), **_errors(*LIST_ERRORS)},
+)
+class RunItemsView(_RunChildren):
+    """The run's run items (one action on one subject each), in ledger order."""
+
+    model = RunItem
+    serializer_class = s.RunItemSerializer
+    pagination_class = SeqCursorPagination
+
+
+class MeSerializer(s.serializers.Serializer):
+    username = s.serializers.CharField()
+    auth = s.serializers.ChoiceField(
+        choices=[("token", "token"), ("session", "session")]
+    )
+
+
+@extend_schema(tags=["auth"], responses={200: MeSerializer, **_errors(401)})
+class MeView(generics.GenericAPIView):
+    """Who the credentials belong to: lets an integration check its token."""
+
+    serializer_class = MeSerializer
+
+    def get(self, request):
+        from .permissions import by_token
+
+        return Response(
+            {
+                "username": request.user.get_username(),
+                "auth": "token" if by_token(request) else "session",
+            }
+        )
+
+
+def api_not_found(request, *args, **kwargs):
+    """Unmatched paths under the API answer in the API's error shape, not HTML."""
+    from django.http import JsonResponse
+
+    return JsonResponse(
+        {"detail": f"no API endpoint at {request.path}", "code": "not_found"},
+        status=404,
+    )
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets `Accept: text/csv` through content negotiation; errors render as text."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, dict):
+            return f"{data.get('code', 'error')}: {data.get('detail', '')}\n".encode()
+        return (data or "").encode() if isinstance(data, str) else b""
+
+
+EXPORT_COLUMNS = [
+    ("run_number", "run__number"),
+    ("run_id", "run_id"),
+    ("automation", "run__automation__slug"),
+    ("seq", "seq"),
+    ("run_item", "id"),
+    ("work_item", "work_item_id"),
+    ("step", "step__name"),
+    ("action", "action"),
+    ("subject", "subject"),
+    ("attempt", "attempt"),
+    ("idempotency_key", "idempotency_key"),
+    ("outcome", "outcome"),
+    ("result_ref", "result_ref"),
+    ("failure_type", "failure_type"),
+    ("failure_cause", "failure_cause"),
+    ("started_at", "started_at"),
+    ("finished_at", "finished_at"),
+    ("hash", "hash"),
+]
+
+
+@extend_schema_view(
+    get=extend_schema(
+        tags=["runs"],
+        operation_id="runs_export_csv",
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="Run items of the matching runs, streamed.",
+            ),
+            **_errors(400, 401, 403, 404),
+        },
+    )
+)
+class RunExportView(ApiMixin, generics.ListAPIView):
+    """Run items of the runs matching the filters, as a streaming CSV (constant
+    memory). Cells a spreadsheet would run as formulas are prefixed with `'`."""
+
+    required_permission = "runs.export_run"
+    queryset = Run.objects.all()
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = RunFilter
+    pagination_class = None
+    serializer_class = s.RunSerializer  # for the filter parameters in the schema
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    def list(self, request, *args, **kwargs):
+        runs = self.filter_queryset(self.get_queryset())
+        rows = (
+            RunItem.objects.filter(run__in=runs.values("pk"))
+            .order_by("run__number", "seq")
+            .values_list(*[field for _, field in EXPORT_COLUMNS])
+            .iterator(chunk_size=2000)
+        )
+        response = StreamingHttpResponse(
+            stream_rows([name for name, _ in EXPORT_COLUMNS], rows),
+            content_type="text/csv; charset=utf-8",
+        )
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = (
+            f'attachment; filename="run-items-{stamp}.csv"'
+        )
+        return response

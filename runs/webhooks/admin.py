@@ -1,0 +1,105 @@
+"""Admin for webhooks, their deliveries and every attempt; and API clients and keys.
+
+Registered from `RunsConfig.ready()`, apart from `runs/admin`, which is its own
+module.
+"""
+
+from django.contrib import admin
+
+from ..api.models import ApiClient, IdempotencyKey
+from .models import Webhook, WebhookAttempt, WebhookDelivery
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    list_display = ["automation", "url", "events", "is_active", "created_at"]
+    list_filter = ["is_active", "automation"]
+    list_select_related = ["automation"]
+    raw_id_fields = ["automation"]
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = [
+        "number",
+        "started_at",
+        "duration_ms",
+        "status_code",
+        "error",
+        "response_excerpt",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "event",
+        "webhook",
+        "run",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+    ]
+    list_filter = ["status", "event"]
+    list_select_related = ["webhook", "webhook__automation", "run"]
+    readonly_fields = [
+        "id",
+        "webhook",
+        "run",
+        "event",
+        "body",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "created_at",
+        "delivered_at",
+    ]
+    inlines = [WebhookAttemptInline]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "created_at"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    filter_horizontal = ["automations"]
+    search_fields = ["name", "user__username"]
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(admin.ModelAdmin):
+    list_display = ["key", "user", "automation", "run", "created_at", "expires_at"]
+    list_select_related = ["user", "automation", "run"]
+    readonly_fields = [
+        "key",
+        "user",
+        "automation",
+        "request_hash",
+        "run",
+        "created_at",
+        "expires_at",
+    ]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

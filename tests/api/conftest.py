@@ -1,0 +1,81 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.cache import cache
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from runs.api.models import ApiClient
+
+OPERATOR = [
+    "view_run",
+    "stop_run",
+    "retry_run",
+    "resolve_run",
+    "archive_run",
+    "rerun_run",
+    "approve_run",
+    "trigger_run",
+    "export_run",
+]
+
+
+@pytest.fixture(autouse=True)
+def _api_settings(settings):
+    settings.RUNS_API_TRIGGER_RATE = ""
+    cache.clear()
+
+
+def make_user(username, perms=(), **extra):
+    user = get_user_model().objects.create_user(username, password="pw", **extra)
+    if perms:
+        user.user_permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="runs", codename__in=perms
+            )
+        )
+    return get_user_model().objects.get(pk=user.pk)  # fresh permission cache
+
+
+def client_for(user=None, *, token=False):
+    client = APIClient()
+    if user is not None:
+        if token:
+            key = Token.objects.get_or_create(user=user)[0].key
+            client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        else:
+            client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def operator(db):
+    return make_user("olivia", OPERATOR)
+
+
+@pytest.fixture
+def viewer(db):
+    return make_user("victor", ["view_run"])
+
+
+@pytest.fixture
+def nobody(db):
+    return make_user("nina")
+
+
+@pytest.fixture
+def api(operator):
+    """A session-authenticated operator."""
+    return client_for(operator)
+
+
+@pytest.fixture
+def integration(db):
+    """A token user with trigger_run and an ApiClient granting nothing yet."""
+    user = make_user("erp", ["trigger_run", "view_run"])
+    ApiClient.objects.create(user=user, name="ERP")
+    return user
+
+
+def grant(user, automation):
+    user.api_client.automations.add(automation)
