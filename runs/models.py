@@ -275,6 +275,8 @@ class WorkItem(models.Model):
             models.Index(fields=["state", "lease_expires_at"], name="work_item_lease"),
             # run detail and API: items of a run by state
             models.Index(fields=["run", "state"], name="work_item_run_state"),
+            # admin: runs search by the exact subject of a work item
+            models.Index(fields=["subject"], name="work_item_subject"),
         ]
 
     def __str__(self):
@@ -356,6 +358,8 @@ class RunItem(LedgerRecord):
             models.Index(fields=["idempotency_key"], name="run_item_idempotency_key"),
             # reports: outcomes per period
             models.Index(fields=["finished_at"], name="run_item_finished_at"),
+            # admin: run items search by exact subject
+            models.Index(fields=["subject"], name="run_item_subject"),
         ]
 
     def __str__(self):
