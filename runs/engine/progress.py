@@ -85,6 +85,10 @@ def run_progress(run: Run) -> str:
             if current == RunState.RUNNING:
                 run_move(run, RunState.AWAITING_INPUT, actor_label="engine")
             return run.state
+        if current == RunState.AWAITING_INPUT:
+            # the last awaiting item was decided (rejected): the run resumes, then
+            # finishes; the machine only finishes runs from running
+            run_move(run, RunState.RUNNING, actor_label="engine", verb="run.resumed")
         if counts.get(WorkItemState.FAILED):
             final = RunState.UNRESOLVED
         elif run.actions_invoked == 0 and not RunItem.objects.filter(
