@@ -27,6 +27,11 @@ class SubjectResource(resources.ModelResource):
         for name in ("kind", "reference"):
             if not str(row.get(name) or "").strip():
                 raise ValueError(f"{name} is required")
+        # empty cells take the model's defaults rather than NULL
+        if not str(row.get("attributes") or "").strip():
+            row["attributes"] = "{}"
+        if not str(row.get("status") or "").strip():
+            row["status"] = "active"
 
     def export_resource(self, instance, selected_fields=None, **kwargs):
         return csv_safe_row(super().export_resource(instance, selected_fields, **kwargs))

@@ -348,7 +348,11 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
             "step_filter": step_filter,
             "run_items": selectors.run_items_recent(run),
             "audit": selectors.run_audit_trail(run),
-            "reruns": list(run.reruns.order_by("-number").values_list("pk", "number")[:10]),
+            # no ORDER BY: SQLite would walk the number index instead of rerun_of's
+            "reruns": sorted(
+                Run.objects.filter(rerun_of=run).order_by().values_list("number", "pk"),
+                reverse=True,
+            )[:10],
             "actions": self.allowed_actions(request, run),
             "may_export": self.has_export_permission(request),
             "refresh_seconds": 5 if active else None,
