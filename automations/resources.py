@@ -34,4 +34,6 @@ class SubjectResource(resources.ModelResource):
             row["status"] = "active"
 
     def export_resource(self, instance, selected_fields=None, **kwargs):
-        return csv_safe_row(super().export_resource(instance, selected_fields, **kwargs))
+        return csv_safe_row(
+            super().export_resource(instance, selected_fields, **kwargs)
+        )

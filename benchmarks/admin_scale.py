@@ -35,7 +35,6 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -49,11 +48,17 @@ def setup():
     call_command("migrate", verbosity=0)
     from automations.definitions import automation_import
 
-    automation = automation_import({
-        "slug": "bench-admin", "name": "Bench admin", "publish": True,
-        "steps": [{"name": "check", "action": "builtin.echo"},
-                  {"name": "notify", "action": "builtin.echo"}],
-    }).automation
+    automation = automation_import(
+        {
+            "slug": "bench-admin",
+            "name": "Bench admin",
+            "publish": True,
+            "steps": [
+                {"name": "check", "action": "builtin.echo"},
+                {"name": "notify", "action": "builtin.echo"},
+            ],
+        }
+    ).automation
     user = get_user_model().objects.create_superuser("bench", password="bench")
     return automation, user
 
@@ -74,34 +79,65 @@ def insert_runs(automation, start, count):
             created = now - timedelta(minutes=rng.randint(0, 60 * 24 * 365))
             failed = rng.random() < 0.1
             run = Run(
-                id=uuid.uuid4(), number=n, automation=automation, version=version,
-                trigger_kind="api", run_by_label="bench",
+                id=uuid.uuid4(),
+                number=n,
+                automation=automation,
+                version=version,
+                trigger_kind="api",
+                run_by_label="bench",
                 inputs=[{"subject": f"acct:{n}"}],
                 state="unresolved" if failed else "completed",
-                created_at=created, started_at=created,
+                created_at=created,
+                started_at=created,
                 completed_at=created + timedelta(seconds=rng.randint(1, 600)),
-                total_items=2, output_items=1, failed_items=int(failed),
-                subjects_matched=1, actions_invoked=2, current_step=steps[-1].name,
+                total_items=2,
+                output_items=1,
+                failed_items=int(failed),
+                subjects_matched=1,
+                actions_invoked=2,
+                current_step=steps[-1].name,
                 archived=rng.random() < 0.05,
             )
             runs.append(run)
             pair = [
-                WorkItem(run=run, step=steps[0], state="done", subject=f"acct:{n}",
-                         payload={"subject": f"acct:{n}"}, attempts=1,
-                         created_at=created, updated_at=created, available_at=created),
-                WorkItem(run=run, step=steps[1],
-                         state="failed" if failed else "done", subject=f"acct:{n}",
-                         payload={"subject": f"acct:{n}"}, attempts=1,
-                         failure_type="business" if failed else "",
-                         failure_code="bench" if failed else "",
-                         created_at=created, updated_at=created, available_at=created),
+                WorkItem(
+                    run=run,
+                    step=steps[0],
+                    state="done",
+                    subject=f"acct:{n}",
+                    payload={"subject": f"acct:{n}"},
+                    attempts=1,
+                    created_at=created,
+                    updated_at=created,
+                    available_at=created,
+                ),
+                WorkItem(
+                    run=run,
+                    step=steps[1],
+                    state="failed" if failed else "done",
+                    subject=f"acct:{n}",
+                    payload={"subject": f"acct:{n}"},
+                    attempts=1,
+                    failure_type="business" if failed else "",
+                    failure_code="bench" if failed else "",
+                    created_at=created,
+                    updated_at=created,
+                    available_at=created,
+                ),
             ]
             items.append(pair)
-            events.append(AuditEvent(
-                run=run, chain=str(run.pk), actor_label="bench", verb="run.created",
-                object_type="runs.run", object_id=str(run.pk),
-                after={"state": "pending"}, created_at=created,
-            ))
+            events.append(
+                AuditEvent(
+                    run=run,
+                    chain=str(run.pk),
+                    actor_label="bench",
+                    verb="run.created",
+                    object_type="runs.run",
+                    object_id=str(run.pk),
+                    after={"state": "pending"},
+                    created_at=created,
+                )
+            )
         with transaction.atomic():
             Run.objects.bulk_create(runs, batch_size=1000)
             WorkItem.objects.bulk_create(
@@ -110,12 +146,19 @@ def insert_runs(automation, start, count):
             for run, pair, event in zip(runs, items, events):
                 chain = [event]
                 ris = [
-                    RunItem(run=run, work_item=item, step=item.step, action="builtin.echo",
-                            subject=item.subject, attempt=1,
-                            idempotency_key=f"{run.pk}:{item.pk}:builtin.echo",
-                            outcome="failed" if item.state == "failed" else "succeeded",
-                            failure_type=item.failure_type,
-                            started_at=item.created_at, finished_at=item.created_at)
+                    RunItem(
+                        run=run,
+                        work_item=item,
+                        step=item.step,
+                        action="builtin.echo",
+                        subject=item.subject,
+                        attempt=1,
+                        idempotency_key=f"{run.pk}:{item.pk}:builtin.echo",
+                        outcome="failed" if item.state == "failed" else "succeeded",
+                        failure_type=item.failure_type,
+                        started_at=item.created_at,
+                        finished_at=item.created_at,
+                    )
                     for item in pair
                 ]
                 seq, head = _chain(chain, 0, "")
@@ -124,7 +167,9 @@ def insert_runs(automation, start, count):
                 run_items.extend(ris)
             AuditEvent.objects.bulk_create(events, batch_size=1000)
             RunItem.objects.bulk_create(run_items, batch_size=1000)
-            Run.objects.bulk_update(runs, ["ledger_seq", "ledger_hash"], batch_size=1000)
+            Run.objects.bulk_update(
+                runs, ["ledger_seq", "ledger_hash"], batch_size=1000
+            )
     Sequence.objects.update_or_create(name="run", defaults={"value": start + count})
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -167,14 +212,20 @@ def main():
     client.force_login(user)
     pages = {
         "runs changelist": lambda: reverse("admin:runs_run_changelist"),
-        "changelist, state filter": lambda: reverse("admin:runs_run_changelist")
-        + "?state__exact=unresolved",
-        "changelist, search subject": lambda: reverse("admin:runs_run_changelist")
-        + f"?q=acct:{Run.objects.order_by('number').values_list('number', flat=True)[len_runs() // 2]}",
+        "changelist, state filter": lambda: (
+            reverse("admin:runs_run_changelist") + "?state__exact=unresolved"
+        ),
+        "changelist, search subject": lambda: (
+            reverse("admin:runs_run_changelist")
+            + f"?q=acct:{len_runs() // 2}"
+        ),
         "run page": lambda: reverse(
             "admin:runs_run_change",
-            args=[Run.objects.order_by("number").values_list("pk", flat=True)[
-                len_runs() // 2]],
+            args=[
+                Run.objects.order_by("number").values_list("pk", flat=True)[
+                    len_runs() // 2
+                ]
+            ],
         ),
         "admin index (dashboard)": lambda: reverse("admin:index"),
     }
@@ -184,26 +235,37 @@ def main():
         began = time.perf_counter()
         insert_runs(automation, inserted, size - inserted)
         inserted = size
-        print(f"inserted {size:,} runs (+items, run items, audit events) in "
-              f"{time.perf_counter() - began:.1f}s", flush=True)
+        print(
+            f"inserted {size:,} runs (+items, run items, audit events) in "
+            f"{time.perf_counter() - began:.1f}s",
+            flush=True,
+        )
         for name, url in pages.items():
             results[(name, size)] = measure(client, url())
     small, large = SIZES
-    print(f"\nAdmin at scale ({connection.vendor}, median of {REPEATS} requests; "
-          "ms = CPU ms, wall ms in brackets)")
-    print(f"{'page':28} {'queries 1k':>10} {'queries 100k':>12} {'ms 1k':>14} "
-          f"{'ms 100k':>14} {'ratio':>6}")
+    print(
+        f"\nAdmin at scale ({connection.vendor}, median of {REPEATS} requests; "
+        "ms = CPU ms, wall ms in brackets)"
+    )
+    print(
+        f"{'page':28} {'queries 1k':>10} {'queries 100k':>12} {'ms 1k':>14} "
+        f"{'ms 100k':>14} {'ratio':>6}"
+    )
     worst = 0.0
     for name in pages:
         (q1, c1, w1), (q2, c2, w2) = results[(name, small)], results[(name, large)]
         ratio = c2 / c1
         worst = max(worst, ratio)
         flag = "" if q1 == q2 and ratio <= 1.5 else "  <-- over the bar"
-        print(f"{name:28} {q1:>10} {q2:>12} {c1 * 1000:>6.1f} ({w1 * 1000:>5.1f}) "
-              f"{c2 * 1000:>6.1f} ({w2 * 1000:>5.1f}) {ratio:>6.2f}{flag}")
+        print(
+            f"{name:28} {q1:>10} {q2:>12} {c1 * 1000:>6.1f} ({w1 * 1000:>5.1f}) "
+            f"{c2 * 1000:>6.1f} ({w2 * 1000:>5.1f}) {ratio:>6.2f}{flag}"
+        )
     same = all(results[(n, small)][0] == results[(n, large)][0] for n in pages)
-    print(f"\nworst time ratio 100k/1k: {worst:.2f} (bar <= 1.5); query counts "
-          f"{'equal' if same else 'DIFFER'}")
+    print(
+        f"\nworst time ratio 100k/1k: {worst:.2f} (bar <= 1.5); query counts "
+        f"{'equal' if same else 'DIFFER'}"
+    )
 
 
 def len_runs():

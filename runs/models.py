@@ -158,6 +158,14 @@ class Run(models.Model):
             models.Index(fields=["trigger_kind", "-number"], name="run_trigger_number"),
             # date hierarchy and created_after / created_before
             models.Index(fields=["created_at"], name="run_created_at"),
+            # run page: re-runs of a run. Partial: nearly every run has no
+            # rerun_of, and a full index on a column of NULLs looks useless to
+            # SQLite's planner after ANALYZE (it then scans the table)
+            models.Index(
+                fields=["rerun_of"],
+                condition=Q(rerun_of__isnull=False),
+                name="run_reruns",
+            ),
         ]
 
     def __str__(self):

@@ -13,7 +13,9 @@ class CsvSafeResource(resources.ModelResource):
     """A ModelResource whose exported headers and cells are neutralised."""
 
     def export_resource(self, instance, selected_fields=None, **kwargs):
-        return csv_safe_row(super().export_resource(instance, selected_fields, **kwargs))
+        return csv_safe_row(
+            super().export_resource(instance, selected_fields, **kwargs)
+        )
 
     def get_export_headers(self, selected_fields=None):
         return csv_safe_row(super().get_export_headers(selected_fields))
@@ -30,11 +32,26 @@ class RunResource(CsvSafeResource):
     class Meta:
         model = Run
         fields = [
-            "id", "number", "automation", "version", "state", "trigger_kind",
-            "run_by_label", "created_at", "started_at", "completed_at",
-            "lead_time_seconds", "total_items", "output_items", "failed_items",
-            "subjects_matched", "actions_invoked", "current_step", "archived",
-            "rerun_of", "is_test_case",
+            "id",
+            "number",
+            "automation",
+            "version",
+            "state",
+            "trigger_kind",
+            "run_by_label",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "lead_time_seconds",
+            "total_items",
+            "output_items",
+            "failed_items",
+            "subjects_matched",
+            "actions_invoked",
+            "current_step",
+            "archived",
+            "rerun_of",
+            "is_test_case",
         ]
         export_order = fields
 
@@ -51,9 +68,23 @@ class RunItemResource(CsvSafeResource):
     class Meta:
         model = RunItem
         fields = [
-            "id", "run", "run_id", "seq", "work_item", "step", "action", "subject",
-            "attempt", "idempotency_key", "outcome", "result_ref", "failure_type",
-            "failure_cause", "started_at", "finished_at", "hash",
+            "id",
+            "run",
+            "run_id",
+            "seq",
+            "work_item",
+            "step",
+            "action",
+            "subject",
+            "attempt",
+            "idempotency_key",
+            "outcome",
+            "result_ref",
+            "failure_type",
+            "failure_cause",
+            "started_at",
+            "finished_at",
+            "hash",
         ]
         export_order = fields
 

@@ -14,7 +14,11 @@ from django.utils import timezone
 from .models import AuditEvent, Run, RunItem, StepRun, WorkItem
 from .states import RUN_ACTIVE, RunState, WorkItemState
 
-FINISHED_ITEM_STATES = (WorkItemState.DONE, WorkItemState.RESOLVED, WorkItemState.FAILED)
+FINISHED_ITEM_STATES = (
+    WorkItemState.DONE,
+    WorkItemState.RESOLVED,
+    WorkItemState.FAILED,
+)
 
 
 @dataclass
@@ -49,7 +53,9 @@ class StepProgress:
     @property
     def open(self) -> int:
         return self._n(
-            WorkItemState.PENDING, WorkItemState.IN_PROGRESS, WorkItemState.AWAITING_INPUT
+            WorkItemState.PENDING,
+            WorkItemState.IN_PROGRESS,
+            WorkItemState.AWAITING_INPUT,
         )
 
     def _pct(self, n) -> float:
@@ -111,7 +117,9 @@ def run_steps_progress(run: Run) -> list[StepProgress]:
     return [progress[step.pk] for step in steps]
 
 
-def run_work_items(run: Run, *, state: str = "", step_id=None, after: int = 0, limit=50):
+def run_work_items(
+    run: Run, *, state: str = "", step_id=None, after: int = 0, limit=50
+):
     """One page of the run's work items (keyset on id), filtered by state / step."""
     items = WorkItem.objects.filter(run=run).select_related("step").order_by("id")
     if state:
@@ -179,11 +187,16 @@ def dashboard(*, days: int = DASHBOARD_DAYS, waiting_limit: int = 20) -> Dashboa
             by_day[day][state] = n
     per_automation: dict = {}
     for name, state, n in (
-        window.values_list("automation__name", "state").annotate(n=Count("id")).order_by()
+        window.values_list("automation__name", "state")
+        .annotate(n=Count("id"))
+        .order_by()
     ):
         per_automation.setdefault(name, {})[state] = n
     by_automation = sorted(
-        ((name, counts, sum(counts.values())) for name, counts in per_automation.items()),
+        (
+            (name, counts, sum(counts.values()))
+            for name, counts in per_automation.items()
+        ),
         key=lambda row: (-row[2], row[0]),
     )
     waiting = list(

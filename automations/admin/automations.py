@@ -43,9 +43,19 @@ def _schedule_next_run(trigger):
 class StepInline(admin.TabularInline):
     model = Step
     extra = 0
-    fields = ["order", "name", "action", "parameters", "batch_size", "concurrency",
-              "max_attempts", "retry_backoff_seconds", "item_timeout_seconds",
-              "condition", "requires_approval"]
+    fields = [
+        "order",
+        "name",
+        "action",
+        "parameters",
+        "batch_size",
+        "concurrency",
+        "max_attempts",
+        "retry_backoff_seconds",
+        "item_timeout_seconds",
+        "condition",
+        "requires_approval",
+    ]
 
     def has_change_permission(self, request, obj=None):
         return (obj is None or not obj.is_published) and super().has_change_permission(
@@ -66,8 +76,16 @@ class StepInline(admin.TabularInline):
 class TriggerInline(admin.TabularInline):
     model = Trigger
     extra = 0
-    fields = ["kind", "cron", "address", "senders", "subject_pattern", "enabled",
-              "schedule_next_run", "last_fired_at"]
+    fields = [
+        "kind",
+        "cron",
+        "address",
+        "senders",
+        "subject_pattern",
+        "enabled",
+        "schedule_next_run",
+        "last_fired_at",
+    ]
     readonly_fields = ["schedule_next_run", "last_fired_at"]
 
     @admin.display(description="django-q2 schedule")
@@ -93,15 +111,23 @@ class VersionInline(admin.TabularInline):
     def tools(self, version):
         links = []
         if version.number > 1:
-            links.append((
-                reverse("admin:automations_automationversion_diff", args=[version.pk]),
-                f"diff with v{version.number - 1}",
-            ))
+            links.append(
+                (
+                    reverse(
+                        "admin:automations_automationversion_diff", args=[version.pk]
+                    ),
+                    f"diff with v{version.number - 1}",
+                )
+            )
         if not version.is_published:
-            links.append((
-                reverse("admin:automations_automationversion_publish", args=[version.pk]),
-                "publish",
-            ))
+            links.append(
+                (
+                    reverse(
+                        "admin:automations_automationversion_publish", args=[version.pk]
+                    ),
+                    "publish",
+                )
+            )
         return format_html_join(" · ", '<a href="{}">{}</a>', links)
 
 
@@ -149,9 +175,12 @@ class AutomationAdmin(admin.ModelAdmin):
             "<td>{}</td></tr>",
             (
                 (
-                    reverse("admin:runs_run_change", args=[r.pk]), r.number,
-                    r.version.number, state_badge(r.state),
-                    r.created_at.strftime("%Y-%m-%d %H:%M"), r.run_by_label,
+                    reverse("admin:runs_run_change", args=[r.pk]),
+                    r.number,
+                    r.version.number,
+                    state_badge(r.state),
+                    r.created_at.strftime("%Y-%m-%d %H:%M"),
+                    r.run_by_label,
                 )
                 for r in runs
             ),
@@ -166,12 +195,21 @@ class AutomationAdmin(admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<path:object_id>/run-now/", view(self.run_now_view),
-                 name="automations_automation_run_now"),
-            path("<path:object_id>/definition/", view(self.definition_view),
-                 name="automations_automation_definition"),
-            path("import-definitions/", view(self.import_definitions_view),
-                 name="automations_automation_import_definitions"),
+            path(
+                "<path:object_id>/run-now/",
+                view(self.run_now_view),
+                name="automations_automation_run_now",
+            ),
+            path(
+                "<path:object_id>/definition/",
+                view(self.definition_view),
+                name="automations_automation_definition",
+            ),
+            path(
+                "import-definitions/",
+                view(self.import_definitions_view),
+                name="automations_automation_import_definitions",
+            ),
             *super().get_urls(),
         ]
 
@@ -217,14 +255,22 @@ class AutomationAdmin(admin.ModelAdmin):
             except RunsError as exc:
                 form.add_error(None, str(exc))
             else:
-                self.message_user(request, f"Started run #{run.number}.", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:runs_run_change", args=[run.pk]))
+                self.message_user(
+                    request, f"Started run #{run.number}.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:runs_run_change", args=[run.pk])
+                )
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.opts, "original": automation, "form": form,
+            "opts": self.opts,
+            "original": automation,
+            "form": form,
             "title": f"Run {automation} now",
         }
-        return TemplateResponse(request, "admin/automations/automation/run_now.html", context)
+        return TemplateResponse(
+            request, "admin/automations/automation/run_now.html", context
+        )
 
     def definition_view(self, request, object_id):
         """The latest version's definition as a JSON file (import format)."""
@@ -233,7 +279,9 @@ class AutomationAdmin(admin.ModelAdmin):
             raise Http404("this automation has no version yet")
         body = json.dumps(automation_export(automation), indent=2)
         response = HttpResponse(body, content_type="application/json")
-        response["Content-Disposition"] = f'attachment; filename="{automation.slug}.json"'
+        response["Content-Disposition"] = (
+            f'attachment; filename="{automation.slug}.json"'
+        )
         return response
 
     def import_definitions_view(self, request):
@@ -263,7 +311,9 @@ class AutomationAdmin(admin.ModelAdmin):
                             reverse("admin:automations_automation_changelist")
                         )
                     self.message_user(
-                        request, "Nothing imported: " + "; ".join(failed), messages.ERROR
+                        request,
+                        "Nothing imported: " + "; ".join(failed),
+                        messages.ERROR,
                     )
         elif request.method == "POST":
             upload = DefinitionsUploadForm(request.POST, request.FILES)
@@ -281,13 +331,19 @@ class AutomationAdmin(admin.ModelAdmin):
                     payload = raw.decode("utf-8")
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.opts, "title": "Import automation definitions",
+            "opts": self.opts,
+            "title": "Import automation definitions",
             "form": upload,
             "outcomes": [
-                (i, o if isinstance(o, str) else None, None if isinstance(o, str) else o)
+                (
+                    i,
+                    o if isinstance(o, str) else None,
+                    None if isinstance(o, str) else o,
+                )
                 for i, o in (outcomes or [])
             ],
-            "errors": errors, "payload": payload,
+            "errors": errors,
+            "payload": payload,
         }
         return TemplateResponse(
             request, "admin/automations/automation/import_definitions.html", context
@@ -306,7 +362,12 @@ class AutomationVersionAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.is_published:
-            return ["automation", "number", "run_timeout_seconds", *self.readonly_fields]
+            return [
+                "automation",
+                "number",
+                "run_timeout_seconds",
+                *self.readonly_fields,
+            ]
         return self.readonly_fields
 
     def has_publish_permission(self, request):
@@ -325,17 +386,24 @@ class AutomationVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Published " + ", ".join(done), messages.SUCCESS)
         if refused:
             self.message_user(
-                request, "Not published (nothing changed): " + "; ".join(refused),
+                request,
+                "Not published (nothing changed): " + "; ".join(refused),
                 messages.WARNING,
             )
 
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<path:object_id>/publish/", view(self.publish_view),
-                 name="automations_automationversion_publish"),
-            path("<path:object_id>/diff/", view(self.diff_view),
-                 name="automations_automationversion_diff"),
+            path(
+                "<path:object_id>/publish/",
+                view(self.publish_view),
+                name="automations_automationversion_publish",
+            ),
+            path(
+                "<path:object_id>/diff/",
+                view(self.diff_view),
+                name="automations_automationversion_diff",
+            ),
             *super().get_urls(),
         ]
 
@@ -344,7 +412,8 @@ class AutomationVersionAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "may_publish": self.has_publish_permission(request)
-            and version is not None and not version.is_published,
+            and version is not None
+            and not version.is_published,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -352,7 +421,8 @@ class AutomationVersionAdmin(admin.ModelAdmin):
         if not self.has_publish_permission(request):
             raise PermissionDenied
         version = get_object_or_404(
-            AutomationVersion.objects.select_related("automation"), pk=unquote(object_id)
+            AutomationVersion.objects.select_related("automation"),
+            pk=unquote(object_id),
         )
         if request.method == "POST":
             try:
@@ -362,11 +432,15 @@ class AutomationVersionAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"Published {version}.", messages.SUCCESS)
             return HttpResponseRedirect(
-                reverse("admin:automations_automation_change", args=[version.automation_id])
+                reverse(
+                    "admin:automations_automation_change", args=[version.automation_id]
+                )
             )
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.opts, "original": version, "title": f"Publish {version}?",
+            "opts": self.opts,
+            "original": version,
+            "title": f"Publish {version}?",
             "steps": version.steps.order_by("order"),
         }
         return TemplateResponse(
@@ -375,7 +449,8 @@ class AutomationVersionAdmin(admin.ModelAdmin):
 
     def diff_view(self, request, object_id):
         version = get_object_or_404(
-            AutomationVersion.objects.select_related("automation"), pk=unquote(object_id)
+            AutomationVersion.objects.select_related("automation"),
+            pk=unquote(object_id),
         )
         if not self.has_view_or_change_permission(request, version):
             raise PermissionDenied
@@ -394,20 +469,35 @@ class AutomationVersionAdmin(admin.ModelAdmin):
             data.pop("owners", None)
             return json.dumps(data, indent=2).splitlines()
 
-        diff = list(difflib.unified_diff(
-            lines(against), lines(version),
-            fromfile=f"v{against.number}" if against else "(none)",
-            tofile=f"v{version.number}", lineterm="",
-        ))
+        diff = list(
+            difflib.unified_diff(
+                lines(against),
+                lines(version),
+                fromfile=f"v{against.number}" if against else "(none)",
+                tofile=f"v{version.number}",
+                lineterm="",
+            )
+        )
         rows = [
-            ("add" if ln.startswith("+") else "del" if ln.startswith("-")
-             else "hunk" if ln.startswith("@@") else "", ln)
+            (
+                "add"
+                if ln.startswith("+")
+                else "del"
+                if ln.startswith("-")
+                else "hunk"
+                if ln.startswith("@@")
+                else "",
+                ln,
+            )
             for ln in diff
         ]
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.opts, "original": version, "against": against,
-            "versions": versions, "rows": rows,
+            "opts": self.opts,
+            "original": version,
+            "against": against,
+            "versions": versions,
+            "rows": rows,
             "title": f"{version.automation.slug}: v{against.number if against else '-'}"
             f" → v{version.number}",
         }

@@ -10,7 +10,7 @@ class RunNowForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 8, "cols": 80}),
         label="Inputs (JSON)",
-        help_text='A JSON object or a list of objects, one work item each, e.g. '
+        help_text="A JSON object or a list of objects, one work item each, e.g. "
         '[{"subject": "account:ACC-1001"}]. Empty: one empty item.',
     )
 

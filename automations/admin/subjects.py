@@ -18,9 +18,9 @@ class SubjectAdmin(ImportExportModelAdmin):
     show_full_result_count = False
 
     def has_import_permission(self, request):
-        return request.user.has_perm("automations.add_subject") and request.user.has_perm(
-            "automations.change_subject"
-        )
+        return request.user.has_perm(
+            "automations.add_subject"
+        ) and request.user.has_perm("automations.change_subject")
 
     def has_export_permission(self, request):
         return request.user.has_perm("automations.view_subject")

@@ -27,7 +27,9 @@ class WindowPaginator(Paginator):
     def __init__(self, object_list, per_page, *args, request=None, **kwargs):
         super().__init__(object_list, per_page, *args, **kwargs)
         try:
-            self.requested = max(int(request.GET.get(self.page_param, 1)), 1) if request else 1
+            self.requested = (
+                max(int(request.GET.get(self.page_param, 1)), 1) if request else 1
+            )
         except ValueError:
             self.requested = 1
 
@@ -35,7 +37,9 @@ class WindowPaginator(Paginator):
     def count(self):
         offset = (self.requested - 1) * self.per_page
         window = list(
-            self.object_list.values_list("pk", flat=True)[offset : offset + self.per_page + 1]
+            self.object_list.values_list("pk", flat=True)[
+                offset : offset + self.per_page + 1
+            ]
         )
         if not window and offset:
             return 0  # past the end: Django answers with page 1 (its usual redirect)
@@ -68,9 +72,9 @@ class ArchivedFilter(admin.SimpleListFilter):
                 "selected": current == value,
                 "query_string": changelist.get_query_string(
                     {self.parameter_name: value}
-                ) if value != "no" else changelist.get_query_string(
-                    remove=[self.parameter_name]
-                ),
+                )
+                if value != "no"
+                else changelist.get_query_string(remove=[self.parameter_name]),
                 "display": label,
             }
 
@@ -85,7 +89,9 @@ def date_hierarchy_links(cl):
     not from a DISTINCT over the rows."""
     field_name = cl.date_hierarchy
     year_field, month_field, day_field = (
-        f"{field_name}__year", f"{field_name}__month", f"{field_name}__day"
+        f"{field_name}__year",
+        f"{field_name}__month",
+        f"{field_name}__day",
     )
     year, month, day = (cl.params.get(f) for f in (year_field, month_field, day_field))
 
@@ -104,7 +110,9 @@ def date_hierarchy_links(cl):
                 "link": link({year_field: year, month_field: month}),
                 "title": capfirst(formats.date_format(date, "YEAR_MONTH_FORMAT")),
             },
-            "choices": [{"title": capfirst(formats.date_format(date, "MONTH_DAY_FORMAT"))}],
+            "choices": [
+                {"title": capfirst(formats.date_format(date, "MONTH_DAY_FORMAT"))}
+            ],
         }
     if year and month:
         days = calendar.monthrange(int(year), int(month))[1]
@@ -114,18 +122,24 @@ def date_hierarchy_links(cl):
             "choices": [
                 {
                     "link": link({year_field: year, month_field: month, day_field: d}),
-                    "title": capfirst(formats.date_format(
-                        datetime.date(int(year), int(month), d), "MONTH_DAY_FORMAT"
-                    )),
+                    "title": capfirst(
+                        formats.date_format(
+                            datetime.date(int(year), int(month), d), "MONTH_DAY_FORMAT"
+                        )
+                    ),
                 }
                 for d in range(1, days + 1)
             ],
         }
-    dates = cl.model._default_manager.order_by(field_name).values_list(field_name, flat=True)
-    first = dates.first()
-    last = cl.model._default_manager.order_by(f"-{field_name}").values_list(
+    dates = cl.model._default_manager.order_by(field_name).values_list(
         field_name, flat=True
-    ).first()
+    )
+    first = dates.first()
+    last = (
+        cl.model._default_manager.order_by(f"-{field_name}")
+        .values_list(field_name, flat=True)
+        .first()
+    )
     if first is None:
         return {"show": False}
     first, last = _local(first), _local(last)
@@ -141,9 +155,11 @@ def date_hierarchy_links(cl):
             "choices": [
                 {
                     "link": link({year_field: year, month_field: m}),
-                    "title": capfirst(formats.date_format(
-                        datetime.date(year, m, 1), "YEAR_MONTH_FORMAT"
-                    )),
+                    "title": capfirst(
+                        formats.date_format(
+                            datetime.date(year, m, 1), "YEAR_MONTH_FORMAT"
+                        )
+                    ),
                 }
                 for m in months
             ],

@@ -23,7 +23,9 @@ def state_badge(state) -> str:
         colour = ITEM_COLOURS[WorkItemState(state)]
     return format_html(
         '<span class="runs-state runs-state-{}" style="background:{}">{}</span>',
-        state, colour, label,
+        state,
+        colour,
+        label,
     )
 
 
@@ -41,6 +43,13 @@ def progress_bar(done: int, failed: int, total: int, resolved: int = 0) -> str:
         '<span class="runs-progress-resolved" style="width:{}%"></span>'
         '<span class="runs-progress-failed" style="width:{}%"></span></span>'
         ' <span class="runs-progress-text">{}/{}</span>',
-        done, resolved, failed, total, pct(done), pct(resolved), pct(failed),
-        done + resolved + failed, total,
+        done,
+        resolved,
+        failed,
+        total,
+        pct(done),
+        pct(resolved),
+        pct(failed),
+        done + resolved + failed,
+        total,
     )

@@ -20,7 +20,9 @@ class ActionForm(forms.Form):
 
     item_state = None
     reason = forms.CharField(
-        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Recorded in the audit trail.",
     )
 
@@ -39,18 +41,26 @@ class ActionForm(forms.Form):
 
 
 def _item_label(item) -> str:
-    failure = f" - {item.failure_code}: {item.failure_message[:80]}" if item.failure_code else ""
+    failure = (
+        f" - {item.failure_code}: {item.failure_message[:80]}"
+        if item.failure_code
+        else ""
+    )
     return f"#{item.pk} {item.step.name} {item.subject or ''}{failure}"
 
 
 class StopForm(ActionForm):
     step_runs = forms.ChoiceField(
-        choices=StopStepRuns.choices, widget=forms.RadioSelect,
-        initial=StopStepRuns.COMPLETE, label="In-flight step runs",
+        choices=StopStepRuns.choices,
+        widget=forms.RadioSelect,
+        initial=StopStepRuns.COMPLETE,
+        label="In-flight step runs",
     )
     pending_items = forms.ChoiceField(
-        choices=StopPendingItems.choices, widget=forms.RadioSelect,
-        initial=StopPendingItems.FAILED, label="Pending items",
+        choices=StopPendingItems.choices,
+        widget=forms.RadioSelect,
+        initial=StopPendingItems.FAILED,
+        label="Pending items",
     )
 
 
@@ -62,7 +72,8 @@ class ResolveForm(ActionForm):
     item_state = WorkItemState.FAILED
     reason = None
     note = forms.CharField(
-        max_length=2000, widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Required: why these failed items are settled by hand.",
     )
 
@@ -79,7 +90,8 @@ class RerunForm(ActionForm):
             ("original", "The version the run used"),
             ("latest", "The latest published version"),
         ],
-        widget=forms.RadioSelect, initial="original",
+        widget=forms.RadioSelect,
+        initial="original",
     )
     reason = None
 
@@ -90,7 +102,9 @@ class DecideForm(ActionForm):
         choices=[("approve", "Approve"), ("reject", "Reject")], widget=forms.RadioSelect
     )
     data = forms.JSONField(
-        required=False, initial=dict, label="Input data (JSON object)",
+        required=False,
+        initial=dict,
+        label="Input data (JSON object)",
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text='Given to the next step with the item, e.g. {"limit": 500}.',
     )
@@ -106,7 +120,10 @@ class DecideForm(ActionForm):
 
 class ExportForm(forms.Form):
     what = forms.ChoiceField(
-        choices=[("runs", "The runs (one row per run)"),
-                 ("run_items", "Their run items (one row per action on a subject)")],
-        widget=forms.RadioSelect, initial="runs",
+        choices=[
+            ("runs", "The runs (one row per run)"),
+            ("run_items", "Their run items (one row per action on a subject)"),
+        ],
+        widget=forms.RadioSelect,
+        initial="runs",
     )

@@ -32,8 +32,9 @@ class BigTableAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def get_paginator(self, request, queryset, per_page, orphans=0,
-                      allow_empty_first_page=True):
+    def get_paginator(
+        self, request, queryset, per_page, orphans=0, allow_empty_first_page=True
+    ):
         return WindowPaginator(
             queryset, per_page, orphans, allow_empty_first_page, request=request
         )
@@ -48,16 +49,33 @@ class BigTableAdmin(admin.ModelAdmin):
 
 @admin.register(StepRun)
 class StepRunAdmin(BigTableAdmin):
-    list_display = ["pk", "run_link", "step", "state", "worker", "items_processed",
-                    "started_at", "finished_at"]
+    list_display = [
+        "pk",
+        "run_link",
+        "step",
+        "state",
+        "worker",
+        "items_processed",
+        "started_at",
+        "finished_at",
+    ]
     list_filter = ["state"]
     list_select_related = ["run", "step"]
 
 
 @admin.register(WorkItem)
 class WorkItemAdmin(BigTableAdmin):
-    list_display = ["pk", "run_link", "step", "item_state", "subject", "attempts",
-                    "failure_type", "failure_code", "failure_message"]
+    list_display = [
+        "pk",
+        "run_link",
+        "step",
+        "item_state",
+        "subject",
+        "attempts",
+        "failure_type",
+        "failure_code",
+        "failure_message",
+    ]
     list_filter = ["state", "failure_type"]
     list_select_related = ["run", "step"]
     search_fields = ["=subject"]
@@ -70,8 +88,19 @@ class WorkItemAdmin(BigTableAdmin):
 
 @admin.register(RunItem)
 class RunItemAdmin(ExportMixin, BigTableAdmin):
-    list_display = ["pk", "run_link", "seq", "step", "action", "subject", "attempt",
-                    "outcome", "result_ref", "failure_cause", "finished_at"]
+    list_display = [
+        "pk",
+        "run_link",
+        "seq",
+        "step",
+        "action",
+        "subject",
+        "attempt",
+        "outcome",
+        "result_ref",
+        "failure_cause",
+        "finished_at",
+    ]
     list_filter = ["outcome"]
     list_select_related = ["run", "step"]
     search_fields = ["=subject", "=idempotency_key"]
@@ -84,8 +113,16 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(BigTableAdmin):
-    list_display = ["created_at", "run_link", "seq", "actor_label", "verb",
-                    "object_type", "object_id", "reason"]
+    list_display = [
+        "created_at",
+        "run_link",
+        "seq",
+        "actor_label",
+        "verb",
+        "object_type",
+        "object_id",
+        "reason",
+    ]
     list_filter = ["verb"]
     list_select_related = ["run"]
 

@@ -39,8 +39,11 @@ class RunAction:
 def _stop(run, actor, form):
     data = form.cleaned_data
     run = run_stop(
-        run, actor=actor, step_runs=data["step_runs"],
-        pending_items=data["pending_items"], reason=data.get("reason", ""),
+        run,
+        actor=actor,
+        step_runs=data["step_runs"],
+        pending_items=data["pending_items"],
+        reason=data.get("reason", ""),
     )
     return (
         f"stop requested ({data['step_runs']}, pending items {data['pending_items']}); "
@@ -50,7 +53,9 @@ def _stop(run, actor, form):
 
 def _retry(run, actor, form):
     n = run_retry(
-        run, actor=actor, work_item_ids=form.selected_items(),
+        run,
+        actor=actor,
+        work_item_ids=form.selected_items(),
         reason=form.cleaned_data.get("reason", ""),
     )
     return f"{n} failed item(s) sent back to pending"
@@ -58,7 +63,9 @@ def _retry(run, actor, form):
 
 def _resolve(run, actor, form):
     n = run_resolve(
-        run, actor=actor, note=form.cleaned_data["note"],
+        run,
+        actor=actor,
+        note=form.cleaned_data["note"],
         work_item_ids=form.selected_items(),
     )
     return f"{n} failed item(s) resolved"
@@ -90,8 +97,12 @@ def _decide(run, actor, form):
     data = form.cleaned_data
     for pk in ids:
         work_item_decide(
-            run, actor=actor, work_item_id=pk, decision=data["decision"],
-            data=data.get("data") or {}, reason=data.get("reason", ""),
+            run,
+            actor=actor,
+            work_item_id=pk,
+            decision=data["decision"],
+            data=data.get("data") or {},
+            reason=data.get("reason", ""),
         )
     verb = "approved" if data["decision"] == "approve" else "rejected"
     return f"{len(ids)} item(s) {verb}"
@@ -114,57 +125,90 @@ ACTIONS = {
     a.name: a
     for a in [
         RunAction(
-            "stop", "Stop", "runs.stop_run", forms.StopForm,
+            "stop",
+            "Stop",
+            "runs.stop_run",
+            forms.StopForm,
             "Stops the run. 'Let in-flight step runs complete' starts no new step "
             "run and lets the ones working finish; 'Terminate' makes them stop at "
-            "their next item, whose work fails with cause \"terminated\". Pending "
+            'their next item, whose work fails with cause "terminated". Pending '
             "items end failed or done, as chosen. The run ends cancelled (or "
             "unresolved when actions failed).",
-            _stop, offered=_stoppable, danger=True,
+            _stop,
+            offered=_stoppable,
+            danger=True,
         ),
         RunAction(
-            "retry", "Retry failed items", "runs.retry_run", forms.RetryForm,
+            "retry",
+            "Retry failed items",
+            "runs.retry_run",
+            forms.RetryForm,
             "Sends failed work items back to pending; the run reopens (running) "
             "and the engine works them again with the same idempotency keys.",
-            _retry, offered=lambda run: run.failed_items > 0,
+            _retry,
+            offered=lambda run: run.failed_items > 0,
         ),
         RunAction(
-            "resolve", "Resolve failed items", "runs.resolve_run", forms.ResolveForm,
+            "resolve",
+            "Resolve failed items",
+            "runs.resolve_run",
+            forms.ResolveForm,
             "Marks failed work items resolved by you, with your note (they never "
             "show as done). An unresolved run with nothing else open completes.",
-            _resolve, offered=lambda run: run.failed_items > 0,
+            _resolve,
+            offered=lambda run: run.failed_items > 0,
         ),
         RunAction(
-            "archive", "Archive", "runs.archive_run", forms.ActionForm,
+            "archive",
+            "Archive",
+            "runs.archive_run",
+            forms.ActionForm,
             "Hides finished runs from the default list; the archived filter shows "
             "them again. Nothing else changes.",
-            _archive, offered=lambda run: _settled(run) and not run.archived,
+            _archive,
+            offered=lambda run: _settled(run) and not run.archived,
         ),
         RunAction(
-            "unarchive", "Unarchive", "runs.archive_run", forms.ActionForm,
+            "unarchive",
+            "Unarchive",
+            "runs.archive_run",
+            forms.ActionForm,
             "Shows archived runs in the default list again.",
-            _unarchive, offered=lambda run: run.archived,
+            _unarchive,
+            offered=lambda run: run.archived,
         ),
         RunAction(
-            "rerun", "Re-run", "runs.rerun_run", forms.RerunForm,
+            "rerun",
+            "Re-run",
+            "runs.rerun_run",
+            forms.RerunForm,
             "Starts a new run with the same inputs (re-run of this one), on the "
             "version this run used or on the latest published version.",
-            _rerun, offered=_settled,
+            _rerun,
+            offered=_settled,
         ),
         RunAction(
-            "decide", "Approve / reject", "runs.approve_run", forms.DecideForm,
+            "decide",
+            "Approve / reject",
+            "runs.approve_run",
+            forms.DecideForm,
             "Approves (the item goes on, with the input data) or rejects (the item "
             "fails) the work items awaiting input. The person who started a run may "
             "not decide its items (four eyes).",
             _decide,
-            offered=lambda run: run.state in (RunState.AWAITING_INPUT, RunState.RUNNING),
+            offered=lambda run: (
+                run.state in (RunState.AWAITING_INPUT, RunState.RUNNING)
+            ),
         ),
         RunAction(
-            "test_case", "Add as test case", "automations.change_automation",
+            "test_case",
+            "Add as test case",
+            "automations.change_automation",
             forms.ActionForm,
             "Flags the run as a test case of its automation (a reference run kept "
             "for regression checks).",
-            _test_case, offered=lambda run: not run.is_test_case,
+            _test_case,
+            offered=lambda run: not run.is_test_case,
         ),
     ]
 }

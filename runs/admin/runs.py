@@ -49,12 +49,23 @@ def _bulk(action):
 @admin.register(Run)
 class RunAdmin(ExportMixin, admin.ModelAdmin):
     list_display = [
-        "number_link", "automation", "version_number", "state_badge", "trigger",
-        "created_at", "lead_time", "progress", "failed_items",
+        "number_link",
+        "automation",
+        "version_number",
+        "state_badge",
+        "trigger",
+        "created_at",
+        "lead_time",
+        "progress",
+        "failed_items",
     ]
     list_display_links = None
     list_filter = [
-        "automation", "state", "trigger_kind", ArchivedFilter, "is_test_case",
+        "automation",
+        "state",
+        "trigger_kind",
+        ArchivedFilter,
+        "is_test_case",
     ]
     list_select_related = ["automation", "version"]
     search_fields = ["=number"]
@@ -91,7 +102,8 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
 
     def allowed_actions(self, request, run=None):
         return [
-            a for a in ACTIONS.values()
+            a
+            for a in ACTIONS.values()
             if self.may(request, a) and (run is None or a.offered(run))
         ]
 
@@ -108,8 +120,9 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
             )
         )
 
-    def get_paginator(self, request, queryset, per_page, orphans=0,
-                      allow_empty_first_page=True):
+    def get_paginator(
+        self, request, queryset, per_page, orphans=0, allow_empty_first_page=True
+    ):
         return WindowPaginator(
             queryset, per_page, orphans, allow_empty_first_page, request=request
         )
@@ -189,7 +202,9 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
         runs = list(queryset.select_related("automation", "version")[: MAX_BULK + 1])
         if len(runs) > MAX_BULK:
             self.message_user(
-                request, f"Select at most {MAX_BULK} runs for one action.", messages.ERROR
+                request,
+                f"Select at most {MAX_BULK} runs for one action.",
+                messages.ERROR,
             )
             return None
         form = action.form_class(request.POST if request.POST.get("confirm") else None)
@@ -207,8 +222,13 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
         if form.is_bound and form.is_valid():
             return self.export_response(form.cleaned_data["what"], runs)
         return self.confirmation(
-            request, list(runs[: MAX_BULK + 1]), None, form, bulk=True,
-            name="export_csv", title="Export CSV",
+            request,
+            list(runs[: MAX_BULK + 1]),
+            None,
+            form,
+            bulk=True,
+            name="export_csv",
+            title="Export CSV",
             explain="Downloads a CSV file of the selected runs, or of every run item "
             "(one action on one subject) of the selected runs. Cells that a "
             "spreadsheet would run as a formula are prefixed with '.",
@@ -216,7 +236,9 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
 
     def export_response(self, what, runs):
         if what == "run_items":
-            rows = RunItem.objects.filter(run__in=runs.values("pk")).order_by("run", "seq")
+            rows = RunItem.objects.filter(run__in=runs.values("pk")).order_by(
+                "run", "seq"
+            )
             resource, name = RunItemResource(), "run-items"
         else:
             rows, resource, name = runs, RunResource(), "runs"
@@ -251,8 +273,19 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
             )
         return done, refused
 
-    def confirmation(self, request, runs, action, form, *, bulk, name=None,
-                     title=None, explain=None, run=None):
+    def confirmation(
+        self,
+        request,
+        runs,
+        action,
+        form,
+        *,
+        bulk,
+        name=None,
+        title=None,
+        explain=None,
+        run=None,
+    ):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -314,11 +347,9 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_view_or_change_permission(request, run):
             raise PermissionDenied
-        run = (
-            Run.objects.select_related(
-                "automation", "version", "rerun_of", "trigger", "stop_requested_by"
-            ).get(pk=run.pk)
-        )
+        run = Run.objects.select_related(
+            "automation", "version", "rerun_of", "trigger", "stop_requested_by"
+        ).get(pk=run.pk)
         state_filter = request.GET.get("item_state", "")
         if state_filter not in WorkItemState.values:
             state_filter = ""

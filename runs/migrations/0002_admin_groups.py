@@ -8,15 +8,27 @@ automations and subjects. Each level holds the permissions of the one before.
 from django.db import migrations, models
 
 VIEW = [
-    "runs.view_run", "runs.view_steprun", "runs.view_workitem", "runs.view_runitem",
-    "runs.view_auditevent", "runs.view_actionresult",
-    "automations.view_automation", "automations.view_automationversion",
-    "automations.view_step", "automations.view_trigger", "automations.view_subject",
+    "runs.view_run",
+    "runs.view_steprun",
+    "runs.view_workitem",
+    "runs.view_runitem",
+    "runs.view_auditevent",
+    "runs.view_actionresult",
+    "automations.view_automation",
+    "automations.view_automationversion",
+    "automations.view_step",
+    "automations.view_trigger",
+    "automations.view_subject",
     "runs.export_run",
 ]
 OPERATE = [
-    "runs.stop_run", "runs.retry_run", "runs.resolve_run", "runs.archive_run",
-    "runs.rerun_run", "runs.approve_run", "runs.trigger_run",
+    "runs.stop_run",
+    "runs.retry_run",
+    "runs.resolve_run",
+    "runs.archive_run",
+    "runs.rerun_run",
+    "runs.approve_run",
+    "runs.trigger_run",
 ]
 AUTHOR = [
     f"automations.{verb}_{model}"
@@ -76,6 +88,15 @@ class Migration(migrations.Migration):
             model_name="workitem",
             # admin: runs search by the exact subject of a work item
             index=models.Index(fields=["subject"], name="work_item_subject"),
+        ),
+        migrations.AddIndex(
+            model_name="run",
+            # run page: re-runs of a run (partial: rerun_of is nearly always NULL)
+            index=models.Index(
+                condition=models.Q(rerun_of__isnull=False),
+                fields=["rerun_of"],
+                name="run_reruns",
+            ),
         ),
         migrations.RunPython(create_groups, remove_groups),
     ]

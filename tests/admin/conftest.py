@@ -19,13 +19,15 @@ def groups_ensure():
     for name, perms in migration.GROUPS.items():
         group, created = Group.objects.get_or_create(name=name)
         if created:
-            group.permissions.add(*[
-                Permission.objects.get(
-                    content_type__app_label=perm.split(".")[0],
-                    codename=perm.split(".")[1],
-                )
-                for perm in perms
-            ])
+            group.permissions.add(
+                *[
+                    Permission.objects.get(
+                        content_type__app_label=perm.split(".")[0],
+                        codename=perm.split(".")[1],
+                    )
+                    for perm in perms
+                ]
+            )
 
 
 def _member(username, group, password="pw"):
@@ -68,9 +70,13 @@ def unresolved_run(automation):
     def make(**kwargs):
         auto = automation({"action": "test.business_fail"})
         run = run_start(
-            automation=auto, inputs=[{"bad": True, "subject": "s:1"},
-                                     {"bad": True, "subject": "s:2"},
-                                     {"subject": "s:3"}], **kwargs
+            automation=auto,
+            inputs=[
+                {"bad": True, "subject": "s:1"},
+                {"bad": True, "subject": "s:2"},
+                {"subject": "s:3"},
+            ],
+            **kwargs,
         )
         run_until_idle(run)
         run.refresh_from_db()
@@ -85,8 +91,12 @@ def running_run(automation):
     """A run that is running: step 1 done, step 2 (test.slow) queued, not drained."""
 
     def make(**kwargs):
-        auto = automation("builtin.echo", {"action": "test.slow", "parameters": {"seconds": 5}})
-        run = run_start(automation=auto, inputs=[{"subject": "a"}, {"subject": "b"}], **kwargs)
+        auto = automation(
+            "builtin.echo", {"action": "test.slow", "parameters": {"seconds": 5}}
+        )
+        run = run_start(
+            automation=auto, inputs=[{"subject": "a"}, {"subject": "b"}], **kwargs
+        )
         first = StepRun.objects.get(run=run, state=StepRunState.QUEUED)
         step_run_execute(first.pk)
         run.refresh_from_db()
@@ -100,7 +110,9 @@ def running_run(automation):
 @pytest.fixture
 def completed_run(automation):
     def make(**kwargs):
-        run = run_start(automation=automation("test.count"), inputs=[{"subject": "x"}], **kwargs)
+        run = run_start(
+            automation=automation("test.count"), inputs=[{"subject": "x"}], **kwargs
+        )
         run_until_idle(run)
         run.refresh_from_db()
         assert run.state == "completed"

@@ -21,10 +21,13 @@ def _version(automation, number):
 def test_run_now_starts_a_run_with_the_inputs(login, operator, automation):
     auto = automation("builtin.echo")
     url = reverse("admin:automations_automation_run_now", args=[auto.pk])
-    response = login(operator).post(url, {
-        "version": auto.latest_version().pk,
-        "inputs": '[{"subject": "acct:1"}, {"subject": "acct:2"}]',
-    })
+    response = login(operator).post(
+        url,
+        {
+            "version": auto.latest_version().pk,
+            "inputs": '[{"subject": "acct:1"}, {"subject": "acct:2"}]',
+        },
+    )
     run = Run.objects.get(automation=auto)
     assert response.status_code == 302 and response["Location"].endswith(
         reverse("admin:runs_run_change", args=[run.pk])
@@ -34,11 +37,14 @@ def test_run_now_starts_a_run_with_the_inputs(login, operator, automation):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("inputs,message", [
-    ("{not json", "Not valid JSON"),
-    ("[1, 2]", "inputs[0] must be a JSON object"),
-    ('"text"', "inputs must be a list of JSON objects"),
-])
+@pytest.mark.parametrize(
+    "inputs,message",
+    [
+        ("{not json", "Not valid JSON"),
+        ("[1, 2]", "inputs[0] must be a JSON object"),
+        ('"text"', "inputs must be a list of JSON objects"),
+    ],
+)
 def test_run_now_refuses_bad_inputs(login, operator, automation, inputs, message):
     auto = automation("builtin.echo")
     url = reverse("admin:automations_automation_run_now", args=[auto.pk])
@@ -107,20 +113,35 @@ def test_diff_between_versions(login, viewer, automation):
     from automations.definitions import automation_import
 
     auto = automation("builtin.echo", slug="diffy")
-    automation_import({"slug": "diffy", "name": "Diffy", "steps": [
-        {"name": "step1", "action": "builtin.echo"},
-        {"name": "check", "action": "builtin.require", "parameters": {"fields": ["a"]}},
-    ]})
-    url = reverse("admin:automations_automationversion_diff",
-                  args=[_version(auto, 2).pk])
+    automation_import(
+        {
+            "slug": "diffy",
+            "name": "Diffy",
+            "steps": [
+                {"name": "step1", "action": "builtin.echo"},
+                {
+                    "name": "check",
+                    "action": "builtin.require",
+                    "parameters": {"fields": ["a"]},
+                },
+            ],
+        }
+    )
+    url = reverse(
+        "admin:automations_automationversion_diff", args=[_version(auto, 2).pk]
+    )
     page = login(viewer).get(url).content.decode()
     assert '<span class="add">+' in page and "builtin.require" in page
 
 
 # -- definitions import ------------------------------------------------------------
 
-GOOD = {"slug": "imported", "name": "Imported", "publish": True,
-        "steps": [{"name": "a", "action": "builtin.echo"}]}
+GOOD = {
+    "slug": "imported",
+    "name": "Imported",
+    "publish": True,
+    "steps": [{"name": "a", "action": "builtin.echo"}],
+}
 
 
 def _upload(client, data, name="defs.json"):
@@ -148,8 +169,11 @@ def test_definitions_import_previews_then_imports(login, author):
 
 @pytest.mark.django_db
 def test_definitions_import_with_one_bad_definition_imports_nothing(login, author):
-    bad = {"slug": "broken", "name": "B",
-           "steps": [{"name": "a", "action": "no.such.action"}]}
+    bad = {
+        "slug": "broken",
+        "name": "B",
+        "steps": [{"name": "a", "action": "no.such.action"}],
+    }
     response = _upload(login(author), [GOOD, bad])
     page = response.content.decode()
     assert "nothing will be imported" in page and "steps[0].action" in page
@@ -189,8 +213,9 @@ def _subjects_import(client, csv_text):
 def test_subjects_import_preview_then_confirm(login, author):
     client = login(author)
     response, _ = _subjects_import(
-        client, "kind,reference,name,status,due_on,attributes\n"
-        'account,ACC-9,Nine,active,2030-01-02,"{""a"": 1}"\n'
+        client,
+        "kind,reference,name,status,due_on,attributes\n"
+        'account,ACC-9,Nine,active,2030-01-02,"{""a"": 1}"\n',
     )
     assert response.status_code == 200 and b"ACC-9" in response.content
     assert not Subject.objects.exists()  # preview
@@ -205,12 +230,16 @@ def test_subjects_import_preview_then_confirm(login, author):
 def test_subjects_import_with_a_bad_row_changes_nothing(login, author):
     Subject.objects.create(kind="account", reference="ACC-1", name="Before")
     response, _ = _subjects_import(
-        login(author), "kind,reference,name,status,due_on,attributes\n"
+        login(author),
+        "kind,reference,name,status,due_on,attributes\n"
         "account,ACC-1,After,active,,\n"
-        "account,ACC-2,Two,active,not-a-date,\n"
+        "account,ACC-2,Two,active,not-a-date,\n",
     )
     page = response.content.decode()
-    assert "confirm_form" not in response.context or response.context["confirm_form"] is None
+    assert (
+        "confirm_form" not in response.context
+        or response.context["confirm_form"] is None
+    )
     assert "Some rows failed to validate" in page
     assert "Value could not be parsed using defined formats" in page
     assert Subject.objects.get(reference="ACC-1").name == "Before"
@@ -229,8 +258,13 @@ def test_subjects_export_neutralises_formulas(login, viewer):
     Subject.objects.create(kind="account", reference="=cmd|' /C calc'!A0", name="@x")
     response = login(viewer).post(
         reverse("admin:automations_subject_export"),
-        {"format": "0", "resource": "0", "subjectresource_kind": "on",
-         "subjectresource_reference": "on", "subjectresource_name": "on"},
+        {
+            "format": "0",
+            "resource": "0",
+            "subjectresource_kind": "on",
+            "subjectresource_reference": "on",
+            "subjectresource_name": "on",
+        },
     )
     body = response.content.decode()
     assert "'=cmd" in body and "'@x" in body

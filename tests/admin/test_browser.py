@@ -5,7 +5,6 @@ archive a run and find it again through the filter. Viewer: no control action is
 offered. A failing test leaves a screenshot in test-artifacts/.
 """
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -38,8 +37,14 @@ def browser_page(request, live_server):
     browser = manager.chromium.launch(
         executable_path=CHROMIUM,
         headless=True,
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-component-update", "--no-first-run", "--disable-sync"],
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+        ],
     )
     page = browser.new_page()
     page.set_default_timeout(15_000)
@@ -48,7 +53,9 @@ def browser_page(request, live_server):
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        page.screenshot(
+            path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True
+        )
     browser.close()
     manager.stop()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

@@ -28,21 +28,23 @@ def _queries(client, url):
 
 
 ADMIN_PAGES = [
-    "admin:runs_run_changelist", "admin:runs_steprun_changelist",
-    "admin:runs_workitem_changelist", "admin:runs_runitem_changelist",
-    "admin:runs_auditevent_changelist", "admin:runs_actionresult_changelist",
+    "admin:runs_run_changelist",
+    "admin:runs_steprun_changelist",
+    "admin:runs_workitem_changelist",
+    "admin:runs_runitem_changelist",
+    "admin:runs_auditevent_changelist",
+    "admin:runs_actionresult_changelist",
     "admin:automations_automation_changelist",
     "admin:automations_automationversion_changelist",
-    "admin:automations_trigger_changelist", "admin:automations_subject_changelist",
+    "admin:automations_trigger_changelist",
+    "admin:automations_subject_changelist",
     "admin:index",
 ]
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", ADMIN_PAGES)
-def test_changelist_query_count_does_not_grow_with_rows(
-    admin_client, automation, name
-):
+def test_changelist_query_count_does_not_grow_with_rows(admin_client, automation, name):
     auto = automation("test.count")
     _runs(automation, 2, auto)
     _queries(admin_client, reverse(name))  # warm caches (content types)
@@ -66,23 +68,32 @@ def test_run_changelist_fixed_queries_and_no_count(admin_client, automation):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("name,model", [
-    ("admin:runs_run_change", "run"), ("admin:runs_workitem_change", "workitem"),
-    ("admin:runs_runitem_change", "runitem"), ("admin:runs_auditevent_change", "audit"),
-    ("admin:runs_steprun_change", "steprun"),
-])
+@pytest.mark.parametrize(
+    "name,model",
+    [
+        ("admin:runs_run_change", "run"),
+        ("admin:runs_workitem_change", "workitem"),
+        ("admin:runs_runitem_change", "runitem"),
+        ("admin:runs_auditevent_change", "audit"),
+        ("admin:runs_steprun_change", "steprun"),
+    ],
+)
 def test_change_pages_render_with_fixed_queries(admin_client, automation, name, model):
     small_auto = automation("test.count")
     small = run_start(automation=small_auto, inputs=[{}])
     run_until_idle(small)
-    big = run_start(automation=small_auto, inputs=[{"subject": str(i)} for i in range(40)])
+    big = run_start(
+        automation=small_auto, inputs=[{"subject": str(i)} for i in range(40)]
+    )
     run_until_idle(big)
 
     def pk(run):
         return {
-            "run": run.pk, "workitem": run.work_items.first().pk,
+            "run": run.pk,
+            "workitem": run.work_items.first().pk,
             "runitem": run.run_items.first().pk,
-            "audit": run.audit_events.first().pk, "steprun": run.step_runs.first().pk,
+            "audit": run.audit_events.first().pk,
+            "steprun": run.step_runs.first().pk,
         }[model]
 
     _queries(admin_client, reverse(name, args=[pk(small)]))  # warm caches
@@ -121,11 +132,15 @@ def test_filters_and_date_drilldown(admin_client, automation):
     run.refresh_from_db()
     url = reverse("admin:runs_run_changelist")
     year, month = run.created_at.year, run.created_at.month
-    for query in [f"?state__exact={run.state}", f"?automation__id__exact={run.automation_id}",
-                  "?trigger_kind__exact=manual", f"?created_at__year={year}",
-                  f"?created_at__year={year}&created_at__month={month}",
-                  f"?created_at__year={year}&created_at__month={month}"
-                  f"&created_at__day={run.created_at.day}"]:
+    for query in [
+        f"?state__exact={run.state}",
+        f"?automation__id__exact={run.automation_id}",
+        "?trigger_kind__exact=manual",
+        f"?created_at__year={year}",
+        f"?created_at__year={year}&created_at__month={month}",
+        f"?created_at__year={year}&created_at__month={month}"
+        f"&created_at__day={run.created_at.day}",
+    ]:
         page = admin_client.get(url + query).content.decode()
         assert reverse("admin:runs_run_change", args=[run.pk]) in page, query
     page = admin_client.get(url + "?state__exact=failed").content.decode()
@@ -153,13 +168,22 @@ def test_pagination_without_count(admin_client, automation, settings):
 @pytest.mark.django_db
 def test_run_detail_shows_steps_items_run_items_and_audit(admin_client, automation):
     auto = automation("test.count", {"action": "test.business_fail"})
-    run = run_start(automation=auto, inputs=[{"subject": "ok"},
-                                              {"subject": "nope", "bad": True}])
+    run = run_start(
+        automation=auto, inputs=[{"subject": "ok"}, {"subject": "nope", "bad": True}]
+    )
     run_until_idle(run)
     url = reverse("admin:runs_run_change", args=[run.pk])
     page = admin_client.get(url).content.decode()
-    for text in ("step1", "step2", "not_eligible", "the subject is not eligible",
-                 "run.created", "run.unresolved", "Run items", "Audit trail"):
+    for text in (
+        "step1",
+        "step2",
+        "not_eligible",
+        "the subject is not eligible",
+        "run.created",
+        "run.unresolved",
+        "Run items",
+        "Audit trail",
+    ):
         assert text in page, text
     assert 'http-equiv="refresh"' not in page  # finished: no auto-refresh
     failed = admin_client.get(url, {"item_state": "failed"}).content.decode()

@@ -15,8 +15,12 @@ CHANGELIST = "admin:runs_run_changelist"
 def _bulk(client, action, runs, **data):
     return client.post(
         reverse(CHANGELIST),
-        {"action": action, ACTION_CHECKBOX_NAME: [str(r.pk) for r in runs],
-         "confirm": "yes", **data},
+        {
+            "action": action,
+            ACTION_CHECKBOX_NAME: [str(r.pk) for r in runs],
+            "confirm": "yes",
+            **data,
+        },
     )
 
 
@@ -31,7 +35,11 @@ def _messages(response):
 def _snapshot(run):
     run.refresh_from_db()
     return (
-        run.state, run.archived, run.is_test_case, run.failed_items, run.ledger_seq,
+        run.state,
+        run.archived,
+        run.is_test_case,
+        run.failed_items,
+        run.ledger_seq,
         sorted(WorkItem.objects.filter(run=run).values_list("pk", "state")),
     )
 
@@ -46,7 +54,8 @@ def test_bulk_action_first_shows_a_confirmation_page_and_changes_nothing(
     run = running_run()
     before = _snapshot(run)
     response = login(operator).post(
-        reverse(CHANGELIST), {"action": "stop_runs", ACTION_CHECKBOX_NAME: [str(run.pk)]}
+        reverse(CHANGELIST),
+        {"action": "stop_runs", ACTION_CHECKBOX_NAME: [str(run.pk)]},
     )
     assert response.status_code == 200
     page = response.content.decode()
@@ -57,7 +66,9 @@ def test_bulk_action_first_shows_a_confirmation_page_and_changes_nothing(
 @pytest.mark.django_db
 def test_detail_action_get_shows_a_confirmation_page(login, operator, unresolved_run):
     run = unresolved_run()
-    response = login(operator).get(reverse("admin:runs_run_action", args=[run.pk, "retry"]))
+    response = login(operator).get(
+        reverse("admin:runs_run_action", args=[run.pk, "retry"])
+    )
     assert response.status_code == 200
     assert b"Sends failed work items back to pending" in response.content
     assert _snapshot(run)[0] == RunState.UNRESOLVED
@@ -69,16 +80,23 @@ def test_detail_action_get_shows_a_confirmation_page(login, operator, unresolved
 @pytest.mark.django_db
 def test_stop_terminate_with_pending_items_failed(login, operator, running_run):
     run = running_run()
-    response = _bulk(login(operator), "stop_runs", [run],
-                     step_runs="terminate", pending_items="failed")
+    response = _bulk(
+        login(operator),
+        "stop_runs",
+        [run],
+        step_runs="terminate",
+        pending_items="failed",
+    )
     assert response.status_code == 302
     run.refresh_from_db()
     assert run.state == RunState.CANCELLED
     assert run.stop_options["step_runs"] == "terminate"
-    assert set(WorkItem.objects.filter(run=run, step__order=2).values_list(
-        "state", flat=True)) == {WorkItemState.FAILED}
-    assert AuditEvent.objects.filter(run=run, verb="run.stop_requested",
-                                     actor=operator).exists()
+    assert set(
+        WorkItem.objects.filter(run=run, step__order=2).values_list("state", flat=True)
+    ) == {WorkItemState.FAILED}
+    assert AuditEvent.objects.filter(
+        run=run, verb="run.stop_requested", actor=operator
+    ).exists()
 
 
 @pytest.mark.django_db
@@ -87,8 +105,9 @@ def test_stop_complete_with_pending_items_done(login, operator, running_run):
     _act(login(operator), run, "stop", step_runs="complete", pending_items="done")
     run.refresh_from_db()
     assert run.state == RunState.CANCELLED
-    assert set(WorkItem.objects.filter(run=run, step__order=2).values_list(
-        "state", flat=True)) == {WorkItemState.DONE}
+    assert set(
+        WorkItem.objects.filter(run=run, step__order=2).values_list("state", flat=True)
+    ) == {WorkItemState.DONE}
 
 
 @pytest.mark.django_db
@@ -97,8 +116,13 @@ def test_stop_refuses_a_finished_run_and_applies_to_the_others(
 ):
     running, done = running_run(), completed_run()
     before = _snapshot(done)
-    response = _bulk(login(operator), "stop_runs", [running, done],
-                     step_runs="terminate", pending_items="failed")
+    response = _bulk(
+        login(operator),
+        "stop_runs",
+        [running, done],
+        step_runs="terminate",
+        pending_items="failed",
+    )
     notes = " ".join(_messages(response))
     assert f"run #{done.number}: run {done.number} is completed" in notes
     assert "nothing changed" in notes
@@ -111,7 +135,9 @@ def test_stop_refuses_a_finished_run_and_applies_to_the_others(
 def test_stop_form_refuses_an_unknown_option(login, operator, running_run):
     run = running_run()
     before = _snapshot(run)
-    response = _act(login(operator), run, "stop", step_runs="explode", pending_items="done")
+    response = _act(
+        login(operator), run, "stop", step_runs="explode", pending_items="done"
+    )
     assert response.status_code == 200 and b"Select a valid choice" in response.content
     assert _snapshot(run) == before
 
@@ -142,7 +168,7 @@ def test_retry_refuses_a_run_without_failed_items(login, operator, completed_run
     run = completed_run()
     before = _snapshot(run)
     response = _bulk(login(operator), "retry_runs", [run])
-    assert f"has no failed work items" in " ".join(_messages(response))
+    assert "has no failed work items" in " ".join(_messages(response))
     assert _snapshot(run) == before
 
 
@@ -164,8 +190,11 @@ def test_resolve_with_a_note_completes_the_run(login, operator, unresolved_run):
     _bulk(login(operator), "resolve_runs", [run], note="checked by phone")
     run.refresh_from_db()
     assert run.state == RunState.COMPLETED
-    assert set(WorkItem.objects.filter(run=run, note="checked by phone").values_list(
-        "state", flat=True)) == {WorkItemState.RESOLVED}
+    assert set(
+        WorkItem.objects.filter(run=run, note="checked by phone").values_list(
+            "state", flat=True
+        )
+    ) == {WorkItemState.RESOLVED}
 
 
 @pytest.mark.django_db
@@ -215,8 +244,9 @@ def test_unarchive_refuses_a_run_that_is_not_archived(login, operator, completed
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("version", ["original", "latest"])
-def test_rerun_starts_a_new_run_with_the_same_inputs(login, operator, completed_run,
-                                                     version):
+def test_rerun_starts_a_new_run_with_the_same_inputs(
+    login, operator, completed_run, version
+):
     run = completed_run()
     _bulk(login(operator), "rerun_runs", [run], version=version)
     new = Run.objects.get(rerun_of=run)
@@ -347,8 +377,10 @@ def test_export_neutralises_formula_cells(login, viewer, automation):
     from runs.engine import run_until_idle
     from runs.services import run_start
 
-    run = run_start(automation=automation("test.count"),
-                    inputs=[{"subject": "=HYPERLINK(\"http://x\")"}])
+    run = run_start(
+        automation=automation("test.count"),
+        inputs=[{"subject": '=HYPERLINK("http://x")'}],
+    )
     run_until_idle(run)
     response = _bulk(login(viewer), "export_csv", [run], what="run_items")
     assert "'=HYPERLINK" in response.content.decode()
@@ -369,15 +401,18 @@ PERMISSIONED = [
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("bulk,single,data", PERMISSIONED)
-def test_viewer_forcing_a_control_action_gets_403(login, viewer, unresolved_run,
-                                                  bulk, single, data):
+def test_viewer_forcing_a_control_action_gets_403(
+    login, viewer, unresolved_run, bulk, single, data
+):
     run = unresolved_run()
     before = _snapshot(run)
     client = login(viewer)
     assert _bulk(client, bulk, [run], **data).status_code == 403
     assert _act(client, run, single, **data).status_code == 403
-    assert client.get(reverse("admin:runs_run_action",
-                              args=[run.pk, single])).status_code == 403
+    assert (
+        client.get(reverse("admin:runs_run_action", args=[run.pk, single])).status_code
+        == 403
+    )
     assert _snapshot(run) == before
     assert not Run.objects.filter(rerun_of=run).exists()
 
@@ -412,17 +447,22 @@ def test_viewer_is_offered_no_control_action(login, viewer, unresolved_run):
     for name, _, _ in PERMISSIONED:
         assert f'value="{name}"' not in changelist
     assert 'value="export_csv"' in changelist
-    detail = client.get(reverse("admin:runs_run_change", args=[run.pk])).content.decode()
+    detail = client.get(
+        reverse("admin:runs_run_change", args=[run.pk])
+    ).content.decode()
     assert "data-action=" not in detail
 
 
 @pytest.mark.django_db
-def test_operator_is_offered_the_actions_that_fit_the_run(login, operator,
-                                                          unresolved_run):
+def test_operator_is_offered_the_actions_that_fit_the_run(
+    login, operator, unresolved_run
+):
     run = unresolved_run()
-    detail = login(operator).get(
-        reverse("admin:runs_run_change", args=[run.pk])
-    ).content.decode()
+    detail = (
+        login(operator)
+        .get(reverse("admin:runs_run_change", args=[run.pk]))
+        .content.decode()
+    )
     for name in ("retry", "resolve", "archive", "rerun"):
         assert f'data-action="{name}"' in detail
     assert 'data-action="stop"' not in detail  # a finished run cannot be stopped

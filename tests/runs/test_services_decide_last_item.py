@@ -24,6 +24,9 @@ def test_rejecting_the_last_awaiting_item_leaves_the_run_unresolved(
     assert decision.work_item.state == WorkItemState.FAILED
     run.refresh_from_db()
     assert run.state == RunState.UNRESOLVED
-    verbs = list(AuditEvent.objects.filter(run=run).order_by("seq").values_list(
-        "verb", flat=True))
+    verbs = list(
+        AuditEvent.objects.filter(run=run)
+        .order_by("seq")
+        .values_list("verb", flat=True)
+    )
     assert verbs[-3:] == ["work_item.rejected", "run.resumed", "run.unresolved"]

@@ -12,7 +12,9 @@ def test_mark_and_unmark_test_case_are_audited(automation, user):
     assert run.is_test_case
     event = AuditEvent.objects.filter(run=run).order_by("-seq").first()
     assert (event.verb, event.actor, event.reason) == (
-        "run.test_case_marked", user, "reference run"
+        "run.test_case_marked",
+        user,
+        "reference run",
     )
     run_mark_test_case(run, actor=user, is_test_case=False)
     run.refresh_from_db()
