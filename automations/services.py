@@ -112,3 +112,63 @@ def schedules_sync() -> dict:
         counts["deleted"] = stale.count()
         stale.delete()
     return counts
+
+
+class DefinitionsFileError(ValueError):
+    """A definitions file that cannot be read at all (not JSON/YAML, too big)."""
+
+
+MAX_DEFINITIONS_BYTES = 1_048_576
+
+
+def definitions_parse(raw: bytes | str) -> list:
+    """Read a JSON or YAML file of one definition or a list of them."""
+    import yaml
+
+    if isinstance(raw, bytes):
+        if len(raw) > MAX_DEFINITIONS_BYTES:
+            raise DefinitionsFileError(
+                f"the file is larger than {MAX_DEFINITIONS_BYTES} bytes"
+            )
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DefinitionsFileError("the file is not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise DefinitionsFileError(f"not valid JSON or YAML: {exc}") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not data:
+        raise DefinitionsFileError(
+            "expected a definition (an object) or a non-empty list of definitions"
+        )
+    return data
+
+
+def definitions_import(definitions: list, *, actor=None, dry_run: bool = False):
+    """Import definitions all or nothing: returns [(index, ImportResult | error)].
+
+    Any error rolls every definition back. With `dry_run`, the import is done and
+    rolled back, so the results preview what a real import would do.
+    """
+    from .definitions import DefinitionError, automation_import
+
+    class _Rollback(Exception):
+        pass
+
+    outcomes = []
+    try:
+        with transaction.atomic():
+            for index, definition in enumerate(definitions):
+                try:
+                    with transaction.atomic():
+                        outcomes.append((index, automation_import(definition, actor=actor)))
+                except DefinitionError as exc:
+                    outcomes.append((index, str(exc)))
+            if dry_run or any(isinstance(o, str) for _, o in outcomes):
+                raise _Rollback
+    except _Rollback:
+        pass
+    return outcomes

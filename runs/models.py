@@ -158,6 +158,14 @@ class Run(models.Model):
             models.Index(fields=["trigger_kind", "-number"], name="run_trigger_number"),
             # date hierarchy and created_after / created_before
             models.Index(fields=["created_at"], name="run_created_at"),
+            # run page: re-runs of a run. Partial: nearly every run has no
+            # rerun_of, and a full index on a column of NULLs looks useless to
+            # SQLite's planner after ANALYZE (it then scans the table)
+            models.Index(
+                fields=["rerun_of"],
+                condition=Q(rerun_of__isnull=False),
+                name="run_reruns",
+            ),
         ]
 
     def __str__(self):
@@ -275,6 +283,8 @@ class WorkItem(models.Model):
             models.Index(fields=["state", "lease_expires_at"], name="work_item_lease"),
             # run detail and API: items of a run by state
             models.Index(fields=["run", "state"], name="work_item_run_state"),
+            # admin: runs search by the exact subject of a work item
+            models.Index(fields=["subject"], name="work_item_subject"),
         ]
 
     def __str__(self):
@@ -356,6 +366,8 @@ class RunItem(LedgerRecord):
             models.Index(fields=["idempotency_key"], name="run_item_idempotency_key"),
             # reports: outcomes per period
             models.Index(fields=["finished_at"], name="run_item_finished_at"),
+            # admin: run items search by exact subject
+            models.Index(fields=["subject"], name="run_item_subject"),
         ]
 
     def __str__(self):

@@ -34,3 +34,12 @@ def is_postgres(db):
     from django.db import connection
 
     return connection.vendor == "postgresql"
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (browser tests screenshot on
+    failure)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -261,6 +261,36 @@ def run_unarchive(run: Run, *, actor=None, reason: str = "") -> None:
     _set_archived(run, False, actor, reason)
 
 
+def run_mark_test_case(
+    run: Run, *, actor=None, is_test_case: bool = True, reason: str = ""
+) -> None:
+    """Flag a run as a test case (kept as a reference run of its automation), or
+    remove the flag; recorded in the run's audit trail. Refused, with nothing
+    written, when the run already has that flag."""
+    with transaction.atomic():
+        changed = Run.objects.filter(pk=run.pk, is_test_case=not is_test_case).update(
+            is_test_case=is_test_case
+        )
+        if not changed:
+            raise InvalidRequest(
+                f"run {run.number} is already "
+                f"{'a test case' if is_test_case else 'not a test case'}",
+                code="nothing_to_do",
+            )
+        ledger.append(
+            run=run,
+            events=[
+                ledger.audit_event(
+                    verb="run.test_case_marked" if is_test_case else "run.test_case_unmarked",
+                    run=run, actor=actor, reason=reason,
+                    before={"is_test_case": not is_test_case},
+                    after={"is_test_case": is_test_case},
+                )
+            ],
+        )
+    run.is_test_case = is_test_case
+
+
 def run_rerun(
     run: Run, *, actor=None, version: str = "original", trigger_kind=TriggerKind.MANUAL
 ) -> Run:

@@ -1,0 +1,522 @@
+"""Automations, their versions (steps inline, publish, diff), triggers, run now."""
+
+import difflib
+import json
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from ..definitions import automation_export
+from ..models import Automation, AutomationVersion, Step, Trigger, TriggerKind
+from ..services import (
+    AutomationStateError,
+    DefinitionsFileError,
+    definitions_import,
+    definitions_parse,
+    schedules_sync,
+    version_publish,
+)
+from .forms import DefinitionsConfirmForm, DefinitionsUploadForm, RunNowForm
+
+TRIGGER_PERMISSION = "runs.trigger_run"
+PUBLISH_PERMISSION = "automations.change_automationversion"
+IMPORT_PERMISSION = "automations.add_automation"
+
+
+def _schedule_next_run(trigger):
+    schedule = trigger.schedule
+    if schedule is None:
+        return "-" if trigger.kind == TriggerKind.SCHEDULE else ""
+    return format_html(
+        '<a href="{}">next {}</a>',
+        reverse("admin:django_q_schedule_change", args=[schedule.pk]),
+        schedule.next_run.strftime("%Y-%m-%d %H:%M %Z") if schedule.next_run else "-",
+    )
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    extra = 0
+    fields = [
+        "order",
+        "name",
+        "action",
+        "parameters",
+        "batch_size",
+        "concurrency",
+        "max_attempts",
+        "retry_backoff_seconds",
+        "item_timeout_seconds",
+        "condition",
+        "requires_approval",
+    ]
+
+    def has_change_permission(self, request, obj=None):
+        return (obj is None or not obj.is_published) and super().has_change_permission(
+            request, obj
+        )
+
+    def has_add_permission(self, request, obj=None):
+        return (obj is None or not obj.is_published) and super().has_add_permission(
+            request, obj
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return (obj is None or not obj.is_published) and super().has_delete_permission(
+            request, obj
+        )
+
+
+class TriggerInline(admin.TabularInline):
+    model = Trigger
+    extra = 0
+    fields = [
+        "kind",
+        "cron",
+        "address",
+        "senders",
+        "subject_pattern",
+        "enabled",
+        "schedule_next_run",
+        "last_fired_at",
+    ]
+    readonly_fields = ["schedule_next_run", "last_fired_at"]
+
+    @admin.display(description="django-q2 schedule")
+    def schedule_next_run(self, trigger):
+        return _schedule_next_run(trigger)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("schedule")
+
+
+class VersionInline(admin.TabularInline):
+    model = AutomationVersion
+    extra = 0
+    fields = ["number", "published_at", "run_timeout_seconds", "created_at", "tools"]
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="")
+    def tools(self, version):
+        links = []
+        if version.number > 1:
+            links.append(
+                (
+                    reverse(
+                        "admin:automations_automationversion_diff", args=[version.pk]
+                    ),
+                    f"diff with v{version.number - 1}",
+                )
+            )
+        if not version.is_published:
+            links.append(
+                (
+                    reverse(
+                        "admin:automations_automationversion_publish", args=[version.pk]
+                    ),
+                    "publish",
+                )
+            )
+        return format_html_join(" · ", '<a href="{}">{}</a>', links)
+
+
+@admin.register(Automation)
+class AutomationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "status", "updated_at", "run_now_link"]
+    list_filter = ["status"]
+    search_fields = ["=slug", "name"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["owners"]
+    readonly_fields = ["status", "created_at", "updated_at", "recent_runs"]
+    inlines = [VersionInline, TriggerInline]
+    change_form_template = "admin/automations/automation/change_form.html"
+    change_list_template = "admin/automations/automation/change_list.html"
+
+    class Media:
+        css = {"all": ["runs/admin.css"]}
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        schedules_sync()  # triggers edited here: mirror them into django-q2 now
+
+    @admin.display(description="")
+    def run_now_link(self, automation):
+        return format_html(
+            '<a href="{}">Run now</a>',
+            reverse("admin:automations_automation_run_now", args=[automation.pk]),
+        )
+
+    @admin.display(description="Recent runs")
+    def recent_runs(self, automation):
+        if automation.pk is None:
+            return "-"
+        from runs.admin.display import state_badge
+        from runs.models import Run
+
+        runs = (
+            Run.objects.filter(automation=automation)
+            .select_related("version")
+            .order_by("-number")[:10]
+        )
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">#{}</a></td><td>v{}</td><td>{}</td><td>{}</td>'
+            "<td>{}</td></tr>",
+            (
+                (
+                    reverse("admin:runs_run_change", args=[r.pk]),
+                    r.number,
+                    r.version.number,
+                    state_badge(r.state),
+                    r.created_at.strftime("%Y-%m-%d %H:%M"),
+                    r.run_by_label,
+                )
+                for r in runs
+            ),
+        )
+        more = reverse("admin:runs_run_changelist") + (
+            f"?automation__id__exact={automation.pk}&archived=all"
+        )
+        return format_html(
+            '<table class="recent-runs">{}</table><a href="{}">all runs</a>', rows, more
+        )
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/run-now/",
+                view(self.run_now_view),
+                name="automations_automation_run_now",
+            ),
+            path(
+                "<path:object_id>/definition/",
+                view(self.definition_view),
+                name="automations_automation_definition",
+            ),
+            path(
+                "import-definitions/",
+                view(self.import_definitions_view),
+                name="automations_automation_import_definitions",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "may_import_definitions": request.user.has_perm(IMPORT_PERMISSION),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "may_run": request.user.has_perm(TRIGGER_PERMISSION),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _automation(self, request, object_id):
+        automation = self.get_object(request, unquote(object_id))
+        if automation is None:
+            raise Http404("no such automation")
+        return automation
+
+    def run_now_view(self, request, object_id):
+        """Start a manual run with the inputs given (validated JSON)."""
+        if not request.user.has_perm(TRIGGER_PERMISSION):
+            raise PermissionDenied
+        automation = self._automation(request, object_id)
+        form = RunNowForm(
+            request.POST if request.method == "POST" else None, automation=automation
+        )
+        if request.method == "POST" and form.is_valid():
+            from runs.services import RunsError, run_start
+
+            try:
+                run = run_start(
+                    automation=automation,
+                    inputs=form.cleaned_data["inputs"],
+                    trigger_kind=TriggerKind.MANUAL,
+                    actor=request.user,
+                    version=form.cleaned_data["version"],
+                )
+            except RunsError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request, f"Started run #{run.number}.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:runs_run_change", args=[run.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": automation,
+            "form": form,
+            "title": f"Run {automation} now",
+        }
+        return TemplateResponse(
+            request, "admin/automations/automation/run_now.html", context
+        )
+
+    def definition_view(self, request, object_id):
+        """The latest version's definition as a JSON file (import format)."""
+        automation = self._automation(request, object_id)
+        if automation.latest_version() is None:
+            raise Http404("this automation has no version yet")
+        body = json.dumps(automation_export(automation), indent=2)
+        response = HttpResponse(body, content_type="application/json")
+        response["Content-Disposition"] = (
+            f'attachment; filename="{automation.slug}.json"'
+        )
+        return response
+
+    def import_definitions_view(self, request):
+        """Upload → preview (a rolled-back import, errors per definition) → confirm
+        (all or nothing)."""
+        if not request.user.has_perm(IMPORT_PERMISSION):
+            raise PermissionDenied
+        upload = DefinitionsUploadForm()
+        outcomes, payload, errors = None, "", False
+        if request.method == "POST" and "payload" in request.POST:
+            confirm = DefinitionsConfirmForm(request.POST)
+            if confirm.is_valid():
+                try:
+                    definitions = definitions_parse(confirm.cleaned_data["payload"])
+                except DefinitionsFileError as exc:
+                    self.message_user(request, str(exc), messages.ERROR)
+                else:
+                    outcomes = definitions_import(definitions, actor=request.user)
+                    failed = [o for _, o in outcomes if isinstance(o, str)]
+                    if not failed:
+                        self.message_user(
+                            request,
+                            "Imported: " + "; ".join(o.summary() for _, o in outcomes),
+                            messages.SUCCESS,
+                        )
+                        return HttpResponseRedirect(
+                            reverse("admin:automations_automation_changelist")
+                        )
+                    self.message_user(
+                        request,
+                        "Nothing imported: " + "; ".join(failed),
+                        messages.ERROR,
+                    )
+        elif request.method == "POST":
+            upload = DefinitionsUploadForm(request.POST, request.FILES)
+            if upload.is_valid():
+                raw = upload.cleaned_data["file"].read()
+                try:
+                    definitions = definitions_parse(raw)
+                except DefinitionsFileError as exc:
+                    upload.add_error("file", str(exc))
+                else:
+                    outcomes = definitions_import(
+                        definitions, actor=request.user, dry_run=True
+                    )
+                    errors = any(isinstance(o, str) for _, o in outcomes)
+                    payload = raw.decode("utf-8")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Import automation definitions",
+            "form": upload,
+            "outcomes": [
+                (
+                    i,
+                    o if isinstance(o, str) else None,
+                    None if isinstance(o, str) else o,
+                )
+                for i, o in (outcomes or [])
+            ],
+            "errors": errors,
+            "payload": payload,
+        }
+        return TemplateResponse(
+            request, "admin/automations/automation/import_definitions.html", context
+        )
+
+
+@admin.register(AutomationVersion)
+class AutomationVersionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "automation", "number", "published_at", "created_at"]
+    list_filter = ["automation"]
+    list_select_related = ["automation"]
+    readonly_fields = ["definition_hash", "published_at", "created_at"]
+    inlines = [StepInline]
+    actions = ["publish_versions"]
+    change_form_template = "admin/automations/automationversion/change_form.html"
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.is_published:
+            return [
+                "automation",
+                "number",
+                "run_timeout_seconds",
+                *self.readonly_fields,
+            ]
+        return self.readonly_fields
+
+    def has_publish_permission(self, request):
+        return request.user.has_perm(PUBLISH_PERMISSION)
+
+    @admin.action(description="Publish selected versions", permissions=["publish"])
+    def publish_versions(self, request, queryset):
+        done, refused = [], []
+        for version in queryset.select_related("automation"):
+            try:
+                version_publish(version, actor=request.user)
+                done.append(str(version))
+            except AutomationStateError as exc:
+                refused.append(str(exc))
+        if done:
+            self.message_user(request, "Published " + ", ".join(done), messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request,
+                "Not published (nothing changed): " + "; ".join(refused),
+                messages.WARNING,
+            )
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/publish/",
+                view(self.publish_view),
+                name="automations_automationversion_publish",
+            ),
+            path(
+                "<path:object_id>/diff/",
+                view(self.diff_view),
+                name="automations_automationversion_diff",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        version = self.get_object(request, unquote(object_id))
+        extra_context = {
+            **(extra_context or {}),
+            "may_publish": self.has_publish_permission(request)
+            and version is not None
+            and not version.is_published,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def publish_view(self, request, object_id):
+        if not self.has_publish_permission(request):
+            raise PermissionDenied
+        version = get_object_or_404(
+            AutomationVersion.objects.select_related("automation"),
+            pk=unquote(object_id),
+        )
+        if request.method == "POST":
+            try:
+                version_publish(version, actor=request.user)
+            except AutomationStateError as exc:
+                self.message_user(request, f"Not published: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"Published {version}.", messages.SUCCESS)
+            return HttpResponseRedirect(
+                reverse(
+                    "admin:automations_automation_change", args=[version.automation_id]
+                )
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": version,
+            "title": f"Publish {version}?",
+            "steps": version.steps.order_by("order"),
+        }
+        return TemplateResponse(
+            request, "admin/automations/automationversion/publish.html", context
+        )
+
+    def diff_view(self, request, object_id):
+        version = get_object_or_404(
+            AutomationVersion.objects.select_related("automation"),
+            pk=unquote(object_id),
+        )
+        if not self.has_view_or_change_permission(request, version):
+            raise PermissionDenied
+        versions = list(version.automation.versions.order_by("number"))
+        against_number = request.GET.get("against")
+        against = next(
+            (v for v in versions if str(v.number) == against_number),
+            next((v for v in reversed(versions) if v.number < version.number), None),
+        )
+
+        def lines(v):
+            if v is None:
+                return []
+            data = automation_export(v.automation, v)
+            data.pop("triggers", None)  # triggers belong to the automation
+            data.pop("owners", None)
+            return json.dumps(data, indent=2).splitlines()
+
+        diff = list(
+            difflib.unified_diff(
+                lines(against),
+                lines(version),
+                fromfile=f"v{against.number}" if against else "(none)",
+                tofile=f"v{version.number}",
+                lineterm="",
+            )
+        )
+        rows = [
+            (
+                "add"
+                if ln.startswith("+")
+                else "del"
+                if ln.startswith("-")
+                else "hunk"
+                if ln.startswith("@@")
+                else "",
+                ln,
+            )
+            for ln in diff
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": version,
+            "against": against,
+            "versions": versions,
+            "rows": rows,
+            "title": f"{version.automation.slug}: v{against.number if against else '-'}"
+            f" → v{version.number}",
+        }
+        return TemplateResponse(
+            request, "admin/automations/automationversion/diff.html", context
+        )
+
+
+@admin.register(Trigger)
+class TriggerAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "kind", "enabled", "schedule_next_run", "last_fired_at"]
+    list_filter = ["kind", "enabled"]
+    list_select_related = ["automation", "schedule"]
+    readonly_fields = ["schedule", "last_fired_at"]
+
+    @admin.display(description="django-q2 schedule")
+    def schedule_next_run(self, trigger):
+        return _schedule_next_run(trigger)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        schedules_sync()

@@ -1,0 +1,51 @@
+import json
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+
+class RunNowForm(forms.Form):
+    version = forms.ModelChoiceField(queryset=None, empty_label=None)
+    inputs = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 80}),
+        label="Inputs (JSON)",
+        help_text="A JSON object or a list of objects, one work item each, e.g. "
+        '[{"subject": "account:ACC-1001"}]. Empty: one empty item.',
+    )
+
+    def __init__(self, *args, automation, **kwargs):
+        super().__init__(*args, **kwargs)
+        versions = automation.versions.order_by("-number")
+        self.fields["version"].queryset = versions
+        self.fields["version"].label_from_instance = lambda v: (
+            f"v{v.number} ({'published' if v.is_published else 'draft'})"
+        )
+        latest = automation.latest_published_version() or automation.latest_version()
+        if latest:
+            self.fields["version"].initial = latest.pk
+
+    def clean_inputs(self):
+        text = self.cleaned_data["inputs"].strip()
+        if not text:
+            return []
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"Not valid JSON: {exc}") from None
+        from runs.services import InvalidInputs, inputs_clean
+
+        try:
+            return inputs_clean(value)
+        except InvalidInputs as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class DefinitionsUploadForm(forms.Form):
+    file = forms.FileField(
+        help_text="JSON or YAML: one automation definition or a list of them."
+    )
+
+
+class DefinitionsConfirmForm(forms.Form):
+    payload = forms.CharField(widget=forms.HiddenInput)

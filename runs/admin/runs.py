@@ -1,0 +1,417 @@
+"""The runs changelist, the run page, and the operator actions on both."""
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from import_export.admin import ExportMixin
+from import_export.formats.base_formats import CSV
+
+from .. import selectors
+from ..models import Run, RunItem, WorkItem
+from ..resources import RunItemResource, RunResource
+from ..services import RunsError
+from ..states import RUN_ACTIVE, IllegalTransition, RunState, WorkItemState
+from . import forms
+from .changelist import ArchivedFilter, WindowPaginator
+from .display import progress_bar, state_badge
+from .run_actions import ACTIONS, EXPORT_PERMISSION
+
+MAX_BULK = 1000
+FINISHED_ITEMS = [WorkItemState.DONE, WorkItemState.RESOLVED, WorkItemState.FAILED]
+
+
+def _item_count(*states):
+    items = WorkItem.objects.filter(run=OuterRef("pk"))
+    if states:
+        items = items.filter(state__in=states)
+    counted = items.order_by().values("run").annotate(n=Count("id")).values("n")[:1]
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def _bulk(action):
+    def bulk(modeladmin, request, queryset):
+        return modeladmin.bulk_action(request, queryset, action)
+
+    bulk.__name__ = f"{action.name}_runs"
+    return admin.action(
+        description=f"{action.label} (selected runs)", permissions=[action.name]
+    )(bulk)
+
+
+@admin.register(Run)
+class RunAdmin(ExportMixin, admin.ModelAdmin):
+    list_display = [
+        "number_link",
+        "automation",
+        "version_number",
+        "state_badge",
+        "trigger",
+        "created_at",
+        "lead_time",
+        "progress",
+        "failed_items",
+    ]
+    list_display_links = None
+    list_filter = [
+        "automation",
+        "state",
+        "trigger_kind",
+        ArchivedFilter,
+        "is_test_case",
+    ]
+    list_select_related = ["automation", "version"]
+    search_fields = ["=number"]
+    search_help_text = "Run number, run id, or the exact subject of a work item."
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 50
+    paginator = WindowPaginator
+    actions = [_bulk(a) for a in ACTIONS.values()] + ["export_csv"]
+    change_list_template = "admin/runs/run/change_list.html"
+    resource_classes = [RunResource]
+    formats = [CSV]
+
+    class Media:
+        css = {"all": ["runs/admin.css"]}
+
+    # -- permissions ---------------------------------------------------------
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_export_permission(self, request):
+        return request.user.has_perm(EXPORT_PERMISSION)
+
+    def may(self, request, action) -> bool:
+        return request.user.has_perm(action.permission)
+
+    def allowed_actions(self, request, run=None):
+        return [
+            a
+            for a in ACTIONS.values()
+            if self.may(request, a) and (run is None or a.offered(run))
+        ]
+
+    # -- changelist ----------------------------------------------------------
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                items_all=_item_count(),
+                items_finished=_item_count(*FINISHED_ITEMS),
+                items_failed=_item_count(WorkItemState.FAILED),
+            )
+        )
+
+    def get_paginator(
+        self, request, queryset, per_page, orphans=0, allow_empty_first_page=True
+    ):
+        return WindowPaginator(
+            queryset, per_page, orphans, allow_empty_first_page, request=request
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        """Exact matches only, each on an index: number, id, work item subject."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        query = Q(pk__in=WorkItem.objects.filter(subject=term).values("run_id"))
+        if term.lstrip("#").isdigit():
+            query |= Q(number=int(term.lstrip("#")))
+        try:
+            import uuid
+
+            query |= Q(pk=uuid.UUID(term))
+        except ValueError:
+            pass
+        return queryset.filter(query), False
+
+    def changelist_view(self, request, extra_context=None):
+        # A forced POST of an action this user may not use is refused outright
+        # (Django would only say "no action selected").
+        name = request.POST.get("action") if request.method == "POST" else None
+        if name and name not in self.get_actions(request):
+            known = {f"{a.name}_runs" for a in ACTIONS.values()} | {"export_csv"}
+            if name in known:
+                raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Run", ordering="number")
+    def number_link(self, run):
+        url = reverse("admin:runs_run_change", args=[run.pk])
+        marks = " (test case)" if run.is_test_case else ""
+        marks += " (archived)" if run.archived else ""
+        return format_html('<a href="{}">#{}</a>{}', url, run.number, marks)
+
+    @admin.display(description="Version", ordering="version__number")
+    def version_number(self, run):
+        return f"v{run.version.number}"
+
+    @admin.display(description="State", ordering="state")
+    def state_badge(self, run):
+        return state_badge(run.state)
+
+    @admin.display(description="Trigger")
+    def trigger(self, run):
+        return f"{run.get_trigger_kind_display()} · {run.run_by_label}"
+
+    @admin.display(description="Lead time")
+    def lead_time(self, run):
+        lead = run.lead_time
+        if lead is None and run.started_at:
+            lead = timezone.now() - run.created_at
+            return format_html("<i>{}</i>", _duration(lead))
+        return _duration(lead) if lead is not None else "-"
+
+    @admin.display(description="Progress")
+    def progress(self, run):
+        return progress_bar(
+            getattr(run, "items_finished", 0) - getattr(run, "items_failed", 0),
+            getattr(run, "items_failed", 0),
+            getattr(run, "items_all", 0),
+        )
+
+    # -- actions -------------------------------------------------------------
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not self.has_export_permission(request):
+            actions.pop("export_csv", None)
+        return actions
+
+    def bulk_action(self, request, queryset, action):
+        if not self.may(request, action):
+            raise PermissionDenied
+        runs = list(queryset.select_related("automation", "version")[: MAX_BULK + 1])
+        if len(runs) > MAX_BULK:
+            self.message_user(
+                request,
+                f"Select at most {MAX_BULK} runs for one action.",
+                messages.ERROR,
+            )
+            return None
+        form = action.form_class(request.POST if request.POST.get("confirm") else None)
+        if form.is_bound and form.is_valid():
+            self.apply_each(request, runs, action, form)
+            return None
+        return self.confirmation(request, runs, action, form, bulk=True)
+
+    @admin.action(description="Export CSV (selected runs)")
+    def export_csv(self, request, queryset):
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        form = forms.ExportForm(request.POST if request.POST.get("confirm") else None)
+        runs = queryset.order_by("number")
+        if form.is_bound and form.is_valid():
+            return self.export_response(form.cleaned_data["what"], runs)
+        return self.confirmation(
+            request,
+            list(runs[: MAX_BULK + 1]),
+            None,
+            form,
+            bulk=True,
+            name="export_csv",
+            title="Export CSV",
+            explain="Downloads a CSV file of the selected runs, or of every run item "
+            "(one action on one subject) of the selected runs. Cells that a "
+            "spreadsheet would run as a formula are prefixed with '.",
+        )
+
+    def export_response(self, what, runs):
+        if what == "run_items":
+            rows = RunItem.objects.filter(run__in=runs.values("pk")).order_by(
+                "run", "seq"
+            )
+            resource, name = RunItemResource(), "run-items"
+        else:
+            rows, resource, name = runs, RunResource(), "runs"
+        dataset = resource.export(queryset=rows)
+        response = HttpResponse(CSV().export_data(dataset), content_type="text/csv")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
+        return response
+
+    def apply_each(self, request, runs, action, form):
+        """Apply to each run on its own: a refusal changes nothing for that run."""
+        done, refused = [], []
+        for run in runs:
+            try:
+                with transaction.atomic():
+                    message = action.apply(run, request.user, form)
+            except (RunsError, IllegalTransition) as exc:
+                refused.append(f"run #{run.number}: {exc}")
+                continue
+            done.append(f"run #{run.number}: {message}")
+            self.log_change(request, run, f"{action.label}: {message}")
+        if done:
+            self.message_user(
+                request, f"{action.label}: " + "; ".join(done), messages.SUCCESS
+            )
+        if refused:
+            self.message_user(
+                request,
+                f"{action.label} not applied (nothing changed) to "
+                + "; ".join(refused),
+                messages.WARNING if done else messages.ERROR,
+            )
+        return done, refused
+
+    def confirmation(
+        self,
+        request,
+        runs,
+        action,
+        form,
+        *,
+        bulk,
+        name=None,
+        title=None,
+        explain=None,
+        run=None,
+    ):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title or f"{action.label}: confirm",
+            "explain": explain or action.explain,
+            "action": action,
+            "action_name": name or f"{action.name}_runs",
+            "runs": runs[:MAX_BULK],
+            "form": form,
+            "bulk": bulk,
+            "run": run,
+            "danger": getattr(action, "danger", False),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(
+            request, "admin/runs/run/action_confirmation.html", context
+        )
+
+    # -- the run page --------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/act/<slug:action_name>/",
+                view(self.run_action_view),
+                name="runs_run_action",
+            ),
+            *super().get_urls(),
+        ]
+
+    def run_action_view(self, request, object_id, action_name):
+        action = ACTIONS.get(action_name)
+        if action is None:
+            raise Http404(f"no run action {action_name!r}")
+        if not self.may(request, action):
+            raise PermissionDenied
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            raise Http404("no such run")
+        items = None
+        if action.form_class.item_state:
+            items = list(
+                WorkItem.objects.filter(run=run, state=action.form_class.item_state)
+                .select_related("step")
+                .order_by("id")[:200]
+            )
+        form = action.form_class(
+            request.POST if request.method == "POST" else None, items=items
+        )
+        if request.method == "POST" and form.is_valid():
+            self.apply_each(request, [run], action, form)
+            return HttpResponseRedirect(reverse("admin:runs_run_change", args=[run.pk]))
+        return self.confirmation(request, [run], action, form, bulk=False, run=run)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_or_change_permission(request, run):
+            raise PermissionDenied
+        run = Run.objects.select_related(
+            "automation", "version", "rerun_of", "trigger", "stop_requested_by"
+        ).get(pk=run.pk)
+        state_filter = request.GET.get("item_state", "")
+        if state_filter not in WorkItemState.values:
+            state_filter = ""
+        try:
+            step_filter = int(request.GET.get("item_step") or 0)
+            after = int(request.GET.get("after") or 0)
+        except ValueError:
+            step_filter, after = 0, 0
+        steps = selectors.run_steps_progress(run)
+        items, more_items = selectors.run_work_items(
+            run, state=state_filter, step_id=step_filter, after=after
+        )
+        active = run.state in RUN_ACTIVE or run.state == RunState.PENDING
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{run} · {run.automation}",
+            "run": run,
+            "original": run,
+            "state": state_badge(run.state),
+            "steps": steps,
+            "items": items,
+            "more_items": more_items,
+            "next_after": items[-1].pk if items and more_items else None,
+            "item_states": WorkItemState.choices,
+            "state_filter": state_filter,
+            "step_filter": step_filter,
+            "run_items": selectors.run_items_recent(run),
+            "audit": selectors.run_audit_trail(run),
+            # no ORDER BY: SQLite would walk the number index instead of rerun_of's
+            "reruns": sorted(
+                Run.objects.filter(rerun_of=run).order_by().values_list("number", "pk"),
+                reverse=True,
+            )[:10],
+            "actions": self.allowed_actions(request, run),
+            "may_export": self.has_export_permission(request),
+            "refresh_seconds": 5 if active else None,
+            "lead": _duration(run.lead_time) if run.lead_time else None,
+        }
+        return TemplateResponse(request, "admin/runs/run/detail.html", context)
+
+
+def _permission_check(action):
+    def has_permission(self, request):
+        return self.may(request, action)
+
+    has_permission.__name__ = f"has_{action.name}_permission"
+    return has_permission
+
+
+for _action in ACTIONS.values():
+    setattr(RunAdmin, f"has_{_action.name}_permission", _permission_check(_action))
+
+
+def _duration(delta) -> str:
+    if delta is None:
+        return "-"
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{delta.total_seconds():.1f}s"

@@ -1,0 +1,216 @@
+"""Reads for the admin screens: run detail and dashboard.
+
+Each selector runs a fixed number of queries, bounded by the size of one run or by
+a date window; none of them scans the whole runs table.
+"""
+
+import datetime
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Max, Min, Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from .models import AuditEvent, Run, RunItem, StepRun, WorkItem
+from .states import RUN_ACTIVE, RunState, WorkItemState
+
+FINISHED_ITEM_STATES = (
+    WorkItemState.DONE,
+    WorkItemState.RESOLVED,
+    WorkItemState.FAILED,
+)
+
+
+@dataclass
+class StepProgress:
+    step: object
+    counts: dict = field(default_factory=dict)
+    step_runs: int = 0
+    active_step_runs: int = 0
+    started_at: object = None
+    finished_at: object = None
+    is_current: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def _n(self, *states) -> int:
+        return sum(self.counts.get(s, 0) for s in states)
+
+    @property
+    def done(self) -> int:
+        return self._n(WorkItemState.DONE)
+
+    @property
+    def resolved(self) -> int:
+        return self._n(WorkItemState.RESOLVED)
+
+    @property
+    def failed(self) -> int:
+        return self._n(WorkItemState.FAILED)
+
+    @property
+    def open(self) -> int:
+        return self._n(
+            WorkItemState.PENDING,
+            WorkItemState.IN_PROGRESS,
+            WorkItemState.AWAITING_INPUT,
+        )
+
+    def _pct(self, n) -> float:
+        return round(100 * n / self.total, 1) if self.total else 0.0
+
+    @property
+    def done_pct(self) -> float:
+        return self._pct(self.done)
+
+    @property
+    def resolved_pct(self) -> float:
+        return self._pct(self.resolved)
+
+    @property
+    def failed_pct(self) -> float:
+        return self._pct(self.failed)
+
+    @property
+    def status(self) -> str:
+        if self.total == 0:
+            return "not started"
+        if self.open or self.active_step_runs:
+            return "working"
+        return "finished"
+
+
+def run_steps_progress(run: Run) -> list[StepProgress]:
+    """The run's steps in order with item counts per state and step-run timings
+    (three queries whatever the size of the run)."""
+    steps = list(run.version.steps.order_by("order"))
+    progress = {step.pk: StepProgress(step=step) for step in steps}
+    for step_id, state, n in (
+        WorkItem.objects.filter(run=run)
+        .values_list("step_id", "state")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        if step_id in progress:
+            progress[step_id].counts[state] = n
+    for row in (
+        StepRun.objects.filter(run=run)
+        .values("step_id")
+        .annotate(
+            n=Count("id"),
+            active=Count("id", filter=Q(state__in=["queued", "running"])),
+            first=Min("started_at"),
+            last=Max("finished_at"),
+        )
+        .order_by()
+    ):
+        entry = progress.get(row["step_id"])
+        if entry:
+            entry.step_runs, entry.active_step_runs = row["n"], row["active"]
+            entry.started_at, entry.finished_at = row["first"], row["last"]
+    for entry in progress.values():
+        entry.is_current = entry.step.name == run.current_step and (
+            run.state in RUN_ACTIVE or run.state == RunState.PENDING
+        )
+    return [progress[step.pk] for step in steps]
+
+
+def run_work_items(
+    run: Run, *, state: str = "", step_id=None, after: int = 0, limit=50
+):
+    """One page of the run's work items (keyset on id), filtered by state / step."""
+    items = WorkItem.objects.filter(run=run).select_related("step").order_by("id")
+    if state:
+        items = items.filter(state=state)
+    if step_id:
+        items = items.filter(step_id=step_id)
+    if after:
+        items = items.filter(id__gt=after)
+    page = list(items[: limit + 1])
+    return page[:limit], len(page) > limit
+
+
+def run_items_recent(run: Run, *, limit: int = 50) -> list[RunItem]:
+    return list(
+        RunItem.objects.filter(run=run).select_related("step").order_by("-seq")[:limit]
+    )
+
+
+def run_audit_trail(run: Run, *, limit: int = 100) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(run=run).order_by("-seq")[:limit])
+
+
+# -- dashboard -------------------------------------------------------------------
+
+DASHBOARD_DAYS = 14
+STATE_COLOURS = {
+    RunState.PENDING: "#9aa5b1",
+    RunState.RUNNING: "#2f80ed",
+    RunState.AWAITING_INPUT: "#9b51e0",
+    RunState.STOPPING: "#f2994a",
+    RunState.TERMINATING: "#eb5757",
+    RunState.COMPLETED: "#27ae60",
+    RunState.COMPLETED_NO_ACTION: "#6fcf97",
+    RunState.UNRESOLVED: "#f2c94c",
+    RunState.CANCELLED: "#828282",
+    RunState.FAILED: "#c0392b",
+    RunState.TIMED_OUT: "#8e44ad",
+}
+
+
+@dataclass
+class Dashboard:
+    days: list
+    by_day: dict  # date -> {state: n}
+    by_automation: list  # [(name, {state: n}, total)]
+    waiting: list
+    states: list
+
+
+def dashboard(*, days: int = DASHBOARD_DAYS, waiting_limit: int = 20) -> Dashboard:
+    """Runs by state per day and outcomes per automation over the last `days`
+    (an indexed range on created_at), and runs waiting for someone."""
+    today = timezone.localdate()
+    first = today - datetime.timedelta(days=days - 1)
+    since = timezone.make_aware(datetime.datetime.combine(first, datetime.time.min))
+    window = Run.objects.filter(created_at__gte=since)
+    by_day: dict = {first + datetime.timedelta(days=i): {} for i in range(days)}
+    for day, state, n in (
+        window.annotate(day=TruncDate("created_at"))
+        .values_list("day", "state")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        if day in by_day:
+            by_day[day][state] = n
+    per_automation: dict = {}
+    for name, state, n in (
+        window.values_list("automation__name", "state")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        per_automation.setdefault(name, {})[state] = n
+    by_automation = sorted(
+        (
+            (name, counts, sum(counts.values()))
+            for name, counts in per_automation.items()
+        ),
+        key=lambda row: (-row[2], row[0]),
+    )
+    waiting = list(
+        Run.objects.filter(
+            state__in=[RunState.UNRESOLVED, RunState.FAILED, RunState.TIMED_OUT],
+            archived=False,
+        )
+        .select_related("automation", "version")
+        .order_by("-number")[:waiting_limit]
+    )
+    return Dashboard(
+        days=list(by_day),
+        by_day=by_day,
+        by_automation=by_automation,
+        waiting=waiting,
+        states=list(RunState),
+    )

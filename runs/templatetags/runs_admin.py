@@ -1,0 +1,43 @@
+"""Template tags of the runs admin: fast date drill-down, the dashboard."""
+
+from django import template
+
+from ..admin.changelist import date_hierarchy_links
+
+register = template.Library()
+
+
+@register.inclusion_tag("admin/date_hierarchy.html")
+def runs_date_hierarchy(cl):
+    if not cl.date_hierarchy:
+        return {"show": False}
+    return date_hierarchy_links(cl)
+
+
+@register.inclusion_tag("admin/runs/dashboard.html", takes_context=True)
+def runs_dashboard(context):
+    """The dashboard on the admin index, for people who may see runs."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.has_perm("runs.view_run"):
+        return {"show": False}
+    from ..admin.charts import legend_html, outcomes_bar_html, runs_by_day_svg
+    from ..selectors import dashboard
+
+    board = dashboard()
+    return {
+        "show": True,
+        "board": board,
+        "chart": runs_by_day_svg(board.days, board.by_day, board.states),
+        "legend": legend_html(board.states),
+        "outcomes": [
+            (name, outcomes_bar_html(counts, total, board.states), total, counts)
+            for name, counts, total in board.by_automation
+        ],
+    }
+
+
+@register.simple_tag
+def runs_page_url(cl, number):
+    """The changelist URL of page `number`, keeping the filters."""
+    return cl.get_query_string({"p": number})

@@ -1,0 +1,201 @@
+"""Smoke tests per ModelAdmin, with query counts that do not grow with rows."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from runs.engine import run_until_idle
+from runs.models import Run, WorkItem
+from runs.services import run_archive, run_start
+
+
+def _runs(automation_factory, n, auto=None):
+    auto = auto or automation_factory("test.count")
+    runs = []
+    for i in range(n):
+        run = run_start(automation=auto, inputs=[{"subject": f"acct:{i}"}, {}])
+        run_until_idle(run)
+        runs.append(run)
+    return runs
+
+
+def _queries(client, url):
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200, response.content[:500]
+    return len(ctx.captured_queries), response
+
+
+ADMIN_PAGES = [
+    "admin:runs_run_changelist",
+    "admin:runs_steprun_changelist",
+    "admin:runs_workitem_changelist",
+    "admin:runs_runitem_changelist",
+    "admin:runs_auditevent_changelist",
+    "admin:runs_actionresult_changelist",
+    "admin:automations_automation_changelist",
+    "admin:automations_automationversion_changelist",
+    "admin:automations_trigger_changelist",
+    "admin:automations_subject_changelist",
+    "admin:index",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ADMIN_PAGES)
+def test_changelist_query_count_does_not_grow_with_rows(admin_client, automation, name):
+    auto = automation("test.count")
+    _runs(automation, 2, auto)
+    _queries(admin_client, reverse(name))  # warm caches (content types)
+    small, _ = _queries(admin_client, reverse(name))
+    _runs(automation, 8, auto)
+    large, _ = _queries(admin_client, reverse(name))
+    assert large == small
+
+
+@pytest.mark.django_db
+def test_run_changelist_fixed_queries_and_no_count(admin_client, automation):
+    _runs(automation, 3)
+    n, response = _queries(admin_client, reverse("admin:runs_run_changelist"))
+    _runs(automation, 7)
+    with CaptureQueriesContext(connection) as ctx:
+        admin_client.get(reverse("admin:runs_run_changelist"))
+    assert len(ctx.captured_queries) == n
+    sql = " ".join(q["sql"].upper() for q in ctx.captured_queries)
+    assert "COUNT(*)" not in sql.replace('COUNT("RUNS_WORKITEM"', "")
+    assert "DISTINCT" not in sql  # the date hierarchy does not scan the table
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "name,model",
+    [
+        ("admin:runs_run_change", "run"),
+        ("admin:runs_workitem_change", "workitem"),
+        ("admin:runs_runitem_change", "runitem"),
+        ("admin:runs_auditevent_change", "audit"),
+        ("admin:runs_steprun_change", "steprun"),
+    ],
+)
+def test_change_pages_render_with_fixed_queries(admin_client, automation, name, model):
+    small_auto = automation("test.count")
+    small = run_start(automation=small_auto, inputs=[{}])
+    run_until_idle(small)
+    big = run_start(
+        automation=small_auto, inputs=[{"subject": str(i)} for i in range(40)]
+    )
+    run_until_idle(big)
+
+    def pk(run):
+        return {
+            "run": run.pk,
+            "workitem": run.work_items.first().pk,
+            "runitem": run.run_items.first().pk,
+            "audit": run.audit_events.first().pk,
+            "steprun": run.step_runs.first().pk,
+        }[model]
+
+    _queries(admin_client, reverse(name, args=[pk(small)]))  # warm caches
+    a, _ = _queries(admin_client, reverse(name, args=[pk(small)]))
+    b, _ = _queries(admin_client, reverse(name, args=[pk(big)]))
+    assert a == b
+
+
+@pytest.mark.django_db
+def test_archived_runs_are_hidden_unless_the_filter_asks(admin_client, automation):
+    kept, archived = _runs(automation, 2)
+    run_archive(archived)
+    url = reverse("admin:runs_run_changelist")
+    page = admin_client.get(url).content.decode()
+    link = reverse("admin:runs_run_change", args=[archived.pk])
+    assert link not in page and reverse("admin:runs_run_change", args=[kept.pk]) in page
+    assert link in admin_client.get(url + "?archived=yes").content.decode()
+    assert link in admin_client.get(url + "?archived=all").content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("how", ["number", "id", "subject"])
+def test_search_by_number_id_and_subject(admin_client, automation, how):
+    one, other = _runs(automation, 2)
+    term = {"number": str(one.number), "id": str(one.pk), "subject": "acct:0"}[how]
+    page = admin_client.get(
+        reverse("admin:runs_run_changelist"), {"q": term}
+    ).content.decode()
+    assert reverse("admin:runs_run_change", args=[one.pk]) in page
+    assert reverse("admin:runs_run_change", args=[other.pk]) not in page
+
+
+@pytest.mark.django_db
+def test_filters_and_date_drilldown(admin_client, automation):
+    run = _runs(automation, 1)[0]
+    run.refresh_from_db()
+    url = reverse("admin:runs_run_changelist")
+    year, month = run.created_at.year, run.created_at.month
+    for query in [
+        f"?state__exact={run.state}",
+        f"?automation__id__exact={run.automation_id}",
+        "?trigger_kind__exact=manual",
+        f"?created_at__year={year}",
+        f"?created_at__year={year}&created_at__month={month}",
+        f"?created_at__year={year}&created_at__month={month}"
+        f"&created_at__day={run.created_at.day}",
+    ]:
+        page = admin_client.get(url + query).content.decode()
+        assert reverse("admin:runs_run_change", args=[run.pk]) in page, query
+    page = admin_client.get(url + "?state__exact=failed").content.decode()
+    assert reverse("admin:runs_run_change", args=[run.pk]) not in page
+
+
+@pytest.mark.django_db
+def test_pagination_without_count(admin_client, automation, settings):
+    from runs.admin.runs import RunAdmin
+
+    _runs(automation, 3)
+    RunAdmin.list_per_page, saved = 2, RunAdmin.list_per_page
+    try:
+        url = reverse("admin:runs_run_changelist")
+        first = admin_client.get(url).content.decode()
+        assert "?p=2" in first and "Page 1" in first
+        second = admin_client.get(url + "?p=2").content.decode()
+        assert "Page 2" in second and "?p=3" not in second
+        numbers = sorted(Run.objects.values_list("number", flat=True))
+        assert f">#{numbers[0]}<" in second
+    finally:
+        RunAdmin.list_per_page = saved
+
+
+@pytest.mark.django_db
+def test_run_detail_shows_steps_items_run_items_and_audit(admin_client, automation):
+    auto = automation("test.count", {"action": "test.business_fail"})
+    run = run_start(
+        automation=auto, inputs=[{"subject": "ok"}, {"subject": "nope", "bad": True}]
+    )
+    run_until_idle(run)
+    url = reverse("admin:runs_run_change", args=[run.pk])
+    page = admin_client.get(url).content.decode()
+    for text in (
+        "step1",
+        "step2",
+        "not_eligible",
+        "the subject is not eligible",
+        "run.created",
+        "run.unresolved",
+        "Run items",
+        "Audit trail",
+    ):
+        assert text in page, text
+    assert 'http-equiv="refresh"' not in page  # finished: no auto-refresh
+    failed = admin_client.get(url, {"item_state": "failed"}).content.decode()
+    assert failed.count('class="work-item work-item-failed"') == 1
+    assert 'class="work-item work-item-done"' not in failed
+    step2 = WorkItem.objects.filter(run=run, step__name="step2").first().step_id
+    by_step = admin_client.get(url, {"item_step": step2}).content.decode()
+    assert by_step.count('class="work-item ') == 2
+
+
+@pytest.mark.django_db
+def test_run_detail_refreshes_while_active(admin_client, running_run):
+    run = running_run()
+    page = admin_client.get(reverse("admin:runs_run_change", args=[run.pk])).content
+    assert b'http-equiv="refresh"' in page and b"current" in page
