@@ -104,6 +104,16 @@ def main():
         while Run.objects.values_list("state", flat=True).get(pk=run.pk) != RunState.COMPLETED:
             time.sleep(0.05)
         engine_seconds = time.perf_counter() - started
+        from django.db.models import Count, Max, Min
+
+        from runs.models import StepRun
+
+        step_runs = list(
+            StepRun.objects.filter(run=run)
+            .values_list("step__order")
+            .annotate(n=Count("id"), first=Min("started_at"), last=Max("finished_at"))
+            .order_by("step__order")
+        )
 
         started = time.perf_counter()
         with transaction.atomic():
@@ -128,6 +138,11 @@ def main():
     engine_rate = item_steps / engine_seconds
     anchor_rate = item_steps / anchor_seconds
     print(f"engine: {item_steps} item-steps in {engine_seconds:.2f}s = {engine_rate:,.0f}/s")
+    for order, count, first, last in step_runs:
+        print(
+            f"  step {order}: {count} step run(s), working "
+            f"{(last - first).total_seconds():.2f}s"
+        )
     print(
         f"one django-q2 task per item: {item_steps} item-steps in {anchor_seconds:.2f}s "
         f"= {anchor_rate:,.0f}/s (enqueue {enqueued:.2f}s)"

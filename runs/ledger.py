@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import AuditEvent, LedgerHead, Run, RunItem, run_item_ledger_fields
@@ -29,15 +29,21 @@ def _default(value):
     return str(value)
 
 
-def record_hash(prev_hash: str, seq: int, fields: dict) -> str:
+def content_digest(fields: dict) -> str:
+    """SHA-256 of a row's fields in canonical JSON."""
     body = json.dumps(
-        {"prev": prev_hash, "seq": seq, **fields},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=_default,
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
     )
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def link_hash(prev_hash: str, seq: int, digest: str) -> str:
+    """A row's hash: its place in the chain (previous hash, seq) and its content."""
+    return hashlib.sha256(f"{prev_hash}|{seq}|{digest}".encode()).hexdigest()
+
+
+def record_hash(prev_hash: str, seq: int, fields: dict) -> str:
+    return link_hash(prev_hash, seq, content_digest(fields))
 
 
 def _chain(records, seq: int, prev: str) -> tuple[int, str]:
@@ -49,13 +55,39 @@ def _chain(records, seq: int, prev: str) -> tuple[int, str]:
     return seq, prev
 
 
-def _chain_rows(rows: list[dict], seq: int, prev: str) -> tuple[int, str]:
-    for row in rows:
-        seq += 1
-        row["seq"] = seq
-        row["prev_hash"] = prev
-        row["hash"] = prev = record_hash(prev, seq, run_item_ledger_fields(row))
-    return seq, prev
+class PreparedRunItems:
+    """Run items made ready outside the writing transaction: their content digests
+    and adapted column values. Under the run's lock, `append` only links them
+    (seq, previous hash) and inserts them, so the lock is held briefly."""
+
+    COLUMNS = (
+        "run_id", "work_item_id", "step_id", "step_run_id", "action", "subject",
+        "parameters", "attempt", "idempotency_key", "outcome", "result_ref",
+        "failure_type", "failure_cause", "started_at", "finished_at",
+    )
+
+    def __init__(self, rows: list[dict]):
+        from .engine.bulk import inserter_for
+
+        self.digests = [content_digest(run_item_ledger_fields(row)) for row in rows]
+        self.inserter = inserter_for(RunItem, (*self.COLUMNS, "seq", "prev_hash", "hash"))
+        self.params = self.inserter.adapt(
+            [{**{c: row[c] for c in self.COLUMNS}, "seq": 0, "prev_hash": "", "hash": ""}
+             for row in rows]
+        )
+
+    def __len__(self):
+        return len(self.digests)
+
+    def link_and_insert(self, seq: int, prev: str) -> tuple[int, str]:
+        linked = []
+        for base, digest in zip(self.params, self.digests):
+            seq += 1
+            current = link_hash(prev, seq, digest)
+            linked.append((*base[:-3], seq, prev, current))
+            prev = current
+        self.inserter.execute(linked)
+        return seq, prev
 
 
 def _actor_label(actor, label: str) -> str:
@@ -99,21 +131,20 @@ def append(
     run: Run | None = None,
     events: list[AuditEvent] = (),
     run_items: list[RunItem] = (),
-    run_item_rows: list[dict] = (),
+    prepared: PreparedRunItems | None = None,
     counters: dict | None = None,
 ) -> None:
     """Chain and save ledger rows for one run (or the global chain when run is None).
 
-    `run_item_rows` are run items as dicts of field attnames (the engine's bulk
-    path); they are chained after `run_items`. `counters` are extra field updates
-    for the run row (F expressions allowed), written in the same UPDATE that moves
-    the chain head.
+    `prepared` run items (the engine's bulk path) are chained after `run_items`.
+    `counters` are extra field updates for the run row (F expressions allowed),
+    written in the same UPDATE that moves the chain head.
     """
-    if not events and not run_items and not run_item_rows and not counters:
+    if not events and not run_items and not prepared and not counters:
         return
     with transaction.atomic():
         if run is None:
-            if run_items or run_item_rows:
+            if run_items or prepared:
                 raise ValueError("run items always belong to a run")
             head, _ = LedgerHead.objects.select_for_update().get_or_create(
                 key=GLOBAL_CHAIN
@@ -131,15 +162,12 @@ def append(
         # audit events first, then run items: the order is part of the chain
         seq, prev = _chain(events, seq, prev)
         seq, prev = _chain(run_items, seq, prev)
-        seq, prev = _chain_rows(list(run_item_rows), seq, prev)
         if events:
             AuditEvent.objects.bulk_create(events)
         if run_items:
             RunItem.objects.bulk_create(run_items, batch_size=500)
-        if run_item_rows:
-            from .engine.bulk import insert_rows
-
-            insert_rows(RunItem, list(run_item_rows))
+        if prepared:
+            seq, prev = prepared.link_and_insert(seq, prev)
         Run.objects.filter(pk=run.pk).update(
             ledger_seq=seq, ledger_hash=prev, **(counters or {})
         )
@@ -218,3 +246,27 @@ def verify_all():
         problem = verify_chain(run)
         if problem:
             yield problem
+
+
+def append_batch(
+    run: Run, prepared: PreparedRunItems, *, increments: dict[str, int], sets: dict
+) -> None:
+    """The engine's per-batch append: link and insert `prepared` run items and move
+    the run's head and counters, in two plain statements (this runs under the
+    write lock once per batch; the ORM's query building would double its hold)."""
+    quote = connection.ops.quote_name
+    table = quote(Run._meta.db_table)
+    pk = Run._meta.pk.get_db_prep_value(run.pk, connection)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    assignments = ["ledger_seq = %s", "ledger_hash = %s"]
+    assignments += [f"{quote(name)} = {quote(name)} + %s" for name in increments]
+    assignments += [f"{quote(name)} = %s" for name in sets]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT ledger_seq, ledger_hash FROM {table} WHERE id = %s{lock}", [pk])
+        seq, prev = cursor.fetchone()
+        seq, prev = prepared.link_and_insert(seq, prev)
+        cursor.execute(
+            f"UPDATE {table} SET {', '.join(assignments)} WHERE id = %s",
+            [seq, prev, *increments.values(), *sets.values(), pk],
+        )
+    run.ledger_seq, run.ledger_hash = seq, prev

@@ -34,12 +34,12 @@ class Inserter:
             return lambda value: field.get_db_prep_value(value, connection)
         return None
 
-    def insert(self, rows: list[dict]) -> None:
-        if not rows:
-            return
+    def adapt(self, rows: list[dict]) -> list[tuple]:
+        """Rows as parameter tuples, ready for `execute` (no database access, so it
+        can run before the transaction that writes them)."""
         adapters = list(zip([f.attname for f in self.fields], self.adapters))
-        # rows of one batch share many values (its timestamps, the step's
-        # parameters): adapt each distinct datetime once
+        # rows of one batch share many values (its timestamps, ids): adapt each
+        # distinct scalar once
         memo: dict = {}
 
         def adapt(function, value):
@@ -53,24 +53,32 @@ class Inserter:
                 memo[value] = adapted = function(value)
                 return adapted
 
-        params = [tuple(adapt(f, row[name]) for name, f in adapters) for row in rows]
-        with connection.cursor() as cursor:
-            cursor.executemany(self.sql, params)
+        return [tuple(adapt(f, row[name]) for name, f in adapters) for row in rows]
+
+    def execute(self, params: list[tuple]) -> None:
+        if params:
+            with connection.cursor() as cursor:
+                cursor.executemany(self.sql, params)
+
+    def insert(self, rows: list[dict]) -> None:
+        self.execute(self.adapt(rows))
 
 
 _inserters: dict = {}
 
 
-def insert_rows(model, rows: list[dict]) -> None:
-    """Insert dict rows (keys: field attnames, the same for every row) into `model`."""
-    if not rows:
-        return
-    columns = list(rows[0])
+def inserter_for(model, columns) -> Inserter:
     key = (model, tuple(columns), connection.vendor)
     inserter = _inserters.get(key)
     if inserter is None:
-        inserter = _inserters[key] = Inserter(model, columns)
-    inserter.insert(rows)
+        inserter = _inserters[key] = Inserter(model, list(columns))
+    return inserter
+
+
+def insert_rows(model, rows: list[dict]) -> None:
+    """Insert dict rows (keys: field attnames, the same for every row) into `model`."""
+    if rows:
+        inserter_for(model, rows[0]).insert(rows)
 
 
 def work_item_row(*, run_id, step_id, payload, subject, now, parent_id=None) -> dict:

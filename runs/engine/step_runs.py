@@ -31,8 +31,9 @@ from automations.actions.registry import (
 )
 from automations.conditions import evaluate
 
-from ..ledger import append
-from ..machines import run_move, step_run_move, work_items_claim, work_items_move
+from ..ledger import PreparedRunItems, append_batch
+from ..machines import run_move, step_run_move, work_items_claim
+from ..machines.work_item import work_items_settle
 from ..machines.work_item import LeaseLost
 from ..models import ActionResult, Run, StepRun, WorkItem
 from ..states import (
@@ -43,7 +44,7 @@ from ..states import (
     StepRunState,
     WorkItemState,
 )
-from .bulk import insert_rows, work_item_row
+from .bulk import inserter_for, work_item_row
 from .dispatch import enqueue, step_runs_ensure
 
 log = logging.getLogger("runs.engine")
@@ -494,26 +495,19 @@ class StepRunner:
                     "finished_at": r.finished_at or now,
                 }
             )
-        counters = {
-            "total_items": F("total_items") + len(new_items),
-            "output_items": F("output_items") + outputs,
-            "failed_items": F("failed_items") + failed,
-            "actions_invoked": F("actions_invoked") + invoked,
-            "current_step": step.name,
+        increments = {
+            "total_items": len(new_items),
+            "output_items": outputs,
+            "failed_items": failed,
+            "actions_invoked": invoked,
+            "subjects_matched": outputs if self.spec.selects else 0,
         }
-        if self.spec.selects:
-            counters["subjects_matched"] = F("subjects_matched") + outputs
+        # everything that needs no lock is done before the transaction takes it
+        prepared = PreparedRunItems(run_items)
+        outputs_insert = inserter_for(WorkItem, new_items[0]) if new_items else None
+        output_params = outputs_insert.adapt(new_items) if new_items else []
         with transaction.atomic():
-            for (state, available_at), ids in groups.items():
-                updates = {}
-                if state == WorkItemState.DONE:
-                    updates = {"failure_type": "", "failure_code": "", "failure_message": ""}
-                if available_at is not None:
-                    updates["available_at"] = available_at
-                work_items_move(
-                    self.run, ids, state, fence_token=self.token, updates=updates,
-                    allowed_from=frozenset({WorkItemState.IN_PROGRESS}),
-                )
+            work_items_settle(self.run, self.token, groups, now)
             if per_item:
                 WorkItem.objects.bulk_update(
                     per_item,
@@ -521,8 +515,11 @@ class StepRunner:
                      "approval_deadline"],
                     batch_size=500,
                 )
-            insert_rows(WorkItem, new_items)
-            append(run=self.run, run_item_rows=run_items, counters=counters)
+            if outputs_insert is not None:
+                outputs_insert.execute(output_params)
+            append_batch(
+                self.run, prepared, increments=increments, sets={"current_step": step.name}
+            )
             if not StepRun.objects.filter(
                 pk=step_run_id, lease_token=self.token
             ).update(

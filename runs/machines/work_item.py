@@ -122,3 +122,39 @@ def work_items_claim(
         )
     claimed.sort(key=lambda row: row["id"])
     return claimed
+
+
+def work_items_settle(run: Run, token, groups: dict[tuple, list[int]], now) -> None:
+    """End a step run's attempt on its claimed items: in_progress -> done, failed,
+    pending (retry at `available_at`) or awaiting_input, one conditional UPDATE per
+    target, fenced by the lease token. `groups` maps (state, available_at) to ids.
+    Any item no longer leased under `token` raises LeaseLost: nothing is written."""
+    quote = connection.ops.quote_name
+    table = quote(WorkItem._meta.db_table)
+    adapt_dt = connection.ops.adapt_datetimefield_value
+    token_value = WorkItem._meta.get_field("lease_token").get_db_prep_value(token, connection)
+    with transaction.atomic(), connection.cursor() as cursor:
+        for (state, available_at), ids in groups.items():
+            if state not in WORK_ITEM_TRANSITIONS or WorkItemState.IN_PROGRESS not in (
+                WORK_ITEM_TRANSITIONS[state]
+            ):
+                raise IllegalTransition(WorkItem(), WorkItemState.IN_PROGRESS, state)
+            sets = ["state = %s", "updated_at = %s", "lease_token = NULL",
+                    "lease_owner_id = NULL", "lease_expires_at = NULL"]
+            params = [state, adapt_dt(now)]
+            if state == WorkItemState.DONE:
+                sets += ["failure_type = ''", "failure_code = ''", "failure_message = ''"]
+            if available_at is not None:
+                sets.append("available_at = %s")
+                params.append(adapt_dt(available_at))
+            marks = ", ".join(["%s"] * len(ids))
+            cursor.execute(
+                f"UPDATE {table} SET {', '.join(sets)} WHERE lease_token = %s AND "
+                f"state = %s AND id IN ({marks})",
+                [*params, token_value, WorkItemState.IN_PROGRESS, *ids],
+            )
+            if cursor.rowcount != len(ids):
+                raise LeaseLost(
+                    f"{len(ids) - cursor.rowcount} of {len(ids)} items are no longer "
+                    "leased by this step run"
+                )
