@@ -35,6 +35,9 @@ STEP_DEFAULTS = {
     "condition": None,
     "requires_approval": False,
 }
+# a batch is claimed and settled in single statements (SQLite binds at most
+# 32,766 values); more parallel step runs than this only queue on the workers
+STEP_LIMITS = {"batch_size": 5000, "concurrency": 64, "max_attempts": 100}
 TOP_LEVEL = {
     "slug", "name", "description", "publish", "run_timeout_seconds", "steps",
     "triggers", "owners",
@@ -90,8 +93,10 @@ def _clean_step(raw, index: int) -> dict:
         raise DefinitionError(f"{path}.action: {exc}") from None
     if not isinstance(step["parameters"], dict):
         raise DefinitionError(f"{path}.parameters: must be an object")
-    for name in ("batch_size", "concurrency", "max_attempts"):
+    for name, limit in STEP_LIMITS.items():
         _positive_int(step[name], f"{path}.{name}")
+        if step[name] > limit:
+            raise DefinitionError(f"{path}.{name}: at most {limit}, got {step[name]}")
     _positive_int(step["retry_backoff_seconds"], f"{path}.retry_backoff_seconds", minimum=0)
     _positive_int(
         step["item_timeout_seconds"], f"{path}.item_timeout_seconds", allow_none=True

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from ..models import Run, StepRun, WorkItem
+from ..models import Run, StepRun
 from ..states import RUN_ACTIVE, STEP_RUN_ACTIVE, RunState, StepRunState, WorkItemState
 from .dispatch import enqueue
 from .progress import leases_reap, run_progress, run_terminating_expired, run_time_out

@@ -9,7 +9,7 @@ from django.utils import timezone
 from automations.models import Step
 
 from .. import ledger
-from ..machines import run_move, step_run_move, work_items_move
+from ..machines import run_move, step_run_move, step_runs_end, work_items_move
 from ..machines.work_item import LeaseLost
 from ..models import Run, RunItem, StepRun, WorkItem
 from ..states import (
@@ -188,66 +188,50 @@ def _force_fail_open(run: Run, *, code: str, message: str) -> int:
             },
             counters={"failed_items": F("failed_items") + len(chunk)},
         )
-    StepRun.objects.filter(run=run, state=StepRunState.QUEUED).update(
-        state=StepRunState.CANCELLED, finished_at=timezone.now()
-    )
+    step_runs_end(run, frm=StepRunState.QUEUED, to=StepRunState.CANCELLED,
+                  updates={"finished_at": timezone.now()})
     return len(ids)
+
+
+def _end_run(run: Run, to: str, *, reason: str, code: str, error: str = "") -> bool:
+    """End a run the engine gives up on: the run moves to `to`, its open items fail
+    with `code`, its queued step runs are cancelled and running ones failed (their
+    late writes are fenced off). False when the run had already moved on."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            run_move(
+                run, to, actor_label="engine", reason=reason,
+                updates={"error": error[:4000]} if error else None,
+            )
+            _force_fail_open(run, code=code, message=(error or code.replace("_", " "))[:4000])
+            step_runs_end(run, frm=StepRunState.RUNNING, to=StepRunState.FAILED,
+                          updates={"finished_at": now, "error": reason})
+    except IllegalTransition:
+        return False
+    return True
 
 
 def run_fail(run: Run, error: str) -> bool:
     """The run itself broke (e.g. an unknown action): fail it and its open items."""
-    try:
-        with transaction.atomic():
-            run_move(
-                run,
-                RunState.FAILED,
-                actor_label="engine",
-                reason=error,
-                updates={"error": error[:4000]},
-            )
-            _force_fail_open(run, code="run_failed", message=error[:4000])
-    except IllegalTransition:
-        return False
-    return True
+    return _end_run(run, RunState.FAILED, reason=error, code="run_failed", error=error)
 
 
 def run_time_out(run: Run) -> bool:
     """The run passed its timeout: it ends timed_out, open items fail "timed out"."""
-    try:
-        with transaction.atomic():
-            run_move(
-                run,
-                RunState.TIMED_OUT,
-                actor_label="engine",
-                reason=f"run timeout of {run.version.run_timeout_seconds}s passed",
-            )
-            _force_fail_open(run, code="timed_out", message="timed out")
-    except IllegalTransition:
-        return False
-    return True
+    return _end_run(
+        run, RunState.TIMED_OUT, code="timed_out",
+        reason=f"run timeout of {run.version.run_timeout_seconds}s passed",
+    )
 
 
 def run_terminating_expired(run: Run, timeout: int) -> bool:
     """A run left terminating longer than allowed becomes failed."""
-    try:
-        with transaction.atomic():
-            run_move(
-                run,
-                RunState.FAILED,
-                actor_label="engine",
-                reason=f"still terminating after {timeout}s",
-                updates={"error": f"did not finish terminating within {timeout}s"},
-            )
-            _force_fail_open(run, code="terminated", message="terminated")
-            StepRun.objects.filter(run=run, state=StepRunState.RUNNING).update(
-                state=StepRunState.FAILED,
-                lease_token=None,
-                finished_at=timezone.now(),
-                error="terminated: did not stop in time",
-            )
-    except IllegalTransition:
-        return False
-    return True
+    return _end_run(
+        run, RunState.FAILED, code="terminated",
+        reason=f"still terminating after {timeout}s",
+        error=f"did not finish terminating within {timeout}s",
+    )
 
 
 def items_release(run: Run, items: list[WorkItem], *, cause: str, token) -> int:

@@ -3,7 +3,7 @@
 from django.db import transaction
 
 from ..models import StepRun
-from ..states import STEP_RUN_TRANSITIONS, IllegalTransition
+from ..states import STEP_RUN_TRANSITIONS, IllegalTransition, StepRunState
 
 
 def step_run_move(
@@ -40,3 +40,16 @@ def step_run_move(
     for name, value in (updates or {}).items():
         setattr(step_run, name, value)
     return True
+
+
+def step_runs_end(run, *, frm: str, to: str, updates: dict | None = None) -> int:
+    """Move every step run of `run` that is in state `frm` to `to` (a run stopped,
+    failed or timed out: its queued step runs are cancelled, its running ones
+    failed). Refused when the machine does not allow frm -> to."""
+    if frm not in STEP_RUN_TRANSITIONS[to]:
+        raise IllegalTransition(StepRun(), frm, to)
+    fields = {"state": to, **(updates or {})}
+    if to not in (StepRunState.QUEUED, StepRunState.RUNNING):
+        fields.setdefault("lease_token", None)
+        fields.setdefault("lease_expires_at", None)
+    return StepRun.objects.filter(run=run, state=frm).update(**fields)

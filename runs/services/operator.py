@@ -15,8 +15,8 @@ from automations.models import TriggerKind
 
 from .. import ledger
 from ..engine.progress import run_progress
-from ..machines import run_move, work_items_move
-from ..models import Run, StepRun, WorkItem
+from ..machines import run_move, step_runs_end, work_items_move
+from ..models import Run, WorkItem
 from ..states import (
     RUN_ACTIVE,
     RUN_RETRYABLE,
@@ -75,9 +75,8 @@ def run_stop(
         current = Run.objects.select_for_update().filter(pk=run.pk).values_list(
             "state", flat=True
         ).get()
-        StepRun.objects.filter(run=run, state=StepRunState.QUEUED).update(
-            state=StepRunState.CANCELLED, finished_at=now
-        )
+        step_runs_end(run, frm=StepRunState.QUEUED, to=StepRunState.CANCELLED,
+                      updates={"finished_at": now})
         if current == RunState.PENDING:
             Run.objects.filter(pk=run.pk).update(**stop)
             run.refresh_from_db()

@@ -102,6 +102,7 @@ def test_publishing_twice_is_refused(imported):
         (lambda d: d["steps"][1].update(action="no.such.action"), r"steps\[1\].action: no action is registered"),
         (lambda d: d["steps"][2].update(batch_size=0), r"steps\[2\].batch_size: must be an integer >= 1"),
         (lambda d: d["steps"][2].update(concurrency="two"), r"steps\[2\].concurrency"),
+        (lambda d: d["steps"][2].update(batch_size=50_000), r"steps\[2\].batch_size: at most 5000"),
         (lambda d: d["steps"][0].update(colour="red"), r"steps\[0\]: unknown field\(s\) colour"),
         (lambda d: d["steps"][0].update(condition={"field": "x", "op": "like"}), r"steps\[0\].condition.op: unknown operator"),
         (lambda d: d["steps"][1].update(name="select"), "duplicate step name"),
