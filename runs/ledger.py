@@ -261,7 +261,8 @@ def append_batch(
     assignments = ["ledger_seq = %s", "ledger_hash = %s"]
     assignments += [f"{quote(name)} = {quote(name)} + %s" for name in increments]
     assignments += [f"{quote(name)} = %s" for name in sets]
-    with transaction.atomic(), connection.cursor() as cursor:
+    # called inside the step run's commit: no savepoint of its own
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(f"SELECT ledger_seq, ledger_hash FROM {table} WHERE id = %s{lock}", [pk])
         seq, prev = cursor.fetchone()
         seq, prev = prepared.link_and_insert(seq, prev)

@@ -61,6 +61,7 @@ STOP_CAUSES = {
 # housekeeping.
 INLINE_WAIT_SECONDS = 5.0
 STOP_CHECK_SECONDS = 0.25
+ENSURE_SECONDS = 0.5
 
 
 def idempotency_key(run_id, work_item_id, action_key: str) -> str:
@@ -132,6 +133,7 @@ class StepRunner:
         self._stop_checked = 0.0
         self._stop_cause = ""
         self._next_step = None
+        self._next_ensure = 0.0
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -527,8 +529,13 @@ class StepRunner:
                 lease_expires_at=now + timezone.timedelta(seconds=self.lease),
             ):
                 raise LeaseLost(f"step run {step_run_id} lost its lease")
-            if new_items:
+            # The next step starts as soon as it has items. While it is busy the
+            # check is a no-op, so it is made at most every ENSURE_SECONDS; a
+            # next-step run that finishes in between is covered by run_progress at
+            # the end of this step run.
+            if new_items and time.monotonic() >= self._next_ensure:
                 step_runs_ensure(self.run, next_step)
+                self._next_ensure = time.monotonic() + ENSURE_SECONDS
 
     def _release_claimed(self, cause: str) -> None:
         """After an engine error, give claimed items back instead of waiting for

@@ -133,7 +133,8 @@ def work_items_settle(run: Run, token, groups: dict[tuple, list[int]], now) -> N
     table = quote(WorkItem._meta.db_table)
     adapt_dt = connection.ops.adapt_datetimefield_value
     token_value = WorkItem._meta.get_field("lease_token").get_db_prep_value(token, connection)
-    with transaction.atomic(), connection.cursor() as cursor:
+    # called inside the step run's commit: no savepoint of its own
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         for (state, available_at), ids in groups.items():
             if state not in WORK_ITEM_TRANSITIONS or WorkItemState.IN_PROGRESS not in (
                 WORK_ITEM_TRANSITIONS[state]
