@@ -132,3 +132,26 @@ def test_robot_that_exits_non_zero_fails_its_item_as_application_error(
     assert "exited with code 3" in step_runs[0].error
     assert run.state == RunState.UNRESOLVED and run.failed_items == 1
     assert verify_chain(run) is None
+
+
+def test_robot_log_and_exit_code_show_in_admin(robot_server, automation, tmp_path, admin_client):
+    script = tmp_path / "noisy.py"
+    script.write_text("import sys\nprint('x' * 5000)\nprint('robot says <bye>')\nsys.exit(0)\n")
+    auto = automation(
+        {"name": "review", "action": "builtin.robot", "parameters": {"command": ["{python}", str(script)]}}
+    )
+    run = run_start(automation=auto, inputs=[{"subject": "ann"}])
+    from django.test import override_settings
+
+    with override_settings(RUNS_ROBOT_LOG_BYTES=1000):
+        run_until_idle(run)
+    step_run = StepRun.objects.get(run=run)
+    # the robot never released its item: it fails, retried per max attempts (1)
+    assert WorkItem.objects.get(run=run).failure_code == "robot_exit"
+    assert step_run.exit_code == 0 and len(step_run.log) <= 1000
+    assert step_run.log.rstrip().endswith("robot says <bye>") and "characters cut" in step_run.log
+    page = admin_client.get(f"/admin/runs/steprun/{step_run.pk}/change/")
+    assert page.status_code == 200
+    assert b"robot says &lt;bye&gt;" in page.content
+    listing = admin_client.get("/admin/runs/steprun/")
+    assert listing.status_code == 200
