@@ -43,7 +43,16 @@ log = logging.getLogger("runs.robots")
 POLL_SECONDS = 0.2
 # environment a robot inherits from the worker; everything else (database URLs,
 # secrets) stays out of its reach
-INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "SYSTEMROOT")
+INHERITED_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TMPDIR",
+    "TZ",
+    "SYSTEMROOT",
+)
 
 
 def api_host() -> str:
@@ -158,9 +167,10 @@ class RobotRunner:
     def _run_robot(self, first_item_id: int) -> tuple[int, str]:
         parameters = self.step.parameters
         grace = float(parameters.get("grace_seconds", 10))
-        with tempfile.TemporaryDirectory(prefix="runs-robot-") as artifacts, open(
-            Path(artifacts) / "console.log", "w+b"
-        ) as console:
+        with (
+            tempfile.TemporaryDirectory(prefix="runs-robot-") as artifacts,
+            open(Path(artifacts) / "console.log", "w+b") as console,
+        ):
             env = self.environment(first_item_id)
             env["ROBOT_ARTIFACTS"] = str(Path(artifacts) / "output")
             try:
@@ -199,7 +209,9 @@ class RobotRunner:
                 cause = self._stop_cause()
                 if cause in STOP_CAUSES.values():
                     self.stop_cause = cause
-                    log.info("step run %s: %s, SIGTERM to the robot", self.step_run.pk, cause)
+                    log.info(
+                        "step run %s: %s, SIGTERM to the robot", self.step_run.pk, cause
+                    )
                     self._signal(process, signal.SIGTERM)
                     term_sent = now
             elif now - term_sent >= grace:
@@ -233,7 +245,9 @@ class RobotRunner:
             if not StepRun.objects.filter(
                 pk=self.step_run.pk, lease_token=self.token, state=StepRunState.RUNNING
             ).update(lease_expires_at=expires):
-                raise LeaseLost(f"step run {self.step_run.pk} no longer holds its lease")
+                raise LeaseLost(
+                    f"step run {self.step_run.pk} no longer holds its lease"
+                )
             WorkItem.objects.filter(
                 lease_token=self.token, state=WorkItemState.IN_PROGRESS
             ).update(lease_expires_at=expires)
@@ -256,9 +270,7 @@ class RobotRunner:
             message = self.stop_cause
         else:
             code = "robot_exit"
-            message = (
-                f"robot exited with code {exit_code} without releasing the item"
-            )
+            message = f"robot exited with code {exit_code} without releasing the item"
         retry, fail, run_items = [], [], []
         for item in held:
             if not self.stop_cause and item.attempts < self.step.max_attempts:
@@ -275,7 +287,9 @@ class RobotRunner:
                     subject=item.subject,
                     parameters=self.step.parameters,
                     attempt=item.attempts,
-                    idempotency_key=idempotency_key(self.run.pk, item.pk, self.step.action),
+                    idempotency_key=idempotency_key(
+                        self.run.pk, item.pk, self.step.action
+                    ),
                     outcome=RunItemOutcome.FAILED,
                     failure_type=FailureType.APPLICATION,
                     failure_cause=message,
@@ -292,7 +306,10 @@ class RobotRunner:
         with transaction.atomic():
             if retry:
                 work_items_move(
-                    self.run, retry, WorkItemState.PENDING, fence_token=self.token,
+                    self.run,
+                    retry,
+                    WorkItemState.PENDING,
+                    fence_token=self.token,
                     allowed_from=frozenset({WorkItemState.IN_PROGRESS}),
                     updates={
                         **failure,
@@ -301,7 +318,10 @@ class RobotRunner:
                 )
             if fail:
                 work_items_move(
-                    self.run, fail, WorkItemState.FAILED, fence_token=self.token,
+                    self.run,
+                    fail,
+                    WorkItemState.FAILED,
+                    fence_token=self.token,
                     allowed_from=frozenset({WorkItemState.IN_PROGRESS}),
                     updates=failure,
                 )
@@ -316,5 +336,9 @@ class RobotRunner:
             self.step_run,
             to,
             lease_token=self.token,
-            updates={"finished_at": timezone.now(), "lease_expires_at": None, **updates},
+            updates={
+                "finished_at": timezone.now(),
+                "lease_expires_at": None,
+                **updates,
+            },
         )

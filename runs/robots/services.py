@@ -61,8 +61,14 @@ class TooLarge(RobotApiError):
     status, code = 413, "too_large"
 
 
-RELEASE_STATES = {"COMPLETED": RunItemOutcome.SUCCEEDED, "FAILED": RunItemOutcome.FAILED}
-EXCEPTION_TYPES = {"BUSINESS": FailureType.BUSINESS, "APPLICATION": FailureType.APPLICATION}
+RELEASE_STATES = {
+    "COMPLETED": RunItemOutcome.SUCCEEDED,
+    "FAILED": RunItemOutcome.FAILED,
+}
+EXCEPTION_TYPES = {
+    "BUSINESS": FailureType.BUSINESS,
+    "APPLICATION": FailureType.APPLICATION,
+}
 
 
 @dataclass
@@ -194,16 +200,21 @@ def work_item_release(session: RobotSession, body) -> dict:
         )
     now = timezone.now()
     failure_type = EXCEPTION_TYPES[kind] if state == "FAILED" else ""
-    to, updates, failed = WorkItemState.DONE, {
-        "failure_type": "", "failure_code": "", "failure_message": ""
-    }, 0
+    to, updates, failed = (
+        WorkItemState.DONE,
+        {"failure_type": "", "failure_code": "", "failure_message": ""},
+        0,
+    )
     if state == "FAILED":
         updates = {
             "failure_type": failure_type,
             "failure_code": (code or kind.lower() + "_error")[:100],
             "failure_message": (message or code or kind.title() + " exception")[:4000],
         }
-        retry = failure_type == FailureType.APPLICATION and item.attempts < step.max_attempts
+        retry = (
+            failure_type == FailureType.APPLICATION
+            and item.attempts < step.max_attempts
+        )
         if retry:
             backoff = step.retry_backoff_seconds * 2 ** (item.attempts - 1)
             to = WorkItemState.PENDING
@@ -242,9 +253,9 @@ def work_item_release(session: RobotSession, body) -> dict:
                 "current_step": step.name,
             },
         )
-        StepRun.objects.filter(pk=session.step_run.pk, lease_token=session.token).update(
-            items_processed=F("items_processed") + 1
-        )
+        StepRun.objects.filter(
+            pk=session.step_run.pk, lease_token=session.token
+        ).update(items_processed=F("items_processed") + 1)
     return {"workItemId": str(item.pk), "state": state}
 
 
@@ -267,7 +278,8 @@ def _held_input(session: RobotSession, item_id) -> WorkItem:
         raise NotFound(f"no work item {item_id} in this robot's step")
     if item.state != WorkItemState.IN_PROGRESS or item.lease_token != session.token:
         raise Conflict(
-            f"work item {item.pk} is not reserved by this robot run", code="not_reserved"
+            f"work item {item.pk} is not reserved by this robot run",
+            code="not_reserved",
         )
     return item
 
@@ -287,7 +299,9 @@ def work_item_output(session: RobotSession, parent_id, body) -> dict:
         )
     with transaction.atomic():
         # lock the run row: two retries of one call must not both pass the check
-        Run.objects.select_for_update().filter(pk=session.run.pk).values_list("pk").get()
+        Run.objects.select_for_update().filter(pk=session.run.pk).values_list(
+            "pk"
+        ).get()
         latest = (
             WorkItem.objects.filter(
                 parent=parent, step=next_step, created_at__gte=parent.updated_at
@@ -331,9 +345,7 @@ def _visible_item(session: RobotSession, item_id) -> WorkItem:
     """An item of the robot's step, or an output of one (anything else is foreign)."""
     pk = _item_id(item_id)
     item = (
-        WorkItem.objects.filter(pk=pk, run=session.run)
-        .select_related("parent")
-        .first()
+        WorkItem.objects.filter(pk=pk, run=session.run).select_related("parent").first()
     )
     if item is not None and (
         item.step_id == session.step.pk
@@ -347,7 +359,10 @@ def _writable_item(session: RobotSession, item_id) -> WorkItem:
     """The robot's reserved input, or a still-pending output of its step."""
     item = _visible_item(session, item_id)
     if item.step_id == session.step.pk:
-        if item.state == WorkItemState.IN_PROGRESS and item.lease_token == session.token:
+        if (
+            item.state == WorkItemState.IN_PROGRESS
+            and item.lease_token == session.token
+        ):
             return item
     elif item.state == WorkItemState.PENDING:
         return item
@@ -412,7 +427,9 @@ def work_item_file(session: RobotSession, item_id, file_id) -> WorkItemFile:
     return found
 
 
-def file_upload_check(session: RobotSession, item_id, body) -> tuple[WorkItem, str, int]:
+def file_upload_check(
+    session: RobotSession, item_id, body
+) -> tuple[WorkItem, str, int]:
     """Validate a request to attach a file; the upload itself goes to a signed URL."""
     if not isinstance(body, dict):
         raise RobotApiError("the body must be a JSON object")

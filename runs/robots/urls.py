@@ -15,9 +15,17 @@ urlpatterns = [
     path(WORKITEMS + "data", views.PayloadView.as_view(), name="payload"),
     path(WORKITEMS + "files", views.FilesView.as_view(), name="files"),
     path(WORKITEMS + "files/<str:file>", views.FileView.as_view(), name="file"),
-    path(ROBOT_RUN + "reserve-next-work-item", views.ReserveView.as_view(), name="reserve"),
+    path(
+        ROBOT_RUN + "reserve-next-work-item",
+        views.ReserveView.as_view(),
+        name="reserve",
+    ),
     path(ROBOT_RUN + "release-work-item", views.ReleaseView.as_view(), name="release"),
-    path(PROCESS + "work-items/<str:parent>/output", views.OutputView.as_view(), name="output"),
+    path(
+        PROCESS + "work-items/<str:parent>/output",
+        views.OutputView.as_view(),
+        name="output",
+    ),
     path("files/<str:signed>", views.file_download, name="download"),
     path("uploads/<str:signed>", views.file_upload, name="upload"),
 ]

@@ -111,7 +111,9 @@ class PayloadView(RobotView):
         return Response(services.work_item_payload(request.auth, item))
 
     def put(self, request, item, **kwargs):
-        return Response(services.work_item_payload_set(request.auth, item, request.data))
+        return Response(
+            services.work_item_payload_set(request.auth, item, request.data)
+        )
 
 
 @extend_schema(exclude=True)
@@ -157,7 +159,9 @@ def _error(status: int, detail: str, code: str) -> JsonResponse:
 def file_download(request, signed):
     """A signed, expiring URL: no other credential (the client sends none)."""
     try:
-        value = tokens.unsign(signed, tokens.DOWNLOAD_SALT, setting("RUNS_ROBOT_URL_SECONDS"))
+        value = tokens.unsign(
+            signed, tokens.DOWNLOAD_SALT, setting("RUNS_ROBOT_URL_SECONDS")
+        )
     except signing.SignatureExpired:
         return _error(403, "this file URL has expired", "url_expired")
     except signing.BadSignature:
@@ -173,7 +177,9 @@ def file_download(request, signed):
 def file_upload(request, signed):
     """The presigned POST target: multipart `fields` + `file`, no other credential."""
     try:
-        policy = tokens.unsign(signed, tokens.UPLOAD_SALT, setting("RUNS_ROBOT_URL_SECONDS"))
+        policy = tokens.unsign(
+            signed, tokens.UPLOAD_SALT, setting("RUNS_ROBOT_URL_SECONDS")
+        )
     except signing.SignatureExpired:
         return _error(403, "this upload URL has expired", "url_expired")
     except signing.BadSignature:
@@ -193,14 +199,18 @@ def file_upload(request, signed):
         or step_run.state != StepRunState.RUNNING
         or str(step_run.lease_token) != policy["lease"]
     ):
-        return _error(403, "the robot run this URL was issued to has ended", "token_expired")
+        return _error(
+            403, "the robot run this URL was issued to has ended", "token_expired"
+        )
     upload = request.FILES.get("file")
     if upload is None:
         return _error(400, "file: required (multipart form field)", "invalid")
     if upload.size > limit:
         return _error(413, f"the file is larger than its {limit} bytes", "too_large")
     try:
-        services.file_store(RobotSession(step_run), policy["item"], policy["name"], upload)
+        services.file_store(
+            RobotSession(step_run), policy["item"], policy["name"], upload
+        )
     except RobotApiError as exc:
         return _error(exc.status, str(exc), exc.code)
     return HttpResponse(status=204)

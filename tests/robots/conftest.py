@@ -35,11 +35,10 @@ def held_step_run(automation):
 
     from django.utils import timezone
 
-    from runs.machines import step_run_move, work_items_claim
+    from runs.machines import run_move, step_run_move, work_items_claim
     from runs.models import StepRun
     from runs.robots.runner import RobotRunner
     from runs.services import run_start
-    from runs.machines import run_move
     from runs.states import RunState, StepRunState
 
     def make(inputs, *, steps=("builtin.echo",)):
@@ -61,14 +60,24 @@ def held_step_run(automation):
         step_run_move(
             step_run,
             StepRunState.RUNNING,
-            updates={"lease_token": token, "lease_expires_at": now + timezone.timedelta(minutes=5)},
+            updates={
+                "lease_token": token,
+                "lease_expires_at": now + timezone.timedelta(minutes=5),
+            },
         )
         (first,) = work_items_claim(
-            run, step_run.step, limit=1, token=token, owner_id=step_run.pk,
-            expires=now + timezone.timedelta(minutes=5), now=now,
+            run,
+            step_run.step,
+            limit=1,
+            token=token,
+            owner_id=step_run.pk,
+            expires=now + timezone.timedelta(minutes=5),
+            now=now,
         )
         runner = RobotRunner(
-            SimpleNamespace(step_run=step_run, run=run, step=step_run.step, token=token, lease=300)
+            SimpleNamespace(
+                step_run=step_run, run=run, step=step_run.step, token=token, lease=300
+            )
         )
         return run, step_run, runner.environment(first["id"])
 

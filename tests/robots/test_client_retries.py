@@ -58,18 +58,22 @@ def test_repeated_calls_change_nothing_twice(
     assert second != first
     adapter.create_output(second, {"subject": "bob"})
     adapter.release_input(
-        second, State.FAILED,
+        second,
+        State.FAILED,
         exception={"type": "BUSINESS", "code": "NO_ACCOUNT", "message": "bob has none"},
     )
     with pytest.raises(EmptyQueue):
         adapter.reserve_input()
 
-    assert ("post", f"{env['RC_API_PROCESS_HOST']}/process-v1/workspaces/runs/processes/"
-            f"{run.automation.slug}/runs/{run.pk}/robotRuns/{step_run.pk}/release-work-item"
-            ) in every_call_twice
+    release_url = (
+        f"{env['RC_API_PROCESS_HOST']}/process-v1/workspaces/runs/processes/"
+        f"{run.automation.slug}/runs/{run.pk}/robotRuns/{step_run.pk}/release-work-item"
+    )
+    assert ("post", release_url) in every_call_twice
     outputs = WorkItem.objects.filter(run=run, step__name="step2").order_by("id")
     assert [o.payload for o in outputs] == [
-        {"subject": "ann", "letter": True}, {"subject": "bob"}
+        {"subject": "ann", "letter": True},
+        {"subject": "bob"},
     ]
     assert WorkItemFile.objects.filter(work_item=outputs[0]).count() == 1
     items = {w.pk: w for w in WorkItem.objects.filter(run=run, step__name="robot")}
@@ -79,9 +83,14 @@ def test_repeated_calls_change_nothing_twice(
     assert items[int(second)].failure_type == FailureType.BUSINESS
     assert sorted(
         RunItem.objects.filter(run=run).values_list("work_item_id", "outcome")
-    ) == sorted([(int(first), RunItemOutcome.SUCCEEDED), (int(second), RunItemOutcome.FAILED)])
-    run.refresh_from_db()
-    assert (run.total_items, run.output_items, run.failed_items, run.actions_invoked) == (
-        4, 2, 1, 2
+    ) == sorted(
+        [(int(first), RunItemOutcome.SUCCEEDED), (int(second), RunItemOutcome.FAILED)]
     )
+    run.refresh_from_db()
+    assert (
+        run.total_items,
+        run.output_items,
+        run.failed_items,
+        run.actions_invoked,
+    ) == (4, 2, 1, 2)
     assert verify_chain(run) is None

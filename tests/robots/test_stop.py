@@ -86,13 +86,20 @@ def test_terminate_mid_robot(robot_server, automation, tmp_path, task):
     assert not pid_alive(pid)  # SIGTERM (slow) or SIGKILL after grace (stubborn)
     item = WorkItem.objects.get(pk=in_flight)
     assert (item.state, item.failure_code, item.failure_message) == (
-        WorkItemState.FAILED, "terminated", "terminated"
+        WorkItemState.FAILED,
+        "terminated",
+        "terminated",
     )
     (record,) = RunItem.objects.filter(work_item=item)
-    assert (record.outcome, record.failure_cause) == (RunItemOutcome.FAILED, "terminated")
+    assert (record.outcome, record.failure_cause) == (
+        RunItemOutcome.FAILED,
+        "terminated",
+    )
     other = WorkItem.objects.get(run=run, step__name="robot", subject="b")
     assert other.state == WorkItemState.FAILED and other.failure_code == "stopped"
-    assert not WorkItem.objects.filter(run=run, state=WorkItemState.IN_PROGRESS).exists()
+    assert not WorkItem.objects.filter(
+        run=run, state=WorkItemState.IN_PROGRESS
+    ).exists()
     step_run = StepRun.objects.get(run=run)
     assert step_run.state == StepRunState.CANCELLED
     if task == "stubborn":
@@ -115,7 +122,9 @@ def test_complete_lets_the_robot_finish_its_item(robot_server, automation, tmp_p
     assert not errors
     run.refresh_from_db()
     states = dict(
-        WorkItem.objects.filter(run=run, step__name="robot").values_list("subject", "state")
+        WorkItem.objects.filter(run=run, step__name="robot").values_list(
+            "subject", "state"
+        )
     )
     # the robot finished "a", then heard "no more items"; "b" never started
     assert states == {"a": WorkItemState.DONE, "b": WorkItemState.FAILED}
@@ -124,6 +133,8 @@ def test_complete_lets_the_robot_finish_its_item(robot_server, automation, tmp_p
     ]
     step_run = StepRun.objects.get(run=run, step__name="robot")
     assert (step_run.state, step_run.exit_code) == (StepRunState.FINISHED, 0)
-    assert not WorkItem.objects.filter(run=run, state=WorkItemState.IN_PROGRESS).exists()
+    assert not WorkItem.objects.filter(
+        run=run, state=WorkItemState.IN_PROGRESS
+    ).exists()
     assert run.state == RunState.CANCELLED
     assert verify_chain(run) is None
