@@ -20,7 +20,7 @@ from croniter import croniter
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from .actions.registry import UnknownAction, get_action
+from .actions.registry import UnknownAction, get_action, robot_parameters_problem
 from .conditions import InvalidCondition, validate_condition
 from .models import Automation, AutomationStatus, AutomationVersion, Step, Trigger, TriggerKind
 
@@ -88,11 +88,15 @@ def _clean_step(raw, index: int) -> dict:
     if not isinstance(step.get("action"), str):
         raise DefinitionError(f"{path}.action: required (a registered action key)")
     try:
-        get_action(step["action"])
+        spec = get_action(step["action"])
     except UnknownAction as exc:
         raise DefinitionError(f"{path}.action: {exc}") from None
     if not isinstance(step["parameters"], dict):
         raise DefinitionError(f"{path}.parameters: must be an object")
+    if spec.robot:
+        problem = robot_parameters_problem(step["parameters"])
+        if problem:
+            raise DefinitionError(f"{path}.parameters.{problem}")
     for name, limit in STEP_LIMITS.items():
         _positive_int(step[name], f"{path}.{name}")
         if step[name] > limit:

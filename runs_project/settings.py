@@ -176,6 +176,13 @@ RUNS_API_TRIGGER_RATE = os.environ.get("RUNS_API_TRIGGER_RATE", "120/min")
 RUNS_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("RUNS_WEBHOOK_TIMEOUT_SECONDS", "10"))
 RUNS_WEBHOOK_MAX_ATTEMPTS = env_int("RUNS_WEBHOOK_MAX_ATTEMPTS", 8)
 RUNS_WEBHOOK_BACKOFF_SECONDS = env_int("RUNS_WEBHOOK_BACKOFF_SECONDS", 30)
+# Robots (docs/robots.md): the base URL robots reach this server's work-items API
+# at, the largest work item file, how long a signed file URL lives, and how much
+# of a robot's output is kept as its step run's log.
+RUNS_ROBOT_API_URL = os.environ.get("RUNS_ROBOT_API_URL", RUNS_ADMIN_BASE_URL)
+RUNS_ROBOT_MAX_FILE_BYTES = env_int("RUNS_ROBOT_MAX_FILE_BYTES", 52_428_800)
+RUNS_ROBOT_URL_SECONDS = env_int("RUNS_ROBOT_URL_SECONDS", 300)
+RUNS_ROBOT_LOG_BYTES = env_int("RUNS_ROBOT_LOG_BYTES", 262_144)
 
 # Cache: DRF throttles count here. One process: the default local memory; several
 # processes need a shared one: CACHE_URL=redis://host:6379/1.

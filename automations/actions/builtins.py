@@ -116,3 +116,12 @@ def request_approval(ctx):
         approvers=ctx.parameters.get("approvers", []),
         deadline_seconds=ctx.parameters.get("deadline_seconds"),
     )
+
+
+@action("builtin.robot", robot=True)
+def robot(ctx):
+    """Run an external robot (parameters: command, cwd, env, grace_seconds)."""
+    # A robot step run hands the whole step run to runs.robots.runner, which starts
+    # the robot once and lets it reserve items through the work-items API; the
+    # engine never calls this per item.
+    raise RuntimeError("builtin.robot runs once per step run, not per item")

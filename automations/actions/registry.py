@@ -69,6 +69,9 @@ class ActionSpec:
     # a selector finds subjects: its outputs count as subjects matched, and its
     # calls are not counted as actions invoked
     selects: bool = False
+    # a robot action runs as one external process per step run that pulls the
+    # step's items itself (runs.robots.runner), not once per item
+    robot: bool = False
     description: str = ""
 
 
@@ -81,7 +84,9 @@ class UnknownAction(LookupError):
     pass
 
 
-def action(key: str, *, journal: bool = False, selects: bool = False):
+def action(
+    key: str, *, journal: bool = False, selects: bool = False, robot: bool = False
+):
     """Register `func` as the action `key` (a dotted name such as "kyc.notify")."""
 
     def register(func):
@@ -97,6 +102,7 @@ def action(key: str, *, journal: bool = False, selects: bool = False):
             func=func,
             journal=journal,
             selects=selects,
+            robot=robot,
             description=(func.__doc__ or "").strip().splitlines()[0]
             if func.__doc__
             else "",
@@ -104,6 +110,30 @@ def action(key: str, *, journal: bool = False, selects: bool = False):
         return func
 
     return register
+
+
+def robot_parameters_problem(parameters: dict) -> str:
+    """What is wrong with the parameters of a robot step ("" when nothing):
+    `command` a non-empty list of strings, `cwd` a string, `env` an object of
+    strings, `grace_seconds` a number >= 0."""
+    command = parameters.get("command")
+    if (
+        not isinstance(command, list)
+        or not command
+        or not all(isinstance(part, str) and part for part in command)
+    ):
+        return "command: required, a non-empty list of strings"
+    if not isinstance(parameters.get("cwd", ""), str):
+        return "cwd: must be a string"
+    env = parameters.get("env", {})
+    if not isinstance(env, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        return "env: must be an object of strings"
+    grace = parameters.get("grace_seconds", 10)
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
+        return "grace_seconds: must be a number >= 0"
+    return ""
 
 
 def get_action(key: str) -> ActionSpec:

@@ -56,6 +56,7 @@ class StepRunAdmin(BigTableAdmin):
         "state",
         "worker",
         "items_processed",
+        "exit_code",
         "started_at",
         "finished_at",
     ]

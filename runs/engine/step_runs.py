@@ -167,7 +167,7 @@ class StepRunner:
             self._finish(StepRunState.FAILED, error=str(exc))
             return "run failed"
         try:
-            result = self._loop()
+            result = self._robot() if self.spec.robot else self._loop()
         except LeaseLost as exc:
             log.warning("step run %s lost its lease: %s", self.step_run.pk, exc)
             return "lease lost"
@@ -180,6 +180,13 @@ class StepRunner:
 
         run_progress(self.run)
         return result
+
+    def _robot(self) -> str:
+        """A robot step: one external process works the step's items itself
+        through the work-items API (runs.robots)."""
+        from ..robots.runner import RobotRunner
+
+        return RobotRunner(self).execute()
 
     def _current_state(self) -> str:
         return StepRun.objects.filter(pk=self.step_run.pk).values_list("state", flat=True).first()

@@ -92,18 +92,31 @@ def work_items_claim(
     adapt_dt = connection.ops.adapt_datetimefield_value
     token_value = WorkItem._meta.get_field("lease_token").get_db_prep_value(token, connection)
     run_value = Run._meta.pk.get_db_prep_value(run.pk, connection)
-    sql = (
+    pick = (
+        f"SELECT id FROM {table} WHERE run_id = %s AND step_id = %s AND state = %s "
+        f"AND available_at <= %s ORDER BY id LIMIT %s{lock}"
+    )
+    pick_params = [run_value, step.pk, WorkItemState.PENDING, adapt_dt(now), limit]
+    update = (
         f"UPDATE {table} SET state = %s, lease_token = %s, lease_owner_id = %s, "
         f"lease_expires_at = %s, attempts = attempts + 1, updated_at = %s "
-        f"WHERE state = %s AND id IN (SELECT id FROM {table} WHERE run_id = %s AND "
-        f"step_id = %s AND state = %s AND available_at <= %s ORDER BY id LIMIT %s{lock}) "
-        f"RETURNING id, step_id, payload, subject, attempts, approval, lease_owner_id"
+        f"WHERE state = %s AND id IN "
     )
-    params = [
+    update_params = [
         WorkItemState.IN_PROGRESS, token_value, owner_id, adapt_dt(expires), adapt_dt(now),
-        WorkItemState.PENDING, run_value, step.pk, WorkItemState.PENDING, adapt_dt(now),
-        limit,
+        WorkItemState.PENDING,
     ]
+    returning = " RETURNING id, step_id, payload, subject, attempts, approval, lease_owner_id"
+    if lock:
+        # PostgreSQL may run an `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`
+        # subquery more than once per statement, each run skipping the rows the
+        # last one locked, and so claim more than `limit` items; a MATERIALIZED
+        # CTE is evaluated exactly once
+        sql = f"WITH picked AS MATERIALIZED ({pick}) {update}(SELECT id FROM picked){returning}"
+        params = [*pick_params, *update_params]
+    else:
+        sql = f"{update}({pick}){returning}"
+        params = [*update_params, *pick_params]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

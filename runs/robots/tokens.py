@@ -1,0 +1,81 @@
+"""Robot credentials: bearer tokens scoped to one step run, and signed file URLs.
+
+A token is `rc1.<step run id>.<HMAC of the step run id and its lease token>`, one
+per scope ("workitem" for RC_API_WORKITEM_TOKEN, "process" for
+RC_API_PROCESS_TOKEN). Nothing is stored: the step run's lease token changes
+each time the step run starts, and a token is accepted only while its step run is
+running under that lease, so a token dies with its step run.
+"""
+
+from django.core import signing
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+from ..models import StepRun
+from ..states import StepRunState
+
+PREFIX = "rc1"
+SCOPES = ("workitem", "process")
+
+
+class BadToken(Exception):
+    """Malformed or forged: the caller is not authenticated (401)."""
+
+
+class ExpiredToken(Exception):
+    """Genuine, but its step run has ended or restarted (403)."""
+
+
+def _mac(scope: str, step_run_id: int, lease_token) -> str:
+    return salted_hmac(
+        f"runs.robots.token.{scope}",
+        f"{step_run_id}:{lease_token}",
+        algorithm="sha256",
+    ).hexdigest()
+
+
+def token_for(step_run: StepRun, scope: str) -> str:
+    if scope not in SCOPES or step_run.lease_token is None:
+        raise ValueError("a robot token needs a scope and a step run holding a lease")
+    return f"{PREFIX}.{step_run.pk}.{_mac(scope, step_run.pk, step_run.lease_token)}"
+
+
+def step_run_for(token: str, scope: str) -> StepRun:
+    """The running step run `token` was issued for, or BadToken / ExpiredToken."""
+    parts = (token or "").split(".")
+    if len(parts) != 3 or parts[0] != PREFIX or not parts[1].isdigit():
+        raise BadToken("malformed robot token")
+    step_run = (
+        StepRun.objects.select_related("run", "step", "step__version")
+        .filter(pk=int(parts[1]))
+        .first()
+    )
+    if step_run is None:
+        raise BadToken("unknown robot token")
+    current_ok = step_run.lease_token is not None and constant_time_compare(
+        _mac(scope, step_run.pk, step_run.lease_token), parts[2]
+    )
+    if not current_ok:
+        # a token of an earlier lease of this step run is genuine but expired; we
+        # cannot tell it from a forgery without storing old leases, so both are
+        # refused, a forgery as unauthenticated
+        if step_run.state != StepRunState.RUNNING:
+            raise ExpiredToken(f"step run {step_run.pk} has ended")
+        raise BadToken("invalid robot token")
+    if step_run.state != StepRunState.RUNNING:
+        raise ExpiredToken(f"step run {step_run.pk} has ended")
+    return step_run
+
+
+# -- signed file URLs -------------------------------------------------------------
+
+DOWNLOAD_SALT = "runs.robots.file.download"
+UPLOAD_SALT = "runs.robots.file.upload"
+
+
+def sign(value: dict, salt: str) -> str:
+    return signing.dumps(value, salt=salt, compress=True)
+
+
+def unsign(signed: str, salt: str, max_age: int) -> dict:
+    """The signed value, or signing.SignatureExpired / signing.BadSignature."""
+    return signing.loads(signed, salt=salt, max_age=max_age)
