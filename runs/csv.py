@@ -32,9 +32,16 @@ def csv_safe_row(values) -> list:
     return [csv_safe(value) for value in values]
 
 
+_FIRST_CHARS = frozenset("=+-@\t\r")
+
+
 def neutralise(value) -> str:
     """The cell text for `value`: None is the empty cell, datetimes are ISO 8601,
     and text that would run as a formula is neutralised by `csv_safe`."""
+    if value.__class__ is str:  # the common case, kept cheap for big exports
+        if value and value[0] in _FIRST_CHARS:
+            return csv_safe(value)
+        return value
     if value is None:
         return ""
     if isinstance(value, datetime.datetime):

@@ -482,3 +482,5 @@ from .mail.models import (  # noqa: E402,F401
 # registers them with the runs app.
 from .api.models import ApiClient, IdempotencyKey  # noqa: E402, F401
 from .webhooks.models import Webhook, WebhookAttempt, WebhookDelivery  # noqa: E402, F401
+# Test cases from runs (issue 8) live with their services in runs.regression.
+from .regression.models import TestCase, TestCaseRun  # noqa: E402, F401

@@ -25,11 +25,13 @@ def housekeeping() -> dict:
     from .api.housekeeping import api_housekeeping
     from .engine.housekeeping import housekeeping_schedule_sync
     from .mail.tasks import mail_schedules_sync
+    from .retention import retention_apply
 
     report = _housekeeping()
     report.update(api_housekeeping())
     report["schedules"] = schedules_sync()
     report["mail_schedules"] = mail_schedules_sync()
+    report["retention"] = retention_apply().as_dict()
     housekeeping_schedule_sync()
     return report
 

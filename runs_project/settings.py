@@ -167,6 +167,16 @@ RUNS_HOUSEKEEPING_SECONDS = env_int("RUNS_HOUSEKEEPING_SECONDS", 60)
 RUNS_STEP_RUN_BUDGET_SECONDS = env_int("RUNS_STEP_RUN_BUDGET_SECONDS", 60)
 RUNS_ACTION_MODULES = env_list("RUNS_ACTION_MODULES", [])
 RUNS_ADMIN_BASE_URL = os.environ.get("RUNS_ADMIN_BASE_URL", "http://127.0.0.1:8000")
+# Retention (runs.retention; unset = off): archive finished runs after N days,
+# delete archived runs N days after they were archived.
+RUNS_ARCHIVE_AFTER_DAYS = (
+    env_int("RUNS_ARCHIVE_AFTER_DAYS", 0) if os.environ.get("RUNS_ARCHIVE_AFTER_DAYS") else None
+)
+RUNS_DELETE_ARCHIVED_AFTER_DAYS = (
+    env_int("RUNS_DELETE_ARCHIVED_AFTER_DAYS", 0)
+    if os.environ.get("RUNS_DELETE_ARCHIVED_AFTER_DAYS")
+    else None
+)
 # API: the largest single input of a trigger (the whole body: RUNS_MAX_REQUEST_BYTES),
 # and the rate of run-starting calls per user ("120/min"; empty: unlimited).
 RUNS_MAX_INPUT_BYTES = env_int("RUNS_MAX_INPUT_BYTES", 65_536)

@@ -5,4 +5,4 @@ tables), `run_actions` (what each action does and needs), `changelist` (parts th
 keep big tables fast), `charts` and `display` (HTML pieces).
 """
 
-from . import ledger, runs  # noqa: F401  (registers the ModelAdmins)
+from . import ledger, reports, runs  # noqa: F401  (registers the ModelAdmins)

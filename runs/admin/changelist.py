@@ -12,6 +12,7 @@ import datetime
 
 from django.contrib import admin
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
@@ -48,6 +49,31 @@ class WindowPaginator(Paginator):
     @property
     def has_more(self) -> bool:
         return self.count > self.requested * self.per_page
+
+
+class TestSuiteRunsFilter(admin.SimpleListFilter):
+    """Runs the test suite started: shown by default; the period report's
+    drill-down leaves them out, as the report does (runs.reports.report_runs)."""
+
+    title = _("test suite runs")
+    parameter_name = "test_suite_runs"
+
+    def lookups(self, request, model_admin):
+        return [("exclude", _("Leave out")), ("only", _("Only"))]
+
+    def queryset(self, request, queryset):
+        from django.db.models import Exists, OuterRef
+
+        from ..regression.models import TestCase
+
+        suite = Q(is_test_case=True) & ~Exists(
+            TestCase.objects.filter(source_run=OuterRef("pk"))
+        )
+        if self.value() == "exclude":
+            return queryset.exclude(suite)
+        if self.value() == "only":
+            return queryset.filter(suite)
+        return queryset
 
 
 class ArchivedFilter(admin.SimpleListFilter):

@@ -48,8 +48,9 @@ def runs_by_day_svg(days, by_day, states, *, width=720, height=220) -> str:
     return mark_safe("".join(parts))
 
 
-def outcomes_bar_html(counts: dict, total: int, states) -> str:
-    """One horizontal stacked bar of run states (an automation's outcomes)."""
+def outcomes_bar_html(counts: dict, total: int, states, colours=STATE_COLOURS) -> str:
+    """One horizontal stacked bar of run states (an automation's outcomes), or of
+    any other choices given their `colours` (run item outcomes in reports)."""
     segments = []
     for state in states:
         n = counts.get(state.value, 0)
@@ -57,17 +58,17 @@ def outcomes_bar_html(counts: dict, total: int, states) -> str:
             continue
         segments.append(
             f'<span class="runs-seg" style="width:{100 * n / total:.2f}%;'
-            f'background:{STATE_COLOURS[state]}" title="{n} {escape(_label(state))}">'
+            f'background:{colours[state]}" title="{n} {escape(_label(state))}">'
             "</span>"
         )
     return mark_safe(f'<span class="runs-stack">{"".join(segments)}</span>')
 
 
-def legend_html(states) -> str:
+def legend_html(states, colours=STATE_COLOURS) -> str:
     return mark_safe(
         "".join(
             f'<span class="runs-legend"><span class="runs-swatch" '
-            f'style="background:{STATE_COLOURS[s]}"></span>{escape(_label(s))}</span>'
+            f'style="background:{colours[s]}"></span>{escape(_label(s))}</span>'
             for s in states
         )
     )

@@ -123,6 +123,10 @@ class ExportForm(forms.Form):
         choices=[
             ("runs", "The runs (one row per run)"),
             ("run_items", "Their run items (one row per action on a subject)"),
+            (
+                "audit",
+                "Audit trail, streamed: run items and audit events in ledger order",
+            ),
         ],
         widget=forms.RadioSelect,
         initial="runs",

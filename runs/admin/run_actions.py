@@ -12,7 +12,6 @@ from ..models import WorkItem
 from ..services import (
     InvalidRequest,
     run_archive,
-    run_mark_test_case,
     run_rerun,
     run_resolve,
     run_retry,
@@ -109,8 +108,10 @@ def _decide(run, actor, form):
 
 
 def _test_case(run, actor, form):
-    run_mark_test_case(run, actor=actor, reason=form.cleaned_data.get("reason", ""))
-    return "added as a test case"
+    from ..regression.services import test_case_add
+
+    test_case_add(run, actor=actor, reason=form.cleaned_data.get("reason", ""))
+    return "added as a test case (inputs and per-item outcomes kept as expected)"
 
 
 def _stoppable(run):
@@ -205,10 +206,11 @@ ACTIONS = {
             "Add as test case",
             "automations.change_automation",
             forms.ActionForm,
-            "Flags the run as a test case of its automation (a reference run kept "
-            "for regression checks).",
+            "Flags the run as a test case of its automation and keeps its inputs "
+            "and the outcome of every work item as the expected results; the "
+            "automation's test suite re-runs it against a version you choose.",
             _test_case,
-            offered=lambda run: not run.is_test_case,
+            offered=lambda run: _settled(run) and not run.is_test_case,
         ),
     ]
 }

@@ -6,7 +6,12 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -19,8 +24,9 @@ from ..models import Run, RunItem, WorkItem
 from ..resources import RunItemResource, RunResource
 from ..services import RunsError
 from ..states import RUN_ACTIVE, IllegalTransition, RunState, WorkItemState
-from . import forms
-from .changelist import ArchivedFilter, WindowPaginator
+from ..exports import audit_csv
+from . import forms, reports
+from .changelist import ArchivedFilter, TestSuiteRunsFilter, WindowPaginator
 from .display import progress_bar, state_badge
 from .run_actions import ACTIONS, EXPORT_PERMISSION
 
@@ -66,6 +72,7 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
         "trigger_kind",
         ArchivedFilter,
         "is_test_case",
+        TestSuiteRunsFilter,
     ]
     list_select_related = ["automation", "version"]
     search_fields = ["=number"]
@@ -235,6 +242,15 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
         )
 
     def export_response(self, what, runs):
+        if what == "audit":
+            response = StreamingHttpResponse(
+                audit_csv(runs), content_type="text/csv; charset=utf-8"
+            )
+            stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+            response["Content-Disposition"] = (
+                f'attachment; filename="audit-{stamp}.csv"'
+            )
+            return response
         if what == "run_items":
             rows = RunItem.objects.filter(run__in=runs.values("pk")).order_by(
                 "run", "seq"
@@ -309,6 +325,11 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
+            path(
+                "report/",
+                view(lambda request: reports.report_view(self, request)),
+                name="runs_run_report",
+            ),
             path(
                 "<path:object_id>/act/<slug:action_name>/",
                 view(self.run_action_view),

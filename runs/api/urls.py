@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import reports, views
 
 app_name = "runs-api"
 
@@ -24,6 +24,9 @@ urlpatterns = [
         name="automation-runs",
     ),
     path("me/", views.MeView.as_view(), name="me"),
+    path(
+        "reports/period/", reports.PeriodReportView.as_view(), name="report-period"
+    ),
     path("runs/export.csv", views.RunExportView.as_view(), name="run-export"),
     path(
         "runs/<str:pk>/work-items/",

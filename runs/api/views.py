@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from automations.models import Automation, TriggerKind
 
 from .. import services
-from ..csv import stream_rows
+from ..exports import audit_csv
 from ..models import Run, RunItem, WorkItem
 from . import serializers as s
 from .filters import RunFilter
@@ -359,28 +359,6 @@ class CSVRenderer(BaseRenderer):
         return (data or "").encode() if isinstance(data, str) else b""
 
 
-EXPORT_COLUMNS = [
-    ("run_number", "run__number"),
-    ("run_id", "run_id"),
-    ("automation", "run__automation__slug"),
-    ("seq", "seq"),
-    ("run_item", "id"),
-    ("work_item", "work_item_id"),
-    ("step", "step__name"),
-    ("action", "action"),
-    ("subject", "subject"),
-    ("attempt", "attempt"),
-    ("idempotency_key", "idempotency_key"),
-    ("outcome", "outcome"),
-    ("result_ref", "result_ref"),
-    ("failure_type", "failure_type"),
-    ("failure_cause", "failure_cause"),
-    ("started_at", "started_at"),
-    ("finished_at", "finished_at"),
-    ("hash", "hash"),
-]
-
-
 @extend_schema_view(
     get=extend_schema(
         tags=["runs"],
@@ -388,15 +366,18 @@ EXPORT_COLUMNS = [
         responses={
             (200, "text/csv"): OpenApiResponse(
                 OpenApiTypes.STR,
-                description="Run items of the matching runs, streamed.",
+                description="The audit CSV of the matching runs, streamed: one "
+                "row per run item and per audit event, in ledger order (columns in "
+                "docs/reports.md).",
             ),
             **_errors(400, 401, 403, 404),
         },
     )
 )
 class RunExportView(ApiMixin, generics.ListAPIView):
-    """Run items of the runs matching the filters, as a streaming CSV (constant
-    memory). Cells a spreadsheet would run as formulas are prefixed with `'`."""
+    """The audit CSV of the runs matching the filters (runs.exports): every run
+    item and audit event, streamed in constant memory. Cells a spreadsheet would
+    run as formulas are prefixed with `'`."""
 
     required_permission = "runs.export_run"
     queryset = Run.objects.all()
@@ -408,15 +389,8 @@ class RunExportView(ApiMixin, generics.ListAPIView):
 
     def list(self, request, *args, **kwargs):
         runs = self.filter_queryset(self.get_queryset())
-        rows = (
-            RunItem.objects.filter(run__in=runs.values("pk"))
-            .order_by("run__number", "seq")
-            .values_list(*[field for _, field in EXPORT_COLUMNS])
-            .iterator(chunk_size=2000)
-        )
         response = StreamingHttpResponse(
-            stream_rows([name for name, _ in EXPORT_COLUMNS], rows),
-            content_type="text/csv; charset=utf-8",
+            audit_csv(runs), content_type="text/csv; charset=utf-8"
         )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         response["Content-Disposition"] = (

@@ -34,6 +34,7 @@ def test_schema_is_served_and_lists_every_endpoint(client, db):
         "/api/v1/automations/{slug}/runs/": ["post"],
         "/api/v1/runs/": ["get"],
         "/api/v1/runs/export.csv": ["get"],
+        "/api/v1/reports/period/": ["get"],
         "/api/v1/runs/{id}/": ["get"],
         "/api/v1/runs/{id}/work-items/": ["get"],
         "/api/v1/runs/{id}/items/": ["get"],

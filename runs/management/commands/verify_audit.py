@@ -1,18 +1,28 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from runs.ledger import verify_all
+from runs.retention import missing_runs
 
 
 class Command(BaseCommand):
     help = (
-        "Verify every ledger chain (audit events and run items). Exits non-zero and "
-        "names the first bad row of each broken chain."
+        "Verify every ledger chain (audit events and run items), and that every run "
+        "number issued either exists or was deleted with a run.deleted event in the "
+        "global chain. Exits non-zero and names the first bad row of each broken "
+        "chain."
     )
 
     def handle(self, *args, **options):
-        problems = list(verify_all())
+        problems = [str(problem) for problem in verify_all()]
+        missing = missing_runs()
+        if missing:
+            shown = ", ".join(str(n) for n in missing[:20])
+            problems.append(
+                f"run number(s) {shown} were issued but the run is gone and the "
+                "global chain records no run.deleted event for it"
+            )
         for problem in problems:
             self.stderr.write(f"BROKEN {problem}")
         if problems:
-            raise CommandError(f"{len(problems)} ledger chain(s) failed verification")
+            raise CommandError(f"{len(problems)} ledger check(s) failed verification")
         self.stdout.write(self.style.SUCCESS("ledger verified: every chain is intact"))
