@@ -51,7 +51,7 @@ def status_kb(name: str) -> int:
 def setup(total_items: int):
     from automations.definitions import automation_import
     from runs.engine.bulk import insert_rows, work_item_row
-    from runs.ledger import _chain, _chain_rows, audit_event
+    from runs.ledger import PreparedRunItems, _chain, audit_event
     from runs.models import AuditEvent, Run, Sequence, WorkItem
 
     call_command("migrate", verbosity=0)
@@ -112,13 +112,10 @@ def setup(total_items: int):
                         "failure_cause": "upstream unavailable" if failed else "",
                         "started_at": now, "finished_at": now,
                     })
-                seq, prev = _chain_rows(run_rows, seq, prev)
-                rows.extend(run_rows)
-                run.ledger_seq, run.ledger_hash = seq, prev
+                rows.append((run, PreparedRunItems(run_rows), seq, prev))
             AuditEvent.objects.bulk_create(events)
-            from runs.models import RunItem
-
-            insert_rows(RunItem, rows)
+            for run, prepared, seq, prev in rows:
+                run.ledger_seq, run.ledger_hash = prepared.link_and_insert(seq, prev)
             Run.objects.bulk_update(batch, ["ledger_seq", "ledger_hash"])
     Sequence.objects.update_or_create(name="run", defaults={"value": runs})
     return runs, time.perf_counter() - t0

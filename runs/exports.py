@@ -9,15 +9,21 @@ not apply to a type are empty. Audit events are all of the run's chain: the
 operator actions (stop, retry, resolve, approve, archive, test case, …, with the
 person in `actor`) and the state changes the engine made (`actor` = engine).
 
-Memory is constant: two chunked iterators (`values_list().iterator()`), one per
-table, merged on (run number, seq); no model instances, no list of rows. Every
-cell goes through `runs.csv.neutralise` (formula cells get a leading `'`).
+Memory is constant: runs are read in number order, and each run's run items by
+the (run, seq) index in chunks, merged with its audit events on seq; no model
+instances, no list of rows, no sort of the whole table. Every free-text cell goes
+through `runs.csv.csv_safe` (formula cells get a leading `'`).
 """
 
-import heapq
+import csv
 import json
 
-from .csv import stream_rows
+from django.db.models import TextField
+from django.db.models.functions import Cast
+
+from automations.models import Step
+
+from .csv import Echo, csv_safe
 from .models import AuditEvent, RunItem
 
 CHUNK_SIZE = 2000
@@ -54,33 +60,41 @@ AUDIT_COLUMNS = [
     "hash",
 ]
 
-_RUN = [
-    "run__number",
-    "run_id",
-    "run__automation__slug",
-    "run__version__number",
-    "run__trigger_kind",
-    "run__run_by_label",
-    "seq",
+_RUN_FIELDS = [
+    "pk",
+    "number",
+    "automation__slug",
+    "version__number",
+    "trigger_kind",
+    "run_by_label",
 ]
-_ITEM_FIELDS = _RUN + [
+_ITEM_FIELDS = [
+    "seq",
     "id",
     "work_item_id",
-    "step__name",
+    "step_id",
     "action",
     "subject",
-    "parameters",
+    "parameters_text",
     "attempt",
     "idempotency_key",
     "outcome",
     "result_ref",
     "failure_type",
     "failure_cause",
-    "started_at",
-    "finished_at",
+    "started_text",
+    "finished_text",
     "hash",
 ]
-_EVENT_FIELDS = _RUN + [
+# The hot columns are read as the database's text: parsing a million timestamps
+# and JSON objects only to print them again is most of an export's time.
+_ITEM_TEXT = {
+    "parameters_text": Cast("parameters", TextField()),
+    "started_text": Cast("started_at", TextField()),
+    "finished_text": Cast("finished_at", TextField()),
+}
+_EVENT_FIELDS = [
+    "seq",
     "created_at",
     "actor_label",
     "verb",
@@ -97,52 +111,104 @@ def _json(value) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _item_row(v) -> list:
-    return [
-        "run_item", *v[:7],
-        v[7], v[8], v[9], v[10], v[11], _json(v[12]), v[13], v[14], v[15],
-        v[16], v[17], v[18], v[19], v[20],
-        "", "", "", "", "", "",  # actor … reason
-        v[21],
-    ]
+def _text(value) -> str:
+    """A free-text cell (subject, cause, reason, names): neutralised. Numbers,
+    UUIDs, hashes, timestamps and JSON objects cannot start like a formula and
+    are written as they are."""
+    return csv_safe(value) if value else ""
 
 
-def _event_row(v) -> list:
-    at = v[7]
-    return [
-        "audit_event", *v[:7],
-        "", "", "", "", "", "", "", "", "", "", "", "",  # run_item … failure_cause
-        at, at,
-        v[8], v[9], f"{v[10]}:{v[11]}" if v[10] else "",
-        _json(v[12]), _json(v[13]), v[14],
-        v[15],
-    ]
+def _time(value) -> str:
+    return value.isoformat() if value else ""
+
+
+def _db_time(text) -> str:
+    """A timestamp as the database prints it (UTC), in ISO 8601 like `_time`:
+    SQLite '2026-11-22 06:00:00.123456', PostgreSQL '…+00'."""
+    if not text:
+        return ""
+    text = text.replace(" ", "T", 1)
+    if text.endswith("+00"):
+        return text + ":00"
+    return text if "+" in text[10:] else text + "+00:00"
+
+
+def _runs(runs):
+    """The runs' identifying cells (neutralised once per run), by number."""
+    for pk, number, slug, version, trigger, run_by in (
+        runs.order_by("number").values_list(*_RUN_FIELDS).iterator(chunk_size=500)
+    ):
+        yield pk, [number, str(pk), _text(slug), version, trigger, _text(run_by)]
 
 
 def audit_rows(runs):
-    """Yield the audit CSV rows (lists) of the runs in `runs` (a Run queryset),
-    ordered by run number, then ledger seq."""
-    run_ids = runs.values("pk")
-    items = (
-        RunItem.objects.filter(run__in=run_ids)
-        .order_by("run__number", "seq")
-        .values_list(*_ITEM_FIELDS)
-        .iterator(chunk_size=CHUNK_SIZE)
-    )
-    events = (
-        AuditEvent.objects.filter(run__in=run_ids)
-        .order_by("run__number", "seq")
-        .values_list(*_EVENT_FIELDS)
-        .iterator(chunk_size=CHUNK_SIZE)
-    )
-    merged = heapq.merge(
-        ((v[0], v[6], 0, _item_row, v) for v in items),
-        ((v[0], v[6], 1, _event_row, v) for v in events),
-    )
-    for _number, _seq, _kind, shape, values in merged:
-        yield shape(values)
+    """Yield the audit CSV rows (lists of cell values, already neutralised) of the
+    runs in `runs` (a Run queryset), ordered by run number, then ledger seq.
+
+    Each run's rows are read by the (run, seq) unique index, so nothing is sorted
+    and memory holds one chunk of run items and the run's audit events."""
+    step_names: dict[int, str] = {}
+    for run_id, head in _runs(runs):
+        events = list(
+            AuditEvent.objects.filter(run_id=run_id).order_by("seq").values_list(*_EVENT_FIELDS)
+        )
+        items = (
+            RunItem.objects.filter(run_id=run_id)
+            .annotate(**_ITEM_TEXT)
+            .order_by("seq")
+            .values_list(*_ITEM_FIELDS)
+            .iterator(chunk_size=CHUNK_SIZE)
+        )
+        pending = iter(events)
+        event = next(pending, None)
+        for item in items:
+            while event is not None and event[0] < item[0]:
+                yield _event_row(head, event)
+                event = next(pending, None)
+            yield _item_row(head, item, step_names)
+        while event is not None:
+            yield _event_row(head, event)
+            event = next(pending, None)
+
+
+def _step_name(step_id, names) -> str:
+    name = names.get(step_id)
+    if name is None:
+        name = names[step_id] = _text(
+            Step.objects.filter(pk=step_id).values_list("name", flat=True).first() or ""
+        )
+    return name
+
+
+def _item_row(head, v, step_names) -> list:
+    (seq, pk, work_item, step_id, action, subject, parameters, attempt, key,
+     outcome, result_ref, failure_type, cause, started, finished, digest) = v
+    return [
+        "run_item", *head, seq,
+        pk, work_item, _step_name(step_id, step_names), _text(action), _text(subject),
+        parameters, attempt, key, outcome, _text(result_ref), failure_type,
+        _text(cause), _db_time(started), _db_time(finished),
+        "", "", "", "", "", "",  # actor … reason
+        digest,
+    ]
+
+
+def _event_row(head, v) -> list:
+    seq, at, actor, verb, object_type, object_id, before, after, reason, digest = v
+    at = _time(at)
+    return [
+        "audit_event", *head, seq,
+        "", "", "", "", "", "", "", "", "", "", "", "",  # run_item … failure_cause
+        at, at,
+        _text(actor), _text(verb), f"{object_type}:{object_id}" if object_type else "",
+        _json(before), _json(after), _text(reason),
+        digest,
+    ]
 
 
 def audit_csv(runs):
     """The audit CSV of `runs` as a stream of text lines."""
-    return stream_rows(AUDIT_COLUMNS, audit_rows(runs))
+    writer = csv.writer(Echo())
+    yield writer.writerow(AUDIT_COLUMNS)
+    for row in audit_rows(runs):
+        yield writer.writerow(row)
