@@ -101,6 +101,7 @@ def main():
 
         started = time.perf_counter()
         run = run_start(automation=automation, inputs=inputs)
+        start_seconds = time.perf_counter() - started
         while Run.objects.values_list("state", flat=True).get(pk=run.pk) != RunState.COMPLETED:
             time.sleep(0.05)
         engine_seconds = time.perf_counter() - started
@@ -138,6 +139,11 @@ def main():
     engine_rate = item_steps / engine_seconds
     anchor_rate = item_steps / anchor_seconds
     print(f"engine: {item_steps} item-steps in {engine_seconds:.2f}s = {engine_rate:,.0f}/s")
+    run.refresh_from_db()
+    print(
+        f"  run_start {start_seconds:.2f}s; first step run started "
+        f"{(run.started_at - run.created_at).total_seconds():.2f}s after creation"
+    )
     for order, count, first, last in step_runs:
         print(
             f"  step {order}: {count} step run(s), working "
