@@ -202,6 +202,9 @@ class StepRun(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     items_processed = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # when its task was last sent: a step run still queued a lease later had its
+    # task lost (Redis broker) and is sent again
+    queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)

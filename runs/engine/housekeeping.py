@@ -27,13 +27,13 @@ def housekeeping() -> dict:
     # A queued step run nobody picked up within a lease (the Redis broker loses
     # tasks when a worker dies): queue it again. A duplicate finds it taken.
     stale = now - timezone.timedelta(seconds=settings.RUNS_LEASE_SECONDS)
-    lost = StepRun.objects.filter(state=StepRunState.QUEUED, created_at__lt=stale)
+    lost = StepRun.objects.filter(state=StepRunState.QUEUED, queued_at__lt=stale)
     report["requeued"] = 0
     for step_run_id in lost.values_list("pk", flat=True):
         from django.db import transaction
 
         with transaction.atomic():
-            StepRun.objects.filter(pk=step_run_id).update(created_at=now)
+            StepRun.objects.filter(pk=step_run_id).update(queued_at=now)
             enqueue(step_run_id)
         report["requeued"] += 1
 

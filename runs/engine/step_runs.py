@@ -234,7 +234,11 @@ class StepRunner:
                 self.step_run,
                 StepRunState.QUEUED,
                 lease_token=self.token,
-                updates={"lease_token": None, "lease_expires_at": None},
+                updates={
+                    "lease_token": None,
+                    "lease_expires_at": None,
+                    "queued_at": timezone.now(),
+                },
             ):
                 enqueue(self.step_run.pk)
 

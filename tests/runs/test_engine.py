@@ -545,3 +545,21 @@ def test_schedule_fires_one_run_per_fire_time(automation):
     assert first.startswith("run ") and "already fired" in second
     run = Run.objects.get()
     assert run.trigger == trigger and run.trigger_kind == "schedule" and run.fired_at.second == 0
+
+
+def test_housekeeping_sends_a_lost_step_run_task_again(automation, django_capture_on_commit_callbacks, monkeypatch):
+    """The Redis broker loses tasks when a worker dies: a step run still queued a
+    lease after it was sent is sent again (a duplicate finds it taken)."""
+    import django_q.tasks
+
+    sent = []
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda func, *a, **k: sent.append((func, a)))
+    run = run_start(automation=automation("test.count"))
+    step_run = StepRun.objects.get(run=run)
+    assert housekeeping()["requeued"] == 0
+    StepRun.objects.filter(pk=step_run.pk).update(queued_at=timezone.now() - timezone.timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert housekeeping()["requeued"] == 1
+    assert sent == [("runs.tasks.step_run_execute", (step_run.pk,))]
+    step_run.refresh_from_db()
+    assert step_run.queued_at > timezone.now() - timezone.timedelta(minutes=1)
