@@ -66,7 +66,7 @@ def run_progress(run: Run) -> str:
         if current in (RunState.STOPPING, RunState.TERMINATING):
             if in_flight:
                 return current
-            return _settle_stop(run)
+            return settle_stop(run)
         if counts.get(WorkItemState.PENDING):
             step_ids = (
                 WorkItem.objects.filter(run=run, state=WorkItemState.PENDING)
@@ -112,7 +112,7 @@ def _summary(run: Run) -> dict:
     }
 
 
-def _settle_stop(run: Run) -> str:
+def settle_stop(run: Run) -> str:
     """Nothing is in flight any more: apply the stop's pending-items option."""
     option = run.stop_options.get("pending_items", StopPendingItems.FAILED)
     open_items = list(

@@ -89,9 +89,9 @@ def run_stop(
                     )
                 ],
             )
-            from ..engine.progress import _settle_stop
+            from ..engine.progress import settle_stop
 
-            _settle_stop(run)
+            settle_stop(run)
             return run
         target = (
             RunState.TERMINATING if step_runs == StopStepRuns.TERMINATE else RunState.STOPPING
