@@ -229,7 +229,10 @@ class StepRun(models.Model):
 
 
 class WorkItem(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="work_items")
+    # indexed as the first column of work_item_claim
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="work_items", db_index=False
+    )
     step = models.ForeignKey(
         "automations.Step", on_delete=models.PROTECT, related_name="work_items"
     )
@@ -243,8 +246,12 @@ class WorkItem(models.Model):
     payload = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     available_at = models.DateTimeField(default=timezone.now)
+    # the step run holding the lease, for the record: set and cleared with the lease,
+    # never looked up by (no index), and its step run is only ever deleted with the
+    # run and its items (no constraint to check on that delete)
     lease_owner = models.ForeignKey(
-        StepRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        StepRun, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+",
+        db_index=False, db_constraint=False,
     )
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -279,12 +286,22 @@ class WorkItem(models.Model):
             ),
         ]
         indexes = [
-            # the engine's claim: pending items of one step of one run
+            # the engine's claim: pending items of one step of one run (and, by its
+            # first column, every lookup of a run's items)
             models.Index(fields=["run", "step", "state"], name="work_item_claim"),
-            # housekeeping's lease reaper and approval deadlines
-            models.Index(fields=["state", "lease_expires_at"], name="work_item_lease"),
-            # run detail and API: items of a run by state
-            models.Index(fields=["run", "state"], name="work_item_run_state"),
+            # housekeeping's lease reaper and approval deadlines. Partial: the
+            # engine moves every item in and out of progress, and an index entry
+            # per item only while it is there is what that costs least
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(state=WorkItemState.IN_PROGRESS),
+                name="work_item_lease",
+            ),
+            models.Index(
+                fields=["approval_deadline"],
+                condition=Q(state=WorkItemState.AWAITING_INPUT),
+                name="work_item_approval_deadline",
+            ),
             # admin: runs search by the exact subject of a work item
             models.Index(fields=["subject"], name="work_item_subject"),
         ]
@@ -330,15 +347,21 @@ class LedgerRecord(models.Model):
 class RunItem(LedgerRecord):
     """One action on one subject (append-only, part of the run's hash chain)."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="run_items")
+    # indexed as the first column of run_item_seq_unique
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="run_items", db_index=False
+    )
     work_item = models.ForeignKey(
         WorkItem, on_delete=models.CASCADE, related_name="run_items"
     )
     step = models.ForeignKey(
         "automations.Step", on_delete=models.PROTECT, related_name="run_items"
     )
+    # like WorkItem.lease_owner: a record of which step run wrote it; the step run
+    # is only deleted with the run and its run items
     step_run = models.ForeignKey(
-        StepRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        StepRun, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+",
+        db_index=False, db_constraint=False,
     )
     action = models.CharField(max_length=200)
     subject = models.CharField(max_length=254, blank=True)

@@ -8,6 +8,8 @@ are adapted exactly as Django would store them (`get_db_prep_save` for JSON,
 `adapt_datetimefield_value` for datetimes), so the ORM reads them back unchanged.
 """
 
+from operator import itemgetter
+
 from django.db import connection, models
 
 
@@ -37,23 +39,36 @@ class Inserter:
     def adapt(self, rows: list[dict]) -> list[tuple]:
         """Rows as parameter tuples, ready for `execute` (no database access, so it
         can run before the transaction that writes them)."""
-        adapters = list(zip([f.attname for f in self.fields], self.adapters))
-        # rows of one batch share many values (its timestamps, ids): adapt each
-        # distinct scalar once
+        if not rows:
+            return []
+        names = [f.attname for f in self.fields]
+        take = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+        plan = [(i, f) for i, f in enumerate(self.adapters) if f is not None]
+        if not plan:
+            return [take(row) for row in rows]
+        # rows of one batch share many values (its timestamps, ids, parameters):
+        # adapt each distinct one once per column (containers by identity: the rows
+        # keep them alive, so an id is not reused while this runs; empty ones by
+        # type; scalars by type and value, so True and 1 stay apart)
         memo: dict = {}
-
-        def adapt(function, value):
-            if value is None or function is None:
-                return value
-            if isinstance(value, (dict, list)):
-                return function(value)
-            try:
-                return memo[value]
-            except KeyError:
-                memo[value] = adapted = function(value)
-                return adapted
-
-        return [tuple(adapt(f, row[name]) for name, f in adapters) for row in rows]
+        out = []
+        for row in rows:
+            values = list(take(row))
+            for i, function in plan:
+                value = values[i]
+                if value is None:
+                    continue
+                kind = type(value)
+                if kind is dict or kind is list:
+                    key = (i, id(value)) if value else (i, kind)
+                else:
+                    key = (i, kind, value)
+                try:
+                    values[i] = memo[key]
+                except KeyError:
+                    values[i] = memo[key] = function(value)
+            out.append(tuple(values))
+        return out
 
     def execute(self, params: list[tuple]) -> None:
         if params:

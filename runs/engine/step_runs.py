@@ -193,29 +193,36 @@ class StepRunner:
 
     def _loop(self) -> str:
         budget_end = time.monotonic() + settings.RUNS_STEP_RUN_BUDGET_SECONDS
+        self.claimed = []
         while True:
-            state = Run.objects.filter(pk=self.run.pk).values_list("state", flat=True).get()
-            self._stop_checked = time.monotonic()
-            self._stop_cause = STOP_CAUSES.get(state, "")
-            if state not in (RunState.RUNNING, RunState.AWAITING_INPUT):
-                break  # stopping: in-flight work is done, start no new batch
-            if self._past_deadline():
-                break
-            if time.monotonic() > budget_end:
-                self._hand_over()
-                return "handed over"
-            self.claimed = self._claim()
             if not self.claimed:
-                wait = self._next_available_in()
-                if wait is not None and wait <= INLINE_WAIT_SECONDS and (
-                    time.monotonic() + wait < budget_end
-                ):
-                    time.sleep(max(wait, 0.01))
-                    continue
-                break
+                state = Run.objects.filter(pk=self.run.pk).values_list("state", flat=True).get()
+                self._stop_checked = time.monotonic()
+                self._stop_cause = STOP_CAUSES.get(state, "")
+                if state not in (RunState.RUNNING, RunState.AWAITING_INPUT):
+                    break  # stopping: in-flight work is done, start no new batch
+                if self._past_deadline():
+                    break
+                if time.monotonic() > budget_end:
+                    self._hand_over()
+                    return "handed over"
+                self.claimed = self._claim()
+                if not self.claimed:
+                    wait = self._next_available_in()
+                    if wait is not None and wait <= INLINE_WAIT_SECONDS and (
+                        time.monotonic() + wait < budget_end
+                    ):
+                        time.sleep(max(wait, 0.01))
+                        continue
+                    break
             results = self._process(self.claimed)
-            self._commit(results)
+            # the next batch is claimed in the transaction that commits this one
+            # (one write transaction per batch), unless the step run should end here
+            claim_next = time.monotonic() < budget_end and not self._stop_cause and not (
+                self.run.deadline_at and timezone.now() >= self.run.deadline_at
+            )
             self.claimed = []
+            self.claimed = self._commit(results, claim_next=claim_next)
         self._finish(StepRunState.FINISHED)
         return "finished"
 
@@ -452,7 +459,9 @@ class StepRunner:
             ) or False
         return self._next_step or None
 
-    def _commit(self, results: list[ItemResult]) -> None:
+    def _commit(self, results: list[ItemResult], claim_next: bool = False) -> list[ClaimedItem]:
+        """Write a processed batch; with `claim_next`, claim the next batch in the
+        same transaction if the run is still running, and return it."""
         now = timezone.now()
         next_step = self.next_step()
         run_id, step, step_run_id = self.run.pk, self.step, self.step_run.pk
@@ -530,7 +539,7 @@ class StepRunner:
                 )
             if outputs_insert is not None:
                 outputs_insert.execute(output_params)
-            append_batch(
+            state = append_batch(
                 self.run, prepared, increments=increments, sets={"current_step": step.name}
             )
             if not StepRun.objects.filter(
@@ -547,6 +556,11 @@ class StepRunner:
             if new_items and time.monotonic() >= self._next_ensure:
                 step_runs_ensure(self.run, next_step)
                 self._next_ensure = time.monotonic() + ENSURE_SECONDS
+            self._stop_checked = time.monotonic()
+            self._stop_cause = STOP_CAUSES.get(state, "")
+            if claim_next and state in (RunState.RUNNING, RunState.AWAITING_INPUT):
+                return self._claim()
+        return []
 
     def _release_claimed(self, cause: str) -> None:
         """After an engine error, give claimed items back instead of waiting for

@@ -117,7 +117,9 @@ def work_items_claim(
     else:
         sql = f"{update}({pick}){returning}"
         params = [*update_params, *pick_params]
-    with transaction.atomic(), connection.cursor() as cursor:
+    # in the caller's transaction if there is one (the engine claims its next
+    # batch in the transaction that commits the last): no savepoint of its own
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     claimed = []

@@ -480,7 +480,7 @@ def test_crash_between_action_and_commit_replays_instead_of_calling_again(automa
     run = run_start(automation=auto, inputs=[{"n": 1}])
     original = StepRunner._commit
 
-    def crash(self, results):
+    def crash(self, results, **kwargs):
         raise test_actions.WorkerDied()
 
     monkeypatch.setattr(StepRunner, "_commit", crash)

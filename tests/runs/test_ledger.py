@@ -114,3 +114,33 @@ def test_each_run_has_its_own_chain(automation):
     assert AuditEvent.objects.filter(run=a).values_list("chain", flat=True).distinct().get() == str(a.pk)
     assert Run.objects.get(pk=a.pk).ledger_seq == a.ledger_seq > 0
     assert ledger.verify_chain(a) is None and ledger.verify_chain(b) is None
+
+
+def test_engine_digest_matches_the_canonical_form():
+    """The engine writes run item digests from a template; verify_audit recomputes
+    them with json.dumps. Any difference would flag every engine row as edited."""
+    import datetime
+
+    from runs.models import run_item_ledger_fields
+
+    moment = datetime.datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=datetime.timezone.utc)
+    other_zone = moment.astimezone(datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
+    base = {
+        "run_id": 7, "work_item_id": 12, "step_id": 3, "step_run_id": 9,
+        "action": "builtin.echo", "subject": "acct-1", "parameters": {"b": [1, 2.5], "a": None},
+        "attempt": 1, "idempotency_key": "7:12:builtin.echo", "outcome": "succeeded",
+        "result_ref": "", "failure_type": "", "failure_cause": "", "started_at": moment,
+        "finished_at": moment,
+    }
+    odd = {
+        **base,
+        "subject": 'Zoë "quoted" \\ back\nslash\t\u2028\x00 ☃ \ud83d\ude00'.encode(
+            "utf-16", "surrogatepass").decode("utf-16"),
+        "parameters": {"ü": {"nested": ["=1+1", True, False, 10**20, -0.0]}, "": ""},
+        "result_ref": "ref/ü", "failure_cause": "ValueError: '\\x7f'\x7f",
+        "started_at": other_zone, "attempt": 12, "run_id": "7",
+    }
+    rows = [base, odd, {**base, "parameters": base["parameters"]}]
+    assert ledger.run_item_digests(rows) == [
+        ledger.content_digest(run_item_ledger_fields(row)) for row in rows
+    ]
