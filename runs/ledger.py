@@ -66,6 +66,7 @@ def run_item_digests(rows: list[dict]) -> list[str]:
     with the general form is tested)."""
     digests = []
     parameters: dict = {}  # rows of a batch share their step's parameters
+    moments: dict = {}  # and their end time
     sha256 = hashlib.sha256
     for row in rows:
         params = row["parameters"]
@@ -73,9 +74,14 @@ def run_item_digests(rows: list[dict]) -> list[str]:
             params_json = parameters[id(params)]
         except KeyError:
             params_json = parameters[id(params)] = _canonical(params)
+        finished = row["finished_at"]
+        try:
+            finished_json = moments[finished]
+        except KeyError:
+            finished_json = moments[finished] = _scalar(finished)
         body = _RUN_ITEM_BODY % (
             _scalar(row["action"]), _scalar(row["attempt"]), _scalar(row["failure_cause"]),
-            _scalar(row["failure_type"]), _scalar(row["finished_at"]),
+            _scalar(row["failure_type"]), finished_json,
             _scalar(row["idempotency_key"]), _scalar(row["outcome"]), params_json,
             _scalar(row["result_ref"]), _encode_str(str(row["run_id"])),
             _scalar(row["started_at"]), _scalar(row["step_id"]), _scalar(row["subject"]),

@@ -389,8 +389,6 @@ class RunItem(LedgerRecord):
         indexes = [
             # idempotent replay looks results up by key
             models.Index(fields=["idempotency_key"], name="run_item_idempotency_key"),
-            # reports: outcomes per period
-            models.Index(fields=["finished_at"], name="run_item_finished_at"),
             # admin: run items search by exact subject
             models.Index(fields=["subject"], name="run_item_subject"),
         ]

@@ -104,6 +104,7 @@ class ItemResult:
     approvers: list = field(default_factory=list)
     approval_deadline: object = None
     finished_at: object = None
+    key: str = ""
 
 
 def _normalise(value) -> Result:
@@ -127,6 +128,7 @@ class StepRunner:
             "run", "run__automation", "step", "step__version"
         ).get(pk=step_run_id)
         self.run: Run = self.step_run.run
+        self.run_key = str(self.run.pk)  # formatted once, not per item
         self.step = self.step_run.step
         self.token = uuid.uuid4()
         self.lease = settings.RUNS_LEASE_SECONDS
@@ -325,7 +327,7 @@ class StepRunner:
         results = []
         journal = {}
         if self.spec.journal:
-            keys = [idempotency_key(self.run.pk, i.pk, self.step.action) for i in items]
+            keys = [idempotency_key(self.run_key, i.pk, self.step.action) for i in items]
             journal = {r.pk: r for r in ActionResult.objects.filter(pk__in=keys)}
         for item in items:
             if self.should_stop():
@@ -350,8 +352,8 @@ class StepRunner:
     def _process_one(self, item: ClaimedItem, journal: dict) -> ItemResult:
         step = self.step
         started = timezone.now()
-        key = idempotency_key(self.run.pk, item.pk, step.action)
-        result = ItemResult(item=item, outcome="", state="", started_at=started)
+        key = idempotency_key(self.run_key, item.pk, step.action)
+        result = ItemResult(item=item, outcome="", state="", started_at=started, key=key)
         approved = bool(item.approval and item.approval.get("decision") == "approve")
         try:
             applies = evaluate(step.condition, item.payload)
@@ -508,7 +510,7 @@ class StepRunner:
                     "subject": item.subject,
                     "parameters": step.parameters,
                     "attempt": item.attempts,
-                    "idempotency_key": idempotency_key(run_id, item.pk, step.action),
+                    "idempotency_key": r.key or idempotency_key(self.run_key, item.pk, step.action),
                     "outcome": r.outcome,
                     "result_ref": r.result_ref,
                     "failure_type": r.failure_type,
