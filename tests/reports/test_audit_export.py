@@ -70,3 +70,77 @@ def test_admin_export_action_streams_the_audit_csv(automation, admin_client):
     assert response["Content-Disposition"].startswith('attachment; filename="audit-')
     rows = _rows(response)
     assert [r["subject"] for r in rows if r["record"] == "run_item"] == ["'-x"]
+
+
+TRICKY = [
+    "plain",
+    "comma, inside",
+    'a "quoted" word',
+    "two\nlines",
+    "carriage\rreturn",
+    "=SUM(A1:A2)",
+    "-12",
+    "+3.5",
+    "@mention, with comma",
+    "\tTAB",
+    "ünïcödé ☃",
+    "",
+]
+
+
+def test_cells_are_written_as_the_csv_module_reads_them_back(automation, exporter, user):
+    """The database writes most cells of the file; every cell must read back as
+    the run item's value (neutralised where it starts like a formula), and the
+    file must be exactly what csv.writer would write for those cells."""
+    import datetime
+    import json
+
+    from runs.csv import csv_safe
+    from runs.models import RunItem
+
+    auto = automation(
+        {"action": "builtin.echo", "parameters": {"note": 'x, "y"\nz', "n": [1, 2]}},
+        slug="tricky",
+    )
+    run = run_start(automation=auto, inputs=[{"subject": s} for s in TRICKY], actor=user)
+    run_until_idle()
+    for i, item in enumerate(RunItem.objects.filter(run=run).order_by("seq")):
+        # the engine wrote these; the export does not check hashes, so other
+        # free-text columns can be given tricky values too
+        RunItem.objects.filter(pk=item.pk).update(
+            result_ref=TRICKY[(i + 3) % len(TRICKY)],
+            failure_cause=TRICKY[(i + 5) % len(TRICKY)],
+        )
+    response = exporter.get("/api/v1/runs/export.csv")
+    text = b"".join(response.streaming_content).decode()
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    rewritten = io.StringIO()
+    csv.writer(rewritten).writerows(rows)
+    assert rewritten.getvalue() == text  # minimal quoting, CRLF, like csv.writer
+    header, body = rows[0], rows[1:]
+    assert header == AUDIT_COLUMNS
+    cells = [dict(zip(header, row)) for row in body if row[0] == "run_item"]
+    items = list(RunItem.objects.filter(run=run).select_related("step").order_by("seq"))
+    assert len(cells) == len(items) == len(TRICKY)
+
+    def when(value):
+        return datetime.datetime.fromisoformat(value)
+
+    for cell, item in zip(cells, items):
+        assert cell["seq"] == str(item.seq) and cell["run_item"] == str(item.pk)
+        assert cell["work_item"] == str(item.work_item_id)
+        assert cell["step"] == csv_safe(item.step.name)
+        assert cell["action"] == csv_safe(item.action)
+        assert cell["subject"] == csv_safe(item.subject)
+        assert cell["result_ref"] == csv_safe(item.result_ref)
+        assert cell["failure_cause"] == csv_safe(item.failure_cause)
+        assert json.loads(cell["parameters"]) == item.parameters
+        assert cell["attempt"] == str(item.attempt)
+        assert cell["idempotency_key"] == item.idempotency_key
+        assert cell["outcome"] == item.outcome and cell["hash"] == item.hash
+        assert when(cell["started_at"]) == item.started_at
+        assert when(cell["finished_at"]) == item.finished_at
+        assert cell["run_number"] == str(run.number) and cell["automation"] == "tricky"
+        assert all(cell[c] == "" for c in ("actor", "verb", "object", "before", "after"))
+    subjects = {cell["subject"] for cell in cells}
+    assert "'=SUM(A1:A2)" in subjects and "-12" in subjects and "'\tTAB" in subjects
