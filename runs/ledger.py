@@ -51,7 +51,7 @@ _RUN_ITEM_BODY = (
 
 def _scalar(value) -> str:
     kind = type(value)
-    if kind is str:
+    if kind is str or isinstance(value, str):  # outcomes and failure types are str enums
         return _encode_str(value)
     if kind is int:
         return int.__repr__(value)

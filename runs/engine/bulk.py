@@ -28,8 +28,8 @@ class Inserter:
         if isinstance(field, models.ForeignKey):
             return cls._adapter(field.target_field)
         if isinstance(field, models.JSONField):
-            encoder = field.encoder
-            return lambda value: connection.ops.adapt_json_value(value, encoder)
+            encoder, adapt_json = field.encoder, connection.ops.adapt_json_value
+            return lambda value: adapt_json(value, encoder)
         if isinstance(field, models.DateTimeField):
             return connection.ops.adapt_datetimefield_value
         if isinstance(field, models.UUIDField):

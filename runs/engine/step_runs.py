@@ -7,6 +7,7 @@ counters in one transaction. Every write carries the step run's lease token, so 
 worker that lost its lease (it was too slow, or presumed dead) changes nothing.
 """
 
+import gc
 import logging
 import os
 import socket
@@ -577,8 +578,24 @@ class StepRunner:
                 log.exception("could not release the items of step run %s", self.step_run.pk)
 
 
+_frozen = False
+
+
+def _freeze_worker_objects() -> None:
+    """Move the worker process's long-lived objects (Django, the apps, the action
+    registry) out of the cyclic collector's way, once per process: a step run
+    allocates containers by the million, and each full collection walked them all
+    again (a tenth of a step run's time)."""
+    global _frozen
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen = True
+
+
 def step_run_execute(step_run_id: int) -> str:
     """Entry point of the django-q2 task (see runs.tasks)."""
+    _freeze_worker_objects()
     try:
         runner = StepRunner(step_run_id)
     except StepRun.DoesNotExist:
