@@ -1,6 +1,6 @@
 """Throughput: work items through a 3-step echo automation, engine vs one task per item.
 
-    .venv/bin/python benchmarks/throughput.py [--items 10000] [--workers 2]
+    .venv/bin/python benchmarks/throughput.py [--items 10000] [--workers 2] [--batch-size 100 500]
 
 Both phases run in this one process against one fresh SQLite database (WAL) with one
 worker cluster (`manage.py qcluster`, the project's tuned Q_CLUSTER settings):
@@ -11,8 +11,10 @@ worker cluster (`manage.py qcluster`, the project's tuned Q_CLUSTER settings):
   putting its item through the same three echo actions in memory, with no ledger at
   all; the clock stops when the queue is drained. Item-steps = N x 3.
 
-The bar (DESIGN.md): engine item-steps/s >= 10x the anchor's. Set DATABASE_URL /
-REDIS_URL to measure PostgreSQL / the Redis broker instead.
+The engine is measured once per `--batch-size` (default: 100, the product's default
+step batch size, and 500, what a no-op step would be given for throughput); the
+anchor once. The bar (DESIGN.md): engine item-steps/s >= 10x the anchor's. Set
+DATABASE_URL / REDIS_URL to measure PostgreSQL / the Redis broker instead.
 """
 
 import argparse
@@ -45,7 +47,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[100, 500])
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="runs-bench-")
@@ -74,47 +76,42 @@ def main():
     from runs.states import RunState
 
     call_command("migrate", verbosity=0)
-    steps = [
-        {"name": f"echo {i}", "action": "builtin.echo", "batch_size": args.batch_size}
-        for i in (1, 2, 3)
-    ]
-    automation = automation_import(
-        {"slug": "bench", "name": "Bench", "publish": True, "steps": steps}
-    ).automation
+    automations = {
+        size: automation_import({
+            "slug": f"bench-{size}", "name": f"Bench {size}", "publish": True,
+            "steps": [
+                {"name": f"echo {i}", "action": "builtin.echo", "batch_size": size}
+                for i in (1, 2, 3)
+            ],
+        }).automation
+        for size in args.batch_size
+    }
     inputs = [{"subject": f"item-{i}", "n": i} for i in range(args.items)]
     broker = "redis" if settings.Q_CLUSTER.get("redis") else "orm"
     print(
         f"database {connection.vendor}, broker {broker}, workers {args.workers}, "
-        f"items {args.items}, steps 3, batch {args.batch_size}"
+        f"items {args.items}, steps 3, batch sizes {args.batch_size}"
     )
 
     cluster = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=os.environ,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
+    engine = {}
     try:
         # warm up: the cluster is ready once it has run a task
         warm = Run.objects.count()
-        run_start(automation=automation, inputs=[{}])
+        run_start(automation=automations[args.batch_size[0]], inputs=[{}])
         while Run.objects.filter(state=RunState.COMPLETED).count() <= warm:
             time.sleep(0.1)
 
-        started = time.perf_counter()
-        run = run_start(automation=automation, inputs=inputs)
-        start_seconds = time.perf_counter() - started
-        while Run.objects.values_list("state", flat=True).get(pk=run.pk) != RunState.COMPLETED:
-            time.sleep(0.05)
-        engine_seconds = time.perf_counter() - started
-        from django.db.models import Count, Max, Min
-
-        from runs.models import StepRun
-
-        step_runs = list(
-            StepRun.objects.filter(run=run)
-            .values_list("step__order")
-            .annotate(n=Count("id"), first=Min("started_at"), last=Max("finished_at"))
-            .order_by("step__order")
-        )
+        for size, automation in automations.items():
+            started = time.perf_counter()
+            run = run_start(automation=automation, inputs=inputs)
+            start_seconds = time.perf_counter() - started
+            while Run.objects.values_list("state", flat=True).get(pk=run.pk) != RunState.COMPLETED:
+                time.sleep(0.05)
+            engine[size] = (run, time.perf_counter() - started, start_seconds)
 
         started = time.perf_counter()
         with transaction.atomic():
@@ -135,25 +132,38 @@ def main():
         cluster.terminate()
         cluster.wait(timeout=30)
 
+    from django.db.models import Count, Max, Min
+
+    from runs.models import StepRun
+
     item_steps = args.items * 3
-    engine_rate = item_steps / engine_seconds
     anchor_rate = item_steps / anchor_seconds
-    print(f"engine: {item_steps} item-steps in {engine_seconds:.2f}s = {engine_rate:,.0f}/s")
-    run.refresh_from_db()
-    print(
-        f"  run_start {start_seconds:.2f}s; first step run started "
-        f"{(run.started_at - run.created_at).total_seconds():.2f}s after creation"
-    )
-    for order, count, first, last in step_runs:
-        print(
-            f"  step {order}: {count} step run(s), working "
-            f"{(last - first).total_seconds():.2f}s"
-        )
     print(
         f"one django-q2 task per item: {item_steps} item-steps in {anchor_seconds:.2f}s "
         f"= {anchor_rate:,.0f}/s (enqueue {enqueued:.2f}s)"
     )
-    print(f"ratio engine/anchor: {engine_rate / anchor_rate:.1f}x (bar: >= 10x)")
+    for size, (run, seconds, start_seconds) in engine.items():
+        rate = item_steps / seconds
+        run.refresh_from_db()
+        print(
+            f"engine, batch {size}: {item_steps} item-steps in {seconds:.2f}s = {rate:,.0f}/s; "
+            f"ratio engine/anchor: {rate / anchor_rate:.1f}x (bar: >= 10x)"
+        )
+        print(
+            f"  run_start {start_seconds:.2f}s; first step run started "
+            f"{(run.started_at - run.created_at).total_seconds():.2f}s after creation"
+        )
+        step_runs = (
+            StepRun.objects.filter(run=run)
+            .values_list("step__order")
+            .annotate(n=Count("id"), first=Min("started_at"), last=Max("finished_at"))
+            .order_by("step__order")
+        )
+        for order, count, first, last in step_runs:
+            print(
+                f"  step {order}: {count} step run(s), working "
+                f"{(last - first).total_seconds():.2f}s"
+            )
 
 
 if __name__ == "__main__":

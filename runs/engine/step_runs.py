@@ -219,13 +219,14 @@ class StepRunner:
                         continue
                     break
             results = self._process(self.claimed)
+            # items the commit interval left unprocessed stay claimed for the next round
+            left = self.claimed[len(results):]
             # the next batch is claimed in the transaction that commits this one
             # (one write transaction per batch), unless the step run should end here
-            claim_next = time.monotonic() < budget_end and not self._stop_cause and not (
+            claim_next = not left and time.monotonic() < budget_end and not self._stop_cause and not (
                 self.run.deadline_at and timezone.now() >= self.run.deadline_at
             )
-            self.claimed = []
-            self.claimed = self._commit(results, claim_next=claim_next)
+            self.claimed = left + self._commit(results, claim_next=claim_next)
         self._finish(StepRunState.FINISHED)
         return "finished"
 
@@ -325,12 +326,18 @@ class StepRunner:
         return bool(self._stop_cause)
 
     def _process(self, items: list[ClaimedItem]) -> list[ItemResult]:
+        """Results for the first items of `items`: all of them, or as many as were
+        done when RUNS_COMMIT_SECONDS ran out (slow actions still show progress,
+        and hand their outputs to the next step, that often)."""
         results = []
         journal = {}
         if self.spec.journal:
             keys = [idempotency_key(self.run_key, i.pk, self.step.action) for i in items]
             journal = {r.pk: r for r in ActionResult.objects.filter(pk__in=keys)}
+        commit_by = time.monotonic() + settings.RUNS_COMMIT_SECONDS
         for item in items:
+            if results and time.monotonic() >= commit_by:
+                break
             if self.should_stop():
                 results.append(self._stopped(item))
                 continue

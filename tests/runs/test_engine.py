@@ -435,6 +435,21 @@ def test_next_step_starts_as_soon_as_it_has_items(automation):
     assert seen == [False, True, True]
 
 
+def test_slow_actions_commit_what_they_did_every_commit_interval(automation, settings):
+    """A batch of slow items is written in parts, at least every RUNS_COMMIT_SECONDS,
+    by one step run: progress and outputs show while the rest is still claimed."""
+    settings.RUNS_COMMIT_SECONDS = 0.1
+    auto = automation({"action": "test.slow", "parameters": {"seconds": 0.04}, "batch_size": 8},
+                      "builtin.echo")
+    run = start_and_drain(auto, [{"n": n} for n in range(8)])
+    assert run.state == RunState.COMPLETED and run.total_items == 16
+    first = RunItem.objects.filter(run=run, step__name="step1")
+    assert first.count() == 8  # each item once
+    assert StepRun.objects.filter(run=run, step__name="step1").count() == 1
+    commits = first.values("finished_at").distinct().count()
+    assert 2 <= commits < 8  # in parts, several items per part
+
+
 def test_step_runs_up_to_concurrency(automation):
     auto = automation({"action": "builtin.echo", "batch_size": 2, "concurrency": 3})
     run = run_start(automation=auto, inputs=[{}] * 10)
