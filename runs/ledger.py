@@ -124,11 +124,9 @@ class PreparedRunItems:
         from .engine.bulk import inserter_for
 
         self.digests = run_item_digests(rows)
+        # the row's own columns are adapted now; its chain columns once linked
+        self.params = inserter_for(RunItem, self.COLUMNS).adapt(rows)
         self.inserter = inserter_for(RunItem, (*self.COLUMNS, "seq", "prev_hash", "hash"))
-        self.params = self.inserter.adapt(
-            [{**{c: row[c] for c in self.COLUMNS}, "seq": 0, "prev_hash": "", "hash": ""}
-             for row in rows]
-        )
 
     def __len__(self):
         return len(self.digests)
@@ -138,7 +136,7 @@ class PreparedRunItems:
         for base, digest in zip(self.params, self.digests):
             seq += 1
             current = link_hash(prev, seq, digest)
-            linked.append((*base[:-3], seq, prev, current))
+            linked.append((*base, seq, prev, current))
             prev = current
         self.inserter.execute(linked)
         return seq, prev

@@ -70,7 +70,7 @@ def idempotency_key(run_id, work_item_id, action_key: str) -> str:
     return f"{run_id}:{work_item_id}:{action_key}"
 
 
-@dataclass
+@dataclass(slots=True)
 class ClaimedItem:
     """A claimed work item: the fields the engine and actions read, without a model
     instance (actions get it as `ctx.work_item`)."""
@@ -89,7 +89,7 @@ class ClaimedItem:
         return self.id
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemResult:
     item: ClaimedItem
     outcome: str
