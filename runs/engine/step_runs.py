@@ -223,8 +223,12 @@ class StepRunner:
             left = self.claimed[len(results):]
             # the next batch is claimed in the transaction that commits this one
             # (one write transaction per batch), unless the step run should end here
-            claim_next = not left and time.monotonic() < budget_end and not self._stop_cause and not (
-                self.run.deadline_at and timezone.now() >= self.run.deadline_at
+            deadline = self.run.deadline_at
+            claim_next = (
+                not left
+                and time.monotonic() < budget_end
+                and not self._stop_cause
+                and not (deadline and timezone.now() >= deadline)
             )
             self.claimed = left + self._commit(results, claim_next=claim_next)
         self._finish(StepRunState.FINISHED)
