@@ -20,6 +20,7 @@ starts like a formula is flagged by that statement and written in Python
 (`_item_row`), where the neutralising rule lives.
 """
 
+import csv
 import itertools
 import json
 
@@ -27,7 +28,7 @@ from django.db import connection
 
 from automations.models import Step
 
-from .csv import csv_safe
+from .csv import Echo, csv_safe
 from .models import AuditEvent, RunItem
 
 CHUNK_SIZE = 2000
@@ -159,15 +160,11 @@ def _event_row(head, v) -> list:
 
 
 def _cell(text: str) -> str:
-    """`text` as csv.writer writes a cell (excel dialect, QUOTE_MINIMAL)."""
+    """`text` as csv.writer writes a cell (excel dialect, QUOTE_MINIMAL): the Python
+    twin of `_sql_cell`, for the cells joined into the lines the database writes."""
     if "," in text or '"' in text or "\n" in text or "\r" in text:
         return '"' + text.replace('"', '""') + '"'
     return text
-
-
-def _line(cells) -> str:
-    """A CSV line as csv.writer writes it (None is the empty cell)."""
-    return ",".join(_cell("" if cell is None else str(cell)) for cell in cells) + "\r\n"
 
 
 def _sql_functions():
@@ -272,11 +269,13 @@ def audit_lines(runs):
     that reads it, a run's audit events are merged in on seq."""
     sql = _run_item_lines_sql()
     events_sql = _events_sql()
+    # the lines Python writes: audit events, rows with a formula cell
+    line = csv.writer(Echo()).writerow
     step_names: dict[int, str] = {}
     step_cells: dict[int, str] = {}
     run_field = RunItem._meta.get_field("run").target_field
     for run_id, head in _runs(runs):
-        prefix = _line(["run_item", *head])[:-2] + ","
+        prefix = line(["run_item", *head])[:-2] + ","
         run_value = run_field.get_db_prep_value(run_id, connection)
         with connection.cursor() as cursor:
             cursor.execute(events_sql, [run_value])
@@ -288,10 +287,10 @@ def audit_lines(runs):
                 rows = cursor.fetchall()
                 for seq, pk, step_id, first, rest in rows:
                     while event is not None and event[0] < seq:
-                        yield _line(_event_row(head, event))
+                        yield line(_event_row(head, event))
                         event = next(events, None)
                     if rest is None:  # a cell to neutralise: the reference path
-                        yield _line(_item_row(head, _run_item_row(pk), step_names))
+                        yield line(_item_row(head, _run_item_row(pk), step_names))
                         continue
                     step = step_cells.get(step_id)
                     if step is None:
@@ -301,13 +300,13 @@ def audit_lines(runs):
                     break
                 after = rows[-1][0]
         while event is not None:
-            yield _line(_event_row(head, event))
+            yield line(_event_row(head, event))
             event = next(events, None)
 
 
 def audit_csv(runs, *, lines_per_chunk: int = 500):
     """The audit CSV of `runs` as a stream of text chunks (whole lines each)."""
-    yield _line(AUDIT_COLUMNS)
+    yield csv.writer(Echo()).writerow(AUDIT_COLUMNS)
     lines = audit_lines(runs)
     while chunk := list(itertools.islice(lines, lines_per_chunk)):
         yield "".join(chunk)
