@@ -105,7 +105,7 @@ class ItemResult:
     approvers: list = field(default_factory=list)
     approval_deadline: object = None
     finished_at: object = None
-    key: str = ""
+    key: str = ""  # the idempotency key of this item at this action
 
 
 def _normalise(value) -> Result:
@@ -359,6 +359,7 @@ class StepRunner:
             failure_type=FailureType.APPLICATION,
             failure_code=self._stop_cause.replace(" ", "_"),
             failure_message=self._stop_cause,
+            key=idempotency_key(self.run_key, item.pk, self.step.action),
         )
 
     def _process_one(self, item: ClaimedItem, journal: dict) -> ItemResult:
@@ -522,7 +523,7 @@ class StepRunner:
                     "subject": item.subject,
                     "parameters": step.parameters,
                     "attempt": item.attempts,
-                    "idempotency_key": r.key or idempotency_key(self.run_key, item.pk, step.action),
+                    "idempotency_key": r.key,
                     "outcome": r.outcome,
                     "result_ref": r.result_ref,
                     "failure_type": r.failure_type,
