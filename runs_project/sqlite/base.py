@@ -19,9 +19,10 @@ LONGEST_WAIT = 0.002
 
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params):
-        connection = super().get_new_connection(conn_params)
-        self.busy_timeout_ms = connection.execute("PRAGMA busy_timeout").fetchone()[0]
-        return connection
+        # the busy timeout the connection is opened with (OPTIONS "timeout", in
+        # seconds; sqlite3's default is 5)
+        self.busy_timeout_ms = int(conn_params.get("timeout", 5.0) * 1000)
+        return super().get_new_connection(conn_params)
 
     def _start_transaction_under_autocommit(self):
         if self.transaction_mode != "IMMEDIATE":
@@ -42,4 +43,4 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 time.sleep(wait)
                 wait = min(wait * 1.5, LONGEST_WAIT)
         finally:
-            cursor.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            cursor.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
