@@ -34,8 +34,7 @@ from automations.conditions import evaluate
 
 from ..ledger import PreparedRunItems, append_batch
 from ..machines import run_move, step_run_move, work_items_claim
-from ..machines.work_item import work_items_settle
-from ..machines.work_item import LeaseLost
+from ..machines.work_item import LeaseLost, claimed_rows, work_items_settle
 from ..models import ActionResult, Run, StepRun, WorkItem
 from ..states import (
     FailureType,
@@ -281,7 +280,9 @@ class StepRunner:
 
     # -- claim -----------------------------------------------------------------
 
-    def _claim(self) -> list[ClaimedItem]:
+    def _claim(self, decoded: bool = True) -> list:
+        """Claim the next batch. With `decoded=False` (inside the commit's
+        transaction), return the claim as `_claimed` takes it after the commit."""
         now = timezone.now()
         rows = work_items_claim(
             self.run,
@@ -291,9 +292,16 @@ class StepRunner:
             owner_id=self.step_run.pk,
             expires=now + timezone.timedelta(seconds=self.lease),
             now=now,
+            decoded=False,
         )
         self._last_heartbeat = time.monotonic()
-        return [ClaimedItem(**row) for row in rows]
+        claim = (rows, now)
+        return self._claimed(claim) if decoded else claim
+
+    @staticmethod
+    def _claimed(claim) -> list[ClaimedItem]:
+        rows, now = claim
+        return [ClaimedItem(**row) for row in claimed_rows(rows, now)]
 
     def _extend_step_run_lease(self, expires) -> None:
         if not StepRun.objects.filter(
@@ -573,9 +581,10 @@ class StepRunner:
                 self._next_ensure = time.monotonic() + ENSURE_SECONDS
             self._stop_checked = time.monotonic()
             self._stop_cause = STOP_CAUSES.get(state, "")
-            if claim_next and state in (RunState.RUNNING, RunState.AWAITING_INPUT):
-                return self._claim()
-        return []
+            if not (claim_next and state in (RunState.RUNNING, RunState.AWAITING_INPUT)):
+                return []
+            claim = self._claim(decoded=False)
+        return self._claimed(claim)
 
     def _release_claimed(self, cause: str) -> None:
         """After an engine error, give claimed items back instead of waiting for

@@ -76,8 +76,8 @@ def work_items_move(
 
 
 def work_items_claim(
-    run: Run, step, *, limit: int, token, owner_id: int, expires, now
-) -> list[dict]:
+    run: Run, step, *, limit: int, token, owner_id: int, expires, now, decoded: bool = True
+) -> list:
     """Claim up to `limit` due pending items of one step: pending -> in_progress.
 
     One conditional `UPDATE … WHERE id IN (SELECT … pending … LIMIT n) RETURNING`:
@@ -85,6 +85,10 @@ def work_items_claim(
     SKIP LOCKED); on SQLite the IMMEDIATE transaction already excludes them. The
     claim writes no ledger row: the run item written when the attempt ends
     records it (attempt number, start and end).
+
+    With `decoded=False` the rows come back as the database returned them: pass
+    them to `claimed_rows` once the caller's transaction has committed, so that
+    the write lock is not held while their JSON is parsed.
     """
     quote = connection.ops.quote_name
     table = quote(WorkItem._meta.db_table)
@@ -122,6 +126,11 @@ def work_items_claim(
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    return claimed_rows(rows, now) if decoded else rows
+
+
+def claimed_rows(rows, now) -> list[dict]:
+    """Rows returned by a claim as dicts in id order, JSON parsed."""
     claimed = []
     for pk, step_id, payload, subject, attempts, approval, lease_owner_id in rows:
         if isinstance(payload, str):
