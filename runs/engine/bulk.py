@@ -12,6 +12,8 @@ from operator import itemgetter
 
 from django.db import connection, models
 
+from ..models import WorkItem
+
 
 class Inserter:
     def __init__(self, model, columns: list[str]):
@@ -94,6 +96,33 @@ def insert_rows(model, rows: list[dict]) -> None:
     """Insert dict rows (keys: field attnames, the same for every row) into `model`."""
     if rows:
         inserter_for(model, rows[0]).insert(rows)
+
+
+class PendingItems:
+    """New pending work items of one step of one run, made at one moment (a run's
+    inputs, or the outputs of a batch), as parameters for one `executemany`. All
+    but three columns are the same for every item: they are adapted once, and
+    each item adds only its parent, subject and payload."""
+
+    OWN = ("parent_id", "subject", "payload")
+
+    def __init__(self, *, run_id, step_id, now):
+        shared = work_item_row(run_id=run_id, step_id=step_id, payload={}, subject="", now=now)
+        for name in self.OWN:
+            del shared[name]
+        self.inserter = inserter_for(WorkItem, (*shared, *self.OWN))
+        self.shared = self.inserter.adapt([shared | dict.fromkeys(self.OWN)])[0][: len(shared)]
+        self.adapt_payload = self.inserter.adapters[-1]
+        self.params: list[tuple] = []
+
+    def __len__(self):
+        return len(self.params)
+
+    def add(self, payload: dict, subject: str, parent_id: int | None = None) -> None:
+        self.params.append((*self.shared, parent_id, subject, self.adapt_payload(payload)))
+
+    def insert(self) -> None:
+        self.inserter.execute(self.params)
 
 
 def work_item_row(*, run_id, step_id, payload, subject, now, parent_id=None) -> dict:

@@ -44,7 +44,7 @@ from ..states import (
     StepRunState,
     WorkItemState,
 )
-from .bulk import inserter_for, work_item_row
+from .bulk import PendingItems
 from .dispatch import enqueue, step_runs_ensure
 
 log = logging.getLogger("runs.engine")
@@ -490,7 +490,11 @@ class StepRunner:
         run_id, step, step_run_id = self.run.pk, self.step, self.step_run.pk
         groups: dict[tuple, list[int]] = {}
         per_item = []
-        run_items, new_items = [], []
+        run_items = []
+        new_items = (
+            PendingItems(run_id=run_id, step_id=next_step.pk, now=now)
+            if next_step is not None else None
+        )
         outputs = failed = invoked = 0
         for r in results:
             item = r.item
@@ -509,17 +513,10 @@ class StepRunner:
             failed += r.state == WorkItemState.FAILED
             invoked += r.invoked
             outputs += len(r.outputs)
-            if next_step is not None:
+            if new_items is not None:
                 for payload in r.outputs:
-                    new_items.append(
-                        work_item_row(
-                            run_id=run_id,
-                            step_id=next_step.pk,
-                            parent_id=item.pk,
-                            payload=payload,
-                            subject=str(payload.get("subject") or item.subject)[:254],
-                            now=now,
-                        )
+                    new_items.add(
+                        payload, str(payload.get("subject") or item.subject)[:254], item.pk
                     )
             run_items.append(
                 {
@@ -541,7 +538,7 @@ class StepRunner:
                 }
             )
         increments = {
-            "total_items": len(new_items),
+            "total_items": len(new_items) if new_items is not None else 0,
             "output_items": outputs,
             "failed_items": failed,
             "actions_invoked": invoked,
@@ -549,8 +546,6 @@ class StepRunner:
         }
         # everything that needs no lock is done before the transaction takes it
         prepared = PreparedRunItems(run_items)
-        outputs_insert = inserter_for(WorkItem, new_items[0]) if new_items else None
-        output_params = outputs_insert.adapt(new_items) if new_items else []
         with transaction.atomic():
             work_items_settle(self.run, self.token, groups, now)
             if per_item:
@@ -560,8 +555,8 @@ class StepRunner:
                      "approval_deadline"],
                     batch_size=500,
                 )
-            if outputs_insert is not None:
-                outputs_insert.execute(output_params)
+            if new_items:
+                new_items.insert()
             state = append_batch(
                 self.run, prepared, increments=increments, sets={"current_step": step.name}
             )

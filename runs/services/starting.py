@@ -7,8 +7,8 @@ from django.utils import timezone
 from automations.models import Automation, AutomationStatus, AutomationVersion, TriggerKind
 
 from .. import ledger
-from ..engine.bulk import insert_rows, work_item_row
-from ..models import Run, Sequence, WorkItem
+from ..engine.bulk import PendingItems
+from ..models import Run, Sequence
 from .errors import RunsError
 
 MAX_INPUTS = 100_000
@@ -121,16 +121,10 @@ def run_start(
             total_items=max(len(inputs), 1),
             current_step=first_step.name,
         )
-        insert_rows(
-            WorkItem,
-            [
-                work_item_row(
-                    run_id=run.pk, step_id=first_step.pk, payload=payload,
-                    subject=subject_of(payload), now=now,
-                )
-                for payload in (inputs or [{}])
-            ],
-        )
+        items = PendingItems(run_id=run.pk, step_id=first_step.pk, now=now)
+        for payload in inputs or [{}]:
+            items.add(payload, subject_of(payload))
+        items.insert()
         ledger.append(
             run=run,
             events=[

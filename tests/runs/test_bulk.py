@@ -1,0 +1,39 @@
+"""The engine's raw inserts store what the ORM would have stored."""
+
+import datetime
+
+from django.utils import timezone
+
+from runs.engine.bulk import PendingItems
+from runs.models import WorkItem
+from runs.services import run_start
+from runs.states import WorkItemState
+
+
+def test_pending_items_read_back_as_the_orm_would_have_written_them(automation):
+    run = run_start(automation=automation("builtin.echo", "builtin.echo"), inputs=[{}])
+    first = run.work_items.get()
+    second_step = run.version.steps.order_by("order").last()
+    now = timezone.now().replace(microsecond=0) + datetime.timedelta(microseconds=7)
+    payloads = [
+        {"subject": "Zoë ☃", "nested": {"list": [1, 2.5, None, True]}, "quote": '"x"'},
+        {},
+    ]
+
+    items = PendingItems(run_id=run.pk, step_id=second_step.pk, now=now)
+    items.add(payloads[0], "Zoë ☃", first.pk)
+    items.add(payloads[1], "")
+    assert len(items) == 2
+    items.insert()
+
+    made = list(WorkItem.objects.filter(step=second_step).order_by("id"))
+    assert [(w.payload, w.subject, w.parent_id) for w in made] == [
+        (payloads[0], "Zoë ☃", first.pk), ({}, "", None)
+    ]
+    orm = WorkItem(run=run, step=second_step, available_at=now, created_at=now, updated_at=now)
+    for item in made:
+        for field in WorkItem._meta.concrete_fields:
+            if field.attname in ("id", "payload", "subject", "parent_id"):
+                continue
+            assert getattr(item, field.attname) == getattr(orm, field.attname), field.name
+        assert item.state == WorkItemState.PENDING and item.available_at == now
