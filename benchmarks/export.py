@@ -100,19 +100,22 @@ def setup(total_items: int):
                     wi = work_items[run.pk][n % WORK_ITEMS_PER_RUN]
                     failed = n % 10 == 9
                     run_rows.append({
-                        "run_id": run.pk, "work_item_id": wi, "step_id": step.pk,
-                        "step_run_id": None, "action": "builtin.echo",
+                        "work_item_id": wi,
                         "subject": f"acct:{run.number}:{n % WORK_ITEMS_PER_RUN}",
-                        "parameters": {"url": "=HYPERLINK(\"x\")"},
                         "attempt": n // WORK_ITEMS_PER_RUN + 1,
                         "idempotency_key": f"{run.pk}:{wi}:{n}",
                         "outcome": "failed" if failed else "succeeded",
                         "result_ref": "" if failed else f"ref-{wi}",
                         "failure_type": "application" if failed else "",
                         "failure_cause": "upstream unavailable" if failed else "",
-                        "started_at": now, "finished_at": now,
+                        "started_at": now,
                     })
-                rows.append((run, PreparedRunItems(run_rows), seq, prev))
+                shared = {
+                    "run_id": run.pk, "step_id": step.pk, "step_run_id": None,
+                    "action": "builtin.echo", "parameters": {"url": "=HYPERLINK(\"x\")"},
+                    "finished_at": now,
+                }
+                rows.append((run, PreparedRunItems(shared, run_rows), seq, prev))
             AuditEvent.objects.bulk_create(events)
             for run, prepared, seq, prev in rows:
                 run.ledger_seq, run.ledger_hash = prepared.link_and_insert(seq, prev)

@@ -14,6 +14,7 @@ import datetime
 import hashlib
 import json
 from dataclasses import dataclass
+from operator import itemgetter
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -41,11 +42,15 @@ def content_digest(fields: dict) -> str:
 
 
 _encode_str = json.encoder.encode_basestring  # what json.dumps uses with ensure_ascii=False
-# run_item_ledger_fields' keys in sorted order, as `content_digest` writes them
-_RUN_ITEM_BODY = (
-    '{"action":%s,"attempt":%s,"failure_cause":%s,"failure_type":%s,"finished_at":%s,'
-    '"idempotency_key":%s,"kind":"run_item","outcome":%s,"parameters":%s,'
-    '"result_ref":%s,"run":%s,"started_at":%s,"step":%s,"subject":%s,"work_item":%s}'
+# run_item_ledger_fields' keys in sorted order, as `content_digest` writes them,
+# with the row key each comes from ("kind" is a constant)
+_RUN_ITEM_KEYS = (
+    ("action", "action"), ("attempt", "attempt"), ("failure_cause", "failure_cause"),
+    ("failure_type", "failure_type"), ("finished_at", "finished_at"),
+    ("idempotency_key", "idempotency_key"), ("kind", None), ("outcome", "outcome"),
+    ("parameters", "parameters"), ("result_ref", "result_ref"), ("run", "run_id"),
+    ("started_at", "started_at"), ("step", "step_id"), ("subject", "subject"),
+    ("work_item", "work_item_id"),
 )
 
 
@@ -60,35 +65,40 @@ def _scalar(value) -> str:
     return _canonical(value)
 
 
-def run_item_digests(rows: list[dict]) -> list[str]:
-    """`content_digest(run_item_ledger_fields(row))` for each row, byte for byte, with
-    the canonical JSON written from a template (the engine's hot path; equality
-    with the general form is tested)."""
-    digests = []
-    parameters: dict = {}  # rows of a batch share their step's parameters
-    moments: dict = {}  # and their end time
+def run_item_digests(shared: dict, rows: list[dict]) -> list[str]:
+    """`content_digest(run_item_ledger_fields(shared | row))` for each row, byte for
+    byte: the canonical JSON is written from a template that holds the values the
+    rows share, their run always among them (the engine's hot path; equality with
+    the general form is tested)."""
+    if "run_id" not in shared:
+        raise ValueError("run items are prepared for one run: run_id must be shared")
+    parts, own = [], []
+    for key, name in _RUN_ITEM_KEYS:
+        if name is None:
+            value = '"run_item"'
+        elif name in shared:
+            value = shared[name]
+            value = _encode_str(str(value)) if name == "run_id" else _scalar(value)
+            value = value.replace("%", "%%")  # a literal in the template
+        else:
+            value = "%s"
+            own.append(name)
+        parts.append(f'"{key}":{value}')
+    template = "{" + ",".join(parts) + "}"
+    take = _getter(own)
     sha256 = hashlib.sha256
-    for row in rows:
-        params = row["parameters"]
-        try:
-            params_json = parameters[id(params)]
-        except KeyError:
-            params_json = parameters[id(params)] = _canonical(params)
-        finished = row["finished_at"]
-        try:
-            finished_json = moments[finished]
-        except KeyError:
-            finished_json = moments[finished] = _scalar(finished)
-        body = _RUN_ITEM_BODY % (
-            _scalar(row["action"]), _scalar(row["attempt"]), _scalar(row["failure_cause"]),
-            _scalar(row["failure_type"]), finished_json,
-            _scalar(row["idempotency_key"]), _scalar(row["outcome"]), params_json,
-            _scalar(row["result_ref"]), _encode_str(str(row["run_id"])),
-            _scalar(row["started_at"]), _scalar(row["step_id"]), _scalar(row["subject"]),
-            _scalar(row["work_item_id"]),
-        )
-        digests.append(sha256(body.encode()).hexdigest())
-    return digests
+    return [
+        sha256((template % tuple(map(_scalar, take(row)))).encode()).hexdigest()
+        for row in rows
+    ]
+
+
+def _getter(names):
+    """A row's values for `names`, as a tuple (itemgetter returns a bare value for
+    one name)."""
+    if len(names) > 1:
+        return itemgetter(*names)
+    return lambda row: tuple(row[name] for name in names)
 
 
 def link_hash(prev_hash: str, seq: int, digest: str) -> str:
@@ -112,7 +122,12 @@ def _chain(records, seq: int, prev: str) -> tuple[int, str]:
 class PreparedRunItems:
     """Run items made ready outside the writing transaction: their content digests
     and adapted column values. Under the run's lock, `append` only links them
-    (seq, previous hash) and inserts them, so the lock is held briefly."""
+    (seq, previous hash) and inserts them, so the lock is held briefly.
+
+    `shared` holds the columns every row has in common (a step run's batch: its
+    run, step, step run, action, parameters and end time), adapted once; `rows`
+    the others. Every column is in one or the other, and `run_id` is shared: the
+    rows are appended to one run's chain."""
 
     COLUMNS = (
         "run_id", "work_item_id", "step_id", "step_run_id", "action", "subject",
@@ -120,13 +135,15 @@ class PreparedRunItems:
         "failure_type", "failure_cause", "started_at", "finished_at",
     )
 
-    def __init__(self, rows: list[dict]):
+    def __init__(self, shared: dict, rows: list[dict]):
         from .engine.bulk import inserter_for
 
-        self.digests = run_item_digests(rows)
-        # the row's own columns are adapted now; its chain columns once linked
-        self.params = inserter_for(RunItem, self.COLUMNS).adapt(rows)
-        self.inserter = inserter_for(RunItem, (*self.COLUMNS, "seq", "prev_hash", "hash"))
+        own = [name for name in self.COLUMNS if name not in shared]
+        self.digests = run_item_digests(shared, rows)
+        # the rows' columns are adapted now; their chain columns once linked
+        head = inserter_for(RunItem, list(shared)).adapt([shared])[0] if shared else ()
+        self.params = [head + row for row in inserter_for(RunItem, own).adapt(rows)]
+        self.inserter = inserter_for(RunItem, (*shared, *own, "seq", "prev_hash", "hash"))
 
     def __len__(self):
         return len(self.digests)

@@ -103,7 +103,6 @@ class ItemResult:
     available_at: object = None
     approvers: list = field(default_factory=list)
     approval_deadline: object = None
-    finished_at: object = None
     key: str = ""  # the idempotency key of this item at this action
 
 
@@ -520,13 +519,8 @@ class StepRunner:
                     )
             run_items.append(
                 {
-                    "run_id": run_id,
                     "work_item_id": item.pk,
-                    "step_id": step.pk,
-                    "step_run_id": step_run_id,
-                    "action": step.action,
                     "subject": item.subject,
-                    "parameters": step.parameters,
                     "attempt": item.attempts,
                     "idempotency_key": r.key,
                     "outcome": r.outcome,
@@ -534,7 +528,6 @@ class StepRunner:
                     "failure_type": r.failure_type,
                     "failure_cause": r.failure_message,
                     "started_at": r.started_at,
-                    "finished_at": r.finished_at or now,
                 }
             )
         increments = {
@@ -545,7 +538,17 @@ class StepRunner:
             "subjects_matched": outputs if self.spec.selects else 0,
         }
         # everything that needs no lock is done before the transaction takes it
-        prepared = PreparedRunItems(run_items)
+        prepared = PreparedRunItems(
+            {
+                "run_id": run_id,
+                "step_id": step.pk,
+                "step_run_id": step_run_id,
+                "action": step.action,
+                "parameters": step.parameters,
+                "finished_at": now,
+            },
+            run_items,
+        )
         with transaction.atomic():
             work_items_settle(self.run, self.token, groups, now)
             if per_item:

@@ -141,6 +141,17 @@ def test_engine_digest_matches_the_canonical_form():
         "started_at": other_zone, "attempt": 12, "run_id": "7",
     }
     rows = [base, odd, {**base, "parameters": base["parameters"]}]
-    assert ledger.run_item_digests(rows) == [
-        ledger.content_digest(run_item_ledger_fields(row)) for row in rows
-    ]
+    # every split of the columns into shared ones and each row's own, the odd
+    # values on either side (the template must escape what it holds, e.g. a "%")
+    odd_shared = {**odd, "action": "100% echo", "parameters": {"%s": "%(x)s %%"}}
+    for source in (base, odd_shared):
+        for names in (["run_id"], ["run_id", "step_id", "step_run_id", "action",
+                      "parameters", "finished_at"], [n for n in base if n != "subject"]):
+            shared = {name: source[name] for name in names}
+            own = [{k: v for k, v in row.items() if k not in shared} for row in rows]
+            assert ledger.run_item_digests(shared, own) == [
+                ledger.content_digest(run_item_ledger_fields({**row, **shared}))
+                for row in rows
+            ], names
+    with pytest.raises(ValueError, match="run_id must be shared"):
+        ledger.run_item_digests({}, rows)
