@@ -514,19 +514,22 @@ def test_crash_between_action_and_commit_replays_instead_of_calling_again(automa
     assert replay.result_ref.startswith("ref-") and replay.attempt == 2
 
 
-def test_stale_worker_writes_change_nothing(automation):
-    auto = automation("test.count")
-    run = run_start(automation=auto, inputs=[{}])
-    runner = StepRunner(StepRun.objects.get(run=run).pk)
+def _running_runner(run):
+    from automations.actions import get_action
     from runs.machines import step_run_move
 
+    runner = StepRunner(StepRun.objects.get(run=run).pk)
     step_run_move(runner.step_run, StepRunState.RUNNING, updates={
         "lease_token": runner.token,
-        "lease_expires_at": timezone.now() + timezone.timedelta(seconds=30),
+        "lease_expires_at": timezone.now() + timezone.timedelta(seconds=5),
     })
-    from automations.actions import get_action
-
     runner.spec = get_action("test.count")
+    return runner
+
+
+def test_stale_worker_writes_change_nothing(automation):
+    run = run_start(automation=automation("test.count"), inputs=[{}])
+    runner = _running_runner(run)
     claimed = runner._claim()
     results = runner._process(claimed)
     # meanwhile the lease was judged expired and the item handed back
@@ -538,6 +541,31 @@ def test_stale_worker_writes_change_nothing(automation):
     assert not RunItem.objects.filter(run=run, outcome="succeeded").exists()
     # max_attempts 1: the reaper failed it; the stale commit did not make it done
     assert WorkItem.objects.get(run=run).failure_code == "lease_expired"
+
+
+def test_a_commit_counts_its_items_and_extends_the_step_run_lease(automation):
+    run = run_start(automation=automation("test.count"), inputs=[{}, {}])
+    runner = _running_runner(run)
+    before = StepRun.objects.get(pk=runner.step_run.pk).lease_expires_at
+    runner._commit(runner._process(runner._claim()))
+    step_run = StepRun.objects.get(pk=runner.step_run.pk)
+    assert step_run.items_processed == 2
+    assert step_run.lease_expires_at > before + timezone.timedelta(seconds=20)
+
+
+def test_a_commit_by_a_step_run_that_lost_its_lease_writes_nothing(automation):
+    import uuid
+
+    run = run_start(automation=automation("test.count"), inputs=[{}])
+    runner = _running_runner(run)
+    results = runner._process(runner._claim())
+    # the step run was taken over (its items still carry this runner's token)
+    StepRun.objects.filter(pk=runner.step_run.pk).update(lease_token=uuid.uuid4())
+    with pytest.raises(LeaseLost, match="lost its lease"):
+        runner._commit(results)
+    assert not RunItem.objects.filter(run=run).exists()
+    assert WorkItem.objects.get(run=run).state == WorkItemState.IN_PROGRESS
+    assert StepRun.objects.get(pk=runner.step_run.pk).items_processed == 0
 
 
 def test_a_step_run_delivered_twice_runs_once(automation):
