@@ -49,8 +49,8 @@ def test_every_choice_is_accepted(run, model, column):
 def test_choice_checks_are_written_without_in_lists(db, model):
     """SQLite builds a temporary b-tree for `x IN (a, b, c…)` once per statement
     execution: a CHECK written that way costs a tree per row of an `executemany`
-    (about 2 µs each, a third of an engine insert). `x = a OR x = b …` costs
-    nothing like it."""
+    (about 2 µs each; the two on work_item were a third of its insert).
+    `x = a OR x = b …` costs nothing like it."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = %s",
