@@ -14,7 +14,6 @@ import datetime
 import hashlib
 import json
 from dataclasses import dataclass
-from operator import itemgetter
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -85,20 +84,14 @@ def run_item_digests(shared: dict, rows: list[dict]) -> list[str]:
             own.append(name)
         parts.append(f'"{key}":{value}')
     template = "{" + ",".join(parts) + "}"
-    take = _getter(own)
+    from .engine.bulk import row_getter
+
+    take = row_getter(own)
     sha256 = hashlib.sha256
     return [
         sha256((template % tuple(map(_scalar, take(row)))).encode()).hexdigest()
         for row in rows
     ]
-
-
-def _getter(names):
-    """A row's values for `names`, as a tuple (itemgetter returns a bare value for
-    one name)."""
-    if len(names) > 1:
-        return itemgetter(*names)
-    return lambda row: tuple(row[name] for name in names)
 
 
 def link_hash(prev_hash: str, seq: int, digest: str) -> str:

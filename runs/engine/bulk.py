@@ -15,6 +15,14 @@ from django.db import connection, models
 from ..models import WorkItem
 
 
+def row_getter(names):
+    """A function giving a row's values for `names` as a tuple (itemgetter gives a
+    bare value for one name)."""
+    if len(names) > 1:
+        return itemgetter(*names)
+    return lambda row: tuple(row[name] for name in names)
+
+
 class Inserter:
     def __init__(self, model, columns: list[str]):
         self.model = model
@@ -43,8 +51,7 @@ class Inserter:
         can run before the transaction that writes them)."""
         if not rows:
             return []
-        names = [f.attname for f in self.fields]
-        take = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+        take = row_getter([f.attname for f in self.fields])
         plan = [(i, f) for i, f in enumerate(self.adapters) if f is not None]
         if not plan:
             return [take(row) for row in rows]
