@@ -1,7 +1,8 @@
 from importlib import import_module
 
 from django.apps import AppConfig
-from django.conf import settings
+
+from runs.conf import runs_settings
 
 
 class AutomationsConfig(AppConfig):
@@ -15,6 +16,6 @@ class AutomationsConfig(AppConfig):
         for module in [
             "automations.actions.builtins",
             "automations.demo",
-            *getattr(settings, "RUNS_ACTION_MODULES", []),
+            *runs_settings.ACTION_MODULES,
         ]:
             import_module(module)

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+from runs.conf import runs_settings
+
 
 @register()
 def q_cluster_timeout_below_retry(app_configs=None, **kwargs):
@@ -17,7 +19,7 @@ def q_cluster_timeout_below_retry(app_configs=None, **kwargs):
                 id="runs.E001",
             )
         )
-    budget = getattr(settings, "RUNS_STEP_RUN_BUDGET_SECONDS", 60)
+    budget = runs_settings.STEP_RUN_BUDGET_SECONDS
     if timeout is not None and budget >= timeout:
         errors.append(
             Error(

@@ -18,10 +18,11 @@ also checks that every number missing from the runs table has such an event
 import datetime
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
+
+from runs.conf import runs_settings
 
 from . import ledger
 from .models import AuditEvent, Run, RunItem, Sequence
@@ -127,9 +128,9 @@ def retention_apply(
     """Archive, then delete, as the settings (or the arguments) say."""
     now = now or timezone.now()
     if archive_after_days is None:
-        archive_after_days = getattr(settings, "RUNS_ARCHIVE_AFTER_DAYS", None)
+        archive_after_days = runs_settings.ARCHIVE_AFTER_DAYS
     if delete_after_days is None:
-        delete_after_days = getattr(settings, "RUNS_DELETE_ARCHIVED_AFTER_DAYS", None)
+        delete_after_days = runs_settings.DELETE_ARCHIVED_AFTER_DAYS
     result = RetentionResult(archive_after_days, delete_after_days, dry_run)
     if archive_after_days is not None:
         reason = f"retention: finished more than {archive_after_days} day(s) ago"

@@ -160,7 +160,7 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
-# Runs settings (also read by runs.conf with these defaults).
+# Runs settings (runs.conf reads them, with a default for each).
 RUNS_LEASE_SECONDS = env_int("RUNS_LEASE_SECONDS", 300)
 RUNS_TERMINATING_TIMEOUT_SECONDS = env_int("RUNS_TERMINATING_TIMEOUT_SECONDS", 600)
 RUNS_IDEMPOTENCY_KEY_TTL_SECONDS = env_int("RUNS_IDEMPOTENCY_KEY_TTL_SECONDS", 86400)

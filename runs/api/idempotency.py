@@ -19,9 +19,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+
+from runs.conf import runs_settings
 
 from ..services.errors import RunsError
 from .models import IdempotencyKey
@@ -80,7 +81,7 @@ def key_claim(*, user, automation, key: str, request_hash: str) -> Claim:
                     created_at=now,
                     expires_at=now
                     + timezone.timedelta(
-                        seconds=settings.RUNS_IDEMPOTENCY_KEY_TTL_SECONDS
+                        seconds=runs_settings.IDEMPOTENCY_KEY_TTL_SECONDS
                     ),
                 )
             return Claim(key=claimed)

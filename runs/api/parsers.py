@@ -8,16 +8,17 @@ answered 413 without being held in memory.
 
 import json
 
-from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser, get_encoding
 from rest_framework.renderers import JSONRenderer
+
+from runs.conf import runs_settings
 
 from .errors import RequestTooLarge
 
 
 def max_request_bytes() -> int:
-    return settings.RUNS_MAX_REQUEST_BYTES
+    return runs_settings.MAX_REQUEST_BYTES
 
 
 def too_large(limit: int) -> RequestTooLarge:

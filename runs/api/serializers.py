@@ -2,13 +2,13 @@
 
 import json
 
-from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from automations.models import TriggerKind
+from runs.conf import runs_settings
 
 from ..models import Run, RunItem, WorkItem
 from ..states import RunState, StopPendingItems, StopStepRuns, WorkItemState
@@ -148,7 +148,7 @@ class TriggerSerializer(serializers.Serializer):
     )
 
     def validate_inputs(self, inputs):
-        limit = settings.RUNS_MAX_INPUT_BYTES
+        limit = runs_settings.MAX_INPUT_BYTES
         for index, item in enumerate(inputs):
             refuse_nul(item, f"inputs[{index}]")
             size = len(json.dumps(item, separators=(",", ":")).encode())

@@ -5,15 +5,17 @@ read per request so they follow the environment and test overrides. DRF throttle
 count in the cache: use a shared cache (CACHE_URL) when several processes serve.
 """
 
-from django.conf import settings
+
 from rest_framework.throttling import ScopedRateThrottle
+
+from runs.conf import runs_settings
 
 
 class TriggerRateThrottle(ScopedRateThrottle):
     scope_attr = "throttle_scope"
 
     def get_rate(self):
-        return getattr(settings, "RUNS_API_TRIGGER_RATE", "") or None
+        return runs_settings.API_TRIGGER_RATE or None
 
     def allow_request(self, request, view):
         if getattr(view, self.scope_attr, None) is None:

@@ -2,9 +2,10 @@
 
 import logging
 
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+
+from runs.conf import runs_settings
 
 from ..models import Run, StepRun
 from ..states import RUN_ACTIVE, STEP_RUN_ACTIVE, RunState, StepRunState, WorkItemState
@@ -26,7 +27,7 @@ def housekeeping() -> dict:
 
     # A queued step run nobody picked up within a lease (the Redis broker loses
     # tasks when a worker dies): queue it again. A duplicate finds it taken.
-    stale = now - timezone.timedelta(seconds=settings.RUNS_LEASE_SECONDS)
+    stale = now - timezone.timedelta(seconds=runs_settings.LEASE_SECONDS)
     lost = StepRun.objects.filter(state=StepRunState.QUEUED, queued_at__lt=stale)
     report["requeued"] = 0
     for step_run_id in lost.values_list("pk", flat=True):
@@ -42,7 +43,7 @@ def housekeeping() -> dict:
     )
     report["timed_out"] = sum(run_time_out(run) for run in timed_out.select_related("version"))
 
-    limit = settings.RUNS_TERMINATING_TIMEOUT_SECONDS
+    limit = runs_settings.TERMINATING_TIMEOUT_SECONDS
     stuck = Run.objects.filter(
         state=RunState.TERMINATING,
         stop_requested_at__lt=now - timezone.timedelta(seconds=limit),
@@ -69,7 +70,7 @@ def housekeeping_schedule_sync() -> None:
     """Keep one django-q2 schedule that runs housekeeping (at its one-minute floor)."""
     from django_q.models import Schedule
 
-    minutes = max(1, settings.RUNS_HOUSEKEEPING_SECONDS // 60)
+    minutes = max(1, runs_settings.HOUSEKEEPING_SECONDS // 60)
     Schedule.objects.update_or_create(
         name="runs:housekeeping",
         defaults={

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -30,6 +29,7 @@ from automations.actions.registry import (
     get_action,
 )
 from automations.conditions import evaluate
+from runs.conf import runs_settings
 
 from ..ledger import PreparedRunItems, append_batch
 from ..machines import run_move, step_run_move, work_items_claim
@@ -129,7 +129,7 @@ class StepRunner:
         self.run_key = str(self.run.pk)  # formatted once, not per item
         self.step = self.step_run.step
         self.token = uuid.uuid4()
-        self.lease = settings.RUNS_LEASE_SECONDS
+        self.lease = runs_settings.LEASE_SECONDS
         self._stop_checked = 0.0
         self._stop_cause = ""
         self._next_step = None
@@ -192,7 +192,7 @@ class StepRunner:
         return StepRun.objects.filter(pk=self.step_run.pk).values_list("state", flat=True).first()
 
     def _loop(self) -> str:
-        budget_end = time.monotonic() + settings.RUNS_STEP_RUN_BUDGET_SECONDS
+        budget_end = time.monotonic() + runs_settings.STEP_RUN_BUDGET_SECONDS
         self.claimed = []
         while True:
             if not self.claimed:
@@ -344,7 +344,7 @@ class StepRunner:
         if self.spec.journal:
             keys = [idempotency_key(self.run_key, i.pk, self.step.action) for i in items]
             journal = {r.pk: r for r in ActionResult.objects.filter(pk__in=keys)}
-        commit_by = time.monotonic() + settings.RUNS_COMMIT_SECONDS
+        commit_by = time.monotonic() + runs_settings.COMMIT_SECONDS
         for item in items:
             if results and time.monotonic() >= commit_by:
                 break

@@ -2,13 +2,13 @@
 
 from django.core.checks import Error, register
 
-from . import conf
+from ..conf import runs_settings
 
 
 @register()
 def mail_settings_valid(app_configs=None, **kwargs):
     errors = []
-    mode = conf.get("RUNS_NOTIFY_DEFAULT_MODE")
+    mode = runs_settings.NOTIFY_DEFAULT_MODE
     if mode not in ("immediate", "digest", "off"):
         errors.append(
             Error(
@@ -23,7 +23,7 @@ def mail_settings_valid(app_configs=None, **kwargs):
         "RUNS_NOTIFY_DIGEST_MINUTES",
         "RUNS_IMAP_POLL_MINUTES",
     ):
-        value = conf.get(name)
+        value = runs_settings.get(name)
         if not isinstance(value, int) or value < 1:
             errors.append(
                 Error(

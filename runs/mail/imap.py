@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from imapclient import IMAPClient
 
-from . import conf
+from ..conf import runs_settings
 from .intake import email_receive
 from .models import InboundOutcome, InboundSource
 
@@ -52,18 +52,18 @@ class FetchReport:
 
 
 def mailbox_settings() -> dict:
-    host = conf.get("RUNS_IMAP_HOST")
+    host = runs_settings.IMAP_HOST
     if not host:
         raise MailboxNotConfigured("RUNS_IMAP_HOST is not set: no mailbox to poll")
-    ssl = bool(conf.get("RUNS_IMAP_SSL"))
+    ssl = bool(runs_settings.IMAP_SSL)
     return {
         "host": host,
-        "port": int(conf.get("RUNS_IMAP_PORT") or (993 if ssl else 143)),
+        "port": int(runs_settings.IMAP_PORT or (993 if ssl else 143)),
         "ssl": ssl,
-        "user": conf.get("RUNS_IMAP_USER"),
-        "password": conf.get("RUNS_IMAP_PASSWORD"),
-        "folder": conf.get("RUNS_IMAP_FOLDER") or "INBOX",
-        "timeout": conf.get("RUNS_IMAP_TIMEOUT_SECONDS"),
+        "user": runs_settings.IMAP_USER,
+        "password": runs_settings.IMAP_PASSWORD,
+        "folder": runs_settings.IMAP_FOLDER or "INBOX",
+        "timeout": runs_settings.IMAP_TIMEOUT_SECONDS,
     }
 
 
@@ -82,7 +82,7 @@ def mailbox_fetch(*, limit: int | None = None) -> FetchReport:
     """Poll the configured mailbox once; see the module for the marks."""
     cfg = mailbox_settings()
     report = FetchReport()
-    max_bytes = conf.get("RUNS_EMAIL_MAX_MESSAGE_BYTES")
+    max_bytes = runs_settings.EMAIL_MAX_MESSAGE_BYTES
     with IMAPClient(
         cfg["host"], port=cfg["port"], ssl=cfg["ssl"], timeout=cfg["timeout"]
     ) as client:

@@ -29,10 +29,10 @@ from django.db import IntegrityError, transaction
 
 from automations.models import Trigger, TriggerKind
 
+from ..conf import runs_settings
 from ..models import Run, WorkItemFile
 from ..services.errors import RunsError
 from ..services.starting import run_start
-from . import conf
 from .matching import Refusal, triggers_match
 from .models import InboundMessage, InboundOutcome, InboundReason
 from .parsing import (
@@ -276,7 +276,7 @@ def email_receive(
     Database errors propagate: the caller leaves the message to be tried again.
     """
     size = len(raw) if size is None else size
-    limit = conf.get("RUNS_EMAIL_MAX_MESSAGE_BYTES")
+    limit = runs_settings.EMAIL_MAX_MESSAGE_BYTES
     if size > limit:
         envelope = envelope_read(raw)
         return _reject(
@@ -316,7 +316,7 @@ def email_receive(
         ]
         return _reject(parsed, source=source, size=size, refusals=refusals)
 
-    attachment_limit = conf.get("RUNS_EMAIL_MAX_ATTACHMENT_BYTES")
+    attachment_limit = runs_settings.EMAIL_MAX_ATTACHMENT_BYTES
     too_big = [a for a in parsed.attachments if a.size > attachment_limit]
     if too_big:
         detail = "; ".join(

@@ -21,9 +21,9 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch
 from django.utils import timezone
 
+from ..conf import runs_settings
 from ..models import Run
 from ..states import RunState
-from . import conf
 from .models import AutomationSubscription, Notification, NotificationMode
 
 log = logging.getLogger("runs.mail")
@@ -38,13 +38,13 @@ def run_admin_url(run: Run) -> str:
         path = run.get_absolute_url()
     except NoReverseMatch:
         return ""
-    return conf.get("RUNS_ADMIN_BASE_URL").rstrip("/") + path
+    return runs_settings.ADMIN_BASE_URL.rstrip("/") + path
 
 
 def notification_recipients(automation) -> list[tuple]:
     """(user, mode) of everyone to tell about a run of `automation`: owners in
     their chosen mode (default RUNS_NOTIFY_DEFAULT_MODE) and subscribers."""
-    default = conf.get("RUNS_NOTIFY_DEFAULT_MODE")
+    default = runs_settings.NOTIFY_DEFAULT_MODE
     modes = {
         s.user_id: (s.user, s.mode)
         for s in AutomationSubscription.objects.filter(
@@ -137,7 +137,7 @@ def notifications_send(*, ids=None) -> int:
     unsent = Notification.objects.filter(
         mode=NotificationMode.IMMEDIATE,
         sent_at__isnull=True,
-        attempts__lt=conf.get("RUNS_NOTIFY_MAX_ATTEMPTS"),
+        attempts__lt=runs_settings.NOTIFY_MAX_ATTEMPTS,
     )
     if ids is not None:
         unsent = unsent.filter(pk__in=ids)
@@ -159,11 +159,11 @@ def notification_digests_send(*, now=None) -> int:
     """Send each person with unsent digest notifications one e-mail listing them,
     unless they were sent a digest less than a period ago. Returns e-mails sent."""
     now = now or timezone.now()
-    period = timezone.timedelta(minutes=conf.get("RUNS_NOTIFY_DIGEST_MINUTES"))
+    period = timezone.timedelta(minutes=runs_settings.NOTIFY_DIGEST_MINUTES)
     unsent = Notification.objects.filter(
         mode=NotificationMode.DIGEST,
         sent_at__isnull=True,
-        attempts__lt=conf.get("RUNS_NOTIFY_MAX_ATTEMPTS"),
+        attempts__lt=runs_settings.NOTIFY_MAX_ATTEMPTS,
     )
     emails = set(unsent.values_list("email", flat=True))
     if not emails:
@@ -189,7 +189,7 @@ def notification_digests_send(*, now=None) -> int:
         context = {
             "items": [_context(row) for row in rows],
             "count": len(rows),
-            "period_minutes": conf.get("RUNS_NOTIFY_DIGEST_MINUTES"),
+            "period_minutes": runs_settings.NOTIFY_DIGEST_MINUTES,
         }
         subject = render_to_string("runs/mail/digest_subject.txt", context)
         body = render_to_string("runs/mail/digest.txt", context)

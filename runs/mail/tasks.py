@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from . import conf
+from ..conf import runs_settings
 
 FETCH_MAIL_SCHEDULE = "runs:fetch_mail"
 NOTIFICATIONS_SCHEDULE = "runs:notifications"
@@ -31,13 +31,13 @@ def mail_schedules_sync() -> dict:
 
     report = {}
     with transaction.atomic():
-        if conf.get("RUNS_IMAP_HOST"):
+        if runs_settings.IMAP_HOST:
             Schedule.objects.update_or_create(
                 name=FETCH_MAIL_SCHEDULE,
                 defaults={
                     "func": "runs.mail.tasks.fetch_mail",
                     "schedule_type": Schedule.MINUTES,
-                    "minutes": max(1, int(conf.get("RUNS_IMAP_POLL_MINUTES"))),
+                    "minutes": max(1, int(runs_settings.IMAP_POLL_MINUTES)),
                     "repeats": -1,
                 },
             )

@@ -30,13 +30,13 @@ from django.utils import timezone
 from automations.actions.registry import robot_parameters_problem
 
 from .. import ledger
+from ..conf import runs_settings
 from ..engine.step_runs import STOP_CAUSES, idempotency_key
 from ..machines import step_run_move, work_items_claim, work_items_move
 from ..machines.work_item import LeaseLost
 from ..models import Run, RunItem, StepRun, WorkItem
 from ..states import FailureType, RunItemOutcome, StepRunState, WorkItemState
 from . import tokens
-from .conf import setting
 
 log = logging.getLogger("runs.robots")
 
@@ -59,7 +59,7 @@ def api_host() -> str:
     """RUNS_ROBOT_API_URL joined with the path the robots' urls are included at."""
     marker = "files/x"
     prefix = reverse("runs-robots:download", args=["x"])[: -len(marker)]
-    return setting("RUNS_ROBOT_API_URL").rstrip("/") + prefix.rstrip("/")
+    return runs_settings.ROBOT_API_URL.rstrip("/") + prefix.rstrip("/")
 
 
 def robot_command(parameters: dict) -> list[str]:
@@ -138,7 +138,7 @@ class RobotRunner:
             to,
             error=error,
             exit_code=exit_code,
-            log=capped(output, setting("RUNS_ROBOT_LOG_BYTES")),
+            log=capped(output, runs_settings.ROBOT_LOG_BYTES),
         )
         return "finished" if to == StepRunState.FINISHED else error
 
@@ -149,7 +149,7 @@ class RobotRunner:
         env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         env.update(self.step.parameters.get("env") or {})
         env.update(
-            RC_WORKSPACE_ID=setting("RUNS_ROBOT_WORKSPACE_ID"),
+            RC_WORKSPACE_ID=runs_settings.ROBOT_WORKSPACE_ID,
             RC_PROCESS_ID=self.run.automation.slug,
             RC_PROCESS_RUN_ID=str(self.run.pk),
             RC_ACTIVITY_RUN_ID=str(self.step_run.pk),

@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .. import ledger
+from ..conf import runs_settings
 from ..engine.dispatch import step_runs_ensure
 from ..engine.step_runs import STOP_CAUSES, idempotency_key
 from ..machines import work_items_claim, work_items_move
@@ -36,7 +37,6 @@ from ..states import (
     RunState,
     WorkItemState,
 )
-from .conf import setting
 
 
 class RobotApiError(Exception):
@@ -101,9 +101,8 @@ class RobotSession:
         )
 
     def lease_expires(self):
-        from django.conf import settings
 
-        return timezone.now() + timezone.timedelta(seconds=settings.RUNS_LEASE_SECONDS)
+        return timezone.now() + timezone.timedelta(seconds=runs_settings.LEASE_SECONDS)
 
 
 def _item_id(value) -> int:
@@ -440,7 +439,7 @@ def file_upload_check(
         raise RobotApiError("fileName: a plain file name, without directories")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise RobotApiError("fileSize: required, a number of bytes")
-    limit = setting("RUNS_ROBOT_MAX_FILE_BYTES")
+    limit = runs_settings.ROBOT_MAX_FILE_BYTES
     if size > limit:
         raise TooLarge(f"fileSize {size} is over the limit of {limit} bytes")
     return _writable_item(session, item_id), name, size

@@ -18,10 +18,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..api.parsers import LimitedJSONParser
+from ..conf import runs_settings
 from ..models import StepRun, WorkItemFile
 from ..states import StepRunState
 from . import services, tokens
-from .conf import setting
 from .services import RobotApiError, RobotSession
 
 
@@ -61,7 +61,7 @@ class RobotView(APIView):
         if request.auth is None:
             raise exceptions.NotAuthenticated("a robot bearer token is required")
         session: RobotSession = request.auth
-        if kwargs.get("workspace") != setting("RUNS_ROBOT_WORKSPACE_ID"):
+        if kwargs.get("workspace") != runs_settings.ROBOT_WORKSPACE_ID:
             raise exceptions.NotFound("unknown workspace")
         if "process" in kwargs and kwargs["process"] != session.run.automation.slug:
             raise exceptions.NotFound("unknown process")
@@ -160,7 +160,7 @@ def file_download(request, signed):
     """A signed, expiring URL: no other credential (the client sends none)."""
     try:
         value = tokens.unsign(
-            signed, tokens.DOWNLOAD_SALT, setting("RUNS_ROBOT_URL_SECONDS")
+            signed, tokens.DOWNLOAD_SALT, runs_settings.ROBOT_URL_SECONDS
         )
     except signing.SignatureExpired:
         return _error(403, "this file URL has expired", "url_expired")
@@ -178,13 +178,13 @@ def file_upload(request, signed):
     """The presigned POST target: multipart `fields` + `file`, no other credential."""
     try:
         policy = tokens.unsign(
-            signed, tokens.UPLOAD_SALT, setting("RUNS_ROBOT_URL_SECONDS")
+            signed, tokens.UPLOAD_SALT, runs_settings.ROBOT_URL_SECONDS
         )
     except signing.SignatureExpired:
         return _error(403, "this upload URL has expired", "url_expired")
     except signing.BadSignature:
         return _error(403, "invalid upload URL", "bad_signature")
-    limit = min(policy["size"], setting("RUNS_ROBOT_MAX_FILE_BYTES"))
+    limit = min(policy["size"], runs_settings.ROBOT_MAX_FILE_BYTES)
     # refuse before Django spools the body: multipart overhead is small
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
     if declared > limit + 65_536:

@@ -20,10 +20,11 @@ import logging
 import time
 
 import httpx
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+
+from runs.conf import runs_settings
 
 from .models import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 
@@ -58,7 +59,7 @@ def signature_verify(
 
 def backoff_seconds(attempts: int) -> int:
     """Delay after the `attempts`-th failed attempt: base, 2×base, 4×base… capped."""
-    base = settings.RUNS_WEBHOOK_BACKOFF_SECONDS
+    base = runs_settings.WEBHOOK_BACKOFF_SECONDS
     return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
 
 
@@ -67,7 +68,7 @@ def _payload(run, event: str, before: str, after: str, delivery_id) -> str:
 
     data = RunSerializer(run).data
     # without a request the serializer gives a path; make it absolute for receivers
-    data["url"] = settings.RUNS_ADMIN_BASE_URL.rstrip("/") + data["url"]
+    data["url"] = runs_settings.ADMIN_BASE_URL.rstrip("/") + data["url"]
     return json.dumps(
         {
             "id": str(delivery_id),
@@ -167,7 +168,7 @@ def delivery_send(delivery_id, *, client: httpx.Client | None = None) -> str:
             hook.url,
             content=delivery.body.encode(),
             headers=headers,
-            timeout=settings.RUNS_WEBHOOK_TIMEOUT_SECONDS,
+            timeout=runs_settings.WEBHOOK_TIMEOUT_SECONDS,
             follow_redirects=False,
         )
         status_code, excerpt = response.status_code, response.text[:500]
@@ -177,7 +178,7 @@ def delivery_send(delivery_id, *, client: httpx.Client | None = None) -> str:
         error = f"{type(exc).__name__}: {exc}"[:1000] or type(exc).__name__
     duration_ms = int((time.monotonic() - started) * 1000)
     done = not error
-    gave_up = not done and delivery.attempts >= settings.RUNS_WEBHOOK_MAX_ATTEMPTS
+    gave_up = not done and delivery.attempts >= runs_settings.WEBHOOK_MAX_ATTEMPTS
     finished = timezone.now()
     with transaction.atomic():
         WebhookAttempt.objects.create(

@@ -15,7 +15,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from runs.mail import conf
+from runs.conf import runs_settings
 from runs.mail.intake import EX_TEMPFAIL, email_receive
 from runs.mail.models import InboundSource
 
@@ -41,7 +41,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, recipient=(), **options):
         stream = options.get("stdin") or sys.stdin.buffer
-        limit = conf.get("RUNS_EMAIL_MAX_MESSAGE_BYTES")
+        limit = runs_settings.EMAIL_MAX_MESSAGE_BYTES
         raw = stream.read(limit + 1)
         if isinstance(raw, str):
             raw = raw.encode("utf-8", errors="surrogateescape")
