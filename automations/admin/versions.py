@@ -1,0 +1,209 @@
+"""Automation versions: their steps inline, publish, diff."""
+
+import difflib
+import json
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from ..definitions import automation_export
+from ..models import AutomationVersion, Step
+from ..services import AutomationStateError, version_publish
+
+PUBLISH_PERMISSION = "automations.change_automationversion"
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    extra = 0
+    fields = [
+        "order",
+        "name",
+        "action",
+        "parameters",
+        "batch_size",
+        "concurrency",
+        "max_attempts",
+        "retry_backoff_seconds",
+        "item_timeout_seconds",
+        "condition",
+        "requires_approval",
+    ]
+
+    def has_change_permission(self, request, obj=None):
+        return (obj is None or not obj.is_published) and super().has_change_permission(
+            request, obj
+        )
+
+    def has_add_permission(self, request, obj=None):
+        return (obj is None or not obj.is_published) and super().has_add_permission(
+            request, obj
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return (obj is None or not obj.is_published) and super().has_delete_permission(
+            request, obj
+        )
+
+
+
+@admin.register(AutomationVersion)
+class AutomationVersionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "automation", "number", "published_at", "created_at"]
+    list_filter = ["automation"]
+    list_select_related = ["automation"]
+    readonly_fields = ["definition_hash", "published_at", "created_at"]
+    inlines = [StepInline]
+    actions = ["publish_versions"]
+    change_form_template = "admin/automations/automationversion/change_form.html"
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.is_published:
+            return [
+                "automation",
+                "number",
+                "run_timeout_seconds",
+                *self.readonly_fields,
+            ]
+        return self.readonly_fields
+
+    def has_publish_permission(self, request):
+        return request.user.has_perm(PUBLISH_PERMISSION)
+
+    @admin.action(description="Publish selected versions", permissions=["publish"])
+    def publish_versions(self, request, queryset):
+        done, refused = [], []
+        for version in queryset.select_related("automation"):
+            try:
+                version_publish(version, actor=request.user)
+                done.append(str(version))
+            except AutomationStateError as exc:
+                refused.append(str(exc))
+        if done:
+            self.message_user(request, "Published " + ", ".join(done), messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request,
+                "Not published (nothing changed): " + "; ".join(refused),
+                messages.WARNING,
+            )
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/publish/",
+                view(self.publish_view),
+                name="automations_automationversion_publish",
+            ),
+            path(
+                "<path:object_id>/diff/",
+                view(self.diff_view),
+                name="automations_automationversion_diff",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        version = self.get_object(request, unquote(object_id))
+        extra_context = {
+            **(extra_context or {}),
+            "may_publish": self.has_publish_permission(request)
+            and version is not None
+            and not version.is_published,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def publish_view(self, request, object_id):
+        if not self.has_publish_permission(request):
+            raise PermissionDenied
+        version = get_object_or_404(
+            AutomationVersion.objects.select_related("automation"),
+            pk=unquote(object_id),
+        )
+        if request.method == "POST":
+            try:
+                version_publish(version, actor=request.user)
+            except AutomationStateError as exc:
+                self.message_user(request, f"Not published: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"Published {version}.", messages.SUCCESS)
+            return HttpResponseRedirect(
+                reverse(
+                    "admin:automations_automation_change", args=[version.automation_id]
+                )
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": version,
+            "title": f"Publish {version}?",
+            "steps": version.steps.order_by("order"),
+        }
+        return TemplateResponse(
+            request, "admin/automations/automationversion/publish.html", context
+        )
+
+    def diff_view(self, request, object_id):
+        version = get_object_or_404(
+            AutomationVersion.objects.select_related("automation"),
+            pk=unquote(object_id),
+        )
+        if not self.has_view_or_change_permission(request, version):
+            raise PermissionDenied
+        versions = list(version.automation.versions.order_by("number"))
+        against_number = request.GET.get("against")
+        against = next(
+            (v for v in versions if str(v.number) == against_number),
+            next((v for v in reversed(versions) if v.number < version.number), None),
+        )
+
+        def lines(v):
+            if v is None:
+                return []
+            data = automation_export(v.automation, v)
+            data.pop("triggers", None)  # triggers belong to the automation
+            data.pop("owners", None)
+            return json.dumps(data, indent=2).splitlines()
+
+        diff = list(
+            difflib.unified_diff(
+                lines(against),
+                lines(version),
+                fromfile=f"v{against.number}" if against else "(none)",
+                tofile=f"v{version.number}",
+                lineterm="",
+            )
+        )
+        rows = [
+            (
+                "add"
+                if ln.startswith("+")
+                else "del"
+                if ln.startswith("-")
+                else "hunk"
+                if ln.startswith("@@")
+                else "",
+                ln,
+            )
+            for ln in diff
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": version,
+            "against": against,
+            "versions": versions,
+            "rows": rows,
+            "title": f"{version.automation.slug}: v{against.number if against else '-'}"
+            f" → v{version.number}",
+        }
+        return TemplateResponse(
+            request, "admin/automations/automationversion/diff.html", context
+        )
+

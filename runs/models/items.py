@@ -1,0 +1,119 @@
+"""Work items and their files.
+
+`state` is written only by `runs.machines`. Each index names the query it serves.
+"""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from ..states import FailureType, WorkItemState
+from .conditions import one_of
+from .runs import Run, StepRun
+
+
+class WorkItem(models.Model):
+    # indexed as the first column of work_item_claim
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="work_items", db_index=False
+    )
+    step = models.ForeignKey(
+        "automations.Step", on_delete=models.PROTECT, related_name="work_items"
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="outputs"
+    )
+    state = models.CharField(
+        max_length=20, choices=WorkItemState.choices, default=WorkItemState.PENDING
+    )
+    subject = models.CharField(max_length=254, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    available_at = models.DateTimeField(default=timezone.now)
+    # the step run holding the lease, for the record: set and cleared with the lease,
+    # never looked up by (no index), and its step run is only ever deleted with the
+    # run and its items (no constraint to check on that delete)
+    lease_owner = models.ForeignKey(
+        StepRun, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+",
+        db_index=False, db_constraint=False,
+    )
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    failure_type = models.CharField(
+        max_length=20, choices=FailureType.choices, blank=True
+    )
+    failure_code = models.CharField(max_length=100, blank=True)
+    failure_message = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+    approvers = models.JSONField(default=list, blank=True)
+    approval_deadline = models.DateTimeField(null=True, blank=True)
+    # the decision on an approval: {"decision", "by", "at", "data"}
+    approval = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=one_of("state", WorkItemState.values),
+                name="work_item_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=one_of("failure_type", ["", *FailureType.values]),
+                name="work_item_failure_type_valid",
+            ),
+            # a lease exists exactly while the item is in progress
+            models.CheckConstraint(
+                condition=Q(state=WorkItemState.IN_PROGRESS, lease_token__isnull=False)
+                | (~Q(state=WorkItemState.IN_PROGRESS) & Q(lease_token__isnull=True)),
+                name="work_item_lease_iff_in_progress",
+            ),
+        ]
+        indexes = [
+            # the engine's claim: pending items of one step of one run (and, by its
+            # first column, every lookup of a run's items)
+            models.Index(fields=["run", "step", "state"], name="work_item_claim"),
+            # housekeeping's lease reaper and approval deadlines. Partial: the
+            # engine moves every item in and out of progress, and an index entry
+            # per item only while it is there is what that costs least
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(state=WorkItemState.IN_PROGRESS),
+                name="work_item_lease",
+            ),
+            models.Index(
+                fields=["approval_deadline"],
+                condition=Q(state=WorkItemState.AWAITING_INPUT),
+                name="work_item_approval_deadline",
+            ),
+            # admin: runs search by the exact subject of a work item
+            models.Index(fields=["subject"], name="work_item_subject"),
+        ]
+
+    def __str__(self):
+        return f"Work item {self.pk}"
+
+
+def work_item_file_path(instance, filename):
+    return f"work-items/{instance.work_item.run_id}/{instance.work_item_id}/{filename}"
+
+
+class WorkItemFile(models.Model):
+    work_item = models.ForeignKey(WorkItem, on_delete=models.CASCADE, related_name="files")
+    name = models.CharField(max_length=255)
+    file = models.FileField(upload_to=work_item_file_path, max_length=500)
+    size = models.PositiveBigIntegerField(default=0)
+    content_type = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["work_item", "name"], name="work_item_file_name_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+

@@ -1,0 +1,202 @@
+"""Runs and their step runs.
+
+`state` columns are written only by `runs.machines`. Each index names the query it
+serves.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from automations.models import TriggerKind
+
+from ..states import RunState, StepRunState
+
+
+class RunQuerySet(models.QuerySet):
+    def visible(self):
+        return self.filter(archived=False)
+
+    def active(self):
+        from ..states import RUN_ACTIVE
+
+        return self.filter(state__in=RUN_ACTIVE)
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.PositiveBigIntegerField(unique=True, editable=False)
+    automation = models.ForeignKey(
+        "automations.Automation", on_delete=models.PROTECT, related_name="runs"
+    )
+    version = models.ForeignKey(
+        "automations.AutomationVersion", on_delete=models.PROTECT, related_name="runs"
+    )
+    trigger_kind = models.CharField(max_length=20, choices=TriggerKind.choices)
+    trigger = models.ForeignKey(
+        "automations.Trigger",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+    )
+    # Schedule fire time: unique per trigger, so a fire time starts one run however
+    # many clusters see it.
+    fired_at = models.DateTimeField(null=True, blank=True)
+    run_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    run_by_label = models.CharField(max_length=254, blank=True)
+    inputs = models.JSONField(default=list, blank=True)
+    state = models.CharField(
+        max_length=30, choices=RunState.choices, default=RunState.PENDING
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    total_items = models.PositiveIntegerField(default=0)
+    output_items = models.PositiveIntegerField(default=0)
+    failed_items = models.PositiveIntegerField(default=0)
+    subjects_matched = models.PositiveIntegerField(default=0)
+    actions_invoked = models.PositiveIntegerField(default=0)
+    current_step = models.CharField(max_length=100, blank=True)
+    archived = models.BooleanField(default=False)
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+    stop_requested_at = models.DateTimeField(null=True, blank=True)
+    stop_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    stop_options = models.JSONField(default=dict, blank=True)
+    is_test_case = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    # Head of this run's ledger chain (audit events and run items share it).
+    ledger_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    ledger_hash = models.CharField(max_length=64, default="", editable=False)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-number"]
+        permissions = [
+            ("stop_run", "Can stop runs"),
+            ("retry_run", "Can retry failed items"),
+            ("resolve_run", "Can resolve failed items"),
+            ("archive_run", "Can archive and unarchive runs"),
+            ("rerun_run", "Can re-run runs"),
+            ("approve_run", "Can approve or reject awaiting items"),
+            ("trigger_run", "Can start runs"),
+            ("export_run", "Can export runs"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=RunState.values), name="run_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(trigger_kind__in=TriggerKind.values),
+                name="run_trigger_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(completed_at__isnull=True)
+                | Q(completed_at__gte=models.F("created_at")),
+                name="run_completed_after_created",
+            ),
+            models.UniqueConstraint(
+                fields=["trigger", "fired_at"],
+                condition=Q(fired_at__isnull=False),
+                name="run_one_per_fire_time",
+            ),
+        ]
+        indexes = [
+            # changelist / API: default listing and the state, automation,
+            # trigger and archived filters, newest first
+            models.Index(fields=["archived", "-number"], name="run_archived_number"),
+            models.Index(fields=["state", "-number"], name="run_state_number"),
+            models.Index(fields=["automation", "-number"], name="run_automation_number"),
+            models.Index(fields=["trigger_kind", "-number"], name="run_trigger_number"),
+            # date hierarchy and created_after / created_before
+            models.Index(fields=["created_at"], name="run_created_at"),
+            # run page: re-runs of a run. Partial: nearly every run has no
+            # rerun_of, and a full index on a column of NULLs looks useless to
+            # SQLite's planner after ANALYZE (it then scans the table)
+            models.Index(
+                fields=["rerun_of"],
+                condition=Q(rerun_of__isnull=False),
+                name="run_reruns",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Run #{self.number}"
+
+    def get_absolute_url(self):
+        return reverse("admin:runs_run_change", args=[self.pk])
+
+    @property
+    def lead_time(self):
+        if self.completed_at is None:
+            return None
+        return self.completed_at - self.created_at
+
+    @property
+    def lead_time_seconds(self):
+        lead = self.lead_time
+        return None if lead is None else round(lead.total_seconds(), 3)
+
+
+class StepRun(models.Model):
+    """One django-q2 task working through a step's pending items of one run."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="step_runs")
+    step = models.ForeignKey(
+        "automations.Step", on_delete=models.PROTECT, related_name="step_runs"
+    )
+    state = models.CharField(
+        max_length=20, choices=StepRunState.choices, default=StepRunState.QUEUED
+    )
+    # Fencing token: a new one each time the step run is (re)started; every write of
+    # the step run carries it, so a stale worker's writes change nothing.
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    items_processed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    # when its task was last sent: a step run still queued a lease later had its
+    # task lost (Redis broker) and is sent again
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    log = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=StepRunState.values), name="step_run_state_valid"
+            ),
+        ]
+        indexes = [
+            # active step runs of a step (concurrency) and housekeeping's lease scan
+            models.Index(fields=["run", "step", "state"], name="step_run_run_step_state"),
+            models.Index(fields=["state", "lease_expires_at"], name="step_run_lease"),
+        ]
+
+    def __str__(self):
+        return f"Step run {self.pk} of {self.step.name}"
+
