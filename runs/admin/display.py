@@ -53,3 +53,17 @@ def progress_bar(done: int, failed: int, total: int, resolved: int = 0) -> str:
         done + resolved + failed,
         total,
     )
+
+
+def duration(delta) -> str:
+    """A lead time as operators read it: 1h 05m, 3m 07s, 4.2s."""
+    if delta is None:
+        return "-"
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{delta.total_seconds():.1f}s"

@@ -1,34 +1,32 @@
-"""The runs changelist, the run page, and the operator actions on both."""
+"""The runs changelist and the operator actions (bulk and per run); the run page
+itself is `run_page.RunPageMixin`."""
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import (
-    Http404,
     HttpResponse,
-    HttpResponseRedirect,
     StreamingHttpResponse,
 )
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
-from .. import selectors
+from ..exports import audit_csv
 from ..models import Run, RunItem, WorkItem
 from ..resources import RunItemResource, RunResource
 from ..services import RunsError
-from ..states import RUN_ACTIVE, IllegalTransition, RunState, WorkItemState
-from ..exports import audit_csv
-from . import forms, reports
+from ..states import IllegalTransition, WorkItemState
+from . import forms
 from .changelist import ArchivedFilter, TestSuiteRunsFilter, WindowPaginator
-from .display import progress_bar, state_badge
+from .display import duration, progress_bar, state_badge
 from .run_actions import ACTIONS, EXPORT_PERMISSION
+from .run_page import RunPageMixin
 
 MAX_BULK = 1000
 FINISHED_ITEMS = [WorkItemState.DONE, WorkItemState.RESOLVED, WorkItemState.FAILED]
@@ -53,7 +51,7 @@ def _bulk(action):
 
 
 @admin.register(Run)
-class RunAdmin(ExportMixin, admin.ModelAdmin):
+class RunAdmin(RunPageMixin, ExportMixin, admin.ModelAdmin):
     list_display = [
         "number_link",
         "automation",
@@ -184,8 +182,8 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
         lead = run.lead_time
         if lead is None and run.started_at:
             lead = timezone.now() - run.created_at
-            return format_html("<i>{}</i>", _duration(lead))
-        return _duration(lead) if lead is not None else "-"
+            return format_html("<i>{}</i>", duration(lead))
+        return duration(lead) if lead is not None else "-"
 
     @admin.display(description="Progress")
     def progress(self, run):
@@ -320,98 +318,6 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
             request, "admin/runs/run/action_confirmation.html", context
         )
 
-    # -- the run page --------------------------------------------------------
-
-    def get_urls(self):
-        view = self.admin_site.admin_view
-        return [
-            path(
-                "report/",
-                view(lambda request: reports.report_view(self, request)),
-                name="runs_run_report",
-            ),
-            path(
-                "<path:object_id>/act/<slug:action_name>/",
-                view(self.run_action_view),
-                name="runs_run_action",
-            ),
-            *super().get_urls(),
-        ]
-
-    def run_action_view(self, request, object_id, action_name):
-        action = ACTIONS.get(action_name)
-        if action is None:
-            raise Http404(f"no run action {action_name!r}")
-        if not self.may(request, action):
-            raise PermissionDenied
-        run = self.get_object(request, unquote(object_id))
-        if run is None:
-            raise Http404("no such run")
-        items = None
-        if action.form_class.item_state:
-            items = list(
-                WorkItem.objects.filter(run=run, state=action.form_class.item_state)
-                .select_related("step")
-                .order_by("id")[:200]
-            )
-        form = action.form_class(
-            request.POST if request.method == "POST" else None, items=items
-        )
-        if request.method == "POST" and form.is_valid():
-            self.apply_each(request, [run], action, form)
-            return HttpResponseRedirect(reverse("admin:runs_run_change", args=[run.pk]))
-        return self.confirmation(request, [run], action, form, bulk=False, run=run)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        run = self.get_object(request, unquote(object_id))
-        if run is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_view_or_change_permission(request, run):
-            raise PermissionDenied
-        run = Run.objects.select_related(
-            "automation", "version", "rerun_of", "trigger", "stop_requested_by"
-        ).get(pk=run.pk)
-        state_filter = request.GET.get("item_state", "")
-        if state_filter not in WorkItemState.values:
-            state_filter = ""
-        try:
-            step_filter = int(request.GET.get("item_step") or 0)
-            after = int(request.GET.get("after") or 0)
-        except ValueError:
-            step_filter, after = 0, 0
-        steps = selectors.run_steps_progress(run)
-        items, more_items = selectors.run_work_items(
-            run, state=state_filter, step_id=step_filter, after=after
-        )
-        active = run.state in RUN_ACTIVE or run.state == RunState.PENDING
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": f"{run} · {run.automation}",
-            "run": run,
-            "original": run,
-            "state": state_badge(run.state),
-            "steps": steps,
-            "items": items,
-            "more_items": more_items,
-            "next_after": items[-1].pk if items and more_items else None,
-            "item_states": WorkItemState.choices,
-            "state_filter": state_filter,
-            "step_filter": step_filter,
-            "run_items": selectors.run_items_recent(run),
-            "audit": selectors.run_audit_trail(run),
-            # no ORDER BY: SQLite would walk the number index instead of rerun_of's
-            "reruns": sorted(
-                Run.objects.filter(rerun_of=run).order_by().values_list("number", "pk"),
-                reverse=True,
-            )[:10],
-            "actions": self.allowed_actions(request, run),
-            "may_export": self.has_export_permission(request),
-            "refresh_seconds": 5 if active else None,
-            "lead": _duration(run.lead_time) if run.lead_time else None,
-        }
-        return TemplateResponse(request, "admin/runs/run/detail.html", context)
-
 
 def _permission_check(action):
     def has_permission(self, request):
@@ -423,16 +329,3 @@ def _permission_check(action):
 
 for _action in ACTIONS.values():
     setattr(RunAdmin, f"has_{_action.name}_permission", _permission_check(_action))
-
-
-def _duration(delta) -> str:
-    if delta is None:
-        return "-"
-    seconds = int(delta.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{delta.total_seconds():.1f}s"

@@ -1,0 +1,109 @@
+"""The run page: one run's steps, items, ledger and audit trail, and the per-run
+action views (confirm, apply). A mixin of `RunAdmin`."""
+
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from .. import selectors
+from ..models import Run, WorkItem
+from ..states import RUN_ACTIVE, RunState, WorkItemState
+from . import reports
+from .display import duration, state_badge
+from .run_actions import ACTIONS
+
+
+class RunPageMixin:
+    """The run page and the per-run action views of `RunAdmin`."""
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "report/",
+                view(lambda request: reports.report_view(self, request)),
+                name="runs_run_report",
+            ),
+            path(
+                "<path:object_id>/act/<slug:action_name>/",
+                view(self.run_action_view),
+                name="runs_run_action",
+            ),
+            *super().get_urls(),
+        ]
+
+    def run_action_view(self, request, object_id, action_name):
+        action = ACTIONS.get(action_name)
+        if action is None:
+            raise Http404(f"no run action {action_name!r}")
+        if not self.may(request, action):
+            raise PermissionDenied
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            raise Http404("no such run")
+        items = None
+        if action.form_class.item_state:
+            items = list(
+                WorkItem.objects.filter(run=run, state=action.form_class.item_state)
+                .select_related("step")
+                .order_by("id")[:200]
+            )
+        form = action.form_class(
+            request.POST if request.method == "POST" else None, items=items
+        )
+        if request.method == "POST" and form.is_valid():
+            self.apply_each(request, [run], action, form)
+            return HttpResponseRedirect(reverse("admin:runs_run_change", args=[run.pk]))
+        return self.confirmation(request, [run], action, form, bulk=False, run=run)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_or_change_permission(request, run):
+            raise PermissionDenied
+        run = Run.objects.select_related(
+            "automation", "version", "rerun_of", "trigger", "stop_requested_by"
+        ).get(pk=run.pk)
+        state_filter = request.GET.get("item_state", "")
+        if state_filter not in WorkItemState.values:
+            state_filter = ""
+        try:
+            step_filter = int(request.GET.get("item_step") or 0)
+            after = int(request.GET.get("after") or 0)
+        except ValueError:
+            step_filter, after = 0, 0
+        steps = selectors.run_steps_progress(run)
+        items, more_items = selectors.run_work_items(
+            run, state=state_filter, step_id=step_filter, after=after
+        )
+        active = run.state in RUN_ACTIVE or run.state == RunState.PENDING
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{run} · {run.automation}",
+            "run": run,
+            "original": run,
+            "state": state_badge(run.state),
+            "steps": steps,
+            "items": items,
+            "more_items": more_items,
+            "next_after": items[-1].pk if items and more_items else None,
+            "item_states": WorkItemState.choices,
+            "state_filter": state_filter,
+            "step_filter": step_filter,
+            "run_items": selectors.run_items_recent(run),
+            "audit": selectors.run_audit_trail(run),
+            # no ORDER BY: SQLite would walk the number index instead of rerun_of's
+            "reruns": sorted(
+                Run.objects.filter(rerun_of=run).order_by().values_list("number", "pk"),
+                reverse=True,
+            )[:10],
+            "actions": self.allowed_actions(request, run),
+            "may_export": self.has_export_permission(request),
+            "refresh_seconds": 5 if active else None,
+            "lead": duration(run.lead_time) if run.lead_time else None,
+        }
+        return TemplateResponse(request, "admin/runs/run/detail.html", context)
