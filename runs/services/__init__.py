@@ -1,10 +1,8 @@
 """Services: every write on runs goes through these (admin, API, commands, e-mail)."""
 
-from .errors import RunsError
+from .approvals import approvals_expire, work_item_decide
+from .errors import InvalidRequest, NotAllowed, RunsError
 from .operator import (
-    InvalidRequest,
-    NotAllowed,
-    approvals_expire,
     run_archive,
     run_mark_test_case,
     run_rerun,
@@ -12,7 +10,6 @@ from .operator import (
     run_retry,
     run_stop,
     run_unarchive,
-    work_item_decide,
 )
 from .starting import InvalidInputs, NotRunnable, inputs_clean, run_start
 

@@ -10,3 +10,11 @@ class RunsError(Exception):
         super().__init__(message)
         if code:
             self.code = code
+
+
+class InvalidRequest(RunsError):
+    code = "invalid"
+
+
+class NotAllowed(RunsError):
+    code = "permission_denied"
