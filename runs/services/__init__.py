@@ -1,10 +1,10 @@
 """Services: every write on runs goes through these (admin, API, commands, e-mail)."""
 
+from ..engine.approvals import approvals_expire
 from .errors import RunsError
 from .operator import (
     InvalidRequest,
     NotAllowed,
-    approvals_expire,
     run_archive,
     run_mark_test_case,
     run_rerun,

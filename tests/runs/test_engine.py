@@ -460,7 +460,9 @@ def test_step_runs_up_to_concurrency(automation):
 
 
 def test_dead_worker_items_come_back_after_lease_expiry(automation):
-    auto = automation({"action": "test.die_first", "max_attempts": 2})
+    auto = automation(
+        {"action": "test.die_first", "max_attempts": 2, "retry_backoff_seconds": 0}
+    )
     run = run_start(automation=auto, inputs=[{}, {}])
     with pytest.raises(test_actions.WorkerDied):
         run_until_idle(run)
@@ -491,7 +493,9 @@ def test_dead_worker_on_last_attempt_fails_the_item(automation):
 
 
 def test_crash_between_action_and_commit_replays_instead_of_calling_again(automation, monkeypatch):
-    auto = automation({"action": "test.count_journal", "max_attempts": 2})
+    auto = automation(
+        {"action": "test.count_journal", "max_attempts": 2, "retry_backoff_seconds": 0}
+    )
     run = run_start(automation=auto, inputs=[{"n": 1}])
     original = StepRunner._commit
 
