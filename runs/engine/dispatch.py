@@ -24,6 +24,8 @@ def enqueue(step_run_id: int) -> None:
     """
 
     def send():
+        # django_q.tasks loads django_q's models: importing it with this module
+        # would need the app registry ready before runs.models is imported
         from django_q.tasks import async_task
 
         async_task(
