@@ -50,9 +50,10 @@ def status_kb(name: str) -> int:
 
 def setup(total_items: int):
     from automations.definitions import automation_import
-    from runs.engine.bulk import insert_rows, work_item_row
+    from runs.engine.bulk import work_item_row
     from runs.ledger import PreparedRunItems, _chain, audit_event
     from runs.models import AuditEvent, Run, Sequence, WorkItem
+    from runs.sql import insert_rows
 
     call_command("migrate", verbosity=0)
     automation = automation_import(

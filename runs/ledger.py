@@ -12,6 +12,7 @@ appenders of one chain (on SQLite the IMMEDIATE transaction already does).
 
 import datetime
 import hashlib
+import heapq
 import json
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import AuditEvent, LedgerHead, Run, RunItem
+from .sql import inserter_for, row_getter
 
 GLOBAL_CHAIN = "global"
 
@@ -33,6 +35,11 @@ def _canonical(fields: dict) -> str:
     return json.dumps(
         fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
     )
+
+
+def idempotency_key(run_id, work_item_id, action_key: str) -> str:
+    """A run item's key: stable across every attempt of one item at one action."""
+    return f"{run_id}:{work_item_id}:{action_key}"
 
 
 def content_digest(fields: dict) -> str:
@@ -84,8 +91,6 @@ def run_item_digests(shared: dict, rows: list[dict]) -> list[str]:
             own.append(name)
         parts.append(f'"{key}":{value}')
     template = "{" + ",".join(parts) + "}"
-    from .engine.bulk import row_getter
-
     take = row_getter(own)
     sha256 = hashlib.sha256
     return [
@@ -129,8 +134,6 @@ class PreparedRunItems:
     )
 
     def __init__(self, shared: dict, rows: list[dict]):
-        from .engine.bulk import inserter_for
-
         own = [name for name in self.COLUMNS if name not in shared]
         self.digests = run_item_digests(shared, rows)
         # the rows' columns are adapted now; their chain columns once linked
@@ -215,12 +218,7 @@ def append(
             AuditEvent.objects.bulk_create(events)
             LedgerHead.objects.filter(key=GLOBAL_CHAIN).update(seq=seq, hash=prev)
             return
-        seq, prev = (
-            Run.objects.select_for_update()
-            .filter(pk=run.pk)
-            .values_list("ledger_seq", "ledger_hash")
-            .get()
-        )
+        seq, prev = run_lock(run, "ledger_seq", "ledger_hash")
         # audit events first, then run items: the order is part of the chain
         seq, prev = _chain(events, seq, prev)
         seq, prev = _chain(run_items, seq, prev)
@@ -279,8 +277,6 @@ def _verify_rows(chain: str, rows, head_seq: int, head_hash: str) -> ChainProble
 
 def _merged(*querysets):
     """Merge querysets that are each ordered by seq into one seq-ordered stream."""
-    import heapq
-
     iterators = [qs.iterator(chunk_size=2000) for qs in querysets]
     return heapq.merge(*iterators, key=lambda row: row.seq)
 
@@ -310,30 +306,72 @@ def verify_all():
             yield problem
 
 
-def append_batch(
-    run: Run, prepared: PreparedRunItems, *, increments: dict[str, int], sets: dict
-) -> str:
-    """The engine's per-batch append: link and insert `prepared` run items and move
-    the run's head and counters, in two plain statements (this runs under the
-    write lock once per batch; the ORM's query building would double its hold).
-    Returns the run's state as of this transaction."""
+def run_lock(run: Run, *fields: str):
+    """Lock the run's row for the rest of the transaction and read `fields` from it
+    (the state when none are named): one value for one field, else a tuple.
+
+    The first lock a transaction takes on a run's rows is this one. Locks are taken
+    in one order everywhere, the run row, then its work items, then its step runs,
+    so two writers of one run queue instead of deadlocking (PostgreSQL; SQLite's
+    IMMEDIATE transaction already holds the one write lock)."""
+    names = fields or ("state",)
+    values = (
+        Run.objects.select_for_update().filter(pk=run.pk).values_list(*names).first()
+    )
+    if values is None:
+        raise Run.DoesNotExist(f"run {run.pk} does not exist")
+    return values[0] if len(names) == 1 else values
+
+
+@dataclass(slots=True)
+class BatchHead:
+    """The run's chain head and state, read under the run's row lock at the start
+    of a step run's commit (see `batch_head`)."""
+
+    seq: int
+    hash: str
+    state: str
+
+
+def batch_head(run: Run) -> BatchHead:
+    """Lock the run row and read its chain head and state: the first statement of a
+    step run's commit, before it touches its items (the run row, then its items).
+    One plain statement: it runs once per batch under the write lock."""
     quote = connection.ops.quote_name
     table = quote(Run._meta.db_table)
     pk = Run._meta.pk.get_db_prep_value(run.pk, connection)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT ledger_seq, ledger_hash, state FROM {table} WHERE id = %s{lock}", [pk]
+        )
+        return BatchHead(*cursor.fetchone())
+
+
+def append_batch(
+    run: Run,
+    prepared: PreparedRunItems,
+    *,
+    head: BatchHead,
+    increments: dict[str, int],
+    sets: dict,
+) -> None:
+    """The engine's per-batch append: link and insert `prepared` run items after
+    `head` (read by `batch_head` in this transaction) and move the run's head and
+    counters, in plain statements (this runs under the write lock once per batch;
+    the ORM's query building would double its hold)."""
+    quote = connection.ops.quote_name
+    table = quote(Run._meta.db_table)
+    pk = Run._meta.pk.get_db_prep_value(run.pk, connection)
     assignments = ["ledger_seq = %s", "ledger_hash = %s"]
     assignments += [f"{quote(name)} = {quote(name)} + %s" for name in increments]
     assignments += [f"{quote(name)} = %s" for name in sets]
     # called inside the step run's commit: no savepoint of its own
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT ledger_seq, ledger_hash, state FROM {table} WHERE id = %s{lock}", [pk]
-        )
-        seq, prev, state = cursor.fetchone()
-        seq, prev = prepared.link_and_insert(seq, prev)
+        seq, prev = prepared.link_and_insert(head.seq, head.hash)
         cursor.execute(
             f"UPDATE {table} SET {', '.join(assignments)} WHERE id = %s",
             [seq, prev, *increments.values(), *sets.values(), pk],
         )
     run.ledger_seq, run.ledger_hash = seq, prev
-    return state
+    head.seq, head.hash = seq, prev

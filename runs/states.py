@@ -31,6 +31,14 @@ RUN_FINAL = frozenset(
 RUN_ACTIVE = frozenset({R.RUNNING, R.AWAITING_INPUT, R.STOPPING, R.TERMINATING})
 # States whose failed items may be retried (retry reopens the run).
 RUN_RETRYABLE = frozenset({R.UNRESOLVED, R.CANCELLED, R.FAILED, R.TIMED_OUT})
+# Run states in which a step run (Python or robot) stops at the next item, and the
+# cause its in-flight items fail with.
+STOP_CAUSES = {
+    R.TERMINATING: "terminated",
+    R.TIMED_OUT: "timed out",
+    R.FAILED: "run failed",
+    R.CANCELLED: "cancelled",
+}
 
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     R.RUNNING: frozenset({R.PENDING, R.AWAITING_INPUT} | RUN_RETRYABLE),

@@ -9,11 +9,20 @@ from automations.actions import BusinessError, Result, action
 
 calls: Counter = Counter()
 failures_left: dict = {}
+clock = {"now": 0.0}  # a clock tests give the engine instead of time.monotonic
 
 
 def reset():
     calls.clear()
     failures_left.clear()
+    clock["now"] = 0.0
+
+
+@action("test.tick")
+def tick(ctx):
+    """Take `seconds` of the test clock (`clock`), then pass the item on."""
+    clock["now"] += ctx.parameters.get("seconds", 1)
+    return [ctx.payload]
 
 
 @action("test.count")
@@ -84,7 +93,6 @@ def stop_run(ctx):
             step_runs=ctx.parameters.get("step_runs", "complete"),
             pending_items=ctx.parameters.get("pending_items", "failed"),
         )
-        time.sleep(0.3)  # past the engine's stop-check interval
     return [ctx.payload]
 
 

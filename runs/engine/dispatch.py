@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from .. import ledger
 from ..models import Run, StepRun, WorkItem
 from ..states import STEP_RUN_ACTIVE, RunState, WorkItemState
 
@@ -23,6 +24,8 @@ def enqueue(step_run_id: int) -> None:
     """
 
     def send():
+        # django_q.tasks loads django_q's models: importing it with this module
+        # would need the app registry ready before runs.models is imported
         from django_q.tasks import async_task
 
         async_task(
@@ -43,12 +46,7 @@ def step_runs_ensure(run: Run, step) -> list[StepRun]:
     items exist. The run row lock keeps two callers from overshooting concurrency.
     """
     with transaction.atomic():
-        state = (
-            Run.objects.select_for_update()
-            .filter(pk=run.pk)
-            .values_list("state", flat=True)
-            .first()
-        )
+        state = ledger.run_lock(run)
         if state not in (RunState.PENDING, RunState.RUNNING, RunState.AWAITING_INPUT):
             return []
         active = StepRun.objects.filter(

@@ -9,6 +9,7 @@ from runs.conf import runs_settings
 
 from ..models import Run, StepRun
 from ..states import RUN_ACTIVE, STEP_RUN_ACTIVE, RunState, StepRunState, WorkItemState
+from .approvals import approvals_expire
 from .dispatch import enqueue
 from .progress import leases_reap, run_progress, run_terminating_expired, run_time_out
 
@@ -20,8 +21,6 @@ HOUSEKEEPING_TASK = "runs.tasks.housekeeping"
 def housekeeping() -> dict:
     """One pass: expired leases, lost tasks, run timeouts, stuck terminations,
     approval deadlines, and runs whose items came out of backoff."""
-    from ..services.operator import approvals_expire
-
     now = timezone.now()
     report = {"leases": leases_reap(now)}
 

@@ -10,6 +10,7 @@ from automations.models import Step
 
 from .. import ledger
 from ..machines import run_move, step_run_move, step_runs_end, work_items_move
+from ..machines.attempt import attempts_fail
 from ..machines.work_item import LeaseLost
 from ..models import Run, RunItem, StepRun, WorkItem
 from ..states import (
@@ -50,12 +51,7 @@ def run_progress(run: Run) -> str:
     unresolved when actions failed).
     """
     with transaction.atomic():
-        current = (
-            Run.objects.select_for_update()
-            .filter(pk=run.pk)
-            .values_list("state", flat=True)
-            .first()
-        )
+        current = ledger.run_lock(run)
         if current not in RUN_ACTIVE:
             return current
         run.refresh_from_db()
@@ -234,61 +230,22 @@ def run_terminating_expired(run: Run, timeout: int) -> bool:
     )
 
 
-def items_release(run: Run, items: list[WorkItem], *, cause: str, token) -> int:
+def items_release(run: Run, items: list, *, cause: str, token) -> int:
     """Give in-progress items of a lost or broken step run back: pending while
     attempts are left (after the step's backoff), failed after the last one. Each is
-    recorded as a failed attempt in the run's ledger."""
+    recorded as a failed attempt in the run's ledger (see `attempts_fail`)."""
     if not items:
         return 0
     steps = {s.pk: s for s in Step.objects.filter(pk__in={i.step_id for i in items})}
-    now = timezone.now()
-    retry, fail, run_items = [], [], []
+    by_step: dict = {}
     for item in items:
-        step = steps[item.step_id]
-        (retry if item.attempts < step.max_attempts else fail).append(item.pk)
-        from .step_runs import idempotency_key
-
-        run_items.append(
-            RunItem(
-                run=run,
-                work_item_id=item.pk,
-                step=step,
-                step_run_id=item.lease_owner_id,
-                action=step.action,
-                subject=item.subject,
-                parameters=step.parameters,
-                attempt=item.attempts,
-                idempotency_key=idempotency_key(run.pk, item.pk, step.action),
-                outcome=RunItemOutcome.FAILED,
-                failure_type=FailureType.APPLICATION,
-                failure_cause=cause,
-                started_at=item.updated_at,
-                finished_at=now,
-            )
-        )
+        by_step.setdefault(item.step_id, []).append(item)
     with transaction.atomic():
-        failure = {
-            "failure_type": FailureType.APPLICATION,
-            "failure_code": "lease_expired",
-            "failure_message": cause[:4000],
-        }
-        if retry:
-            work_items_move(
-                run, retry, WorkItemState.PENDING, fence_token=token,
-                allowed_from=frozenset({WorkItemState.IN_PROGRESS}),
-                updates={**failure, "available_at": now},
+        for step_id, of_step in by_step.items():
+            attempts_fail(
+                run, steps[step_id], of_step, token=token, code="lease_expired",
+                cause=cause,
             )
-        if fail:
-            work_items_move(
-                run, fail, WorkItemState.FAILED, fence_token=token,
-                allowed_from=frozenset({WorkItemState.IN_PROGRESS}),
-                updates=failure,
-            )
-        ledger.append(
-            run=run,
-            run_items=run_items,
-            counters={"failed_items": F("failed_items") + len(fail)},
-        )
     return len(items)
 
 

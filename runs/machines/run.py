@@ -40,14 +40,7 @@ def run_move(
     with transaction.atomic():
         # Lock the row first (PostgreSQL) so the state we record as `before` is the
         # one we replace; the conditional UPDATE is what decides on every backend.
-        current = (
-            Run.objects.select_for_update()
-            .filter(pk=run.pk)
-            .values_list("state", flat=True)
-            .first()
-        )
-        if current is None:
-            raise Run.DoesNotExist(f"run {run.pk} does not exist")
+        current = ledger.run_lock(run)
         if current not in allowed:
             raise IllegalTransition(run, current, to)
         changed = Run.objects.filter(pk=run.pk, state=current).update(state=to, **fields)

@@ -2,8 +2,14 @@
 
 from django.db import transaction
 
-from ..models import StepRun
-from ..states import STEP_RUN_TRANSITIONS, IllegalTransition, StepRunState
+from ..models import StepRun, WorkItem
+from ..states import (
+    STEP_RUN_TRANSITIONS,
+    IllegalTransition,
+    StepRunState,
+    WorkItemState,
+)
+from .work_item import LeaseLost
 
 
 def step_run_move(
@@ -53,3 +59,17 @@ def step_runs_end(run, *, frm: str, to: str, updates: dict | None = None) -> int
         fields.setdefault("lease_token", None)
         fields.setdefault("lease_expires_at", None)
     return StepRun.objects.filter(run=run, state=frm).update(**fields)
+
+
+def step_run_lease_extend(step_run_id: int, token, expires) -> None:
+    """The heartbeat: extend the lease of a running step run and of the items it
+    holds, fenced by its lease token (LeaseLost, nothing written, once it lost it).
+    The items first, then the step run: the order every writer takes them in."""
+    with transaction.atomic():
+        WorkItem.objects.filter(
+            lease_token=token, state=WorkItemState.IN_PROGRESS
+        ).update(lease_expires_at=expires)
+        if not StepRun.objects.filter(
+            pk=step_run_id, lease_token=token, state=StepRunState.RUNNING
+        ).update(lease_expires_at=expires):
+            raise LeaseLost(f"step run {step_run_id} no longer holds its lease")

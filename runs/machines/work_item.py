@@ -1,5 +1,6 @@
 """Work item state machine: bulk conditional moves with their ledger rows."""
 
+import datetime
 import json
 
 from django.db import connection, transaction
@@ -8,6 +9,12 @@ from django.utils import timezone
 from .. import ledger
 from ..models import Run, WorkItem
 from ..states import WORK_ITEM_TRANSITIONS, IllegalTransition, WorkItemState
+
+# `available_at` of an output a robot made for the input it holds: pending, but due
+# never, so no claim takes it, until the robot releases that input as completed
+# (then it is due at once) or the attempt fails (then it is dropped). As in Control
+# Room, an output reaches the next step only once its input is released.
+HELD_UNTIL = datetime.datetime(9999, 12, 31, tzinfo=datetime.UTC)
 
 
 class LeaseLost(Exception):
@@ -44,6 +51,7 @@ def work_items_move(
         fields.update(lease_token=None, lease_owner=None, lease_expires_at=None)
     ids = list(ids)
     with transaction.atomic():
+        ledger.run_lock(run)  # the run row, then its items (see run_lock)
         query = WorkItem.objects.filter(pk__in=ids, run=run, state__in=allowed)
         if fence_token is not None:
             query = query.filter(lease_token=fence_token)

@@ -20,8 +20,8 @@ from django.utils import timezone
 from automations.models import Automation, AutomationVersion, TriggerKind
 
 from ..models import Run, RunItem, WorkItem
-from ..services.errors import RunsError
-from ..services.operator import InvalidRequest, run_mark_test_case
+from ..services.errors import InvalidRequest, RunsError
+from ..services.operator import run_mark_test_case
 from ..services.starting import run_start
 from ..states import RUN_ACTIVE, RunState
 from .models import TestCase, TestCaseResult, TestCaseRun

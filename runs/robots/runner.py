@@ -22,20 +22,18 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
 from automations.actions.registry import robot_parameters_problem
 
-from .. import ledger
 from ..conf import runs_settings
-from ..engine.step_runs import STOP_CAUSES, idempotency_key
-from ..machines import step_run_move, work_items_claim, work_items_move
-from ..machines.work_item import LeaseLost
-from ..models import Run, RunItem, StepRun, WorkItem
-from ..states import FailureType, RunItemOutcome, StepRunState, WorkItemState
+from ..engine.lease import LeasedStepRun, stop_cause
+from ..engine.progress import run_fail
+from ..machines import work_items_claim
+from ..machines.attempt import attempts_fail
+from ..models import WorkItem
+from ..states import STOP_CAUSES, StepRunState, WorkItemState
 from . import tokens
 
 log = logging.getLogger("runs.robots")
@@ -82,32 +80,21 @@ def capped(text: str, limit: int) -> str:
     return f"{text[:half]}\n… [{cut} characters cut] …\n{text[-half:]}"
 
 
-class RobotRunner:
-    """Runs the robot of one step run; `step_runner` is the engine's StepRunner that
-    moved the step run to running under its lease token."""
+class RobotRunner(LeasedStepRun):
+    """Runs the robot of one step run under the step run's lease (see
+    `LeasedStepRun`: the same start, heartbeat and end as a Python step run)."""
 
-    def __init__(self, step_runner):
-        self.engine = step_runner
-        self.step_run: StepRun = step_runner.step_run
-        self.run: Run = step_runner.run
-        self.step = step_runner.step
-        self.token = step_runner.token
-        self.lease = step_runner.lease
-        self.stop_cause = ""
+    stopped_by = ""  # the stop cause the robot was signalled for
 
-    def execute(self) -> str:
+    def work(self) -> str:
         problem = robot_parameters_problem(self.step.parameters)
         if problem:
-            from ..engine.progress import run_fail
-
             error = f"step {self.step.name}: parameters.{problem}"
             run_fail(self.run, error)
-            self._finish(StepRunState.FAILED, error=error)
+            self.finish(StepRunState.FAILED, error=error)
             return "run failed"
-        from .services import stop_cause
-
         if stop_cause(self.run):  # stopping or stopped: start no robot
-            self._finish(StepRunState.FINISHED)
+            self.finish(StepRunState.FINISHED)
             return "finished"
         now = timezone.now()
         first = work_items_claim(
@@ -120,21 +107,20 @@ class RobotRunner:
             now=now,
         )
         if not first:
-            self._finish(StepRunState.FINISHED)
+            self.finish(StepRunState.FINISHED)
             return "finished"
-        self.step_run.lease_token = self.token
         exit_code, output = self._run_robot(first[0]["id"])
         self._settle_held(exit_code)
         error = ""
-        if self.stop_cause:
+        if self.stopped_by:
             to = StepRunState.CANCELLED
-            error = f"robot stopped: {self.stop_cause}"
+            error = f"robot stopped: {self.stopped_by}"
         elif exit_code != 0:
             to = StepRunState.FAILED
             error = f"robot exited with code {exit_code}"
         else:
             to = StepRunState.FINISHED
-        self._finish(
+        self.finish(
             to,
             error=error,
             exit_code=exit_code,
@@ -197,18 +183,15 @@ class RobotRunner:
         return process.returncode, output
 
     def _watch(self, process, grace: float) -> None:
-        last_heartbeat = time.monotonic()
         term_sent = None
         while process.poll() is None:
             time.sleep(POLL_SECONDS)
             now = time.monotonic()
-            if now - last_heartbeat >= self.lease / 3:
-                self._heartbeat()
-                last_heartbeat = now
+            self.heartbeat()
             if term_sent is None:
-                cause = self._stop_cause()
+                cause = stop_cause(self.run)
                 if cause in STOP_CAUSES.values():
-                    self.stop_cause = cause
+                    self.stopped_by = cause
                     log.info(
                         "step run %s: %s, SIGTERM to the robot", self.step_run.pk, cause
                     )
@@ -226,32 +209,6 @@ class RobotRunner:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def _stop_cause(self) -> str:
-        state, deadline = (
-            Run.objects.filter(pk=self.run.pk).values_list("state", "deadline_at").get()
-        )
-        if state in STOP_CAUSES:
-            return STOP_CAUSES[state]
-        if deadline and timezone.now() >= deadline:
-            from ..engine.progress import run_time_out
-
-            run_time_out(self.run)  # the run's open items fail "timed out"
-            return "timed out"
-        return ""
-
-    def _heartbeat(self) -> None:
-        expires = timezone.now() + timezone.timedelta(seconds=self.lease)
-        with transaction.atomic():
-            if not StepRun.objects.filter(
-                pk=self.step_run.pk, lease_token=self.token, state=StepRunState.RUNNING
-            ).update(lease_expires_at=expires):
-                raise LeaseLost(
-                    f"step run {self.step_run.pk} no longer holds its lease"
-                )
-            WorkItem.objects.filter(
-                lease_token=self.token, state=WorkItemState.IN_PROGRESS
-            ).update(lease_expires_at=expires)
-
     # -- after the robot ---------------------------------------------------------
 
     def _settle_held(self, exit_code: int) -> None:
@@ -264,81 +221,14 @@ class RobotRunner:
         )
         if not held:
             return
-        now = timezone.now()
-        if self.stop_cause:
-            code = self.stop_cause.replace(" ", "_")
-            message = self.stop_cause
+        if self.stopped_by:
+            code = self.stopped_by.replace(" ", "_")
+            message = self.stopped_by
         else:
             code = "robot_exit"
             message = f"robot exited with code {exit_code} without releasing the item"
-        retry, fail, run_items = [], [], []
-        for item in held:
-            if not self.stop_cause and item.attempts < self.step.max_attempts:
-                retry.append(item.pk)
-            else:
-                fail.append(item.pk)
-            run_items.append(
-                RunItem(
-                    run=self.run,
-                    work_item_id=item.pk,
-                    step=self.step,
-                    step_run_id=self.step_run.pk,
-                    action=self.step.action,
-                    subject=item.subject,
-                    parameters=self.step.parameters,
-                    attempt=item.attempts,
-                    idempotency_key=idempotency_key(
-                        self.run.pk, item.pk, self.step.action
-                    ),
-                    outcome=RunItemOutcome.FAILED,
-                    failure_type=FailureType.APPLICATION,
-                    failure_cause=message,
-                    started_at=item.updated_at,
-                    finished_at=now,
-                )
-            )
-        failure = {
-            "failure_type": FailureType.APPLICATION,
-            "failure_code": code,
-            "failure_message": message,
-        }
-        backoff = self.step.retry_backoff_seconds
-        with transaction.atomic():
-            if retry:
-                work_items_move(
-                    self.run,
-                    retry,
-                    WorkItemState.PENDING,
-                    fence_token=self.token,
-                    allowed_from=frozenset({WorkItemState.IN_PROGRESS}),
-                    updates={
-                        **failure,
-                        "available_at": now + timezone.timedelta(seconds=backoff),
-                    },
-                )
-            if fail:
-                work_items_move(
-                    self.run,
-                    fail,
-                    WorkItemState.FAILED,
-                    fence_token=self.token,
-                    allowed_from=frozenset({WorkItemState.IN_PROGRESS}),
-                    updates=failure,
-                )
-            ledger.append(
-                run=self.run,
-                run_items=run_items,
-                counters={"failed_items": F("failed_items") + len(fail)},
-            )
-
-    def _finish(self, to: str, **updates) -> None:
-        step_run_move(
-            self.step_run,
-            to,
-            lease_token=self.token,
-            updates={
-                "finished_at": timezone.now(),
-                "lease_expires_at": None,
-                **updates,
-            },
+        # after a stop the item fails for good; otherwise the step's retry rule
+        attempts_fail(
+            self.run, self.step, held, token=self.token, code=code, cause=message,
+            step_run_id=self.step_run.pk, retry=not self.stopped_by,
         )

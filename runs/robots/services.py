@@ -15,28 +15,30 @@ any failure but 400/401/403/404/409 up to five times):
   step run's last run item for it says the same (COMPLETED: succeeded, FAILED:
   failed);
 - output: a request whose payload equals the parent's latest output of the current
-  attempt, not written since, answers that output instead of creating another.
+  attempt, not written since, answers that output instead of creating another
+  (see `runs.robots.outputs`).
+
+Outputs are held (pending, never due) until the robot releases their input:
+COMPLETED makes them due at once, a failed attempt drops them. So the next step
+sees each output once, with its files, as in Control Room.
 """
 
-import hashlib
+import json
+import re
 from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .. import ledger
 from ..conf import runs_settings
 from ..engine.dispatch import step_runs_ensure
-from ..engine.step_runs import STOP_CAUSES, idempotency_key
+from ..engine.lease import stop_cause
 from ..machines import work_items_claim, work_items_move
-from ..models import Run, RunItem, StepRun, WorkItem, WorkItemFile
-from ..states import (
-    FailureType,
-    RunItemOutcome,
-    RunState,
-    WorkItemState,
-)
+from ..machines.attempt import attempt_run_item, attempts_fail
+from ..machines.work_item import HELD_UNTIL
+from ..models import Run, RunItem, StepRun, WorkItem
+from ..states import FailureType, RunItemOutcome, WorkItemState
 
 
 class RobotApiError(Exception):
@@ -112,16 +114,6 @@ def _item_id(value) -> int:
     return int(text)
 
 
-def stop_cause(run: Run) -> str:
-    """Why the run's robots must take no new item ("" when they may)."""
-    run.refresh_from_db(fields=["state", "deadline_at"])
-    if run.state not in (RunState.RUNNING, RunState.AWAITING_INPUT):
-        return STOP_CAUSES.get(run.state, "stopping")
-    if run.deadline_at and timezone.now() >= run.deadline_at:
-        return "timed out"
-    return ""
-
-
 # -- reserve / release ---------------------------------------------------------------
 
 
@@ -175,9 +167,31 @@ def _release_body(body) -> tuple[int, str, str, str, str]:
     return _item_id(item_id), state, kind, code, message
 
 
+# an HTTP error as robocorp-workitems words it: "409 Client Error: … - {json}"
+_HTTP_ERROR_BODY = re.compile(r"^(?P<head>.*?)\s*-?\s*(?P<body>\{.*\})\s*$", re.DOTALL)
+
+
+def failure_text(message: str) -> str:
+    """A robot's failure message as a cause people read: an HTTP error body in
+    this API's JSON shape (`{"detail", "code"}`) becomes its detail."""
+    found = _HTTP_ERROR_BODY.match(message)
+    if found:
+        try:
+            body = json.loads(found["body"])
+        except ValueError:
+            return message
+        if isinstance(body, dict) and isinstance(body.get("detail"), str):
+            head = found["head"].rstrip(" -:")
+            return f"{head}: {body['detail']}" if head else body["detail"]
+    return message
+
+
 def work_item_release(session: RobotSession, body) -> dict:
     """Release the robot's item as COMPLETED or FAILED (BUSINESS: failed for good;
-    APPLICATION: back to pending after the step's backoff while attempts are left)."""
+    APPLICATION: back to pending after the step's backoff while attempts are left).
+    Its outputs go on to the next step once it is released for good (COMPLETED,
+    or FAILED without a retry); a retried attempt drops them (the next makes them
+    again)."""
     item_id, state, kind, code, message = _release_body(body)
     run, step = session.run, session.step
     item = WorkItem.objects.filter(pk=item_id, run=run, step=step).first()
@@ -197,288 +211,55 @@ def work_item_release(session: RobotSession, body) -> dict:
             f"work item {item.pk} is not reserved by this robot run (it is {item.state})",
             code="not_reserved",
         )
-    now = timezone.now()
-    failure_type = EXCEPTION_TYPES[kind] if state == "FAILED" else ""
-    to, updates, failed = (
-        WorkItemState.DONE,
-        {"failure_type": "", "failure_code": "", "failure_message": ""},
-        0,
-    )
-    if state == "FAILED":
-        updates = {
-            "failure_type": failure_type,
-            "failure_code": (code or kind.lower() + "_error")[:100],
-            "failure_message": (message or code or kind.title() + " exception")[:4000],
-        }
-        retry = (
-            failure_type == FailureType.APPLICATION
-            and item.attempts < step.max_attempts
-        )
-        if retry:
-            backoff = step.retry_backoff_seconds * 2 ** (item.attempts - 1)
-            to = WorkItemState.PENDING
-            updates["available_at"] = now + timezone.timedelta(seconds=backoff)
-        else:
-            to, failed = WorkItemState.FAILED, 1
-    run_item = RunItem(
-        run=run,
-        work_item_id=item.pk,
-        step=step,
-        step_run_id=session.step_run.pk,
-        action=step.action,
-        subject=item.subject,
-        parameters=step.parameters,
-        attempt=item.attempts,
-        idempotency_key=idempotency_key(run.pk, item.pk, step.action),
-        outcome=outcome,
-        result_ref="",
-        failure_type=failure_type,
-        failure_cause=updates.get("failure_message", ""),
-        started_at=item.updated_at,
-        finished_at=now,
-    )
+    counters = {"actions_invoked": F("actions_invoked") + 1, "current_step": step.name}
     with transaction.atomic():
-        work_items_move(
-            run,
-            [item.pk],
-            to,
-            fence_token=session.token,
-            allowed_from=frozenset({WorkItemState.IN_PROGRESS}),
-            updates=updates,
-            run_items=[run_item],
-            counters={
-                "failed_items": F("failed_items") + failed,
-                "actions_invoked": F("actions_invoked") + 1,
-                "current_step": step.name,
-            },
-        )
+        if state == "FAILED":
+            _, failed = attempts_fail(
+                run, step, [item], token=session.token,
+                step_run_id=session.step_run.pk,
+                failure_type=EXCEPTION_TYPES[kind],
+                code=code or kind.lower() + "_error",
+                cause=failure_text(message or code or kind.title() + " exception"),
+                counters=counters,
+                keep_failed_outputs=True,
+            )
+            if failed:
+                _outputs_release(session, item)
+        else:
+            _release_completed(session, item, counters)
         StepRun.objects.filter(
             pk=session.step_run.pk, lease_token=session.token
         ).update(items_processed=F("items_processed") + 1)
     return {"workItemId": str(item.pk), "state": state}
 
 
-# -- outputs ---------------------------------------------------------------------
-
-
-def _payload(value) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise RobotApiError("payload: must be a JSON object (or null)")
-    return value
-
-
-def _held_input(session: RobotSession, item_id) -> WorkItem:
-    item = WorkItem.objects.filter(
-        pk=_item_id(item_id), run=session.run, step=session.step
-    ).first()
-    if item is None:
-        raise NotFound(f"no work item {item_id} in this robot's step")
-    if item.state != WorkItemState.IN_PROGRESS or item.lease_token != session.token:
-        raise Conflict(
-            f"work item {item.pk} is not reserved by this robot run",
-            code="not_reserved",
-        )
-    return item
-
-
-def work_item_output(session: RobotSession, parent_id, body) -> dict:
-    """Create an output of the robot's current item: a pending item of the next step."""
-    if not isinstance(body, dict):
-        raise RobotApiError("the body must be a JSON object")
-    payload = _payload(body.get("payload"))
-    parent = _held_input(session, parent_id)
-    next_step = session.next_step()
-    if next_step is None:
-        raise Conflict(
-            f"step {session.step.name} is the automation's last step: its outputs have "
-            "no step to go to",
-            code="no_next_step",
-        )
-    with transaction.atomic():
-        # lock the run row: two retries of one call must not both pass the check
-        Run.objects.select_for_update().filter(pk=session.run.pk).values_list(
-            "pk"
-        ).get()
-        latest = (
-            WorkItem.objects.filter(
-                parent=parent, step=next_step, created_at__gte=parent.updated_at
+def _release_completed(session: RobotSession, item: WorkItem, counters: dict) -> None:
+    run, step = session.run, session.step
+    now = timezone.now()
+    work_items_move(
+        run,
+        [item.pk],
+        WorkItemState.DONE,
+        fence_token=session.token,
+        allowed_from=frozenset({WorkItemState.IN_PROGRESS}),
+        updates={"failure_type": "", "failure_code": "", "failure_message": ""},
+        run_items=[
+            attempt_run_item(
+                run, step, item, step_run_id=session.step_run.pk,
+                outcome=RunItemOutcome.SUCCEEDED, now=now,
             )
-            .order_by("-id")
-            .first()
-        )
-        if (
-            latest is not None
-            and latest.payload == payload
-            and latest.updated_at == latest.created_at
-            and not latest.files.exists()
-        ):
-            return {"id": str(latest.pk), "replayed": True}
-        now = timezone.now()
-        output = WorkItem.objects.create(
-            run=session.run,
-            step=next_step,
-            parent=parent,
-            payload=payload,
-            subject=str(payload.get("subject") or parent.subject)[:254],
-            created_at=now,
-            updated_at=now,
-            available_at=now,
-        )
-        ledger.append(
-            run=session.run,
-            counters={
-                "total_items": F("total_items") + 1,
-                "output_items": F("output_items") + 1,
-            },
-        )
+        ],
+        counters=counters,
+    )
+    _outputs_release(session, item)
+
+
+def _outputs_release(session: RobotSession, item: WorkItem) -> None:
+    """The item is released for good: its outputs reach the next step now, each
+    once, with its files."""
+    released = WorkItem.objects.filter(
+        parent=item, state=WorkItemState.PENDING, available_at=HELD_UNTIL
+    ).update(available_at=timezone.now())
+    next_step = session.next_step() if released else None
+    if next_step is not None:
         step_runs_ensure(session.run, next_step)
-    return {"id": str(output.pk)}
-
-
-# -- payloads and files ------------------------------------------------------------
-
-
-def _visible_item(session: RobotSession, item_id) -> WorkItem:
-    """An item of the robot's step, or an output of one (anything else is foreign)."""
-    pk = _item_id(item_id)
-    item = (
-        WorkItem.objects.filter(pk=pk, run=session.run).select_related("parent").first()
-    )
-    if item is not None and (
-        item.step_id == session.step.pk
-        or (item.parent is not None and item.parent.step_id == session.step.pk)
-    ):
-        return item
-    raise NotFound(f"no work item {item_id} in this robot's step")
-
-
-def _writable_item(session: RobotSession, item_id) -> WorkItem:
-    """The robot's reserved input, or a still-pending output of its step."""
-    item = _visible_item(session, item_id)
-    if item.step_id == session.step.pk:
-        if (
-            item.state == WorkItemState.IN_PROGRESS
-            and item.lease_token == session.token
-        ):
-            return item
-    elif item.state == WorkItemState.PENDING:
-        return item
-    raise Conflict(
-        f"work item {item.pk} cannot change now (it is {item.state})", code="read_only"
-    )
-
-
-def _touch(session: RobotSession, item: WorkItem) -> None:
-    """Mark an output written (an input keeps updated_at: it holds its claim time)."""
-    if item.step_id != session.step.pk:
-        WorkItem.objects.filter(pk=item.pk).update(updated_at=timezone.now())
-
-
-def work_item_payload(session: RobotSession, item_id) -> dict:
-    return _visible_item(session, item_id).payload
-
-
-def work_item_payload_set(session: RobotSession, item_id, payload) -> dict:
-    payload = _payload(payload)
-    with transaction.atomic():
-        item = _writable_item(session, item_id)
-        if item.payload == payload:
-            return payload  # a repeated PUT changes nothing
-        WorkItem.objects.filter(pk=item.pk).update(payload=payload)
-        _touch(session, item)
-        if item.step_id == session.step.pk:
-            ledger.append(
-                run=session.run,
-                events=[
-                    ledger.audit_event(
-                        verb="work_item.payload_changed",
-                        obj=item,
-                        run=session.run,
-                        actor_label=session.actor_label,
-                        before={"payload": item.payload},
-                        after={"payload": payload},
-                    )
-                ],
-            )
-    return payload
-
-
-def work_item_files(session: RobotSession, item_id) -> list[dict]:
-    item = _visible_item(session, item_id)
-    return [
-        {
-            "fileName": f.name,
-            "fileId": str(f.pk),
-            "fileSize": f.size,
-            "created": f.created_at.isoformat(),
-        }
-        for f in item.files.order_by("name")
-    ]
-
-
-def work_item_file(session: RobotSession, item_id, file_id) -> WorkItemFile:
-    item = _visible_item(session, item_id)
-    found = item.files.filter(pk=_item_id(file_id)).first()
-    if found is None:
-        raise NotFound(f"no file {file_id} on work item {item.pk}")
-    return found
-
-
-def file_upload_check(
-    session: RobotSession, item_id, body
-) -> tuple[WorkItem, str, int]:
-    """Validate a request to attach a file; the upload itself goes to a signed URL."""
-    if not isinstance(body, dict):
-        raise RobotApiError("the body must be a JSON object")
-    name, size = body.get("fileName"), body.get("fileSize")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise RobotApiError("fileName: required, a name of at most 200 characters")
-    if "/" in name or "\\" in name or name in (".", ".."):
-        raise RobotApiError("fileName: a plain file name, without directories")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise RobotApiError("fileSize: required, a number of bytes")
-    limit = runs_settings.ROBOT_MAX_FILE_BYTES
-    if size > limit:
-        raise TooLarge(f"fileSize {size} is over the limit of {limit} bytes")
-    return _writable_item(session, item_id), name, size
-
-
-def file_store(session: RobotSession, item_id, name: str, upload) -> WorkItemFile:
-    """Store an uploaded file (replacing one of the same name) through Django's
-    storage API."""
-    with transaction.atomic():
-        item = _writable_item(session, item_id)
-        for old in item.files.filter(name=name):
-            old.file.delete(save=False)
-            old.delete()
-        stored = WorkItemFile(
-            work_item=item,
-            name=name,
-            size=upload.size,
-            content_type=getattr(upload, "content_type", "") or "",
-        )
-        stored.file.save(_storage_name(name), upload, save=False)
-        stored.save()
-        _touch(session, item)
-    return stored
-
-
-def file_delete(session: RobotSession, item_id, file_id) -> None:
-    with transaction.atomic():
-        item = _writable_item(session, item_id)
-        found = item.files.filter(pk=_item_id(file_id)).first()
-        if found is None:
-            raise NotFound(f"no file {file_id} on work item {item.pk}")
-        found.file.delete(save=False)
-        found.delete()
-        _touch(session, item)
-
-
-def _storage_name(name: str) -> str:
-    # the storage name need not be the file's name (kept in WorkItemFile.name);
-    # a digest prefix keeps odd characters out of paths
-    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-100:]
-    return f"{digest}-{safe}"

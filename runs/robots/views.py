@@ -21,7 +21,7 @@ from ..api.parsers import LimitedJSONParser
 from ..conf import runs_settings
 from ..models import StepRun, WorkItemFile
 from ..states import StepRunState
-from . import services, tokens
+from . import outputs, services, tokens
 from .services import RobotApiError, RobotSession
 
 
@@ -102,28 +102,28 @@ class ReleaseView(ProcessView):
 @extend_schema(exclude=True)
 class OutputView(ProcessView):
     def post(self, request, parent, **kwargs):
-        return Response(services.work_item_output(request.auth, parent, request.data))
+        return Response(outputs.work_item_output(request.auth, parent, request.data))
 
 
 @extend_schema(exclude=True)
 class PayloadView(RobotView):
     def get(self, request, item, **kwargs):
-        return Response(services.work_item_payload(request.auth, item))
+        return Response(outputs.work_item_payload(request.auth, item))
 
     def put(self, request, item, **kwargs):
         return Response(
-            services.work_item_payload_set(request.auth, item, request.data)
+            outputs.work_item_payload_set(request.auth, item, request.data)
         )
 
 
 @extend_schema(exclude=True)
 class FilesView(RobotView):
     def get(self, request, item, **kwargs):
-        return Response(services.work_item_files(request.auth, item))
+        return Response(outputs.work_item_files(request.auth, item))
 
     def post(self, request, item, **kwargs):
         session: RobotSession = request.auth
-        work_item, name, size = services.file_upload_check(session, item, request.data)
+        work_item, name, size = outputs.file_upload_check(session, item, request.data)
         policy = tokens.sign(
             {
                 "step_run": session.step_run.pk,
@@ -141,13 +141,13 @@ class FilesView(RobotView):
 @extend_schema(exclude=True)
 class FileView(RobotView):
     def get(self, request, item, file, **kwargs):
-        found = services.work_item_file(request.auth, item, file)
+        found = outputs.work_item_file(request.auth, item, file)
         signed = tokens.sign({"file": found.pk}, tokens.DOWNLOAD_SALT)
         url = request.build_absolute_uri(reverse("runs-robots:download", args=[signed]))
         return Response({"url": url})
 
     def delete(self, request, item, file, **kwargs):
-        services.file_delete(request.auth, item, file)
+        outputs.file_delete(request.auth, item, file)
         return Response({})
 
 
@@ -208,7 +208,7 @@ def file_upload(request, signed):
     if upload.size > limit:
         return _error(413, f"the file is larger than its {limit} bytes", "too_large")
     try:
-        services.file_store(
+        outputs.file_store(
             RobotSession(step_run), policy["item"], policy["name"], upload
         )
     except RobotApiError as exc:

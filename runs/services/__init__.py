@@ -1,6 +1,7 @@
 """Services: every write on runs goes through these (admin, API, commands, e-mail)."""
 
-from .approvals import approvals_expire, work_item_decide
+from ..engine.approvals import approvals_expire
+from .approvals import work_item_decide
 from .errors import InvalidRequest, NotAllowed, RunsError
 from .operator import (
     run_archive,

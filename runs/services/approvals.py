@@ -1,5 +1,5 @@
-"""Approvals: a person decides on an item awaiting input; housekeeping fails the
-items nobody decided on before their deadline.
+"""Approvals: a person decides on an item awaiting input (the deadline is engine
+work: `runs.engine.approvals.approvals_expire`).
 
 Like every service: validates, changes state only through `runs.machines`, records
 who did it, and refuses with RunsError / IllegalTransition; nothing is half-done.
@@ -100,37 +100,3 @@ def work_item_decide(
     run_progress(run)
     item.refresh_from_db()
     return Decision(work_item=item, decision=decision)
-
-
-def approvals_expire(now=None) -> int:
-    """Items past their approval deadline fail (business: nobody decided in time)."""
-    now = now or timezone.now()
-    expired = WorkItem.objects.filter(
-        state=WorkItemState.AWAITING_INPUT, approval_deadline__lt=now
-    ).select_related("run")
-    by_run: dict = {}
-    for item in expired:
-        by_run.setdefault(item.run_id, (item.run, []))[1].append(item.pk)
-    for run, ids in by_run.values():
-        events = [
-            ledger.audit_event(
-                verb="work_item.approval_expired", run=run, actor_label="engine",
-                before={"work_item": pk, "state": WorkItemState.AWAITING_INPUT},
-                after={"state": WorkItemState.FAILED},
-            )
-            for pk in ids
-        ]
-        with transaction.atomic():
-            work_items_move(
-                run, ids, WorkItemState.FAILED,
-                allowed_from=frozenset({WorkItemState.AWAITING_INPUT}),
-                updates={
-                    "failure_type": FailureType.BUSINESS,
-                    "failure_code": "approval_expired",
-                    "failure_message": "no decision before the approval deadline",
-                },
-                events=events,
-                counters={"failed_items": F("failed_items") + len(ids)},
-            )
-        run_progress(run)
-    return sum(len(ids) for _, ids in by_run.values())

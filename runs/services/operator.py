@@ -31,8 +31,6 @@ from .errors import InvalidRequest
 from .starting import run_start
 
 # isort: split
-# approvals moved to their own module; this import keeps the old path working
-from .approvals import Decision, approvals_expire, work_item_decide  # noqa: F401
 
 
 def _label(actor) -> str:
@@ -67,9 +65,7 @@ def run_stop(
         },
     }
     with transaction.atomic():
-        current = Run.objects.select_for_update().filter(pk=run.pk).values_list(
-            "state", flat=True
-        ).get()
+        current = ledger.run_lock(run)
         step_runs_end(run, frm=StepRunState.QUEUED, to=StepRunState.CANCELLED,
                       updates={"finished_at": now})
         if current == RunState.PENDING:
@@ -132,9 +128,7 @@ def run_retry(run: Run, *, actor=None, work_item_ids=None, reason: str = "") -> 
     """Send failed items (all, or the ones named) back to pending; reopens the run."""
     ids = _failed_ids(run, work_item_ids)
     with transaction.atomic():
-        current = Run.objects.select_for_update().filter(pk=run.pk).values_list(
-            "state", flat=True
-        ).get()
+        current = ledger.run_lock(run)
         if current not in RUN_RETRYABLE | {RunState.RUNNING, RunState.AWAITING_INPUT}:
             raise IllegalTransition(
                 run, current, RunState.RUNNING,
@@ -179,9 +173,7 @@ def run_resolve(run: Run, *, actor=None, note: str = "", work_item_ids=None) -> 
         raise InvalidRequest("a note is required to resolve work items", code="note_required")
     ids = _failed_ids(run, work_item_ids)
     with transaction.atomic():
-        current = Run.objects.select_for_update().filter(pk=run.pk).values_list(
-            "state", flat=True
-        ).get()
+        current = ledger.run_lock(run)
         if current in (RunState.PENDING, RunState.STOPPING, RunState.TERMINATING):
             raise IllegalTransition(
                 run, current, "resolved",
@@ -216,9 +208,7 @@ def run_resolve(run: Run, *, actor=None, note: str = "", work_item_ids=None) -> 
 
 def _set_archived(run: Run, archived: bool, actor, reason: str) -> None:
     with transaction.atomic():
-        current = Run.objects.select_for_update().filter(pk=run.pk).values_list(
-            "state", "archived"
-        ).get()
+        current = ledger.run_lock(run, "state", "archived")
         state, was = current
         if archived and (state in RUN_ACTIVE or state == RunState.PENDING):
             raise IllegalTransition(

@@ -4,7 +4,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from automations.models import Automation, AutomationStatus, AutomationVersion, TriggerKind
+from automations.models import (
+    Automation,
+    AutomationStatus,
+    AutomationVersion,
+    TriggerKind,
+)
 
 from .. import ledger
 from ..engine.bulk import PendingItems

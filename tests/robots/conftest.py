@@ -31,7 +31,6 @@ def held_step_run(automation):
     """A robot step run in the state the runner leaves it while its robot works:
     running under a lease, its first item claimed. Returns (run, step_run, env)."""
     import uuid
-    from types import SimpleNamespace
 
     from django.utils import timezone
 
@@ -74,11 +73,8 @@ def held_step_run(automation):
             expires=now + timezone.timedelta(minutes=5),
             now=now,
         )
-        runner = RobotRunner(
-            SimpleNamespace(
-                step_run=step_run, run=run, step=step_run.step, token=token, lease=300
-            )
-        )
+        runner = RobotRunner(step_run.pk)
+        runner.token, runner.lease = token, 300
         return run, step_run, runner.environment(first["id"])
 
     return make

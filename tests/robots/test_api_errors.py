@@ -2,8 +2,10 @@
 400 bad bodies, 409 items the robot does not hold, 413 oversize files."""
 
 import time
+import types
 
 import pytest
+from django.core import signing
 from django.utils import timezone
 
 from runs.machines import step_run_move
@@ -182,7 +184,7 @@ def test_oversize_files_are_413(api, settings, client):
     assert response.status_code == 204
 
 
-def test_file_urls_are_signed_and_expire(api, settings, client):
+def test_file_urls_are_signed_and_expire(api, settings, client, monkeypatch):
     files = f"{api['items']}/{api['first']}/files"
     upload = api["call"](
         "post", files, {"fileName": "a.txt", "fileSize": 2}, scope="workitem"
@@ -197,9 +199,15 @@ def test_file_urls_are_signed_and_expire(api, settings, client):
     assert b"".join(client.get(url).streaming_content) == b"hi"
     assert client.get(url[:-3] + "xyz").status_code == 403  # tampered
     assert client.post(upload["url"][:-3] + "xyz").status_code == 403
-    settings.RUNS_ROBOT_URL_SECONDS = 0
-    time.sleep(1.1)
-    response = client.get(url)
+    # a URL signed longer ago than RUNS_ROBOT_URL_SECONDS (the signer's clock is
+    # set back while it signs: no waiting)
+    settings.RUNS_ROBOT_URL_SECONDS = 30
+    earlier = time.time() - 31
+    with monkeypatch.context() as clock:
+        clock.setattr(signing, "time", types.SimpleNamespace(time=lambda: earlier))
+        old = api["call"]("get", f"{files}/{listed['fileId']}", scope="workitem").json()
+    assert client.get(url).status_code == 200  # signed just now: still valid
+    response = client.get(old["url"])
     assert response.status_code == 403 and response.json()["code"] == "url_expired"
 
 

@@ -1,6 +1,9 @@
 """The engine: outcomes, final run states, stop modes, retries, leases, idempotency."""
 
+import types
+
 import pytest
+from django.db.models import Count
 from django.utils import timezone
 
 import tests.actions as test_actions
@@ -20,7 +23,13 @@ from runs.services import (
     run_stop,
     work_item_decide,
 )
-from runs.states import IllegalTransition, RunItemOutcome, RunState, StepRunState, WorkItemState
+from runs.states import (
+    IllegalTransition,
+    RunItemOutcome,
+    RunState,
+    StepRunState,
+    WorkItemState,
+)
 
 
 def start_and_drain(automation_obj, inputs=None, **kwargs):
@@ -252,6 +261,14 @@ def test_requires_approval_step_asks_before_calling(automation, user, other_user
 # -- stop ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def immediate_stop_checks(monkeypatch):
+    """The step run reads the run's state at every item (not at most every
+    STOP_CHECK_SECONDS), so the stop test.stop_run presses is seen at the next item
+    without waiting for the interval to pass."""
+    monkeypatch.setattr("runs.engine.items.STOP_CHECK_SECONDS", 0)
+
+
 def _stop_automation(automation, step_runs, pending_items, batch_size):
     return automation(
         {"action": "test.stop_run", "batch_size": batch_size,
@@ -260,6 +277,7 @@ def _stop_automation(automation, step_runs, pending_items, batch_size):
     )
 
 
+@pytest.mark.usefixtures("immediate_stop_checks")
 def test_stop_complete_pending_failed(automation):
     auto = _stop_automation(automation, "complete", "failed", batch_size=1)
     run = start_and_drain(auto, [{"stop": True}, {}, {}])
@@ -274,6 +292,7 @@ def test_stop_complete_pending_failed(automation):
     assert AuditEvent.objects.filter(run=run, verb="work_item.stopped").count() == 3
 
 
+@pytest.mark.usefixtures("immediate_stop_checks")
 def test_stop_complete_pending_done(automation):
     auto = _stop_automation(automation, "complete", "done", batch_size=1)
     run = start_and_drain(auto, [{"stop": True}, {}, {}])
@@ -281,6 +300,7 @@ def test_stop_complete_pending_done(automation):
     assert set(WorkItem.objects.filter(run=run).values_list("state", flat=True)) == {"done"}
 
 
+@pytest.mark.usefixtures("immediate_stop_checks")
 def test_stop_terminate_fails_in_flight_items(automation):
     auto = _stop_automation(automation, "terminate", "failed", batch_size=10)
     run = start_and_drain(auto, [{"stop": True}, {}, {}])
@@ -435,19 +455,29 @@ def test_next_step_starts_as_soon_as_it_has_items(automation):
     assert seen == [False, True, True]
 
 
-def test_slow_actions_commit_what_they_did_every_commit_interval(automation, settings):
+def test_slow_actions_commit_what_they_did_every_commit_interval(
+    automation, settings, monkeypatch
+):
     """A batch of slow items is written in parts, at least every RUNS_COMMIT_SECONDS,
-    by one step run: progress and outputs show while the rest is still claimed."""
+    by one step run: progress and outputs show while the rest is still claimed.
+    The engine's item clock is the test's: each item takes 0.04 s of it."""
     settings.RUNS_COMMIT_SECONDS = 0.1
-    auto = automation({"action": "test.slow", "parameters": {"seconds": 0.04}, "batch_size": 8},
+    monkeypatch.setattr(
+        "runs.engine.items.time",
+        types.SimpleNamespace(monotonic=lambda: test_actions.clock["now"]),
+    )
+    auto = automation({"action": "test.tick", "parameters": {"seconds": 0.04}, "batch_size": 8},
                       "builtin.echo")
     run = start_and_drain(auto, [{"n": n} for n in range(8)])
     assert run.state == RunState.COMPLETED and run.total_items == 16
     first = RunItem.objects.filter(run=run, step__name="step1")
     assert first.count() == 8  # each item once
     assert StepRun.objects.filter(run=run, step__name="step1").count() == 1
-    commits = first.values("finished_at").distinct().count()
-    assert 2 <= commits < 8  # in parts, several items per part
+    # 0.04 s per item against 0.1 s per commit: parts of 3, 3 and 2 items
+    parts = sorted(
+        first.values("finished_at").annotate(n=Count("id")).values_list("n", flat=True)
+    )
+    assert parts == [2, 3, 3]
 
 
 def test_step_runs_up_to_concurrency(automation):
@@ -460,7 +490,9 @@ def test_step_runs_up_to_concurrency(automation):
 
 
 def test_dead_worker_items_come_back_after_lease_expiry(automation):
-    auto = automation({"action": "test.die_first", "max_attempts": 2})
+    auto = automation(
+        {"action": "test.die_first", "max_attempts": 2, "retry_backoff_seconds": 0}
+    )
     run = run_start(automation=auto, inputs=[{}, {}])
     with pytest.raises(test_actions.WorkerDied):
         run_until_idle(run)
@@ -491,7 +523,9 @@ def test_dead_worker_on_last_attempt_fails_the_item(automation):
 
 
 def test_crash_between_action_and_commit_replays_instead_of_calling_again(automation, monkeypatch):
-    auto = automation({"action": "test.count_journal", "max_attempts": 2})
+    auto = automation(
+        {"action": "test.count_journal", "max_attempts": 2, "retry_backoff_seconds": 0}
+    )
     run = run_start(automation=auto, inputs=[{"n": 1}])
     original = StepRunner._commit
 

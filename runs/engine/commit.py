@@ -1,0 +1,184 @@
+"""The batch commit: a step run writes a processed batch (item states, run items,
+output items, counters) in one transaction, and claims its next batch in it.
+
+Everything that needs no lock is prepared first (`_tally`, `_prepared`); under the
+lock, the run row is taken first, then its items (the order every writer of a run
+takes them in), and each write is fenced by the step run's lease token.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ..ledger import PreparedRunItems, append_batch, batch_head
+from ..machines.work_item import LeaseLost, work_items_settle
+from ..models import StepRun, WorkItem
+from ..states import STOP_CAUSES, RunState, WorkItemState
+from .bulk import PendingItems
+from .dispatch import step_runs_ensure
+
+ENSURE_SECONDS = 0.5
+# what a batch writes per item besides its state, for items that did not end done
+PER_ITEM_FIELDS = [
+    "failure_type", "failure_code", "failure_message", "approvers", "approval_deadline",
+]
+
+
+@dataclass(slots=True)
+class Batch:
+    """A processed batch as the commit writes it."""
+
+    groups: dict = field(default_factory=dict)  # (state, available_at) -> ids
+    per_item: list = field(default_factory=list)  # WorkItems with failure fields
+    run_items: list = field(default_factory=list)  # run item rows (own columns)
+    new_items: PendingItems | None = None  # outputs, pending at the next step
+    increments: dict = field(default_factory=dict)  # run counters
+
+
+class BatchCommit:
+    """The commit half of a Python step run (mixed into StepRunner)."""
+
+    def next_step(self):
+        if self._next_step is None:
+            self._next_step = (
+                self.step.version.steps.filter(order__gt=self.step.order)
+                .order_by("order")
+                .first()
+            ) or False
+        return self._next_step or None
+
+    def _commit(self, results: list, claim_next: bool = False) -> list:
+        """Write a processed batch; with `claim_next`, claim the next batch in the
+        same transaction if the run is still running, and return it."""
+        now = timezone.now()
+        batch = self._tally(results, now)
+        prepared = self._prepared(batch, now)
+        with transaction.atomic():
+            # the run row first, then its items: a run ending meanwhile (timeout,
+            # stop) waits for this commit, or this commit waits for it
+            head = batch_head(self.run)
+            self._write(batch, prepared, head, now)
+            self._count_processed(len(results), now + timezone.timedelta(seconds=self.lease))
+            self._ensure_next(batch)
+            self._stop_checked = time.monotonic()
+            self._stop_cause = STOP_CAUSES.get(head.state, "")
+            if not (claim_next and head.state in (RunState.RUNNING, RunState.AWAITING_INPUT)):
+                return []
+            claim = self._claim(decoded=False)
+        return self._claimed(claim)
+
+    def _tally(self, results: list, now) -> Batch:
+        """Group the results by target state and collect the rows to write (no
+        database access: this runs before the transaction)."""
+        next_step = self.next_step()
+        batch = Batch(
+            new_items=PendingItems(run_id=self.run.pk, step_id=next_step.pk, now=now)
+            if next_step is not None else None
+        )
+        groups, per_item, run_items, new_items = (
+            batch.groups, batch.per_item, batch.run_items, batch.new_items
+        )
+        outputs = failed = invoked = 0
+        for r in results:
+            item = r.item
+            groups.setdefault((r.state, r.available_at), []).append(item.pk)
+            if r.state != WorkItemState.DONE:
+                per_item.append(
+                    WorkItem(
+                        pk=item.pk,
+                        failure_type=r.failure_type,
+                        failure_code=r.failure_code,
+                        failure_message=r.failure_message,
+                        approvers=r.approvers,
+                        approval_deadline=r.approval_deadline,
+                    )
+                )
+            failed += r.state == WorkItemState.FAILED
+            invoked += r.invoked
+            outputs += len(r.outputs)
+            if new_items is not None:
+                for payload in r.outputs:
+                    new_items.add(
+                        payload, str(payload.get("subject") or item.subject)[:254], item.pk
+                    )
+            run_items.append(
+                {
+                    "work_item_id": item.pk,
+                    "subject": item.subject,
+                    "attempt": item.attempts,
+                    "idempotency_key": r.key,
+                    "outcome": r.outcome,
+                    "result_ref": r.result_ref,
+                    "failure_type": r.failure_type,
+                    "failure_cause": r.failure_message,
+                    "started_at": r.started_at,
+                }
+            )
+        batch.increments = {
+            "total_items": len(new_items) if new_items is not None else 0,
+            "output_items": outputs,
+            "failed_items": failed,
+            "actions_invoked": invoked,
+            "subjects_matched": outputs if self.spec.selects else 0,
+        }
+        return batch
+
+    def _prepared(self, batch: Batch, now) -> PreparedRunItems:
+        """The batch's run items with their digests and adapted columns."""
+        step = self.step
+        return PreparedRunItems(
+            {
+                "run_id": self.run.pk,
+                "step_id": step.pk,
+                "step_run_id": self.step_run.pk,
+                "action": step.action,
+                "parameters": step.parameters,
+                "finished_at": now,
+            },
+            batch.run_items,
+        )
+
+    def _write(self, batch: Batch, prepared: PreparedRunItems, head, now) -> None:
+        """Under the run's lock: settle the items, write their failure fields and
+        the outputs, append the run items and move the counters."""
+        work_items_settle(self.run, self.token, batch.groups, now)
+        if batch.per_item:
+            WorkItem.objects.bulk_update(batch.per_item, PER_ITEM_FIELDS, batch_size=500)
+        if batch.new_items:
+            batch.new_items.insert()
+        append_batch(
+            self.run, prepared, head=head, increments=batch.increments,
+            sets={"current_step": self.step.name},
+        )
+
+    def _ensure_next(self, batch: Batch) -> None:
+        """The next step starts as soon as it has items. While it is busy the check
+        is a no-op, so it is made at most every ENSURE_SECONDS; a next-step run that
+        finishes in between is covered by run_progress at the end of this step run."""
+        if batch.new_items and time.monotonic() >= self._next_ensure:
+            step_runs_ensure(self.run, self.next_step())
+            self._next_ensure = time.monotonic() + ENSURE_SECONDS
+
+    def _count_processed(self, processed: int, expires) -> None:
+        """Add a committed batch to the step run's count and extend its lease, in
+        the commit's transaction, fenced by the lease token. One plain statement
+        (it runs under the write lock once per batch; compiling the ORM's UPDATE
+        took longer than running it)."""
+        quote = connection.ops.quote_name
+        lease_token = StepRun._meta.get_field("lease_token")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {quote(StepRun._meta.db_table)} SET items_processed = "
+                "items_processed + %s, lease_expires_at = %s "
+                "WHERE id = %s AND lease_token = %s",
+                [
+                    processed,
+                    connection.ops.adapt_datetimefield_value(expires),
+                    self.step_run.pk,
+                    lease_token.get_db_prep_value(self.token, connection),
+                ],
+            )
+            if cursor.rowcount != 1:
+                raise LeaseLost(f"step run {self.step_run.pk} lost its lease")

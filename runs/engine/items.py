@@ -1,0 +1,231 @@
+"""Item processing: a step run calls its action on each claimed item, outside any
+transaction, and keeps the outcome as an `ItemResult` for the batch commit."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError
+from django.utils import timezone
+
+from automations.actions.registry import (
+    ActionContext,
+    AwaitApproval,
+    BusinessError,
+    Result,
+)
+from automations.conditions import evaluate
+from runs.conf import runs_settings
+
+from ..ledger import idempotency_key
+from ..machines.attempt import retry_at
+from ..models import ActionResult, Run
+from ..states import STOP_CAUSES, FailureType, RunItemOutcome, WorkItemState
+
+STOP_CHECK_SECONDS = 0.25
+
+
+@dataclass(slots=True)
+class ClaimedItem:
+    """A claimed work item: the fields the engine and actions read, without a model
+    instance (actions get it as `ctx.work_item`)."""
+
+    id: int
+    step_id: int
+    payload: dict
+    subject: str
+    attempts: int
+    approval: dict | None
+    lease_owner_id: int | None
+    updated_at: object
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+@dataclass(slots=True)
+class ItemResult:
+    item: ClaimedItem
+    outcome: str
+    state: str
+    started_at: object
+    outputs: list = field(default_factory=list)
+    result_ref: str = ""
+    failure_type: str = ""
+    failure_code: str = ""
+    failure_message: str = ""
+    invoked: bool = False
+    available_at: object = None
+    approvers: list = field(default_factory=list)
+    approval_deadline: object = None
+    key: str = ""  # the idempotency key of this item at this action
+
+
+def _normalise(value) -> Result:
+    if isinstance(value, Result):
+        outputs = value.outputs
+        ref = value.result_ref
+    else:
+        outputs, ref = value, ""
+    if outputs is None:
+        outputs = []
+    elif isinstance(outputs, dict):
+        outputs = [outputs]
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+        raise TypeError("an action must return a dict, a list of dicts, a Result or None")
+    return Result(outputs=outputs, result_ref=str(ref or "")[:254])
+
+
+class ItemProcessing:
+    """The item half of a Python step run (mixed into StepRunner): `self.run`,
+    `self.run_key`, `self.step` and `self.spec` are the step run's."""
+
+    def should_stop(self) -> bool:
+        """True once the run is terminating, timed out or failed (checked at most
+        every STOP_CHECK_SECONDS; actions may call it between units of work)."""
+        if self._stop_cause:
+            return True
+        now = time.monotonic()
+        if now - self._stop_checked < STOP_CHECK_SECONDS:
+            return False
+        self._stop_checked = now
+        state = Run.objects.filter(pk=self.run.pk).values_list("state", flat=True).get()
+        self._stop_cause = STOP_CAUSES.get(state, "")
+        if not self._stop_cause and self.run.deadline_at and timezone.now() >= self.run.deadline_at:
+            self._stop_cause = "timed out"
+        return bool(self._stop_cause)
+
+    def _process(self, items: list[ClaimedItem]) -> list[ItemResult]:
+        """Results for the first items of `items`: all of them, or as many as were
+        done when RUNS_COMMIT_SECONDS ran out (slow actions still show progress,
+        and hand their outputs to the next step, that often)."""
+        results = []
+        journal = {}
+        if self.spec.journal:
+            keys = [idempotency_key(self.run_key, i.pk, self.step.action) for i in items]
+            journal = {r.pk: r for r in ActionResult.objects.filter(pk__in=keys)}
+        commit_by = time.monotonic() + runs_settings.COMMIT_SECONDS
+        for item in items:
+            if results and time.monotonic() >= commit_by:
+                break
+            if self.should_stop():
+                results.append(self._stopped(item))
+                continue
+            results.append(self._process_one(item, journal))
+            self.heartbeat()
+        return results
+
+    def _stopped(self, item) -> ItemResult:
+        now = timezone.now()
+        return ItemResult(
+            item=item,
+            outcome=RunItemOutcome.FAILED,
+            state=WorkItemState.FAILED,
+            started_at=now,
+            failure_type=FailureType.APPLICATION,
+            failure_code=self._stop_cause.replace(" ", "_"),
+            failure_message=self._stop_cause,
+            key=idempotency_key(self.run_key, item.pk, self.step.action),
+        )
+
+    def _process_one(self, item: ClaimedItem, journal: dict) -> ItemResult:
+        step = self.step
+        started = timezone.now()
+        key = idempotency_key(self.run_key, item.pk, step.action)
+        result = ItemResult(item=item, outcome="", state="", started_at=started, key=key)
+        approved = bool(item.approval and item.approval.get("decision") == "approve")
+        try:
+            applies = evaluate(step.condition, item.payload)
+        except LookupError as exc:
+            return self._failed(result, FailureType.BUSINESS, "bad_condition", str(exc))
+        if not applies:
+            result.outcome, result.state = RunItemOutcome.SKIPPED, WorkItemState.DONE
+            return result
+        if step.requires_approval and not approved:
+            return self._awaiting(
+                result,
+                step.parameters.get("approvers", []),
+                step.parameters.get("deadline_seconds"),
+            )
+        if key in journal:
+            record = journal[key]
+            result.outcome, result.state = RunItemOutcome.IDEMPOTENT_REPLAY, WorkItemState.DONE
+            result.outputs, result.result_ref = record.outputs, record.result_ref
+            return result
+        context = ActionContext(
+            payload=item.payload,
+            parameters=step.parameters,
+            run=self.run,
+            step=step,
+            work_item=item,
+            subject=item.subject,
+            attempt=item.attempts,
+            idempotency_key=key,
+            should_stop=self.should_stop,
+            approval=item.approval,
+        )
+        result.invoked = not self.spec.selects
+        try:
+            value = _normalise(self._call(context))
+        except BusinessError as exc:
+            return self._failed(result, FailureType.BUSINESS, exc.code, str(exc))
+        except AwaitApproval as exc:
+            result.invoked = False
+            return self._awaiting(result, exc.approvers, exc.deadline_seconds)
+        except Exception as exc:  # noqa: BLE001 (an application error: retried)
+            message = f"{type(exc).__name__}: {exc}"
+            result.available_at = retry_at(step, item.attempts, timezone.now())
+            if result.available_at is not None:
+                return self._failed(
+                    result, FailureType.APPLICATION, "application_error", message,
+                    state=WorkItemState.PENDING,
+                )
+            return self._failed(result, FailureType.APPLICATION, "application_error", message)
+        if self.spec.journal:
+            try:
+                ActionResult.objects.create(
+                    idempotency_key=key,
+                    run=self.run,
+                    outputs=value.outputs,
+                    result_ref=value.result_ref,
+                )
+            except IntegrityError:
+                pass
+        result.outcome, result.state = RunItemOutcome.SUCCEEDED, WorkItemState.DONE
+        result.outputs, result.result_ref = value.outputs, value.result_ref
+        return result
+
+    def _call(self, context: ActionContext):
+        timeout = self.step.item_timeout_seconds
+        if not timeout:
+            return self.spec.func(context)
+        # The thread is abandoned on timeout (Python cannot kill it); its result, if
+        # any, is ignored and the item fails as an application error.
+        pool = ThreadPoolExecutor(max_workers=1)
+        try:
+            return pool.submit(self.spec.func, context).result(timeout=timeout)
+        except FutureTimeout:
+            raise TimeoutError(f"item took longer than {timeout}s") from None
+        finally:
+            pool.shutdown(wait=False)
+
+    @staticmethod
+    def _failed(result, failure_type, code, message, state=WorkItemState.FAILED):
+        result.outcome = RunItemOutcome.FAILED
+        result.state = state
+        result.failure_type, result.failure_code = failure_type, code[:100]
+        result.failure_message = message[:4000]
+        return result
+
+    @staticmethod
+    def _awaiting(result, approvers, deadline_seconds):
+        result.outcome = RunItemOutcome.AWAITING_APPROVAL
+        result.state = WorkItemState.AWAITING_INPUT
+        result.approvers = list(approvers or [])
+        if deadline_seconds:
+            result.approval_deadline = timezone.now() + timezone.timedelta(
+                seconds=int(deadline_seconds)
+            )
+        return result
