@@ -16,13 +16,22 @@ import json
 import re
 from dataclasses import dataclass, field
 
+import yaml
 from croniter import croniter
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from .actions.registry import UnknownAction, get_action, robot_parameters_problem
 from .conditions import InvalidCondition, validate_condition
-from .models import Automation, AutomationStatus, AutomationVersion, Step, Trigger, TriggerKind
+from .models import (
+    Automation,
+    AutomationStatus,
+    AutomationVersion,
+    Step,
+    Trigger,
+    TriggerKind,
+)
+from .services import record_event, version_publish
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
 STEP_DEFAULTS = {
@@ -242,8 +251,6 @@ def _sync_triggers(automation: Automation, wanted: list[dict]) -> None:
 
 def automation_import(data, *, actor=None) -> ImportResult:
     """Create or update an automation from a definition, atomically."""
-    from .services import version_publish
-
     definition = definition_clean(data)
     User = get_user_model()
     owners = []
@@ -279,7 +286,7 @@ def automation_import(data, *, actor=None) -> ImportResult:
                 for index, step in enumerate(definition["steps"])
             )
             result.version, result.new_version = version, True
-            _record(
+            record_event(
                 "version.created", version, actor, after={"number": version.number}
             )
         _sync_triggers(automation, definition["triggers"])
@@ -287,14 +294,6 @@ def automation_import(data, *, actor=None) -> ImportResult:
             version_publish(result.version, actor=actor)
             result.published = True
     return result
-
-
-def _record(verb, obj, actor, **kwargs):
-    from runs import ledger
-
-    ledger.append(
-        events=[ledger.audit_event(verb=verb, obj=obj, actor=actor, **kwargs)]
-    )
 
 
 def automation_export(automation: Automation, version: AutomationVersion | None = None) -> dict:
@@ -323,3 +322,59 @@ def automation_export(automation: Automation, version: AutomationVersion | None 
     if owners:
         definition["owners"] = owners
     return definition
+
+
+class DefinitionsFileError(ValueError):
+    """A definitions file that cannot be read at all (not JSON/YAML, too big)."""
+
+
+MAX_DEFINITIONS_BYTES = 1_048_576
+
+
+def definitions_parse(raw: bytes | str) -> list:
+    """Read a JSON or YAML file of one definition or a list of them."""
+    if isinstance(raw, bytes):
+        if len(raw) > MAX_DEFINITIONS_BYTES:
+            raise DefinitionsFileError(
+                f"the file is larger than {MAX_DEFINITIONS_BYTES} bytes"
+            )
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DefinitionsFileError("the file is not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise DefinitionsFileError(f"not valid JSON or YAML: {exc}") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not data:
+        raise DefinitionsFileError(
+            "expected a definition (an object) or a non-empty list of definitions"
+        )
+    return data
+
+
+def definitions_import(definitions: list, *, actor=None, dry_run: bool = False):
+    """Import definitions all or nothing: returns [(index, ImportResult | error)].
+
+    Any error rolls every definition back. With `dry_run`, the import is done and
+    rolled back, so the results preview what a real import would do.
+    """
+    class _Rollback(Exception):
+        pass
+
+    outcomes = []
+    try:
+        with transaction.atomic():
+            for index, definition in enumerate(definitions):
+                try:
+                    with transaction.atomic():
+                        outcomes.append((index, automation_import(definition, actor=actor)))
+                except DefinitionError as exc:
+                    outcomes.append((index, str(exc)))
+            if dry_run or any(isinstance(o, str) for _, o in outcomes):
+                raise _Rollback
+    except _Rollback:
+        pass
+    return outcomes

@@ -11,6 +11,10 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
+class VersionFrozen(Exception):
+    """A published version's steps cannot change: make a new version instead."""
+
+
 class AutomationStatus(models.TextChoices):
     DRAFT = "draft", _("Draft")
     PUBLISHED = "published", _("Published")
@@ -133,8 +137,6 @@ class Step(models.Model):
         return super().delete(*args, **kwargs)
 
     def _refuse_if_frozen(self):
-        from .services import VersionFrozen
-
         if AutomationVersion.objects.filter(
             pk=self.version_id, published_at__isnull=False
         ).exists():

@@ -3,18 +3,32 @@
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Automation, AutomationStatus, AutomationVersion, Trigger, TriggerKind
+from .models import (  # VersionFrozen: raised by Step, importable from here too
+    Automation,
+    AutomationStatus,
+    AutomationVersion,
+    Trigger,
+    TriggerKind,
+    VersionFrozen,
+)
 
-
-class VersionFrozen(Exception):
-    """A published version's steps cannot change: make a new version instead."""
+__all__ = [
+    "AutomationStateError",
+    "VersionFrozen",
+    "automation_retire",
+    "schedules_sync",
+    "version_publish",
+]
 
 
 class AutomationStateError(Exception):
     pass
 
 
-def _record(verb, obj, actor, **kwargs):
+def record_event(verb, obj, actor, **kwargs):
+    """Append an audit event about a definition to the global ledger chain."""
+    # not at module level: automations never imports runs at load (runs imports
+    # automations' models; the apps load in that order)
     from runs import ledger
 
     ledger.append(events=[ledger.audit_event(verb=verb, obj=obj, actor=actor, **kwargs)])
@@ -37,7 +51,7 @@ def version_publish(version: AutomationVersion, *, actor=None) -> AutomationVers
         )
         automation.status = AutomationStatus.PUBLISHED
         version.refresh_from_db(fields=["published_at"])
-        _record(
+        record_event(
             "version.published",
             version,
             actor,
@@ -56,7 +70,7 @@ def automation_retire(automation: Automation, *, actor=None, reason: str = "") -
         ).update(status=AutomationStatus.RETIRED, updated_at=timezone.now())
         if not changed:
             raise AutomationStateError(f"{automation.slug} is already retired")
-        _record(
+        record_event(
             "automation.retired",
             automation,
             actor,
@@ -112,63 +126,3 @@ def schedules_sync() -> dict:
         counts["deleted"] = stale.count()
         stale.delete()
     return counts
-
-
-class DefinitionsFileError(ValueError):
-    """A definitions file that cannot be read at all (not JSON/YAML, too big)."""
-
-
-MAX_DEFINITIONS_BYTES = 1_048_576
-
-
-def definitions_parse(raw: bytes | str) -> list:
-    """Read a JSON or YAML file of one definition or a list of them."""
-    import yaml
-
-    if isinstance(raw, bytes):
-        if len(raw) > MAX_DEFINITIONS_BYTES:
-            raise DefinitionsFileError(
-                f"the file is larger than {MAX_DEFINITIONS_BYTES} bytes"
-            )
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DefinitionsFileError("the file is not UTF-8 text") from None
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise DefinitionsFileError(f"not valid JSON or YAML: {exc}") from None
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list) or not data:
-        raise DefinitionsFileError(
-            "expected a definition (an object) or a non-empty list of definitions"
-        )
-    return data
-
-
-def definitions_import(definitions: list, *, actor=None, dry_run: bool = False):
-    """Import definitions all or nothing: returns [(index, ImportResult | error)].
-
-    Any error rolls every definition back. With `dry_run`, the import is done and
-    rolled back, so the results preview what a real import would do.
-    """
-    from .definitions import DefinitionError, automation_import
-
-    class _Rollback(Exception):
-        pass
-
-    outcomes = []
-    try:
-        with transaction.atomic():
-            for index, definition in enumerate(definitions):
-                try:
-                    with transaction.atomic():
-                        outcomes.append((index, automation_import(definition, actor=actor)))
-                except DefinitionError as exc:
-                    outcomes.append((index, str(exc)))
-            if dry_run or any(isinstance(o, str) for _, o in outcomes):
-                raise _Rollback
-    except _Rollback:
-        pass
-    return outcomes

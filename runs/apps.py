@@ -14,14 +14,7 @@ class RunsConfig(AppConfig):
         post_migrate.connect(_schedule_housekeeping, sender=self)
         from .mail import admin as mail_admin  # noqa: F401  (registers its admin)
         from .mail import checks as mail_checks  # noqa: F401  (its system checks)
-        from .mail import receivers  # noqa: F401  (run notifications)
-        from .signals import run_state_changed
         from .webhooks import admin as webhooks_admin  # noqa: F401  (registers)
-        from .webhooks.services import on_run_state_changed
-
-        run_state_changed.connect(
-            on_run_state_changed, dispatch_uid="runs.webhooks.deliveries"
-        )
 
 
 def _schedule_housekeeping(**kwargs):

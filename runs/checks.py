@@ -38,3 +38,30 @@ def q_cluster_timeout_below_retry(app_configs=None, **kwargs):
             )
         )
     return errors
+
+
+# The engine's claim and bulk writes use RETURNING, which SQLite has from 3.35.
+SQLITE_MIN_VERSION = (3, 35)
+
+
+@register()
+def sqlite_supports_returning(app_configs=None, **kwargs):
+    """Refuse an SQLite library older than 3.35 for any SQLite database (the
+    library linked into Python, the same for every connection)."""
+    uses_sqlite = any(
+        "sqlite" in db.get("ENGINE", "") for db in settings.DATABASES.values()
+    )
+    if not uses_sqlite:
+        return []
+    from django.db.backends.sqlite3.base import Database
+
+    if tuple(Database.sqlite_version_info[:2]) >= SQLITE_MIN_VERSION:
+        return []
+    return [
+        Error(
+            f"SQLite {Database.sqlite_version} is too old: Runs needs 3.35 or later "
+            "(RETURNING).",
+            hint="Link Python against a newer SQLite, or use PostgreSQL.",
+            id="runs.E003",
+        )
+    ]

@@ -9,9 +9,9 @@ not apply to a type are empty. Audit events are all of the run's chain: the
 operator actions (stop, retry, resolve, approve, archive, test case, …, with the
 person in `actor`) and the state changes the engine made (`actor` = engine).
 
-Memory is constant: runs are read in number order, and each run's run items by
-the (run, seq) index in chunks, merged with its audit events on seq; no model
-instances, no list of rows, no sort of the whole table. Every free-text cell goes
+Memory is constant: runs are read in number order, and each run's run items and
+audit events by their (run, seq) indexes in chunks of CHUNK_SIZE, merged on seq; no
+model instances, no list of a run's rows, no sort of the whole table. Every free-text cell goes
 through `runs.csv.csv_safe` (formula cells get a leading `'`).
 
 Speed: the statement that reads a chunk of run items also writes their cells as
@@ -185,9 +185,18 @@ def _sql_cell(expr: str) -> str:
 
 def _sql_time(column: str) -> str:
     """SQL writing a timestamp column in ISO 8601, UTC, as `isoformat()` does:
-    '2026-11-22T06:00:00.123456+00:00'."""
+    '2026-11-22T06:00:00.123456+00:00', or no fraction when it is zero.
+
+    SQLite holds the text Django wrote, which is that with a space for the "T".
+    PostgreSQL's own text form drops a fraction's trailing zeros ('.12'), so there
+    it is written with to_char: the same bytes on both databases."""
     if connection.vendor == "postgresql":
-        column = f"CAST(({column} AT TIME ZONE 'UTC') AS TEXT)"
+        utc = f"({column} AT TIME ZONE 'UTC')"
+        whole = f"""to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS')"""
+        return (
+            f"(CASE WHEN to_char({utc}, 'US') = '000000' THEN {whole} "
+            f"ELSE {whole} || '.' || to_char({utc}, 'US') END || '+00:00')"
+        )
     return f"(replace({column}, ' ', 'T') || '+00:00')"
 
 
@@ -233,7 +242,8 @@ def _run_item_lines_sql() -> str:
 
 
 def _events_sql() -> str:
-    """A run's audit events, in seq order, as text (the JSON parsed in Python)."""
+    """A chunk of a run's audit events after a seq, in seq order, as text (the JSON
+    parsed in Python)."""
     quote = connection.ops.quote_name
     columns = ", ".join(
         _sql_time(quote(name)) if name == "created_at"
@@ -243,7 +253,7 @@ def _events_sql() -> str:
     )
     return (
         f"SELECT {columns} FROM {quote(AuditEvent._meta.db_table)} "
-        "WHERE run_id = %s ORDER BY seq"
+        f"WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT {CHUNK_SIZE}"
     )
 
 
@@ -263,10 +273,25 @@ def _run_item_row(pk):
         return cursor.fetchone()
 
 
+def _pages(cursor, sql: str, run_value):
+    """The rows of a run's chunked `sql` (its ledger rows after a seq, CHUNK_SIZE
+    at a time), one chunk in memory at a time. Each chunk is fetched whole, so
+    the run items' and the audit events' pages can share one cursor."""
+    after = 0
+    while True:
+        cursor.execute(sql, [run_value, after])
+        rows = cursor.fetchall()
+        yield from rows
+        if len(rows) < CHUNK_SIZE:
+            return
+        after = rows[-1][0]
+
+
 def audit_lines(runs):
     """The audit CSV's lines after the header, one per ledger record, as csv.writer
     would write them (tested): each run item's cells are written by the statement
-    that reads it, a run's audit events are merged in on seq."""
+    that reads it, a run's audit events are merged in on seq. Both are read in
+    chunks: memory does not grow with the size of a run."""
     sql = _run_item_lines_sql()
     events_sql = _events_sql()
     # the lines Python writes: audit events, rows with a formula cell
@@ -278,30 +303,22 @@ def audit_lines(runs):
         prefix = line(["run_item", *head])[:-2] + ","
         run_value = run_field.get_db_prep_value(run_id, connection)
         with connection.cursor() as cursor:
-            cursor.execute(events_sql, [run_value])
-            events = iter(cursor.fetchall())
+            events = _pages(cursor, events_sql, run_value)
             event = next(events, None)
-            after = 0
-            while True:
-                cursor.execute(sql, [run_value, after])
-                rows = cursor.fetchall()
-                for seq, pk, step_id, first, rest in rows:
-                    while event is not None and event[0] < seq:
-                        yield line(_event_row(head, event))
-                        event = next(events, None)
-                    if rest is None:  # a cell to neutralise: the reference path
-                        yield line(_item_row(head, _run_item_row(pk), step_names))
-                        continue
-                    step = step_cells.get(step_id)
-                    if step is None:
-                        step = step_cells[step_id] = _cell(_step_name(step_id, step_names))
-                    yield f"{prefix}{first},{step},{rest}\r\n"
-                if len(rows) < CHUNK_SIZE:
-                    break
-                after = rows[-1][0]
-        while event is not None:
-            yield line(_event_row(head, event))
-            event = next(events, None)
+            for seq, pk, step_id, first, rest in _pages(cursor, sql, run_value):
+                while event is not None and event[0] < seq:
+                    yield line(_event_row(head, event))
+                    event = next(events, None)
+                if rest is None:  # a cell to neutralise: the reference path
+                    yield line(_item_row(head, _run_item_row(pk), step_names))
+                    continue
+                step = step_cells.get(step_id)
+                if step is None:
+                    step = step_cells[step_id] = _cell(_step_name(step_id, step_names))
+                yield f"{prefix}{first},{step},{rest}\r\n"
+            while event is not None:
+                yield line(_event_row(head, event))
+                event = next(events, None)
 
 
 def audit_csv(runs, *, lines_per_chunk: int = 500):

@@ -14,12 +14,13 @@ import datetime
 import hashlib
 import heapq
 import json
+import math
 from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import AuditEvent, LedgerHead, Run, RunItem
+from .models import AuditEvent, LedgerHead, Run, RunItem, run_item_ledger_fields
 from .sql import inserter_for, row_getter
 
 GLOBAL_CHAIN = "global"
@@ -27,7 +28,7 @@ GLOBAL_CHAIN = "global"
 
 def _default(value):
     if isinstance(value, datetime.datetime):
-        return value.astimezone(datetime.timezone.utc).isoformat()
+        return value.astimezone(datetime.UTC).isoformat()
     return str(value)
 
 
@@ -42,22 +43,72 @@ def idempotency_key(run_id, work_item_id, action_key: str) -> str:
     return f"{run_id}:{work_item_id}:{action_key}"
 
 
+def jsonb_stable(value):
+    """`value` with each JSON number PostgreSQL's jsonb would not give back as
+    written replaced by what it gives back, so a ledger row hashes the same before
+    and after the round trip (SQLite keeps the text as written).
+
+    jsonb keeps numbers as `numeric`: it has no negative zero (-0.0 comes back 0.0)
+    and writes no exponent (1e16 comes back 10000000000000000, an int to Python).
+    A float whose shortest form has an exponent is integral from 1e16 up, so it
+    becomes that int; below that (1e-07) it comes back the same float. Returns
+    `value` itself when nothing changes."""
+    kind = type(value)
+    if kind is float:
+        if value == 0.0 and math.copysign(1.0, value) < 0:
+            return 0.0
+        if value.is_integer() and "e" in repr(value):
+            return int(value)
+        return value
+    if kind is dict:
+        items = {key: jsonb_stable(item) for key, item in value.items()}
+        same = all(items[key] is item for key, item in value.items())
+        return value if same else items
+    if kind is list or kind is tuple:
+        items = [jsonb_stable(item) for item in value]
+        same = all(new is old for new, old in zip(items, value))
+        return value if same else items
+    return value
+
+
+def _json_attnames(model) -> tuple[str, ...]:
+    return tuple(
+        f.attname
+        for f in model._meta.concrete_fields
+        if f.get_internal_type() == "JSONField"
+    )
+
+
 def content_digest(fields: dict) -> str:
     """SHA-256 of a row's fields in canonical JSON."""
     return hashlib.sha256(_canonical(fields).encode()).hexdigest()
 
 
 _encode_str = json.encoder.encode_basestring  # what json.dumps uses with ensure_ascii=False
-# run_item_ledger_fields' keys in sorted order, as `content_digest` writes them,
-# with the row key each comes from ("kind" is a constant)
-_RUN_ITEM_KEYS = (
-    ("action", "action"), ("attempt", "attempt"), ("failure_cause", "failure_cause"),
-    ("failure_type", "failure_type"), ("finished_at", "finished_at"),
-    ("idempotency_key", "idempotency_key"), ("kind", None), ("outcome", "outcome"),
-    ("parameters", "parameters"), ("result_ref", "result_ref"), ("run", "run_id"),
-    ("started_at", "started_at"), ("step", "step_id"), ("subject", "subject"),
-    ("work_item", "work_item_id"),
-)
+
+
+def _run_item_keys() -> tuple[tuple, dict]:
+    """run_item_ledger_fields' keys in sorted order, as `content_digest` writes them,
+    each with the column it is read from (None: a constant), and the constants.
+
+    Read off the function itself, by calling it on a mapping that answers each
+    column with its own name: a field added to the model's ledger fields reaches
+    the engine's template without a second list to keep in step."""
+    read = []
+
+    class Names(dict):
+        def __missing__(self, name):
+            read.append(name)
+            return name
+
+    fields = run_item_ledger_fields(Names())
+    keys = tuple(
+        (key, fields[key] if fields[key] in read else None) for key in sorted(fields)
+    )
+    return keys, {key: fields[key] for key, name in keys if name is None}
+
+
+_RUN_ITEM_KEYS, _RUN_ITEM_CONSTANTS = _run_item_keys()
 
 
 def _scalar(value) -> str:
@@ -81,7 +132,7 @@ def run_item_digests(shared: dict, rows: list[dict]) -> list[str]:
     parts, own = [], []
     for key, name in _RUN_ITEM_KEYS:
         if name is None:
-            value = '"run_item"'
+            value = _canonical(_RUN_ITEM_CONSTANTS[key]).replace("%", "%%")
         elif name in shared:
             value = shared[name]
             value = _encode_str(str(value)) if name == "run_id" else _scalar(value)
@@ -110,6 +161,9 @@ def record_hash(prev_hash: str, seq: int, fields: dict) -> str:
 
 def _chain(records, seq: int, prev: str) -> tuple[int, str]:
     for record in records:
+        # stored as it is hashed, whatever the database does to JSON numbers
+        for name in _json_attnames(type(record)):
+            setattr(record, name, jsonb_stable(getattr(record, name)))
         seq += 1
         record.seq = seq
         record.prev_hash = prev
@@ -135,6 +189,13 @@ class PreparedRunItems:
 
     def __init__(self, shared: dict, rows: list[dict]):
         own = [name for name in self.COLUMNS if name not in shared]
+        # stored as it is hashed, whatever the database does to JSON numbers
+        if "parameters" in shared:
+            shared = {**shared, "parameters": jsonb_stable(shared["parameters"])}
+        else:
+            rows = [
+                {**row, "parameters": jsonb_stable(row["parameters"])} for row in rows
+            ]
         self.digests = run_item_digests(shared, rows)
         # the rows' columns are adapted now; their chain columns once linked
         head = inserter_for(RunItem, list(shared)).adapt([shared])[0] if shared else ()

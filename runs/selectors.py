@@ -12,7 +12,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from .models import AuditEvent, Run, RunItem, StepRun, WorkItem
-from .states import RUN_ACTIVE, RunState, WorkItemState
+from .states import RUN_ACTIVE, RunState, StepRunState, WorkItemState
 
 FINISHED_ITEM_STATES = (
     WorkItemState.DONE,
@@ -214,3 +214,20 @@ def dashboard(*, days: int = DASHBOARD_DAYS, waiting_limit: int = 20) -> Dashboa
         waiting=waiting,
         states=list(RunState),
     )
+
+
+def worker_cluster_answers(run: Run) -> bool:
+    """Whether a django-q2 worker cluster is working for this database: one reports
+    its stats (django-q2 Stat: shared with the Redis broker, or a shared cache), a
+    worker took a step run of `run`, or a step run somewhere holds a live lease
+    (its worker heartbeats: a busy cluster)."""
+    from django_q.status import Stat
+
+    if Stat.get_all():
+        return True
+    step_runs = StepRun.objects.all()
+    if step_runs.filter(run=run).exclude(state=StepRunState.QUEUED).exists():
+        return True
+    return step_runs.filter(
+        state=StepRunState.RUNNING, lease_expires_at__gt=timezone.now()
+    ).exists()

@@ -160,7 +160,9 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
-# Runs settings (runs.conf reads them, with a default for each).
+# Runs settings, each from the environment variable of its name. The apps read them
+# only through runs/conf.py, which has a default for every one (a host project sets
+# none of them); that the list below misses none is tested.
 RUNS_LEASE_SECONDS = env_int("RUNS_LEASE_SECONDS", 300)
 RUNS_TERMINATING_TIMEOUT_SECONDS = env_int("RUNS_TERMINATING_TIMEOUT_SECONDS", 600)
 RUNS_IDEMPOTENCY_KEY_TTL_SECONDS = env_int("RUNS_IDEMPOTENCY_KEY_TTL_SECONDS", 86400)
@@ -191,12 +193,13 @@ RUNS_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("RUNS_WEBHOOK_TIMEOUT_SECOND
 RUNS_WEBHOOK_MAX_ATTEMPTS = env_int("RUNS_WEBHOOK_MAX_ATTEMPTS", 8)
 RUNS_WEBHOOK_BACKOFF_SECONDS = env_int("RUNS_WEBHOOK_BACKOFF_SECONDS", 30)
 # Robots (docs/robots.md): the base URL robots reach this server's work-items API
-# at, the largest work item file, how long a signed file URL lives, and how much
-# of a robot's output is kept as its step run's log.
+# at, the largest work item file, how long a signed file URL lives, how much of a
+# robot's output is kept as its step run's log, and the workspace id in the paths.
 RUNS_ROBOT_API_URL = os.environ.get("RUNS_ROBOT_API_URL", RUNS_ADMIN_BASE_URL)
 RUNS_ROBOT_MAX_FILE_BYTES = env_int("RUNS_ROBOT_MAX_FILE_BYTES", 52_428_800)
 RUNS_ROBOT_URL_SECONDS = env_int("RUNS_ROBOT_URL_SECONDS", 300)
 RUNS_ROBOT_LOG_BYTES = env_int("RUNS_ROBOT_LOG_BYTES", 262_144)
+RUNS_ROBOT_WORKSPACE_ID = os.environ.get("RUNS_ROBOT_WORKSPACE_ID", "runs")
 
 # Cache: DRF throttles count here. One process: the default local memory; several
 # processes need a shared one: CACHE_URL=redis://host:6379/1.

@@ -115,3 +115,13 @@ def saw_next_step(ctx):
 
     later = StepRun.objects.filter(run=ctx.run, step__order__gt=ctx.step.order).exists()
     return [{**ctx.payload, "next_step_started": later}]
+
+
+# The longest action key a step may name (Step.action's max_length): its
+# idempotency key (run id, item id, action) must fit the ledger's columns.
+LONG_ACTION = "test.long_" + "x" * 190
+
+
+@action(LONG_ACTION, journal=True)
+def long_named(ctx):
+    return Result(outputs=[ctx.payload], result_ref=ctx.idempotency_key[-20:])

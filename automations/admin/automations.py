@@ -12,14 +12,14 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from ..definitions import automation_export
-from ..models import Automation, AutomationVersion, Trigger, TriggerKind
-from ..services import (
+from ..definitions import (
     DefinitionsFileError,
+    automation_export,
     definitions_import,
     definitions_parse,
-    schedules_sync,
 )
+from ..models import Automation, AutomationVersion, Trigger, TriggerKind
+from ..services import schedules_sync
 from .forms import DefinitionsConfirmForm, DefinitionsUploadForm, RunNowForm
 
 TRIGGER_PERMISSION = "runs.trigger_run"

@@ -1,4 +1,4 @@
-"""The API's part of periodic housekeeping (called from runs.engine.housekeeping)."""
+"""The API's part of periodic housekeeping (called from runs.tasks.housekeeping)."""
 
 from django.utils import timezone
 

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from .. import ledger
 from ..models import Run
+from ..outbox import run_move_outbox
 from ..signals import run_state_changed
 from ..states import RUN_FINAL, RUN_TRANSITIONS, IllegalTransition, RunState
 
@@ -56,6 +57,7 @@ def run_move(
             reason=reason,
         )
         ledger.append(run=run, events=[event])
+        run_move_outbox(run, before=current, after=to)
         transaction.on_commit(
             lambda: run_state_changed.send_robust(
                 sender=Run, run_id=run.pk, before=current, after=to,

@@ -3,7 +3,7 @@
 import datetime
 import json
 
-from django.db import connection, transaction
+from django.db import NotSupportedError, connection, transaction
 from django.utils import timezone
 
 from .. import ledger
@@ -88,9 +88,10 @@ def work_items_claim(
 ) -> list:
     """Claim up to `limit` due pending items of one step: pending -> in_progress.
 
-    One conditional `UPDATE … WHERE id IN (SELECT … pending … LIMIT n) RETURNING`:
-    on PostgreSQL the inner SELECT skips rows other step runs hold (FOR UPDATE
-    SKIP LOCKED); on SQLite the IMMEDIATE transaction already excludes them. The
+    One conditional UPDATE of the picked pending ids, RETURNING the claimed rows,
+    written per vendor: on PostgreSQL the ids come from a MATERIALIZED CTE that
+    skips rows other step runs hold (FOR UPDATE SKIP LOCKED); on SQLite from an
+    `IN (SELECT … LIMIT n)`, the IMMEDIATE transaction already excluding others. The
     claim writes no ledger row: the run item written when the attempt ends
     records it (attempt number, start and end).
 
@@ -100,7 +101,14 @@ def work_items_claim(
     """
     quote = connection.ops.quote_name
     table = quote(WorkItem._meta.db_table)
-    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    # by vendor, not by a feature flag: the two statements below are written for
+    # these two databases (another backend with SKIP LOCKED would still need its own)
+    if connection.vendor not in ("postgresql", "sqlite"):
+        raise NotSupportedError(
+            f"the engine claims work items on PostgreSQL or SQLite, not {connection.vendor}"
+        )
+    postgresql = connection.vendor == "postgresql"
+    lock = " FOR UPDATE SKIP LOCKED" if postgresql else ""
     adapt_dt = connection.ops.adapt_datetimefield_value
     token_value = WorkItem._meta.get_field("lease_token").get_db_prep_value(token, connection)
     run_value = Run._meta.pk.get_db_prep_value(run.pk, connection)
@@ -119,7 +127,7 @@ def work_items_claim(
         WorkItemState.PENDING,
     ]
     returning = " RETURNING id, step_id, payload, subject, attempts, approval, lease_owner_id"
-    if lock:
+    if postgresql:
         # PostgreSQL may run an `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`
         # subquery more than once per statement, each run skipping the rows the
         # last one locked, and so claim more than `limit` items; a MATERIALIZED

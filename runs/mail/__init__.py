@@ -6,6 +6,6 @@ notifications to the people who own or follow an automation.
   or record why not.
 - `imap.mailbox_fetch` polls a mailbox and flags what it processed or rejected.
 - `notifications` records a notification when a run becomes unresolved, failed or
-  timed out (hooked on `runs.signals.run_state_changed`) and sends it at once or in
-  a digest.
+  timed out (in the move's transaction, through `runs.outbox`) and sends it at once
+  or in a digest.
 """

@@ -1,7 +1,8 @@
 """Notifications: tell owners and subscribers when a run needs them.
 
 When a run becomes unresolved, failed or timed out, every owner of its automation
-and every subscriber is recorded in the Notification outbox with their mode:
+and every subscriber is recorded in the Notification outbox with their mode, in the
+transaction of the move itself (`runs.outbox`):
 - `immediate`: one e-mail per run, sent right away (after the move commits);
 - `digest`: collected, and sent as one e-mail per period
   (RUNS_NOTIFY_DIGEST_MINUTES) by `notifications_send_due`;
@@ -60,23 +61,16 @@ def notification_recipients(automation) -> list[tuple]:
     ]
 
 
-def run_state_notify(*, run_id, state: str) -> list[Notification]:
-    """Record who to tell that run `run_id` became `state`, and send the immediate
-    ones now. Called after the move commits; never raises (the run moved
-    whatever happens to its e-mail)."""
-    try:
-        run = Run.objects.select_related("automation").get(pk=run_id)
-        rows = Notification.objects.bulk_create(
-            Notification(run=run, user=user, email=user.email, state=state, mode=mode)
-            for user, mode in notification_recipients(run.automation)
-        )
-        immediate = [r.pk for r in rows if r.mode == NotificationMode.IMMEDIATE]
-        if immediate:
-            notifications_send(ids=immediate)
-        return rows
-    except Exception:
-        log.exception("notifying about run %s (%s) failed", run_id, state)
-        return []
+def notifications_record(*, run_id, state: str) -> list[Notification]:
+    """Record who to tell that run `run_id` became `state` (the outbox rows).
+
+    Called by `runs.outbox` inside the transaction that moved the run, so the rows
+    commit with the move; the immediate ones are sent after the commit."""
+    run = Run.objects.select_related("automation").get(pk=run_id)
+    return Notification.objects.bulk_create(
+        Notification(run=run, user=user, email=user.email, state=state, mode=mode)
+        for user, mode in notification_recipients(run.automation)
+    )
 
 
 def _claim(queryset, now) -> list[int]:

@@ -34,6 +34,12 @@ class LedgerHead(models.Model):
         return f"{self.key}@{self.seq}"
 
 
+# An idempotency key is "<run id>:<work item id>:<action key>": a UUID (36), a
+# bigint id (up to 20 digits), two colons and an action key of up to Step.action's
+# 200 characters. PostgreSQL enforces the length (SQLite does not).
+IDEMPOTENCY_KEY_MAX_LENGTH = 36 + 1 + 20 + 1 + 200
+
+
 class LedgerRecord(models.Model):
     """Fields every ledger row carries: its place in a hash chain."""
 
@@ -68,7 +74,7 @@ class RunItem(LedgerRecord):
     subject = models.CharField(max_length=254, blank=True)
     parameters = models.JSONField(default=dict, blank=True)
     attempt = models.PositiveIntegerField()
-    idempotency_key = models.CharField(max_length=200)
+    idempotency_key = models.CharField(max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
     outcome = models.CharField(max_length=30, choices=RunItemOutcome.choices)
     result_ref = models.CharField(max_length=254, blank=True)
     failure_type = models.CharField(
@@ -191,7 +197,9 @@ class ActionResult(models.Model):
     the retried item replays it (`idempotent_replay`) instead of calling twice.
     """
 
-    idempotency_key = models.CharField(max_length=200, primary_key=True)
+    idempotency_key = models.CharField(
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH, primary_key=True
+    )
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
     result_ref = models.CharField(max_length=254, blank=True)
     outputs = models.JSONField(default=list, blank=True)

@@ -1,8 +1,8 @@
 """Webhook deliveries: created on run state changes, sent by the worker, retried.
 
-Flow: `run_state_changed` (sent after the move commits) → `deliveries_create` writes
-one WebhookDelivery per matching active webhook and queues `delivery_send` on
-django-q2 after commit. Each attempt is claimed by a conditional UPDATE (so the
+Flow: a run's move calls `deliveries_create` inside its own transaction
+(`runs.outbox`), which writes one WebhookDelivery per matching active webhook and
+queues `delivery_send` on django-q2 after commit. Each attempt is claimed by a conditional UPDATE (so the
 queued task and housekeeping never send one attempt twice), POSTs the JSON body
 with httpx, and is recorded as a WebhookAttempt. 2xx: delivered. Otherwise the next
 attempt is due after an exponential backoff, until RUNS_WEBHOOK_MAX_ATTEMPTS.
@@ -85,7 +85,8 @@ def _payload(run, event: str, before: str, after: str, delivery_id) -> str:
 
 def deliveries_create(*, run_id, before: str, after: str, **kwargs) -> list:
     """Deliveries for every active webhook of the run's automation that wants
-    `run.<after>`; each is queued for sending after commit."""
+    `run.<after>`, written in the caller's transaction (the move's: an outbox);
+    each is queued for sending after commit."""
     from ..models import Run
 
     event = f"run.{after}"
@@ -113,21 +114,15 @@ def deliveries_create(*, run_id, before: str, after: str, **kwargs) -> list:
     return deliveries
 
 
-def on_run_state_changed(sender, **kwargs):
-    """Receiver of `runs.signals.run_state_changed`."""
-    try:
-        deliveries_create(**kwargs)
-    except Exception:  # a webhook problem never breaks a run move
-        log.exception("webhook deliveries for run %s not created", kwargs.get("run_id"))
-
-
 def _enqueue(delivery_id) -> None:
     def send():
         from django_q.tasks import async_task
 
         async_task(SEND_TASK, str(delivery_id), task_name=f"webhook-{delivery_id}")
 
-    transaction.on_commit(send)
+    # robust: a broker that is down must not fail the commit that wrote the
+    # delivery; the row stays pending and housekeeping queues it again
+    transaction.on_commit(send, robust=True)
 
 
 def _claim(delivery_id, now) -> WebhookDelivery | None:

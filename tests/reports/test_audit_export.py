@@ -144,3 +144,81 @@ def test_cells_are_written_as_the_csv_module_reads_them_back(automation, exporte
         assert all(cell[c] == "" for c in ("actor", "verb", "object", "before", "after"))
     subjects = {cell["subject"] for cell in cells}
     assert "'=SUM(A1:A2)" in subjects and "-12" in subjects and "'\tTAB" in subjects
+
+
+def _export_rows(runs):
+    from runs.exports import audit_csv
+
+    return list(csv.DictReader(io.StringIO("".join(audit_csv(runs)))))
+
+
+def test_audit_events_of_a_run_are_read_in_pages(automation, user, monkeypatch):
+    """Constant memory: a run's audit events come in chunks of CHUNK_SIZE by seq,
+    like its run items, never all at once; the ledger order is kept."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from runs import exports, ledger
+    from runs.models import AuditEvent, Run
+
+    run = run_start(automation=automation("builtin.echo"), inputs=[{"a": i} for i in range(3)])
+    run_until_idle()
+    run.refresh_from_db()
+    for n in range(7):
+        ledger.append(run=run, events=[ledger.audit_event(verb=f"test.e{n}", run=run)])
+    events = AuditEvent.objects.filter(run=run).count()
+    assert events >= 10
+    monkeypatch.setattr(exports, "CHUNK_SIZE", 3)
+    with CaptureQueriesContext(connection) as queries:
+        rows = _export_rows(Run.objects.filter(pk=run.pk))
+    table = AuditEvent._meta.db_table
+    reads = [q["sql"] for q in queries.captured_queries if f'FROM "{table}"' in q["sql"]]
+    assert len(reads) >= events // 3 and all("LIMIT 3" in sql for sql in reads)
+    assert [int(r["seq"]) for r in rows] == list(range(1, run.ledger_seq + 1))
+    assert [r["record"] for r in rows].count("audit_event") == events
+
+
+# microseconds as isoformat writes them: none when 0, else all six digits
+MOMENTS = [
+    (2026, 3, 1, 12, 0, 0, 0),
+    (2026, 3, 1, 12, 0, 0, 120000),
+    (2026, 3, 1, 12, 0, 0, 5),
+    (1999, 12, 31, 23, 59, 59, 123456),
+]
+
+
+def test_timestamps_are_written_byte_for_byte_as_on_sqlite(automation, user):
+    """SQLite keeps a timestamp as Django wrote it, which the export turns into
+    `isoformat()` in UTC; PostgreSQL's text form drops trailing zeros of the
+    fraction. The file must be the same on both."""
+    import datetime
+
+    from runs.models import AuditEvent, Run, RunItem
+
+    auto = automation("builtin.echo")
+    run = run_start(
+        automation=auto,
+        inputs=[{"subject": f"s{i}"} for i in range(3)] + [{"subject": "=formula"}],
+    )
+    run_until_idle()
+    moments = [datetime.datetime(*m, tzinfo=datetime.UTC) for m in MOMENTS]
+    items = list(RunItem.objects.filter(run=run).order_by("seq"))
+    assert len(items) == 4
+    for item, moment in zip(items, moments):
+        RunItem.objects.filter(pk=item.pk).update(
+            started_at=moment, finished_at=moment + datetime.timedelta(microseconds=1)
+        )
+    events = list(AuditEvent.objects.filter(run=run).order_by("seq"))
+    for event, moment in zip(events, moments):
+        AuditEvent.objects.filter(pk=event.pk).update(created_at=moment)
+    rows = _export_rows(Run.objects.filter(pk=run.pk))
+    written = {
+        (r["record"], r["seq"]): (r["started_at"], r["finished_at"]) for r in rows
+    }
+    for item, moment in zip(items, moments):
+        later = moment + datetime.timedelta(microseconds=1)
+        assert written["run_item", str(item.seq)] == (moment.isoformat(), later.isoformat())
+    for event, moment in zip(events, moments):
+        assert written["audit_event", str(event.seq)] == (moment.isoformat(),) * 2
+    # the formula row goes the Python way, with the same rule
+    assert any(r["subject"] == "'=formula" for r in rows)

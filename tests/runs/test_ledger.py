@@ -123,7 +123,7 @@ def test_engine_digest_matches_the_canonical_form():
 
     from runs.models import run_item_ledger_fields
 
-    moment = datetime.datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=datetime.timezone.utc)
+    moment = datetime.datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=datetime.UTC)
     other_zone = moment.astimezone(datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
     base = {
         "run_id": 7, "work_item_id": 12, "step_id": 3, "step_run_id": 9,
@@ -155,3 +155,49 @@ def test_engine_digest_matches_the_canonical_form():
             ], names
     with pytest.raises(ValueError, match="run_id must be shared"):
         ledger.run_item_digests({}, rows)
+
+
+def test_prepared_run_items_cover_every_run_item_column():
+    """The engine's bulk insert writes PreparedRunItems.COLUMNS plus the chain
+    columns; a RunItem column missing there would silently take its default."""
+    chain = {"id", "seq", "prev_hash", "hash"}
+    columns = {f.attname for f in RunItem._meta.concrete_fields} - chain
+    assert set(ledger.PreparedRunItems.COLUMNS) == columns
+    assert len(ledger.PreparedRunItems.COLUMNS) == len(columns)
+
+
+def test_the_digest_template_keys_are_read_off_the_ledger_fields():
+    """_RUN_ITEM_KEYS is derived from run_item_ledger_fields: every key the hash
+    covers, in content_digest's order, each from the column it is read from."""
+    from runs.models import run_item_ledger_fields
+
+    keys = [key for key, _ in ledger._RUN_ITEM_KEYS]
+    names = {name for _, name in ledger._RUN_ITEM_KEYS if name is not None}
+    fields = run_item_ledger_fields({n: n for n in ledger.PreparedRunItems.COLUMNS})
+    assert keys == sorted(fields)
+    assert names <= set(ledger.PreparedRunItems.COLUMNS)
+    assert {key for key, name in ledger._RUN_ITEM_KEYS if name is None} == {"kind"}
+
+
+# JSON numbers PostgreSQL's jsonb does not give back as written: it has no negative
+# zero and writes 1e16 as 10000000000000000 (which Python reads back as an int)
+JSONB_ODD = {"big": 1e16, "neg": -0.0, "huge": 1.2345678901234567e300,
+             "nested": [1e22, -1e17, 2.5, 1e-7, 1.0, -0.0], "int": 10**20}
+
+
+def test_json_numbers_jsonb_rewrites_still_verify(automation):
+    """On PostgreSQL the rows are read back from jsonb; verify_audit must pass."""
+    auto = automation({"action": "builtin.echo", "parameters": JSONB_ODD})
+    run = run_start(automation=auto, inputs=[{"a": 1e16, "b": -0.0}])
+    run_until_idle(run)
+    run.refresh_from_db()
+    assert run.state == "completed"
+    ledger.append(
+        run=run,
+        events=[ledger.audit_event(verb="test.numbers", run=run, after=JSONB_ODD)],
+    )
+    ledger.append(events=[ledger.audit_event(verb="test.numbers", before=JSONB_ODD)])
+    item = RunItem.objects.filter(run=run).first()
+    assert item.parameters["big"] == 1e16 and item.parameters["neg"] == 0
+    ok, text = verify()
+    assert ok, text

@@ -58,3 +58,21 @@ def test_choice_checks_are_written_without_in_lists(db, model):
         )
         (sql,) = cursor.fetchone()
     assert " IN (" not in sql.upper()
+
+
+def test_an_action_with_the_longest_key_runs_and_is_journaled(automation):
+    """Step.action allows 200 characters; the idempotency key adds the run and item
+    ids. PostgreSQL enforces varchar lengths (SQLite does not)."""
+    from automations.models import Step
+    from runs.engine import run_until_idle
+    from runs.models import ActionResult
+    from tests.actions import LONG_ACTION
+
+    assert len(LONG_ACTION) == Step._meta.get_field("action").max_length
+    run = run_start(automation=automation(LONG_ACTION), inputs=[{"a": 1}, {"a": 2}])
+    run_until_idle(run)
+    run.refresh_from_db()
+    assert (run.state, run.output_items) == ("completed", 2)
+    keys = list(RunItem.objects.filter(run=run).values_list("idempotency_key", flat=True))
+    assert len(keys) == 2 and all(k.endswith(":" + LONG_ACTION) for k in keys)
+    assert ActionResult.objects.filter(idempotency_key__in=keys).count() == 2
