@@ -213,6 +213,13 @@ if CACHE_URL:
 # polls (no RUNS_IMAP_HOST: no polling); notifications of runs that need people.
 RUNS_EMAIL_MAX_MESSAGE_BYTES = env_int("RUNS_EMAIL_MAX_MESSAGE_BYTES", 26_214_400)
 RUNS_EMAIL_MAX_ATTACHMENT_BYTES = env_int("RUNS_EMAIL_MAX_ATTACHMENT_BYTES", 10_485_760)
+# counted before a message is parsed (security review, finding 7)
+RUNS_EMAIL_MAX_HEADER_BYTES = env_int("RUNS_EMAIL_MAX_HEADER_BYTES", 102_400)
+RUNS_EMAIL_MAX_ADDRESSES = env_int("RUNS_EMAIL_MAX_ADDRESSES", 100)
+RUNS_EMAIL_MAX_PARTS = env_int("RUNS_EMAIL_MAX_PARTS", 100)
+RUNS_EMAIL_SUBJECT_TIMEOUT_SECONDS = float(
+    os.environ.get("RUNS_EMAIL_SUBJECT_TIMEOUT_SECONDS") or 0.1
+)
 RUNS_IMAP_HOST = os.environ.get("RUNS_IMAP_HOST", "")
 RUNS_IMAP_PORT = env_int("RUNS_IMAP_PORT", 0)  # 0: 993 with SSL, else 143
 RUNS_IMAP_USER = os.environ.get("RUNS_IMAP_USER", "")
