@@ -16,7 +16,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from croniter import croniter
+import regex
+from croniter import CroniterBadDateError, croniter
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -133,10 +134,7 @@ def _clean_trigger(raw, index: int) -> dict:
         raise DefinitionError(f"{path}: unknown field(s) {', '.join(sorted(unknown))}")
     trigger = {"kind": kind}
     if kind == TriggerKind.SCHEDULE:
-        cron = raw.get("cron")
-        if not isinstance(cron, str) or not croniter.is_valid(cron):
-            raise DefinitionError(f"{path}.cron: not a valid cron expression: {cron!r}")
-        trigger["cron"] = cron
+        trigger["cron"] = _clean_cron(raw.get("cron"), f"{path}.cron")
     if kind == TriggerKind.EMAIL:
         address = raw.get("address")
         if not isinstance(address, str) or "@" not in address:
@@ -145,14 +143,61 @@ def _clean_trigger(raw, index: int) -> dict:
         senders = raw.get("senders", [])
         if not isinstance(senders, list) or not all(isinstance(s, str) for s in senders):
             raise DefinitionError(f"{path}.senders: must be a list of addresses")
-        trigger["senders"] = [s.lower() for s in senders]
-        subject = raw.get("subject", "")
-        try:
-            re.compile(subject)
-        except (re.error, TypeError) as exc:
-            raise DefinitionError(f"{path}.subject: not a valid pattern: {exc}") from None
-        trigger["subject"] = subject
+        for i, sender in enumerate(senders):
+            # an entry without @ would never match a sender (issue 13)
+            if "@" not in sender:
+                raise DefinitionError(
+                    f"{path}.senders[{i}]: {sender!r} is not an address; write "
+                    f"'@{sender.strip().lstrip('@')}' for the whole domain"
+                )
+        trigger["senders"] = [s.strip().lower() for s in senders]
+        trigger["subject"] = _clean_subject(raw.get("subject", ""), f"{path}.subject")
     return trigger
+
+
+# A cron of five fields (django-q2 schedules by the minute; a sixth field would be
+# croniter's seconds) that fires at least once in this many years.
+CRON_HORIZON_YEARS = 10
+SUBJECT_PATTERN_MAX = 500
+
+
+def _clean_cron(cron, path: str) -> str:
+    """A cron with a next fire time, or DefinitionError naming it.
+
+    `0 0 30 2 *` is valid syntax that never fires: stored, it made django-q2's
+    schedule raise on every sync, after the import had committed.
+    """
+    if not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(
+        cron
+    ):
+        raise DefinitionError(
+            f"{path}: not a valid cron expression (five fields): {cron!r}"
+        )
+    try:
+        croniter(
+            cron, max_years_between_matches=CRON_HORIZON_YEARS
+        ).get_next(float)
+    except CroniterBadDateError:
+        raise DefinitionError(
+            f"{path}: {cron!r} never fires (no date in {CRON_HORIZON_YEARS} years)"
+        ) from None
+    return cron
+
+
+def _clean_subject(subject, path: str) -> str:
+    """A subject pattern of the `regex` library, which matches it with a timeout
+    (runs.mail.matching): at most SUBJECT_PATTERN_MAX characters and valid."""
+    if not isinstance(subject, str):
+        raise DefinitionError(f"{path}: must be a string (a pattern)")
+    if len(subject) > SUBJECT_PATTERN_MAX:
+        raise DefinitionError(
+            f"{path}: at most {SUBJECT_PATTERN_MAX} characters, got {len(subject)}"
+        )
+    try:
+        regex.compile(subject)
+    except regex.error as exc:
+        raise DefinitionError(f"{path}: not a valid pattern: {exc}") from None
+    return subject
 
 
 def definition_clean(data) -> dict:

@@ -1,9 +1,16 @@
 """Writes on automation definitions: publish, retire, and schedule sync."""
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
+from runs.conf import runs_settings
+
 from .models import Automation, AutomationStatus, AutomationVersion, Trigger, TriggerKind
+
+
+log = logging.getLogger("runs.engine")
 
 
 class VersionFrozen(Exception):
@@ -76,10 +83,13 @@ def schedules_sync() -> dict:
 
     One django-q2 `Schedule` per trigger (cron); a trigger that is disabled, or whose
     automation is not published, loses its schedule. Returns counts of what changed.
+    Each trigger is synced on its own savepoint: one that fails (a cron stored
+    before import refused it, `0 0 30 2 *`) is logged and counted as `failed`, and
+    every other trigger is still synced.
     """
     from django_q.models import Schedule
 
-    counts = {"created": 0, "updated": 0, "deleted": 0}
+    counts = {"created": 0, "updated": 0, "deleted": 0, "failed": 0}
     wanted = Trigger.objects.filter(
         kind=TriggerKind.SCHEDULE,
         enabled=True,
@@ -88,56 +98,107 @@ def schedules_sync() -> dict:
     with transaction.atomic():
         keep = set()
         for trigger in wanted:
-            schedule = trigger.schedule
-            name = f"runs:trigger:{trigger.pk}"
-            if schedule is None:
-                schedule = Schedule.objects.create(
-                    name=name,
-                    func=SCHEDULE_TASK,
-                    args=repr((trigger.pk,)),
-                    schedule_type=Schedule.CRON,
-                    cron=trigger.cron,
-                    repeats=-1,
+            try:
+                with transaction.atomic():
+                    keep.add(_schedule_sync(trigger, counts))
+            except Exception:
+                log.exception(
+                    "schedule trigger %s (%s, cron %r) could not be synced",
+                    trigger.pk, trigger.automation.slug, trigger.cron,
                 )
-                Trigger.objects.filter(pk=trigger.pk).update(schedule=schedule)
-                counts["created"] += 1
-            elif schedule.cron != trigger.cron or schedule.func != SCHEDULE_TASK:
-                schedule.cron = trigger.cron
-                schedule.func = SCHEDULE_TASK
-                schedule.next_run = timezone.now()
-                schedule.save()
-                counts["updated"] += 1
-            keep.add(schedule.pk)
+                counts["failed"] += 1
+                if trigger.schedule_id:
+                    keep.add(trigger.schedule_id)  # leave it as it was
         stale = Schedule.objects.filter(func=SCHEDULE_TASK).exclude(pk__in=keep)
         counts["deleted"] = stale.count()
         stale.delete()
     return counts
 
 
+def _schedule_sync(trigger: Trigger, counts: dict) -> int:
+    """Create or update the schedule of one trigger; returns its pk."""
+    from django_q.models import Schedule
+
+    schedule = trigger.schedule
+    if schedule is None:
+        schedule = Schedule.objects.create(
+            name=f"runs:trigger:{trigger.pk}",
+            func=SCHEDULE_TASK,
+            args=repr((trigger.pk,)),
+            schedule_type=Schedule.CRON,
+            cron=trigger.cron,
+            repeats=-1,
+        )
+        Trigger.objects.filter(pk=trigger.pk).update(schedule=schedule)
+        counts["created"] += 1
+    elif schedule.cron != trigger.cron or schedule.func != SCHEDULE_TASK:
+        schedule.cron = trigger.cron
+        schedule.func = SCHEDULE_TASK
+        schedule.next_run = timezone.now()
+        schedule.save()
+        counts["updated"] += 1
+    return schedule.pk
+
+
 class DefinitionsFileError(ValueError):
     """A definitions file that cannot be read at all (not JSON/YAML, too big)."""
 
 
-MAX_DEFINITIONS_BYTES = 1_048_576
+def definitions_size_check(size: int) -> None:
+    """Refuse a definitions file over RUNS_MAX_DEFINITIONS_BYTES (before reading)."""
+    limit = runs_settings.MAX_DEFINITIONS_BYTES
+    if size > limit:
+        raise DefinitionsFileError(
+            f"the file is {size} bytes, larger than the limit of {limit} bytes "
+            "(RUNS_MAX_DEFINITIONS_BYTES)"
+        )
+
+
+def _yaml_loader():
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        """YAML without aliases: `*a` repeats a node without its bytes, so 517
+        bytes of nested aliases expanded to 844 MB when the definition was hashed
+        (security review, finding 6). Definitions never need them."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"YAML aliases (*{event.anchor}) are not allowed in definitions",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
+def definitions_load(text: str, *, documents: bool = False):
+    """Parse JSON or YAML text (JSON is YAML), refusing aliases; with `documents`,
+    the list of its YAML documents. Raises DefinitionsFileError."""
+    import yaml
+
+    definitions_size_check(len(text.encode("utf-8", "surrogatepass")))
+    try:
+        if documents:
+            return list(yaml.load_all(text, Loader=_yaml_loader()))
+        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise DefinitionsFileError(f"not valid JSON or YAML: {exc}") from None
 
 
 def definitions_parse(raw: bytes | str) -> list:
     """Read a JSON or YAML file of one definition or a list of them."""
-    import yaml
-
     if isinstance(raw, bytes):
-        if len(raw) > MAX_DEFINITIONS_BYTES:
-            raise DefinitionsFileError(
-                f"the file is larger than {MAX_DEFINITIONS_BYTES} bytes"
-            )
+        definitions_size_check(len(raw))
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise DefinitionsFileError("the file is not UTF-8 text") from None
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise DefinitionsFileError(f"not valid JSON or YAML: {exc}") from None
+    data = definitions_load(raw)
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not data:

@@ -25,6 +25,8 @@ DEFAULTS = {
     "IDEMPOTENCY_KEY_TTL_SECONDS": 86400,
     "MAX_REQUEST_BYTES": 1_048_576,
     "MAX_INPUT_BYTES": 65_536,
+    # definitions files (admin upload, import_automations)
+    "MAX_DEFINITIONS_BYTES": 1_048_576,
     "API_TRIGGER_RATE": "120/min",
     # webhooks
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,

@@ -184,6 +184,8 @@ RUNS_DELETE_ARCHIVED_AFTER_DAYS = (
 # API: the largest single input of a trigger (the whole body: RUNS_MAX_REQUEST_BYTES),
 # and the rate of run-starting calls per user ("120/min"; empty: unlimited).
 RUNS_MAX_INPUT_BYTES = env_int("RUNS_MAX_INPUT_BYTES", 65_536)
+# the largest definitions file (admin upload, import_automations)
+RUNS_MAX_DEFINITIONS_BYTES = env_int("RUNS_MAX_DEFINITIONS_BYTES", 1_048_576)
 RUNS_API_TRIGGER_RATE = os.environ.get("RUNS_API_TRIGGER_RATE", "120/min")
 # Webhooks: HTTP timeout per attempt, attempts before giving up, first backoff
 # (doubled per attempt, capped at one hour).

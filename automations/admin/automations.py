@@ -19,6 +19,7 @@ from ..services import (
     DefinitionsFileError,
     definitions_import,
     definitions_parse,
+    definitions_size_check,
     schedules_sync,
     version_publish,
 )
@@ -318,8 +319,10 @@ class AutomationAdmin(admin.ModelAdmin):
         elif request.method == "POST":
             upload = DefinitionsUploadForm(request.POST, request.FILES)
             if upload.is_valid():
-                raw = upload.cleaned_data["file"].read()
+                file = upload.cleaned_data["file"]
                 try:
+                    definitions_size_check(file.size)  # before reading it
+                    raw = file.read()
                     definitions = definitions_parse(raw)
                 except DefinitionsFileError as exc:
                     upload.add_error("file", str(exc))

@@ -28,6 +28,9 @@ def _sender_allowed(sender: str, allowed: list[str]) -> bool:
         return True
     for entry in allowed:
         entry = entry.strip().lower()
+        if "@" not in entry:
+            # stored before import refused it (issue 13): a domain is all it can be
+            entry = "@" + entry
         if entry.startswith("@") and sender.endswith(entry):
             return True
         if sender == entry:

@@ -192,6 +192,20 @@ def test_a_body_and_file_name_that_are_not_utf8_are_taken(invoices, settings):
     assert name == "r\ufffdsum\ufffd.pdf"
 
 
+def test_a_stored_sender_entry_without_at_matches_as_a_domain(automation, settings):
+    """Import refuses it now (test_definition_bounds); rows stored before match the
+    domain instead of silently never matching (issue 13)."""
+    from automations.models import Trigger
+
+    auto = automation(
+        "builtin.echo",
+        triggers=[{"kind": "email", "address": "invoices@runs.example"}],
+    )
+    Trigger.objects.filter(automation=auto).update(senders=["acme.example"])
+    assert receive(message())[0] == 0
+    assert Run.objects.count() == 1
+
+
 # Finding 11 --------------------------------------------------------------------
 
 
