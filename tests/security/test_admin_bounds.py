@@ -17,7 +17,8 @@ PAGES = ["99999999999999999999", "1000001", "abc", "-1", "0", "1e3", ""]
 def _changelists():
     for model in admin.site._registry:
         meta = model._meta
-        yield meta.label, reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
+        name = f"admin:{meta.app_label}_{meta.model_name}_changelist"
+        yield meta.label, reverse(name)
 
 
 @pytest.mark.parametrize("page", PAGES)
