@@ -227,3 +227,13 @@ def test_a_catastrophic_subject_pattern_times_out_as_a_mismatch(automation, sett
     record = InboundMessage.objects.get()
     assert record.reason == "subject_mismatch"
     assert "timed out" in record.detail
+
+
+def test_a_bound_that_is_no_bound_is_refused_by_a_system_check(settings):
+    from runs.mail.checks import mail_settings_valid
+
+    settings.RUNS_EMAIL_MAX_PARTS = 0
+    settings.RUNS_EMAIL_SUBJECT_TIMEOUT_SECONDS = -1
+    messages = [e.msg for e in mail_settings_valid()]
+    assert any("RUNS_EMAIL_MAX_PARTS" in m for m in messages)
+    assert any("RUNS_EMAIL_SUBJECT_TIMEOUT_SECONDS" in m for m in messages)
