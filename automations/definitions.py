@@ -16,10 +16,13 @@ import json
 import re
 from dataclasses import dataclass, field
 
+import regex
 import yaml
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from django.contrib.auth import get_user_model
 from django.db import transaction
+
+from runs.conf import runs_settings
 
 from .actions.registry import UnknownAction, get_action, robot_parameters_problem
 from .conditions import InvalidCondition, validate_condition
@@ -142,10 +145,7 @@ def _clean_trigger(raw, index: int) -> dict:
         raise DefinitionError(f"{path}: unknown field(s) {', '.join(sorted(unknown))}")
     trigger = {"kind": kind}
     if kind == TriggerKind.SCHEDULE:
-        cron = raw.get("cron")
-        if not isinstance(cron, str) or not croniter.is_valid(cron):
-            raise DefinitionError(f"{path}.cron: not a valid cron expression: {cron!r}")
-        trigger["cron"] = cron
+        trigger["cron"] = _clean_cron(raw.get("cron"), f"{path}.cron")
     if kind == TriggerKind.EMAIL:
         address = raw.get("address")
         if not isinstance(address, str) or "@" not in address:
@@ -154,14 +154,61 @@ def _clean_trigger(raw, index: int) -> dict:
         senders = raw.get("senders", [])
         if not isinstance(senders, list) or not all(isinstance(s, str) for s in senders):
             raise DefinitionError(f"{path}.senders: must be a list of addresses")
-        trigger["senders"] = [s.lower() for s in senders]
-        subject = raw.get("subject", "")
-        try:
-            re.compile(subject)
-        except (re.error, TypeError) as exc:
-            raise DefinitionError(f"{path}.subject: not a valid pattern: {exc}") from None
-        trigger["subject"] = subject
+        for i, sender in enumerate(senders):
+            # an entry without @ would never match a sender (issue 13)
+            if "@" not in sender:
+                raise DefinitionError(
+                    f"{path}.senders[{i}]: {sender!r} is not an address; write "
+                    f"'@{sender.strip().lstrip('@')}' for the whole domain"
+                )
+        trigger["senders"] = [s.strip().lower() for s in senders]
+        trigger["subject"] = _clean_subject(raw.get("subject", ""), f"{path}.subject")
     return trigger
+
+
+# A cron of five fields (django-q2 schedules by the minute; a sixth field would be
+# croniter's seconds) that fires at least once in this many years.
+CRON_HORIZON_YEARS = 10
+SUBJECT_PATTERN_MAX = 500
+
+
+def _clean_cron(cron, path: str) -> str:
+    """A cron with a next fire time, or DefinitionError naming it.
+
+    `0 0 30 2 *` is valid syntax that never fires: stored, it made django-q2's
+    schedule raise on every sync, after the import had committed.
+    """
+    if not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(
+        cron
+    ):
+        raise DefinitionError(
+            f"{path}: not a valid cron expression (five fields): {cron!r}"
+        )
+    try:
+        croniter(
+            cron, max_years_between_matches=CRON_HORIZON_YEARS
+        ).get_next(float)
+    except CroniterBadDateError:
+        raise DefinitionError(
+            f"{path}: {cron!r} never fires (no date in {CRON_HORIZON_YEARS} years)"
+        ) from None
+    return cron
+
+
+def _clean_subject(subject, path: str) -> str:
+    """A subject pattern of the `regex` library, which matches it with a timeout
+    (runs.mail.matching): at most SUBJECT_PATTERN_MAX characters and valid."""
+    if not isinstance(subject, str):
+        raise DefinitionError(f"{path}: must be a string (a pattern)")
+    if len(subject) > SUBJECT_PATTERN_MAX:
+        raise DefinitionError(
+            f"{path}: at most {SUBJECT_PATTERN_MAX} characters, got {len(subject)}"
+        )
+    try:
+        regex.compile(subject)
+    except regex.error as exc:
+        raise DefinitionError(f"{path}: not a valid pattern: {exc}") from None
+    return subject
 
 
 def definition_clean(data) -> dict:
@@ -328,24 +375,57 @@ class DefinitionsFileError(ValueError):
     """A definitions file that cannot be read at all (not JSON/YAML, too big)."""
 
 
-MAX_DEFINITIONS_BYTES = 1_048_576
+def definitions_size_check(size: int) -> None:
+    """Refuse a definitions file over RUNS_MAX_DEFINITIONS_BYTES (before reading)."""
+    limit = runs_settings.MAX_DEFINITIONS_BYTES
+    if size > limit:
+        raise DefinitionsFileError(
+            f"the file is {size} bytes, larger than the limit of {limit} bytes "
+            "(RUNS_MAX_DEFINITIONS_BYTES)"
+        )
+
+
+def _yaml_loader():
+    class NoAliasLoader(yaml.SafeLoader):
+        """YAML without aliases: `*a` repeats a node without its bytes, so 517
+        bytes of nested aliases expanded to 844 MB when the definition was hashed
+        (security review, finding 6). Definitions never need them."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"YAML aliases (*{event.anchor}) are not allowed in definitions",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
+def definitions_load(text: str, *, documents: bool = False):
+    """Parse JSON or YAML text (JSON is YAML), refusing aliases; with `documents`,
+    the list of its YAML documents. Raises DefinitionsFileError."""
+    definitions_size_check(len(text.encode("utf-8", "surrogatepass")))
+    try:
+        if documents:
+            return list(yaml.load_all(text, Loader=_yaml_loader()))
+        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise DefinitionsFileError(f"not valid JSON or YAML: {exc}") from None
 
 
 def definitions_parse(raw: bytes | str) -> list:
     """Read a JSON or YAML file of one definition or a list of them."""
     if isinstance(raw, bytes):
-        if len(raw) > MAX_DEFINITIONS_BYTES:
-            raise DefinitionsFileError(
-                f"the file is larger than {MAX_DEFINITIONS_BYTES} bytes"
-            )
+        definitions_size_check(len(raw))
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise DefinitionsFileError("the file is not UTF-8 text") from None
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise DefinitionsFileError(f"not valid JSON or YAML: {exc}") from None
+    data = definitions_load(raw)
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not data:

@@ -1,5 +1,7 @@
 """Writes on automation definitions: publish, retire, and schedule sync."""
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,6 +21,8 @@ __all__ = [
     "schedules_sync",
     "version_publish",
 ]
+
+log = logging.getLogger("runs.engine")
 
 
 class AutomationStateError(Exception):
@@ -90,10 +94,13 @@ def schedules_sync() -> dict:
 
     One django-q2 `Schedule` per trigger (cron); a trigger that is disabled, or whose
     automation is not published, loses its schedule. Returns counts of what changed.
+    Each trigger is synced on its own savepoint: one that fails (a cron stored
+    before import refused it, `0 0 30 2 *`) is logged and counted as `failed`, and
+    every other trigger is still synced.
     """
     from django_q.models import Schedule
 
-    counts = {"created": 0, "updated": 0, "deleted": 0}
+    counts = {"created": 0, "updated": 0, "deleted": 0, "failed": 0}
     wanted = Trigger.objects.filter(
         kind=TriggerKind.SCHEDULE,
         enabled=True,
@@ -102,27 +109,43 @@ def schedules_sync() -> dict:
     with transaction.atomic():
         keep = set()
         for trigger in wanted:
-            schedule = trigger.schedule
-            name = f"runs:trigger:{trigger.pk}"
-            if schedule is None:
-                schedule = Schedule.objects.create(
-                    name=name,
-                    func=SCHEDULE_TASK,
-                    args=repr((trigger.pk,)),
-                    schedule_type=Schedule.CRON,
-                    cron=trigger.cron,
-                    repeats=-1,
+            try:
+                with transaction.atomic():
+                    keep.add(_schedule_sync(trigger, counts))
+            except Exception:
+                log.exception(
+                    "schedule trigger %s (%s, cron %r) could not be synced",
+                    trigger.pk, trigger.automation.slug, trigger.cron,
                 )
-                Trigger.objects.filter(pk=trigger.pk).update(schedule=schedule)
-                counts["created"] += 1
-            elif schedule.cron != trigger.cron or schedule.func != SCHEDULE_TASK:
-                schedule.cron = trigger.cron
-                schedule.func = SCHEDULE_TASK
-                schedule.next_run = timezone.now()
-                schedule.save()
-                counts["updated"] += 1
-            keep.add(schedule.pk)
+                counts["failed"] += 1
+                if trigger.schedule_id:
+                    keep.add(trigger.schedule_id)  # leave it as it was
         stale = Schedule.objects.filter(func=SCHEDULE_TASK).exclude(pk__in=keep)
         counts["deleted"] = stale.count()
         stale.delete()
     return counts
+
+
+def _schedule_sync(trigger: Trigger, counts: dict) -> int:
+    """Create or update the schedule of one trigger; returns its pk."""
+    from django_q.models import Schedule
+
+    schedule = trigger.schedule
+    if schedule is None:
+        schedule = Schedule.objects.create(
+            name=f"runs:trigger:{trigger.pk}",
+            func=SCHEDULE_TASK,
+            args=repr((trigger.pk,)),
+            schedule_type=Schedule.CRON,
+            cron=trigger.cron,
+            repeats=-1,
+        )
+        Trigger.objects.filter(pk=trigger.pk).update(schedule=schedule)
+        counts["created"] += 1
+    elif schedule.cron != trigger.cron or schedule.func != SCHEDULE_TASK:
+        schedule.cron = trigger.cron
+        schedule.func = SCHEDULE_TASK
+        schedule.next_run = timezone.now()
+        schedule.save()
+        counts["updated"] += 1
+    return schedule.pk

@@ -25,6 +25,8 @@ DEFAULTS = {
     "IDEMPOTENCY_KEY_TTL_SECONDS": 86400,
     "MAX_REQUEST_BYTES": 1_048_576,
     "MAX_INPUT_BYTES": 65_536,
+    # definitions files (admin upload, import_automations)
+    "MAX_DEFINITIONS_BYTES": 1_048_576,
     "API_TRIGGER_RATE": "120/min",
     # webhooks
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
@@ -39,6 +41,12 @@ DEFAULTS = {
     # e-mail intake and notifications
     "EMAIL_MAX_MESSAGE_BYTES": 25 * 1024 * 1024,
     "EMAIL_MAX_ATTACHMENT_BYTES": 10 * 1024 * 1024,
+    # counted on the raw bytes before a message is parsed (Postfix's
+    # header_size_limit is 102400 too)
+    "EMAIL_MAX_HEADER_BYTES": 102_400,
+    "EMAIL_MAX_ADDRESSES": 100,
+    "EMAIL_MAX_PARTS": 100,
+    "EMAIL_SUBJECT_TIMEOUT_SECONDS": 0.1,
     "IMAP_HOST": "",
     "IMAP_PORT": 0,
     "IMAP_USER": "",

@@ -23,16 +23,19 @@ def housekeeping() -> dict:
     from automations.services import schedules_sync
 
     from .api.housekeeping import api_housekeeping
-    from .engine.housekeeping import housekeeping_schedule_sync
+    from .engine.housekeeping import housekeeping_part, housekeeping_schedule_sync
     from .mail.tasks import mail_schedules_sync
     from .retention import retention_apply
 
+    # each part isolated: one that fails is logged and named in report["errors"]
     report = _housekeeping()
-    report.update(api_housekeeping())
-    report["schedules"] = schedules_sync()
-    report["mail_schedules"] = mail_schedules_sync()
-    report["retention"] = retention_apply().as_dict()
-    housekeeping_schedule_sync()
+    housekeeping_part(report, "api", lambda: report.update(api_housekeeping()))
+    report.pop("api", None)
+    housekeeping_part(report, "schedules", schedules_sync)
+    housekeeping_part(report, "mail_schedules", mail_schedules_sync)
+    housekeeping_part(report, "retention", lambda: retention_apply().as_dict())
+    housekeeping_part(report, "housekeeping_schedule", housekeeping_schedule_sync)
+    report.pop("housekeeping_schedule", None)
     return report
 
 

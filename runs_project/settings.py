@@ -186,6 +186,8 @@ RUNS_DELETE_ARCHIVED_AFTER_DAYS = (
 # API: the largest single input of a trigger (the whole body: RUNS_MAX_REQUEST_BYTES),
 # and the rate of run-starting calls per user ("120/min"; empty: unlimited).
 RUNS_MAX_INPUT_BYTES = env_int("RUNS_MAX_INPUT_BYTES", 65_536)
+# the largest definitions file (admin upload, import_automations)
+RUNS_MAX_DEFINITIONS_BYTES = env_int("RUNS_MAX_DEFINITIONS_BYTES", 1_048_576)
 RUNS_API_TRIGGER_RATE = os.environ.get("RUNS_API_TRIGGER_RATE", "120/min")
 # Webhooks: HTTP timeout per attempt, attempts before giving up, first backoff
 # (doubled per attempt, capped at one hour).
@@ -216,6 +218,13 @@ if CACHE_URL:
 # polls (no RUNS_IMAP_HOST: no polling); notifications of runs that need people.
 RUNS_EMAIL_MAX_MESSAGE_BYTES = env_int("RUNS_EMAIL_MAX_MESSAGE_BYTES", 26_214_400)
 RUNS_EMAIL_MAX_ATTACHMENT_BYTES = env_int("RUNS_EMAIL_MAX_ATTACHMENT_BYTES", 10_485_760)
+# counted before a message is parsed (security review, finding 7)
+RUNS_EMAIL_MAX_HEADER_BYTES = env_int("RUNS_EMAIL_MAX_HEADER_BYTES", 102_400)
+RUNS_EMAIL_MAX_ADDRESSES = env_int("RUNS_EMAIL_MAX_ADDRESSES", 100)
+RUNS_EMAIL_MAX_PARTS = env_int("RUNS_EMAIL_MAX_PARTS", 100)
+RUNS_EMAIL_SUBJECT_TIMEOUT_SECONDS = float(
+    os.environ.get("RUNS_EMAIL_SUBJECT_TIMEOUT_SECONDS") or 0.1
+)
 RUNS_IMAP_HOST = os.environ.get("RUNS_IMAP_HOST", "")
 RUNS_IMAP_PORT = env_int("RUNS_IMAP_PORT", 0)  # 0: 993 with SSL, else 143
 RUNS_IMAP_USER = os.environ.get("RUNS_IMAP_USER", "")

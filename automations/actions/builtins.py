@@ -33,14 +33,36 @@ def _subject_of(payload: dict) -> str:
     return ""
 
 
+def source_parameters(parameters: dict, payload: dict) -> dict:
+    """What a subject source is given: the step's parameters, plus, for the names
+    the step lists in `input_parameters` and does not set itself, the item's values.
+
+    Inputs never override step parameters (security review, finding 10: an input
+    `{"days": 100000}` widened a selection the step fixed at 30 days).
+    """
+    allowed = parameters.get("input_parameters", [])
+    if not isinstance(allowed, list) or not all(isinstance(n, str) for n in allowed):
+        raise BusinessError(
+            "parameter 'input_parameters' must be a list of names",
+            code="bad_parameters",
+        )
+    supplied = {
+        name: payload[name]
+        for name in allowed
+        if name in payload and name not in parameters
+    }
+    return {**supplied, **parameters}
+
+
 @action("builtin.select_subjects", selects=True)
 def select_subjects(ctx):
     """One output item per subject: from a registered source, or the item itself."""
     source = ctx.parameters.get("source")
     if not source:
         return [dict(ctx.payload, subject=_subject_of(ctx.payload))]
+    parameters = source_parameters(ctx.parameters, ctx.payload)
     try:
-        found = get_subject_source(source)(ctx.run, {**ctx.parameters, **ctx.payload})
+        found = get_subject_source(source)(ctx.run, parameters)
     except LookupError as exc:
         raise BusinessError(str(exc), code="unknown_source") from exc
     return [dict(row, subject=_subject_of(row)) for row in found]

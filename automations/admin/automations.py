@@ -17,6 +17,7 @@ from ..definitions import (
     automation_export,
     definitions_import,
     definitions_parse,
+    definitions_size_check,
 )
 from ..models import Automation, AutomationVersion, Trigger, TriggerKind
 from ..services import schedules_sync
@@ -282,8 +283,10 @@ class AutomationAdmin(admin.ModelAdmin):
         elif request.method == "POST":
             upload = DefinitionsUploadForm(request.POST, request.FILES)
             if upload.is_valid():
-                raw = upload.cleaned_data["file"].read()
+                file = upload.cleaned_data["file"]
                 try:
+                    definitions_size_check(file.size)  # before reading it
+                    raw = file.read()
                     definitions = definitions_parse(raw)
                 except DefinitionsFileError as exc:
                     upload.add_error("file", str(exc))

@@ -1,5 +1,3 @@
-import json
-
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -29,11 +27,13 @@ class RunNowForm(forms.Form):
         text = self.cleaned_data["inputs"].strip()
         if not text:
             return []
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"Not valid JSON: {exc}") from None
+        from runs.api.parsers import json_parse
         from runs.services import InvalidInputs, inputs_clean
+
+        try:
+            value = json_parse(text)
+        except ValueError as exc:
+            raise ValidationError(f"Not valid JSON: {exc}") from None
 
         try:
             return inputs_clean(value)

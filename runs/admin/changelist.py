@@ -13,6 +13,7 @@ import datetime
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Q
+from django.http import Http404
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
@@ -24,15 +25,29 @@ class WindowPaginator(Paginator):
     one if there is more": one LIMIT query of per_page + 1 keys, never a COUNT."""
 
     page_param = "p"
+    # Past this, `(page - 1) * per_page` could overflow the database's integer
+    # (`?p=99999999999999999999` was a 500); nobody pages a million pages deep.
+    max_page = 1_000_000
 
     def __init__(self, object_list, per_page, *args, request=None, **kwargs):
         super().__init__(object_list, per_page, *args, **kwargs)
+        self.requested = self._requested(request)
+
+    def _requested(self, request) -> int:
+        """The page asked for; a number that is no page is a 404 (not a 500)."""
+        raw = request.GET.get(self.page_param, "") if request else ""
+        if raw == "":
+            return 1
         try:
-            self.requested = (
-                max(int(request.GET.get(self.page_param, 1)), 1) if request else 1
-            )
+            page = int(raw)
         except ValueError:
-            self.requested = 1
+            page = 0
+        if not 1 <= page <= self.max_page:
+            raise Http404(
+                f"There is no page {raw[:30]!r}: pages are numbered from 1 "
+                f"(at most {self.max_page})."
+            )
+        return page
 
     @cached_property
     def count(self):

@@ -82,6 +82,13 @@ class WorkItemAdmin(BigTableAdmin):
     search_fields = ["=subject"]
     readonly_fields = ["run_link"]
 
+    def get_ordering(self, request):
+        # one run's items in order (index work_item_run_order); all runs' items
+        # newest first (the primary key, read backwards)
+        if "run__id__exact" in request.GET:
+            return ["id"]
+        return ["-id"]
+
     @admin.display(description="State", ordering="state")
     def item_state(self, item):
         return state_badge(item.state)

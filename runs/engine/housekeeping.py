@@ -1,7 +1,14 @@
-"""Periodic housekeeping: nothing is left in progress, waiting or queued forever."""
+"""Periodic housekeeping: nothing is left in progress, waiting or queued forever.
 
+Each part of a pass is isolated (`housekeeping_part`): one that fails is logged and
+named under `errors` in the pass's report, and the other parts still run, so one
+bad row (a trigger, a run) never stops the rest of housekeeping.
+"""
+
+import contextlib
 import logging
 
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -18,39 +25,70 @@ log = logging.getLogger("runs.engine")
 HOUSEKEEPING_TASK = "runs.tasks.housekeeping"
 
 
+def housekeeping_part(report: dict, name: str, part, *args) -> None:
+    """`report[name] = part(*args)`, or, when it raises, the error logged and
+    named in `report["errors"][name]`: the caller goes on with its next part.
+
+    Each part commits its own writes; inside a transaction already (a test, a
+    caller's atomic block) it gets a savepoint, so that a failed statement does not
+    abort the parts after it.
+    """
+    block = transaction.atomic() if connection.in_atomic_block else (
+        contextlib.nullcontext()
+    )
+    try:
+        with block:
+            report[name] = part(*args)
+    except Exception as exc:
+        log.exception("housekeeping: %s failed; the other parts go on", name)
+        report.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"[:500]
+
+
 def housekeeping() -> dict:
     """One pass: expired leases, lost tasks, run timeouts, stuck terminations,
     approval deadlines, and runs whose items came out of backoff."""
     now = timezone.now()
-    report = {"leases": leases_reap(now)}
+    report: dict = {}
+    housekeeping_part(report, "leases", leases_reap, now)
+    housekeeping_part(report, "requeued", _requeue_lost, now)
+    housekeeping_part(report, "timed_out", _time_out, now)
+    housekeeping_part(report, "terminating_failed", _terminating_expire, now)
+    housekeeping_part(report, "approvals_expired", approvals_expire, now)
+    housekeeping_part(report, "progressed", _progress_idle, now)
+    return report
 
+
+def _requeue_lost(now) -> int:
     # A queued step run nobody picked up within a lease (the Redis broker loses
     # tasks when a worker dies): queue it again. A duplicate finds it taken.
     stale = now - timezone.timedelta(seconds=runs_settings.LEASE_SECONDS)
     lost = StepRun.objects.filter(state=StepRunState.QUEUED, queued_at__lt=stale)
-    report["requeued"] = 0
+    requeued = 0
     for step_run_id in lost.values_list("pk", flat=True):
-        from django.db import transaction
-
         with transaction.atomic():
             StepRun.objects.filter(pk=step_run_id).update(queued_at=now)
             enqueue(step_run_id)
-        report["requeued"] += 1
+        requeued += 1
+    return requeued
 
+
+def _time_out(now) -> int:
     timed_out = Run.objects.filter(state__in=RUN_ACTIVE, deadline_at__lt=now).exclude(
         state__in=[RunState.STOPPING, RunState.TERMINATING]
     )
-    report["timed_out"] = sum(run_time_out(run) for run in timed_out.select_related("version"))
+    return sum(run_time_out(run) for run in timed_out.select_related("version"))
 
+
+def _terminating_expire(now) -> int:
     limit = runs_settings.TERMINATING_TIMEOUT_SECONDS
     stuck = Run.objects.filter(
         state=RunState.TERMINATING,
         stop_requested_at__lt=now - timezone.timedelta(seconds=limit),
     )
-    report["terminating_failed"] = sum(run_terminating_expired(run, limit) for run in stuck)
+    return sum(run_terminating_expired(run, limit) for run in stuck)
 
-    report["approvals_expired"] = approvals_expire(now)
 
+def _progress_idle(now) -> int:
     # Runs with work due and no step run, or with nothing left in flight.
     idle = Run.objects.filter(state__in=RUN_ACTIVE).filter(
         Q(work_items__state=WorkItemState.PENDING, work_items__available_at__lte=now)
@@ -58,11 +96,11 @@ def housekeeping() -> dict:
     ).exclude(
         step_runs__state__in=STEP_RUN_ACTIVE
     ).distinct()
-    report["progressed"] = 0
+    progressed = 0
     for run in idle:
         run_progress(run)
-        report["progressed"] += 1
-    return report
+        progressed += 1
+    return progressed
 
 
 def housekeeping_schedule_sync() -> None:

@@ -20,6 +20,9 @@ def mail_settings_valid(app_configs=None, **kwargs):
     for name in (
         "RUNS_EMAIL_MAX_MESSAGE_BYTES",
         "RUNS_EMAIL_MAX_ATTACHMENT_BYTES",
+        "RUNS_EMAIL_MAX_HEADER_BYTES",
+        "RUNS_EMAIL_MAX_ADDRESSES",
+        "RUNS_EMAIL_MAX_PARTS",
         "RUNS_NOTIFY_DIGEST_MINUTES",
         "RUNS_IMAP_POLL_MINUTES",
     ):
@@ -30,4 +33,15 @@ def mail_settings_valid(app_configs=None, **kwargs):
                     f"{name} must be a positive integer, got {value!r}.", id="runs.E102"
                 )
             )
+    timeout = runs_settings.EMAIL_SUBJECT_TIMEOUT_SECONDS
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or (
+        timeout <= 0
+    ):
+        errors.append(
+            Error(
+                "RUNS_EMAIL_SUBJECT_TIMEOUT_SECONDS must be a positive number, "
+                f"got {timeout!r}.",
+                id="runs.E102",
+            )
+        )
     return errors

@@ -1,8 +1,10 @@
 """E-mail intake: one message in, one run per matching automation out, or a reason.
 
 Rules, in order (the first that refuses decides the reason):
-1. The message must be at most RUNS_EMAIL_MAX_MESSAGE_BYTES and parse fully
-   (`too_large`, `unparseable`).
+1. The message must be at most RUNS_EMAIL_MAX_MESSAGE_BYTES, its header at most
+   RUNS_EMAIL_MAX_HEADER_BYTES, with at most RUNS_EMAIL_MAX_ADDRESSES addresses and
+   RUNS_EMAIL_MAX_PARTS MIME parts, all counted on the bytes before the parse
+   (`too_large`); and it must parse fully (`unparseable`).
 2. An enabled e-mail trigger's address must be among the recipients (To, Cc,
    Delivered-To, X-Original-To, and the envelope recipient the MTA passes)
    (`no_automation`).
@@ -39,6 +41,7 @@ from .parsing import (
     Envelope,
     ParsedMessage,
     UnparseableMessage,
+    bounds_problem,
     envelope_read,
     message_parse,
 )
@@ -290,6 +293,24 @@ def email_receive(
                     f"the message is {size} bytes, over the limit of {limit}",
                 )
             ],
+        )
+    header_limit = runs_settings.EMAIL_MAX_HEADER_BYTES
+    problem = bounds_problem(
+        raw,
+        max_header_bytes=header_limit,
+        max_addresses=runs_settings.EMAIL_MAX_ADDRESSES,
+        max_parts=runs_settings.EMAIL_MAX_PARTS,
+    )
+    if problem:
+        envelope = envelope_read(raw, max_bytes=header_limit)
+        envelope.recipients = sorted(
+            {r.lower() for r in envelope_recipients}
+        )[: runs_settings.EMAIL_MAX_ADDRESSES]
+        return _reject(
+            envelope,
+            source=source,
+            size=size,
+            refusals=[Refusal(None, InboundReason.TOO_LARGE, problem)],
         )
     try:
         parsed = message_parse(raw, envelope_recipients=envelope_recipients)

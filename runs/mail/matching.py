@@ -2,13 +2,14 @@
 subject pattern (rules 3 to 5 of `runs.mail.intake`)."""
 
 import logging
-import re
 from dataclasses import dataclass
 
+import regex
 from django.db.models.functions import Lower
 
 from automations.models import Trigger, TriggerKind
 
+from ..conf import runs_settings
 from .models import InboundReason
 from .parsing import ParsedMessage
 
@@ -27,6 +28,9 @@ def _sender_allowed(sender: str, allowed: list[str]) -> bool:
         return True
     for entry in allowed:
         entry = entry.strip().lower()
+        if "@" not in entry:
+            # stored before import refused it (issue 13): a domain is all it can be
+            entry = "@" + entry
         if entry.startswith("@") and sender.endswith(entry):
             return True
         if sender == entry:
@@ -34,14 +38,49 @@ def _sender_allowed(sender: str, allowed: list[str]) -> bool:
     return False
 
 
+class SubjectTimeout(Exception):
+    pass
+
+
 def _subject_matches(pattern: str, subject: str, trigger: Trigger) -> bool:
+    """`regex.search` with a timeout: a pattern that backtracks catastrophically
+    (`^(a+)+$`) on a sender's subject would hold the intake (and every IMAP poll
+    after it) for minutes; past RUNS_EMAIL_SUBJECT_TIMEOUT_SECONDS it is a
+    mismatch (raises SubjectTimeout)."""
     if not pattern:
         return True
+    timeout = runs_settings.EMAIL_SUBJECT_TIMEOUT_SECONDS
     try:
-        return re.search(pattern, subject) is not None
-    except re.error as exc:
+        return regex.search(pattern, subject, timeout=timeout) is not None
+    except regex.error as exc:
         log.error("e-mail trigger %s has a bad subject pattern: %s", trigger.pk, exc)
         return False
+    except TimeoutError:
+        log.error(
+            "e-mail trigger %s: subject pattern %r timed out after %ss",
+            trigger.pk, pattern, timeout,
+        )
+        raise SubjectTimeout from None
+
+
+@dataclass
+class _SubjectResult:
+    matched: bool
+    detail: str = ""
+
+
+def _subject_match(trigger: Trigger, subject: str) -> _SubjectResult:
+    pattern = trigger.subject_pattern
+    try:
+        if _subject_matches(pattern, subject, trigger):
+            return _SubjectResult(True)
+        why = "does not match"
+    except SubjectTimeout:
+        why = "timed out matching"
+    return _SubjectResult(
+        False,
+        f"subject {subject[:200]!r} {why} {pattern!r} of {trigger.automation.slug}",
+    )
 
 
 def triggers_match(
@@ -68,13 +107,8 @@ def triggers_match(
                 f"{parsed.sender} may not start {trigger.automation.slug} "
                 f"(allowed: {', '.join(trigger.senders)})",
             )
-        elif not _subject_matches(trigger.subject_pattern, parsed.subject, trigger):
-            refusal = Refusal(
-                trigger,
-                InboundReason.SUBJECT_MISMATCH,
-                f"subject {parsed.subject!r} does not match "
-                f"{trigger.subject_pattern!r} of {trigger.automation.slug}",
-            )
+        elif not (subject := _subject_match(trigger, parsed.subject)).matched:
+            refusal = Refusal(trigger, InboundReason.SUBJECT_MISMATCH, subject.detail)
         else:
             matched[trigger.automation_id] = trigger
             refused.pop(trigger.automation_id, None)

@@ -29,6 +29,17 @@ FATAL_DEFECTS = (
 )
 RECIPIENT_HEADERS = ("to", "cc", "delivered-to", "x-original-to")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Bounds read from the raw bytes, before any parse (see `bounds_problem`).
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_ADDRESS_LINES = re.compile(
+    rb"^(?:from|to|cc|bcc|reply-to|sender|delivered-to|x-original-to|"
+    rb"resent-to|resent-cc|resent-from)[ \t]*:.*(?:\r?\n[ \t].*)*",
+    re.IGNORECASE | re.MULTILINE,
+)
+_BOUNDARY = re.compile(
+    rb"""boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))""", re.IGNORECASE
+)
 
 
 class UnparseableMessage(ValueError):
@@ -92,8 +103,60 @@ class Envelope:
 
 
 def _clean_text(value) -> str:
-    # PostgreSQL's jsonb refuses NUL characters.
-    return str(value or "").replace("\x00", "")
+    """Text a database can store: no NUL (PostgreSQL's jsonb refuses it) and no lone
+    surrogate (no UTF-8 column takes one).
+
+    `email` keeps bytes that are not valid in their charset as surrogate escapes
+    (`\\udcff` for 0xFF): those are read back as UTF-8 where they are UTF-8, and
+    anything left becomes U+FFFD, as a mail reader would show it.
+    """
+    text = str(value or "").replace("\x00", "")
+    if _SURROGATE.search(text):
+        try:
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a surrogate that is no escaped byte
+            pass
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def bounds_problem(
+    raw: bytes, *, max_header_bytes: int, max_addresses: int, max_parts: int
+) -> str:
+    """Why `raw` is over a bound, or "" (the cheap checks before the full parse).
+
+    Python's `email` parser is linear but slow per address and per part (25k
+    addresses: seconds and hundreds of MB), so these are counted on the bytes: the
+    header section's size; the `@`s in address headers (an upper bound of the
+    addresses); the lines opening a part of any declared boundary (the parts of
+    every multipart, nested ones included).
+    """
+    end = _HEADER_END.search(raw)
+    header = raw[: end.start()] if end else raw
+    if len(header) > max_header_bytes:
+        return (
+            f"the header is {len(header)} bytes, over the limit of "
+            f"{max_header_bytes} (RUNS_EMAIL_MAX_HEADER_BYTES)"
+        )
+    addresses = sum(line.count(b"@") for line in _ADDRESS_LINES.findall(header))
+    if addresses > max_addresses:
+        return (
+            f"the message has {addresses} addresses, over the limit of "
+            f"{max_addresses} (RUNS_EMAIL_MAX_ADDRESSES)"
+        )
+    boundaries = {a or b for a, b in _BOUNDARY.findall(raw)}
+    if boundaries:
+        opening = re.compile(
+            rb"^--(?:" + b"|".join(re.escape(b) for b in boundaries) + rb")[ \t]*\r?$",
+            re.MULTILINE,
+        )
+        parts = len(opening.findall(raw))
+        if parts > max_parts:
+            return (
+                f"the message has {parts} MIME parts, over the limit of "
+                f"{max_parts} (RUNS_EMAIL_MAX_PARTS)"
+            )
+    return ""
 
 
 def _synthetic_message_id(raw: bytes) -> str:
@@ -110,7 +173,7 @@ def _addresses(msg, name: str) -> list[tuple[str, str]]:
         else:
             pairs += getaddresses([str(value)])
     return [
-        (_clean_text(display), address.strip().lower())
+        (_clean_text(display), _clean_text(address).strip().lower())
         for display, address in pairs
         if "@" in address
     ]
@@ -131,14 +194,19 @@ def _addresses_or_none(msg, name: str) -> list[str]:
         return []
 
 
-def envelope_read(raw: bytes) -> Envelope:
-    """Best-effort headers of a message that will be rejected (never raises)."""
+def envelope_read(raw: bytes, *, max_bytes: int | None = None) -> Envelope:
+    """Best-effort headers of a message that will be rejected (never raises).
+
+    With `max_bytes` (a message over a bound), only that much of it is read and
+    its recipient headers are not: they may be what is over the bound.
+    """
     try:
-        msg = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+        head = raw if max_bytes is None else raw[:max_bytes]
+        msg = BytesHeaderParser(policy=policy.default).parsebytes(head)
     except Exception:  # noqa: BLE001 - unreadable: logged without headers
         return Envelope()
     senders = _addresses_or_none(msg, "from")
-    recipients = {
+    recipients = set() if max_bytes is not None else {
         a for name in RECIPIENT_HEADERS for a in _addresses_or_none(msg, name)
     }
     return Envelope(
@@ -167,7 +235,8 @@ def _leaves(part):
 
 
 def _safe_name(name: str, index: int, content_type: str) -> str:
-    name = _CONTROL.sub("", name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    name = _CONTROL.sub("", _clean_text(name)).replace("\\", "/")
+    name = name.rsplit("/", 1)[-1].strip()
     name = name.lstrip(".")
     if not name:
         ext = mimetypes.guess_extension(content_type) or ".bin"

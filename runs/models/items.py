@@ -53,7 +53,9 @@ class WorkItem(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["run", "id"]
+        # "run_id", not "run": "run" follows Run's ordering (-number), which joined
+        # the runs table and sorted a run's items by its number on every page
+        ordering = ["run_id", "id"]
         constraints = [
             models.CheckConstraint(
                 condition=one_of("state", WorkItemState.values),
@@ -89,6 +91,10 @@ class WorkItem(models.Model):
             ),
             # admin: runs search by the exact subject of a work item
             models.Index(fields=["subject"], name="work_item_subject"),
+            # the work-item explorer of one run, in order: the admin list
+            # `?run__id__exact=N` (WHERE run_id = N ORDER BY id, LIMIT 51) and the
+            # run page's keyset pages (AND id > last); read off the index, no sort
+            models.Index(fields=["run", "id"], name="work_item_run_order"),
         ]
 
     def __str__(self):

@@ -1,28 +1,40 @@
 import json
 from pathlib import Path
 
-import yaml
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from automations.definitions import DefinitionError, automation_import
+from automations.definitions import (
+    DefinitionError,
+    DefinitionsFileError,
+    automation_import,
+    definitions_load,
+    definitions_size_check,
+)
 
 
 def load_definitions(path: Path) -> list:
+    """The definitions of one file: bounded in size, YAML without aliases."""
     try:
+        definitions_size_check(path.stat().st_size)
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CommandError(f"{path}: cannot read: {exc}") from None
+    except DefinitionsFileError as exc:
+        raise CommandError(f"{path}: {exc}") from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            data = list(yaml.safe_load_all(text))
+            data = definitions_load(text, documents=True)
             data = [d for d in data if d is not None]
             if len(data) == 1 and isinstance(data[0], list):
                 data = data[0]
         else:
             data = json.loads(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise CommandError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        kind = path.suffix.lstrip(".") or "JSON"
+        raise CommandError(f"{path}: not valid {kind}: {exc}") from None
+    except DefinitionsFileError as exc:
+        raise CommandError(f"{path}: {exc}") from None
     return data if isinstance(data, list) else [data]
 
 
