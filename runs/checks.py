@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
+from knox.settings import knox_settings
 
 from runs.conf import runs_settings
 
@@ -38,3 +39,17 @@ def q_cluster_timeout_below_retry(app_configs=None, **kwargs):
             )
         )
     return errors
+
+
+@register()
+def api_token_model(app_configs=None, **kwargs):
+    if knox_settings.TOKEN_MODEL == "runs.ApiToken":
+        return []
+    return [
+        Error(
+            f"KNOX_TOKEN_MODEL is {knox_settings.TOKEN_MODEL!r}, not 'runs.ApiToken'.",
+            hint='Set KNOX_TOKEN_MODEL = "runs.ApiToken" (API tokens with a name and '
+            "a last use; see docs/api.md) and add \"knox\" to INSTALLED_APPS.",
+            id="runs.E010",
+        )
+    ]

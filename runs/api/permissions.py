@@ -13,12 +13,12 @@ exports and reports. A token whose user has no ApiClient sees and starts nothing
 """
 
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.permissions import BasePermission
 
 from automations.models import Automation, TriggerKind
 
 from ..models import Run
+from .authentication import TOKEN_AUTHENTICATORS
 
 # control endpoint → the permission it needs
 CONTROL_PERMISSIONS = {
@@ -55,7 +55,7 @@ class HasRunPermission(BasePermission):
 
 def by_token(request) -> bool:
     return isinstance(
-        getattr(request, "successful_authenticator", None), TokenAuthentication
+        getattr(request, "successful_authenticator", None), TOKEN_AUTHENTICATORS
     )
 
 

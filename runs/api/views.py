@@ -97,7 +97,9 @@ def _run_for_response(run: Run) -> Run:
     },
 )
 class TriggerView(ApiMixin, generics.GenericAPIView):
-    """Start a run of an automation's latest published version (trigger `api`)."""
+    """Start a run of an automation's latest published version (trigger `api`).
+    The automation needs an enabled api trigger (403 `no_api_trigger`); a token
+    needs a grant for it (403 `not_granted`)."""
 
     required_permission = "runs.trigger_run"
     requires_view = False
@@ -264,7 +266,9 @@ class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
     @_control(
         s.RerunSerializer,
         "A new run with the same inputs on the original or the latest published "
-        "version; answers the new run.",
+        "version, recorded as trigger `api` by the caller; answers the new run. "
+        "Needs an enabled api trigger (403 no_api_trigger); a draft version is "
+        "409 not_runnable (drafts re-run only from admin).",
         responses={202: s.RunSerializer, **_errors(*CONTROL_ERRORS, 429)},
     )
     @action(detail=True, methods=["post"])
