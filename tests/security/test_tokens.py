@@ -175,12 +175,29 @@ def test_admin_lists_tokens_without_keys_and_revokes(db, client):
     assert AuditEvent.objects.filter(verb="api_token.revoked", actor=admin).exists()
 
 
-def test_system_check_names_the_token_model(monkeypatch):
+def test_system_check_names_the_token_settings(monkeypatch, settings):
     from knox.settings import knox_settings
 
     from runs.checks import api_token_model
 
     assert api_token_model() == []
     monkeypatch.setattr(knox_settings, "TOKEN_MODEL", "knox.AuthToken")
-    [error] = api_token_model()
+    settings.MIGRATION_MODULES = {}
+    error, warning = api_token_model()
     assert error.id == "runs.E010" and "runs.ApiToken" in error.hint
+    assert warning.id == "runs.W010" and "MIGRATION_MODULES" in warning.hint
+
+
+def test_admin_token_list_has_a_fixed_query_count(db, client):
+    from django.db import connection as conn
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(make_user("root", is_superuser=True, is_staff=True))
+    counts = []
+    for n in (1, 6):
+        while ApiToken.objects.count() < n:
+            api_token_create(user=make_user(f"u{ApiToken.objects.count()}"))
+        with CaptureQueriesContext(conn) as queries:
+            assert client.get("/admin/runs/apitoken/").status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
