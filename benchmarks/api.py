@@ -39,13 +39,13 @@ def setup(env) -> str:
     )
     script = """
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from runs.api.tokens import api_token_create
 from automations.definitions import automation_import
 user, _ = get_user_model().objects.get_or_create(username="bench", is_superuser=True)
 automation_import({"slug": "bench", "name": "Bench", "publish": True,
                    "steps": [{"name": "echo", "action": "builtin.echo"}],
                    "triggers": [{"kind": "api"}]})
-print(Token.objects.get_or_create(user=user)[0].key)
+print(api_token_create(user=user, name="bench")[1])
 """
     out = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", script],

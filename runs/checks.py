@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
+from knox.settings import knox_settings
 
 from runs.conf import runs_settings
 
@@ -65,3 +66,29 @@ def sqlite_supports_returning(app_configs=None, **kwargs):
             id="runs.E003",
         )
     ]
+
+
+@register()
+def api_token_model(app_configs=None, **kwargs):
+    errors = []
+    if knox_settings.TOKEN_MODEL != "runs.ApiToken":
+        errors.append(
+            Error(
+                f"KNOX_TOKEN_MODEL is {knox_settings.TOKEN_MODEL!r}, not "
+                "'runs.ApiToken'.",
+                hint='Set KNOX_TOKEN_MODEL = "runs.ApiToken" (API tokens with a name '
+                "and a last use; see docs/api.md) and add \"knox\" to "
+                "INSTALLED_APPS.",
+                id="runs.E010",
+            )
+        )
+    if "knox" not in getattr(settings, "MIGRATION_MODULES", {}):
+        errors.append(
+            Warning(
+                "knox's migrations would create its unused AuthToken table.",
+                hint='Set MIGRATION_MODULES = {"knox": None}: that table keeps '
+                "`flush` from truncating auth_user on PostgreSQL.",
+                id="runs.W010",
+            )
+        )
+    return errors

@@ -103,9 +103,12 @@ def _sum_dicts(dicts) -> dict:
     return total
 
 
-def report_runs(start, end, *, include_test_cases: bool = False):
-    """The runs a period report covers (also the drill-down's filter)."""
-    runs = Run.objects.filter(created_at__gte=start, created_at__lt=end)
+def report_runs(start, end, *, include_test_cases: bool = False, within=None):
+    """The runs a period report covers (also the drill-down's filter), out of
+    `within` (a Run queryset: what the caller may see; default every run)."""
+    runs = (Run.objects.all() if within is None else within).filter(
+        created_at__gte=start, created_at__lt=end
+    )
     if not include_test_cases:
         runs = runs.filter(
             Q(is_test_case=False)
@@ -135,10 +138,17 @@ def runs_changelist_url(start, end, *, automation_id=None, version_id=None,
 
 
 def period_report(
-    *, start: datetime.datetime, end: datetime.datetime, include_test_cases: bool = False
+    *,
+    start: datetime.datetime,
+    end: datetime.datetime,
+    include_test_cases: bool = False,
+    within=None,
 ) -> PeriodReport:
-    """Runs created in [start, end) per automation and version (four queries)."""
-    runs = report_runs(start, end, include_test_cases=include_test_cases)
+    """Runs created in [start, end) per automation and version (four queries), out
+    of `within` (see report_runs)."""
+    runs = report_runs(
+        start, end, include_test_cases=include_test_cases, within=within
+    )
     rows: dict = {}
     for values in (
         runs.values(
@@ -279,7 +289,7 @@ class PeriodForm(forms.Form):
         return data
 
 
-def report_from_query(query) -> tuple[PeriodForm, PeriodReport | None]:
+def report_from_query(query, *, within=None) -> tuple[PeriodForm, PeriodReport | None]:
     form = PeriodForm(query)
     if not form.is_valid():
         return form, None
@@ -288,4 +298,5 @@ def report_from_query(query) -> tuple[PeriodForm, PeriodReport | None]:
         start=data["start"],
         end=data["end"],
         include_test_cases=data["include_test_cases"],
+        within=within,
     )

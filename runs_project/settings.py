@@ -47,7 +47,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_q",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # legacy plain-text tokens (drf_create_token)
+    "knox",  # hashed, expiring API tokens (runs.ApiToken)
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -239,13 +240,20 @@ RUNS_NOTIFY_MAX_ATTEMPTS = env_int("RUNS_NOTIFY_MAX_ATTEMPTS", 5)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # knox's hashed tokens, then legacy DRF tokens: both `Authorization: Token`
+        "runs.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "runs.api.errors.api_exception_handler",
 }
+KNOX_TOKEN_MODEL = "runs.ApiToken"
+# knox's own migrations create its AuthToken table even when the model is swapped
+# (they predate the swappable option); an unused table with a key to auth_user
+# makes `flush` fail on PostgreSQL. runs.ApiToken has its own migration.
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {"TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token"}  # expiry: per token
 SPECTACULAR_SETTINGS = {
     "TITLE": "Runs API",
     "DESCRIPTION": "Start, watch and control runs of automations.",

@@ -1,16 +1,18 @@
-"""API clients (which automations a token may trigger) and idempotency keys."""
+"""API clients (which automations a token may reach), API tokens and idempotency
+keys."""
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from knox.models import AbstractAuthToken
 
 
 class ApiClient(models.Model):
-    """An integration that calls the API with its user's token.
+    """An integration that calls the API with its user's tokens.
 
-    A request authenticated by token may trigger only the automations its user's
-    client lists (superusers: any); the user also needs the `runs.trigger_run`
-    permission. Session users (people) are governed by permissions alone.
+    A request authenticated by token reaches only the automations its user's client
+    lists, on every endpoint (runs.api.permissions; superusers: any), and only with
+    its user's permissions. Session users (people) are governed by permissions alone.
     """
 
     user = models.OneToOneField(
@@ -22,7 +24,8 @@ class ApiClient(models.Model):
         "automations.Automation",
         blank=True,
         related_name="api_clients",
-        help_text="Automations this client may trigger over the API.",
+        help_text="Automations whose runs this client may start, read and control "
+        "over the API (with its user's permissions).",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -71,3 +74,25 @@ class IdempotencyKey(models.Model):
 
     def __str__(self):
         return self.key
+
+
+class ApiToken(AbstractAuthToken):
+    """An API token (django-rest-knox): only a SHA-512 digest of the key is kept,
+    with an expiry and the time of its last use. `manage.py api_token_create` shows
+    the key once; admin lists tokens (never a key) and revokes them. Requests send
+    `Authorization: Token <key>` (runs.api.authentication). Set
+    `KNOX_TOKEN_MODEL = "runs.ApiToken"` (a system check says so)."""
+
+    name = models.CharField(max_length=200, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.name or 'token'} ({self.user})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expiry is not None and self.expiry <= timezone.now()

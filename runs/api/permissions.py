@@ -1,13 +1,24 @@
-"""Who may do what: Django model permissions, as in the admin groups.
+"""Who may do what over the API, in one place every API view uses.
 
-Viewer reads (`runs.view_run`); Operator controls (the custom permissions on
-`Run.Meta.permissions`). Triggering needs `runs.trigger_run`, and a request
-authenticated by an API token may trigger only the automations its user's ApiClient
-lists (superusers any).
+Roles: Django model permissions, as in the admin groups. Viewer reads
+(`runs.view_run`); Operator controls (the custom permissions on
+`Run.Meta.permissions`); triggering needs `runs.trigger_run`.
+
+Grants (DESIGN "Trust"): a request authenticated by an API token acts with its user's
+roles narrowed to the automations its user's ApiClient lists, on *every* endpoint:
+`runs_visible_to(request)` is the only queryset of runs an API view starts from, so a
+run of another automation is a 404 on details and controls and absent from lists,
+exports and reports. A token whose user has no ApiClient sees and starts nothing
+(fail closed). Superusers and session users (people in admin) are not narrowed.
 """
 
-from rest_framework.authentication import TokenAuthentication
+from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
+
+from automations.models import Automation, TriggerKind
+
+from ..models import Run
+from .authentication import TOKEN_AUTHENTICATORS
 
 # control endpoint → the permission it needs
 CONTROL_PERMISSIONS = {
@@ -43,12 +54,53 @@ class HasRunPermission(BasePermission):
 
 
 def by_token(request) -> bool:
-    return isinstance(request.successful_authenticator, TokenAuthentication)
+    return isinstance(
+        getattr(request, "successful_authenticator", None), TOKEN_AUTHENTICATORS
+    )
+
+
+def is_narrowed(request) -> bool:
+    """True when the request's grants limit it to its ApiClient's automations."""
+    return by_token(request) and not request.user.is_superuser
+
+
+def automations_granted(request):
+    """The automations a narrowed request may reach (a queryset), or None: any."""
+    if not is_narrowed(request):
+        return None
+    return Automation.objects.filter(api_clients__user=request.user)
+
+
+def runs_visible_to(request, runs=None):
+    """`runs` (default: every run) narrowed to what this API request may see and
+    act on. Every API view that shows or changes a run starts from this."""
+    runs = Run.objects.all() if runs is None else runs
+    user = getattr(request, "user", None)
+    if not (user and user.is_authenticated):
+        return runs.none()
+    granted = automations_granted(request)
+    if granted is None:
+        return runs
+    return runs.filter(automation__in=granted.values("pk"))
 
 
 def may_trigger(request, automation) -> bool:
     """The per-automation grant for API tokens (see module docstring)."""
-    user = request.user
-    if user.is_superuser or not by_token(request):
-        return True
-    return automation.api_clients.filter(user=user).exists()
+    granted = automations_granted(request)
+    return granted is None or granted.filter(pk=automation.pk).exists()
+
+
+def api_trigger_check(automation):
+    """The enabled `api` trigger a run over the API is recorded with. DESIGN: "an
+    automation starts over the API only if it has an enabled api trigger"."""
+    trigger = (
+        automation.triggers.filter(kind=TriggerKind.API, enabled=True)
+        .order_by("pk")
+        .first()
+    )
+    if trigger is None:
+        raise exceptions.PermissionDenied(
+            f"automation {automation.slug} has no enabled api trigger",
+            code="no_api_trigger",
+        )
+    return trigger

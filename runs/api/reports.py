@@ -9,7 +9,8 @@ from rest_framework.response import Response
 
 from ..csv import stream_rows
 from ..reports import PeriodReport, report_csv_rows, report_from_query
-from .views import CSVRenderer, ApiMixin, _errors
+from .permissions import runs_visible_to
+from .views import ApiMixin, CSVRenderer, _errors
 
 
 def report_json(report: PeriodReport, request) -> dict:
@@ -92,7 +93,9 @@ class PeriodReportView(ApiMixin, generics.GenericAPIView):
     pagination_class = None
 
     def get(self, request):
-        form, report = report_from_query(request.query_params)
+        form, report = report_from_query(
+            request.query_params, within=runs_visible_to(request)
+        )
         if report is None:
             raise exceptions.ValidationError(
                 {field: [str(e) for e in errors] for field, errors in form.errors.items()}

@@ -5,8 +5,9 @@ No view writes `state`; every change goes through `runs.services`, whose errors
 """
 
 from django.db import transaction
-from django.http import StreamingHttpResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -31,7 +32,12 @@ from .filters import RunFilter
 from .idempotency import body_hash, key_claim, key_clean, key_complete, key_release
 from .pagination import IdCursorPagination, RunCursorPagination, SeqCursorPagination
 from .parsers import LimitedJSONParser
-from .permissions import HasRunPermission, may_trigger
+from .permissions import (
+    HasRunPermission,
+    api_trigger_check,
+    may_trigger,
+    runs_visible_to,
+)
 from .throttling import TriggerRateThrottle
 
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -91,7 +97,9 @@ def _run_for_response(run: Run) -> Run:
     },
 )
 class TriggerView(ApiMixin, generics.GenericAPIView):
-    """Start a run of an automation's latest published version (trigger `api`)."""
+    """Start a run of an automation's latest published version (trigger `api`).
+    The automation needs an enabled api trigger (403 `no_api_trigger`); a token
+    needs a grant for it (403 `not_granted`)."""
 
     required_permission = "runs.trigger_run"
     requires_view = False
@@ -106,6 +114,7 @@ class TriggerView(ApiMixin, generics.GenericAPIView):
                 f"this API client may not trigger {automation.slug}",
                 code="not_granted",
             )
+        self.trigger = api_trigger_check(automation)
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         inputs = body.validated_data["inputs"]
@@ -135,6 +144,7 @@ class TriggerView(ApiMixin, generics.GenericAPIView):
             automation=automation,
             inputs=inputs,
             trigger_kind=TriggerKind.API,
+            trigger=self.trigger,
             actor=self.request.user,
         )
 
@@ -176,6 +186,10 @@ class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = RunFilter
     throttle_scope = None
     lookup_value_regex = "[^/]+"  # any id reaches the view and gets a JSON 404
+
+    def get_queryset(self):
+        # the grants: a run this request may not see is a 404 here, for every action
+        return runs_visible_to(self.request, super().get_queryset())
 
     def get_throttles(self):
         if self.action == "rerun":  # re-run starts a run: same limit as triggers
@@ -252,14 +266,23 @@ class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
     @_control(
         s.RerunSerializer,
         "A new run with the same inputs on the original or the latest published "
-        "version; answers the new run.",
+        "version, recorded as trigger `api` by the caller; answers the new run. "
+        "Needs an enabled api trigger (403 no_api_trigger); a draft version is "
+        "409 not_runnable (drafts re-run only from admin).",
         responses={202: s.RunSerializer, **_errors(*CONTROL_ERRORS, 429)},
     )
     @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):
         run = self.get_object()
         body = self._body(s.RerunSerializer)
-        new = services.run_rerun(run, actor=request.user, version=body["version"])
+        api_trigger_check(run.automation)
+        # an API re-run is an API start: published versions only (drafts run by hand)
+        new = services.run_rerun(
+            run,
+            actor=request.user,
+            version=body["version"],
+            trigger_kind=TriggerKind.API,
+        )
         return self._answer(new, status.HTTP_202_ACCEPTED)
 
     @_control(
@@ -284,7 +307,9 @@ class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
 
 class _RunChildren(ApiMixin, generics.ListAPIView):
     def get_queryset(self):
-        run = get_object_or_404(Run.objects.only("pk"), pk=self.kwargs["pk"])
+        run = get_object_or_404(
+            runs_visible_to(self.request).only("pk"), pk=self.kwargs["pk"]
+        )
         return self.model.objects.filter(run=run).select_related("step")
 
 
@@ -336,9 +361,10 @@ class MeView(generics.GenericAPIView):
         )
 
 
+@csrf_exempt  # it changes nothing; without this a POST met the HTML CSRF 403
 def api_not_found(request, *args, **kwargs):
-    """Unmatched paths under the API answer in the API's error shape, not HTML."""
-    from django.http import JsonResponse
+    """Unmatched paths under the API answer in the API's error shape, not HTML,
+    whatever the method."""
 
     return JsonResponse(
         {"detail": f"no API endpoint at {request.path}", "code": "not_found"},
@@ -380,12 +406,14 @@ class RunExportView(ApiMixin, generics.ListAPIView):
     run as formulas are prefixed with `'`."""
 
     required_permission = "runs.export_run"
-    queryset = Run.objects.all()
     filter_backends = [DjangoFilterBackend]
     filterset_class = RunFilter
     pagination_class = None
     serializer_class = s.RunSerializer  # for the filter parameters in the schema
     renderer_classes = [JSONRenderer, CSVRenderer]
+
+    def get_queryset(self):
+        return runs_visible_to(self.request)
 
     def list(self, request, *args, **kwargs):
         runs = self.filter_queryset(self.get_queryset())

@@ -279,12 +279,12 @@ def run_rerun(
     run: Run, *, actor=None, version: str = "original", trigger_kind=TriggerKind.MANUAL
 ) -> Run:
     """A new run with the same inputs, `rerun_of` set, on the original version or
-    the latest published one."""
+    the latest published one, recorded with the caller's `trigger_kind`: a draft
+    re-runs only when that is manual (a person in admin); an API re-run of a draft
+    is refused by `run_start` (not quietly recorded as manual)."""
     if version not in ("original", "latest"):
         raise InvalidRequest("version must be 'original' or 'latest'")
     chosen = run.version if version == "original" else None
-    if chosen is not None and not chosen.is_published:
-        trigger_kind = TriggerKind.MANUAL  # a draft re-runs only by hand
     return run_start(
         automation=run.automation,
         inputs=run.inputs,

@@ -6,7 +6,8 @@ module.
 
 from django.contrib import admin
 
-from ..api.models import ApiClient, IdempotencyKey
+from ..api.models import ApiClient, ApiToken, IdempotencyKey
+from ..api.tokens import api_token_revoke
 from .models import Webhook, WebhookAttempt, WebhookDelivery
 
 
@@ -81,6 +82,39 @@ class ApiClientAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
     filter_horizontal = ["automations"]
     search_fields = ["name", "user__username"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Lists tokens (never a key: only its digest is stored) and revokes them
+    (delete, with Django's confirmation page; each revocation is a ledger event).
+    Tokens are made by `manage.py api_token_create`, which shows the key once."""
+
+    list_display = ["name", "user", "created", "expiry", "is_expired", "last_used_at"]
+    list_display_links = None
+    list_select_related = ["user"]
+    list_filter = ["expiry"]
+    search_fields = ["name", "user__username"]
+    fields = ["name", "user", "created", "expiry", "last_used_at"]
+    readonly_fields = fields
+    show_full_result_count = False
+
+    @admin.display(boolean=True, description="expired")
+    def is_expired(self, obj):
+        return obj.is_expired
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        api_token_revoke(token=obj, actor=request.user, reason="revoked in admin")
+
+    def delete_queryset(self, request, queryset):
+        for token in queryset.select_related("user"):
+            api_token_revoke(token=token, actor=request.user, reason="revoked in admin")
 
 
 @admin.register(IdempotencyKey)

@@ -2,10 +2,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from runs.api.models import ApiClient
+from runs.api.tokens import api_token_create
 
 OPERATOR = [
     "view_run",
@@ -41,7 +41,10 @@ def client_for(user=None, *, token=False):
     client = APIClient()
     if user is not None:
         if token:
-            key = Token.objects.get_or_create(user=user)[0].key
+            # a hashed token (runs.ApiToken), made once per user object
+            if not hasattr(user, "_test_token_key"):
+                user._test_token_key = api_token_create(user=user)[1]
+            key = user._test_token_key
             client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         else:
             client.force_login(user)

@@ -3,6 +3,7 @@
 import pytest
 from django.utils import timezone
 
+from runs.api.models import ApiClient
 from runs.engine import run_until_idle
 from runs.models import Run, RunItem, WorkItem
 from runs.services import run_archive, run_start
@@ -237,6 +238,10 @@ def test_reads_need_authentication(finished_run):
 
 
 def test_token_authentication_reads(viewer, finished_run):
+    # a token reads what its API client is granted (tests/security: the rest)
+    ApiClient.objects.create(user=viewer, name="reader").automations.add(
+        finished_run.automation
+    )
     response = client_for(viewer, token=True).get(f"/api/v1/runs/{finished_run.pk}/")
     assert response.status_code == 200
 

@@ -13,9 +13,9 @@ import schemathesis
 import yaml
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import ignored_auth
 
+from runs.api.tokens import api_token_create
 from runs.engine import run_until_idle
 from runs.services import run_start
 
@@ -95,7 +95,7 @@ def api_world(db):
     from tests.factories import make_automation
 
     admin = make_user("fuzzer", is_superuser=True, is_staff=True)
-    token = Token.objects.create(user=admin).key
+    token = api_token_create(user=admin)[1]
     auto = make_automation("builtin.echo", "test.business_fail", slug="fuzz")
     unresolved = run_start(automation=auto, inputs=[{"bad": True}])
     run_until_idle(unresolved)

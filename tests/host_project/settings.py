@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "django_q",
     "rest_framework",
     "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "import_export",
@@ -55,6 +56,9 @@ DATABASES = {
         "NAME": os.environ["HOST_PROJECT_DB"],
     }
 }
+# hashed API tokens: knox with the runs token model, without knox's own table
+KNOX_TOKEN_MODEL = "runs.ApiToken"
+MIGRATION_MODULES = {"knox": None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
