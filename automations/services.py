@@ -16,8 +16,18 @@ class AutomationStateError(Exception):
 
 def _record(verb, obj, actor, **kwargs):
     from runs import ledger
+    from runs.evidence.config import current_actor
 
-    ledger.append(events=[ledger.audit_event(verb=verb, obj=obj, actor=actor, **kwargs)])
+    label = ""
+    if actor is None:  # e.g. publish from an import: who runs it (request, command)
+        actor, label = current_actor()
+    ledger.append(
+        events=[
+            ledger.audit_event(
+                verb=verb, obj=obj, actor=actor, actor_label=label, **kwargs
+            )
+        ]
+    )
 
 
 def version_publish(version: AutomationVersion, *, actor=None) -> AutomationVersion:

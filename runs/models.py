@@ -524,3 +524,5 @@ from .api.models import ApiClient, IdempotencyKey  # noqa: E402, F401
 from .webhooks.models import Webhook, WebhookAttempt, WebhookDelivery  # noqa: E402, F401
 # Test cases from runs (issue 8) live with their services in runs.regression.
 from .regression.models import TestCase, TestCaseRun  # noqa: E402, F401
+# Signed chain checkpoints (issue 14) live with their code in runs.evidence.
+from .evidence.models import LedgerCheckpoint  # noqa: E402, F401

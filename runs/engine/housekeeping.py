@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from runs.conf import runs_settings
 
+from ..evidence.checkpoints import checkpoints_sign
 from ..models import Run, StepRun
 from ..states import RUN_ACTIVE, STEP_RUN_ACTIVE, RunState, StepRunState, WorkItemState
 from .dispatch import enqueue
@@ -63,6 +64,7 @@ def housekeeping() -> dict:
     for run in idle:
         run_progress(run)
         report["progressed"] += 1
+    report["checkpoints"] = checkpoints_sign()  # signed heads of chains that moved
     return report
 
 

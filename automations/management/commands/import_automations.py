@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from automations.definitions import DefinitionError, automation_import
+from runs.evidence.config import config_actor
 
 
 def load_definitions(path: Path) -> list:
@@ -38,7 +39,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, files, **options):
         results = []
-        with transaction.atomic():
+        with transaction.atomic(), config_actor(label="manage.py import_automations"):
             for path in files:
                 for index, definition in enumerate(load_definitions(path)):
                     where = f"{path}" + (f" [{index}]" if index else "")
