@@ -24,6 +24,7 @@ from ..models import Run, RunItem, WorkItem
 from ..resources import RunItemResource, RunResource
 from ..services import RunsError
 from ..states import RUN_ACTIVE, IllegalTransition, RunState, WorkItemState
+from ..evidence import admin as evidence
 from ..exports import audit_csv
 from . import forms, reports
 from .changelist import ArchivedFilter, TestSuiteRunsFilter, WindowPaginator
@@ -329,6 +330,17 @@ class RunAdmin(ExportMixin, admin.ModelAdmin):
                 "report/",
                 view(lambda request: reports.report_view(self, request)),
                 name="runs_run_report",
+            ),
+            # evidence packs (issue 14): the period report's and a run's
+            path(
+                "report/evidence.zip",
+                view(lambda request: evidence.period_evidence_view(self, request)),
+                name="runs_run_report_evidence",
+            ),
+            path(
+                "<path:pk>/evidence.zip",
+                view(lambda r, pk: evidence.run_evidence_view(self, r, pk)),
+                name="runs_run_evidence",
             ),
             path(
                 "<path:object_id>/act/<slug:action_name>/",

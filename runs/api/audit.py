@@ -4,10 +4,7 @@ run's evidence pack (runs.evidence.packs).
 Included from `runs.api.urls` with one line (`path("", include(audit.urls))`).
 """
 
-import tempfile
-
 import django_filters
-from django.http import FileResponse
 from django.urls import path
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -15,7 +12,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
-from ..evidence.packs import run_pack
+from ..evidence.packs import pack_response, run_pack
 from ..models import AuditEvent, Run
 from .filters import UtcIsoDateTimeFilter
 from .pagination import RunCursorPagination
@@ -32,8 +29,20 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = [
-            "id", "chain", "seq", "run", "actor", "verb", "object_type", "object_id",
-            "before", "after", "reason", "created_at", "prev_hash", "hash",
+            "id",
+            "chain",
+            "seq",
+            "run",
+            "actor",
+            "verb",
+            "object_type",
+            "object_id",
+            "before",
+            "after",
+            "reason",
+            "created_at",
+            "prev_hash",
+            "hash",
         ]
         read_only_fields = fields
 
@@ -119,13 +128,8 @@ class RunEvidenceView(ApiMixin, generics.GenericAPIView):
 
     def get(self, request, pk):
         run = self.get_object()
-        # spooled: small packs stay in memory, big ones go to a temporary file
-        out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-        run_pack(out, run)
-        out.seek(0)
-        return FileResponse(
-            out, as_attachment=True, filename=f"evidence-run-{run.number}.zip",
-            content_type="application/zip",
+        return pack_response(
+            lambda out: run_pack(out, run), f"evidence-run-{run.number}.zip"
         )
 
 

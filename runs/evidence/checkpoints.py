@@ -98,7 +98,9 @@ def checkpoints_sign() -> int:
     if not made:
         return 0
     with transaction.atomic():
-        LedgerCheckpoint.objects.bulk_create(made, batch_size=500, ignore_conflicts=True)
+        LedgerCheckpoint.objects.bulk_create(
+            made, batch_size=500, ignore_conflicts=True
+        )
         if runs_settings.CHECKPOINT_DIR:
             lines = [json.dumps(checkpoint_as_dict(c), sort_keys=True) for c in made]
             transaction.on_commit(lambda: _append(lines))
@@ -124,9 +126,11 @@ def _row_hash(chain: str, run_id, seq: int) -> str | None:
     if run_id is None:
         rows = AuditEvent.objects.filter(chain=chain, seq=seq)
     else:
-        found = AuditEvent.objects.filter(chain=chain, seq=seq).values_list(
-            "hash", flat=True
-        ).first()
+        found = (
+            AuditEvent.objects.filter(chain=chain, seq=seq)
+            .values_list("hash", flat=True)
+            .first()
+        )
         if found is not None:
             return found
         rows = RunItem.objects.filter(run_id=run_id, seq=seq)
@@ -137,7 +141,9 @@ def _head(chain: str, run_id):
     if run_id is None:
         head = LedgerHead.objects.filter(key=chain).first()
         return (head.seq, head.hash) if head else (0, "")
-    return Run.objects.filter(pk=run_id).values_list("ledger_seq", "ledger_hash").first()
+    return (
+        Run.objects.filter(pk=run_id).values_list("ledger_seq", "ledger_hash").first()
+    )
 
 
 def _check(checkpoint: dict, run_id, public_key, where: str) -> str | None:

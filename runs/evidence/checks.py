@@ -30,8 +30,8 @@ def ledger_signing_key_set(app_configs=None, **kwargs):
         Warning(
             "RUNS_LEDGER_SIGNING_KEY is not set: checkpoints and evidence packs are "
             "signed with a key derived from SECRET_KEY.",
-            hint="Set RUNS_LEDGER_SIGNING_KEY to a key of its own (python -c \"import "
-            "base64, os; print(base64.b64encode(os.urandom(32)).decode())\"), so "
+            hint='Set RUNS_LEDGER_SIGNING_KEY to a key of its own (python -c "import '
+            'base64, os; print(base64.b64encode(os.urandom(32)).decode())"), so '
             "whoever reads SECRET_KEY cannot sign for the ledger.",
             id="runs.W301",
         )

@@ -33,7 +33,9 @@ from django.conf import settings
 from django.db.models import signals
 
 REDACTED = "[redacted]"
-_SECRET_NAME = re.compile(r"secret|password|passphrase|token|credential|private|(^|_)key$")
+_SECRET_NAME = re.compile(
+    r"secret|password|passphrase|token|credential|private|(^|_)key$"
+)
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,12 @@ AUDITED = {
     "automations.step": Audited("step"),
     "automations.trigger": Audited("trigger", frozenset({"schedule", "last_fired_at"})),
     "runs.automationsubscription": Audited("subscription", frozenset({"created_at"})),
-    "runs.webhook": Audited("webhook", frozenset({"created_at"}), secret=frozenset({"secret"})),
-    "runs.apiclient": Audited("api_client", frozenset({"created_at"}), ("automations",)),
+    "runs.webhook": Audited(
+        "webhook", frozenset({"created_at"}), secret=frozenset({"secret"})
+    ),
+    "runs.apiclient": Audited(
+        "api_client", frozenset({"created_at"}), ("automations",)
+    ),
     "auth.group": Audited("group", relations=("permissions",)),
     "__user__": Audited(
         "user", frozenset({"last_login", "date_joined"}), ("groups", "user_permissions")
@@ -130,7 +136,8 @@ def _spec(model) -> Audited | None:
 
 def _fields(model, spec):
     return [
-        f for f in model._meta.concrete_fields
+        f
+        for f in model._meta.concrete_fields
         if not f.primary_key and f.name not in spec.exclude
     ]
 
@@ -175,7 +182,7 @@ def _label(obj) -> str:
         return obj.slug
     if meta.label_lower == "auth.group":
         return obj.name
-    return str(obj.pk)
+    return str(obj)
 
 
 def _related(instance, field: str) -> list[str]:
@@ -204,8 +211,12 @@ def _record(verb: str, obj, before: dict, after: dict) -> None:
     ledger.append(
         events=[
             ledger.audit_event(
-                verb=verb, obj=obj, actor=actor, actor_label=label,
-                before=before, after=after,
+                verb=verb,
+                obj=obj,
+                actor=actor,
+                actor_label=label,
+                before=before,
+                after=after,
             )
         ]
     )
@@ -256,6 +267,12 @@ def _pre_delete(sender, instance, **kwargs):
     before = {name: _shown(name, value, spec) for name, value in row.items()}
     for field in spec.relations:
         before[field] = _related(instance, field)
+    # the other side: a deleted group leaves its members' `groups` silently (the
+    # link rows go without m2m_changed), so the event names them: "groups_of"
+    for owner, field in _THROUGH.values():
+        if owner._meta.get_field(field).related_model is sender:
+            holders = owner._base_manager.filter(**{field: instance})
+            before[f"{field}_of"] = sorted(_label(obj) for obj in holders)
     instance._config_deleted = before
 
 

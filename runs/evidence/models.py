@@ -14,7 +14,11 @@ class LedgerCheckpoint(models.Model):
     # the run whose chain it is (none: the global chain); the checkpoints of a
     # deleted run go with its chain
     run = models.ForeignKey(
-        "runs.Run", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        "runs.Run",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
         db_index=False,
     )
     seq = models.PositiveBigIntegerField()

@@ -19,10 +19,12 @@ import hashlib
 import heapq
 import io
 import json
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
 from django.db.models import Min
+from django.http import FileResponse
 from django.utils import timezone
 
 from ..ledger import GLOBAL_CHAIN, _canonical
@@ -51,9 +53,23 @@ CHUNK = 2000
 MAX_WEB_PACK_RUNS = 1000
 
 _ITEM_VALUES = (
-    "seq", "prev_hash", "hash", "run_id", "work_item_id", "step_id", "action",
-    "subject", "parameters", "attempt", "idempotency_key", "outcome", "result_ref",
-    "failure_type", "failure_cause", "started_at", "finished_at",
+    "seq",
+    "prev_hash",
+    "hash",
+    "run_id",
+    "work_item_id",
+    "step_id",
+    "action",
+    "subject",
+    "parameters",
+    "attempt",
+    "idempotency_key",
+    "outcome",
+    "result_ref",
+    "failure_type",
+    "failure_cause",
+    "started_at",
+    "finished_at",
 )
 
 
@@ -86,15 +102,21 @@ class PackSummary:
 
 
 def _instant(value: datetime.datetime) -> str:
-    return value.astimezone(datetime.timezone.utc).isoformat()
+    return value.astimezone(datetime.UTC).isoformat()
 
 
 def _row(chain: str, record: str, seq: int, prev: str, stored_hash: str, fields: dict):
     content = _canonical(fields)
     values = json.loads(content)
     return [
-        chain, seq, record, prev, hashlib.sha256(content.encode()).hexdigest(),
-        stored_hash, content, *(cell(values.get(name)) for name in VALUE_COLUMNS),
+        chain,
+        seq,
+        record,
+        prev,
+        hashlib.sha256(content.encode()).hexdigest(),
+        stored_hash,
+        content,
+        *(cell(values.get(name)) for name in VALUE_COLUMNS),
     ]
 
 
@@ -104,20 +126,31 @@ def _run_rows(chain: _ChainOut):
         (event.seq, "audit_event", event)
         for event in AuditEvent.objects.filter(
             chain=chain.chain, seq__lte=chain.head_seq
-        ).order_by("seq").iterator(chunk_size=CHUNK)
+        )
+        .order_by("seq")
+        .iterator(chunk_size=CHUNK)
     )
     items = (
         (item["seq"], "run_item", item)
         for item in RunItem.objects.filter(run=run, seq__lte=chain.head_seq)
-        .order_by("seq").values(*_ITEM_VALUES).iterator(chunk_size=CHUNK)
+        .order_by("seq")
+        .values(*_ITEM_VALUES)
+        .iterator(chunk_size=CHUNK)
     )
     for seq, record, row in heapq.merge(events, items, key=lambda t: t[0]):
         if record == "audit_event":
-            yield _row(chain.chain, record, seq, row.prev_hash, row.hash,
-                       row.ledger_fields())
+            yield _row(
+                chain.chain, record, seq, row.prev_hash, row.hash, row.ledger_fields()
+            )
         else:
-            yield _row(chain.chain, record, seq, row["prev_hash"], row["hash"],
-                       run_item_ledger_fields(row))
+            yield _row(
+                chain.chain,
+                record,
+                seq,
+                row["prev_hash"],
+                row["hash"],
+                run_item_ledger_fields(row),
+            )
 
 
 def _global_rows(chain: _ChainOut):
@@ -125,8 +158,14 @@ def _global_rows(chain: _ChainOut):
         chain=GLOBAL_CHAIN, seq__gte=chain.first_seq, seq__lte=chain.head_seq
     ).order_by("seq")
     for event in rows.iterator(chunk_size=CHUNK):
-        yield _row(GLOBAL_CHAIN, "audit_event", event.seq, event.prev_hash,
-                   event.hash, event.ledger_fields())
+        yield _row(
+            GLOBAL_CHAIN,
+            "audit_event",
+            event.seq,
+            event.prev_hash,
+            event.hash,
+            event.ledger_fields(),
+        )
 
 
 class _HashingWriter:
@@ -162,7 +201,9 @@ def _chains_for(runs, since) -> list[_ChainOut]:
         ).aggregate(first=Min("seq"))["first"]
         # the global chain from the period's first event to its head, so every row
         # of it in the pack is anchored to the head (and to its checkpoints)
-        chains.append(_ChainOut(GLOBAL_CHAIN, None, seq, hash_, first_seq=first or seq + 1))
+        chains.append(
+            _ChainOut(GLOBAL_CHAIN, None, seq, hash_, first_seq=first or seq + 1)
+        )
     return chains
 
 
@@ -191,16 +232,21 @@ def evidence_pack_write(out, *, runs, since=None, scope: dict) -> PackSummary:
         names = [chain.chain for chain in chains]
         checkpoints = [
             checkpoint_as_dict(c)
-            for c in LedgerCheckpoint.objects.filter(chain__in=names, key_id=key)
-            .order_by("chain", "seq")
+            for c in LedgerCheckpoint.objects.filter(
+                chain__in=names, key_id=key
+            ).order_by("chain", "seq")
         ]
         heads = {chain.chain: chain.head_seq for chain in chains}
         checkpoints = [c for c in checkpoints if c["seq"] <= heads[c["chain"]]]
         files = {
-            CHAINS: _json({
-                "format": FORMAT, "created_at": created_at, "scope": scope,
-                "chains": [_chain_entry(chain) for chain in chains],
-            }),
+            CHAINS: _json(
+                {
+                    "format": FORMAT,
+                    "created_at": created_at,
+                    "scope": scope,
+                    "chains": [_chain_entry(chain) for chain in chains],
+                }
+            ),
             CHECKPOINTS: _json({"format": FORMAT, "checkpoints": checkpoints}),
             PUBLIC_KEY: public_key_pem(),
             README: readme(scope=scope, key=key, created_at=created_at).encode(),
@@ -208,10 +254,14 @@ def evidence_pack_write(out, *, runs, since=None, scope: dict) -> PackSummary:
         for name, data in files.items():
             pack.writestr(name, data)
             digests[name] = hashlib.sha256(data).hexdigest()
-        manifest = canonical({
-            "format": FORMAT, "created_at": created_at, "key_id": key,
-            "files": dict(sorted(digests.items())),
-        }).encode()
+        manifest = canonical(
+            {
+                "format": FORMAT,
+                "created_at": created_at,
+                "key_id": key,
+                "files": dict(sorted(digests.items())),
+            }
+        ).encode()
         pack.writestr(MANIFEST, manifest)
         pack.writestr(SIGNATURE, sign(manifest))
     summary.chains = chains
@@ -219,7 +269,9 @@ def evidence_pack_write(out, *, runs, since=None, scope: dict) -> PackSummary:
 
 
 def _json(value) -> bytes:
-    return (json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    return (
+        json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    ).encode()
 
 
 def _chain_entry(chain: _ChainOut) -> dict:
@@ -244,7 +296,8 @@ def _chain_entry(chain: _ChainOut) -> dict:
 
 def run_pack(out, run: Run) -> PackSummary:
     return evidence_pack_write(
-        out, runs=Run.objects.filter(pk=run.pk),
+        out,
+        runs=Run.objects.filter(pk=run.pk),
         scope={"run": run.number, "run_id": str(run.pk)},
     )
 
@@ -257,20 +310,36 @@ def period_pack(out, start, end, *, runs=None) -> PackSummary:
     if runs is None:
         runs = Run.objects.filter(created_at__gte=start, created_at__lt=end)
     return evidence_pack_write(
-        out, runs=runs, since=start,
+        out,
+        runs=runs,
+        since=start,
         scope={"from": _instant(start), "to": _instant(end)},
+    )
+
+
+def pack_response(write, filename: str) -> FileResponse:
+    """A download of the pack `write(out)` writes: kept in memory while small,
+    in a temporary file past 8 MiB; FileResponse closes it when sent."""
+    out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+    write(out)
+    out.seek(0)
+    return FileResponse(
+        out, as_attachment=True, filename=filename, content_type="application/zip"
     )
 
 
 def readme(*, scope: dict, key: str, created_at: str) -> str:
     return README_TEXT.format(
-        scope=json.dumps(scope, sort_keys=True), key=key, created_at=created_at,
-        columns=", ".join(COLUMNS), values=", ".join(VALUE_COLUMNS),
+        scope=json.dumps(scope, sort_keys=True),
+        key=key,
+        created_at=created_at,
+        columns=", ".join(COLUMNS),
+        values=", ".join(VALUE_COLUMNS),
     )
 
 
-README_TEXT = """\
-Runs evidence pack ({format})
+README_TEXT = f"""\
+Runs evidence pack ({FORMAT})
 ===================================
 
 Exported {{created_at}} for {{scope}}.
@@ -288,20 +357,20 @@ below can also be checked by hand or with any other tool.
 
 Files
 -----
-{trail}        one row per ledger record (run items and audit events)
-{chains}          each chain in the pack: head_seq, head_hash (as exported),
+{TRAIL}        one row per ledger record (run items and audit events)
+{CHAINS}          each chain in the pack: head_seq, head_hash (as exported),
                      first_seq and first_prev_hash (where the pack's rows begin),
                      the run's number, automation and version
-{checkpoints}     signed chain heads written earlier by housekeeping
-{public_key}      the public key of the signatures
-{manifest}        SHA-256 (hex) of every other file, in canonical JSON
-{signature}         base64 Ed25519 signature of the bytes of {manifest}
+{CHECKPOINTS}     signed chain heads written earlier by housekeeping
+{PUBLIC_KEY}      the public key of the signatures
+{MANIFEST}        SHA-256 (hex) of every other file, in canonical JSON
+{SIGNATURE}         base64 Ed25519 signature of the bytes of {MANIFEST}
 
 The rules
 ---------
-1. {signature} verifies over the exact bytes of {manifest} with {public_key};
-   every file's SHA-256 is the one {manifest} lists; no other file is in the pack.
-2. {trail} (UTF-8, RFC 4180 quoting) has the columns
+1. {SIGNATURE} verifies over the exact bytes of {MANIFEST} with {PUBLIC_KEY};
+   every file's SHA-256 is the one {MANIFEST} lists; no other file is in the pack.
+2. {TRAIL} (UTF-8, RFC 4180 quoting) has the columns
    {{columns}}.
    Rows of one chain are consecutive and in seq order.
 3. Per row: content_digest = SHA-256 (hex) of the UTF-8 bytes of the `content`
@@ -312,7 +381,7 @@ The rules
 4. In each chain, seq counts up by one from first_seq; the first row of a chain
    that starts at seq 1 has an empty prev_hash; every other row's prev_hash is
    the hash of the row before it; the last row's seq and hash are the chain's
-   head_seq and head_hash in {chains}. A deleted, inserted, reordered or edited
+   head_seq and head_hash in {CHAINS}. A deleted, inserted, reordered or edited
    row breaks one of these.
 5. The columns after `content` ({{values}}) repeat the content's value of the
    same name: empty for null or absent, text as it is (text a spreadsheet would
@@ -320,14 +389,11 @@ The rules
    number, gets a leading '), numbers, true/false, objects and lists in canonical
    JSON. `record` is the content's `kind`; `chain` is the content's `chain` (audit
    events) or `run` (run items).
-6. Each checkpoint's signature verifies, with {public_key}, over the UTF-8 text
+6. Each checkpoint's signature verifies, with {PUBLIC_KEY}, over the UTF-8 text
    "runs-ledger-checkpoint/1\\n" + chain + "\\n" + seq + "\\n" + hash + "\\n" +
    created_at + "\\n"; the row of that chain at that seq has that hash. A chain
    rewritten together with its head after a checkpoint fails here.
 
 Secrets never enter the ledger: fields holding them (webhook secrets, passwords)
 show as "[redacted]" in audit events.
-""".format(
-    format=FORMAT, trail=TRAIL, chains=CHAINS, checkpoints=CHECKPOINTS,
-    public_key=PUBLIC_KEY, manifest=MANIFEST, signature=SIGNATURE,
-)
+"""

@@ -29,7 +29,9 @@ def _load(configured: str, secret_key: str) -> Ed25519PrivateKey:
     configured = configured.strip()
     if not configured:
         seed = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=b"runs.ledger",
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=b"runs.ledger",
             info=b"runs ledger signing key v1",
         ).derive(secret_key.encode())
         return Ed25519PrivateKey.from_private_bytes(seed)
@@ -37,7 +39,9 @@ def _load(configured: str, secret_key: str) -> Ed25519PrivateKey:
         try:
             key = serialization.load_pem_private_key(configured.encode(), password=None)
         except (ValueError, TypeError) as exc:
-            raise SigningKeyError(f"RUNS_LEDGER_SIGNING_KEY: not a PEM key: {exc}") from None
+            raise SigningKeyError(
+                f"RUNS_LEDGER_SIGNING_KEY: not a PEM key: {exc}"
+            ) from None
         if not isinstance(key, Ed25519PrivateKey):
             raise SigningKeyError("RUNS_LEDGER_SIGNING_KEY: the PEM key is not Ed25519")
         return key
@@ -59,8 +63,12 @@ def signing_key() -> Ed25519PrivateKey:
 
 
 def public_key_pem() -> bytes:
-    return signing_key().public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    return (
+        signing_key()
+        .public_key()
+        .public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
 
 

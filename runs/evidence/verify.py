@@ -36,10 +36,28 @@ SIGNED_FILES = (README, TRAIL, CHAINS, CHECKPOINTS, PUBLIC_KEY)
 
 # the content keys shown in their own columns, after the chain columns
 VALUE_COLUMNS = (
-    "run", "work_item", "step", "action", "subject", "parameters", "attempt",
-    "idempotency_key", "outcome", "result_ref", "failure_type", "failure_cause",
-    "started_at", "finished_at", "actor_label", "verb", "object_type", "object_id",
-    "before", "after", "reason", "created_at",
+    "run",
+    "work_item",
+    "step",
+    "action",
+    "subject",
+    "parameters",
+    "attempt",
+    "idempotency_key",
+    "outcome",
+    "result_ref",
+    "failure_type",
+    "failure_cause",
+    "started_at",
+    "finished_at",
+    "actor_label",
+    "verb",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "reason",
+    "created_at",
 )
 CHAIN_COLUMNS = ("chain", "seq", "record", "prev_hash", "content_digest", "hash")
 COLUMNS = (*CHAIN_COLUMNS, "content", *VALUE_COLUMNS)
@@ -95,7 +113,9 @@ def checkpoint_verify(public_key, checkpoint: dict) -> bool:
         public_key.verify(
             base64.b64decode(checkpoint["signature"], validate=True),
             checkpoint_message(
-                checkpoint["chain"], int(checkpoint["seq"]), checkpoint["hash"],
+                checkpoint["chain"],
+                int(checkpoint["seq"]),
+                checkpoint["hash"],
                 checkpoint["created_at"],
             ),
         )
@@ -214,8 +234,9 @@ def verify_pack(path, public_key: bytes | None = None) -> list[str]:
         problems += _verify_contents(pack, key)  # rows first: they say the most
         manifest_bytes = _read(pack, MANIFEST)
         try:
-            key.verify(base64.b64decode(_read(pack, SIGNATURE), validate=True),
-                       manifest_bytes)
+            key.verify(
+                base64.b64decode(_read(pack, SIGNATURE), validate=True), manifest_bytes
+            )
         except (InvalidSignature, ValueError):
             problems.append(
                 f"{SIGNATURE}: not a signature of {MANIFEST} by the key in {PUBLIC_KEY}"
@@ -249,7 +270,9 @@ def _verify_contents(pack, key) -> list[str]:
         for row in reader:
             line = reader.line_num
             if len(row) != len(COLUMNS):
-                problems.append(f"{TRAIL} line {line}: {len(row)} cells, not {len(COLUMNS)}")
+                problems.append(
+                    f"{TRAIL} line {line}: {len(row)} cells, not {len(COLUMNS)}"
+                )
                 break
             problem = _check_row(line, dict(zip(COLUMNS, row)), chains)
             if problem:
@@ -271,9 +294,10 @@ def _verify_contents(pack, key) -> list[str]:
             continue  # a chain with no row in the pack's scope (e.g. a quiet period)
         seen = (chain.seq, chain.hash) if chain else (0, "")
         first = head.get("first_seq", 1)
-        if chain and (min(chain.hashes) != first or (
-            first > 1 and chain.first_prev != head.get("first_prev_hash")
-        )):
+        if chain and (
+            min(chain.hashes) != first
+            or (first > 1 and chain.first_prev != head.get("first_prev_hash"))
+        ):
             problems.append(
                 f"{TRAIL}: chain {head['chain']} does not start at seq {first} "
                 f"as {CHAINS} says"
@@ -284,7 +308,8 @@ def _verify_contents(pack, key) -> list[str]:
                 f"but its head is seq {head['head_seq']} {head['head_hash']}"
             )
     for checkpoint in checkpoints:
-        name = f"{CHECKPOINTS}: chain {checkpoint.get('chain')} seq {checkpoint.get('seq')}"
+        chain_name, seq_text = checkpoint.get("chain"), checkpoint.get("seq")
+        name = f"{CHECKPOINTS}: chain {chain_name} seq {seq_text}"
         if not checkpoint_verify(key, checkpoint):
             problems.append(f"{name}: the signature does not verify")
             continue
@@ -295,7 +320,9 @@ def _verify_contents(pack, key) -> list[str]:
         if seq > (chain.seq or 0):
             problems.append(f"{name}: signed, but the chain in {TRAIL} ends before it")
         elif seq in chain.hashes and chain.hashes[seq] != checkpoint["hash"]:
-            problems.append(f"{name}: the row at this seq does not have the signed hash")
+            problems.append(
+                f"{name}: the row at this seq does not have the signed hash"
+            )
     return problems
 
 

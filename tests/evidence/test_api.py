@@ -16,7 +16,9 @@ from runs.services import run_archive, run_start
 
 def client_for(user):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(
+        HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}"
+    )
     return client
 
 
@@ -67,10 +69,15 @@ def test_audit_events_list_filters_and_pages(reader, run):
     ).json()["results"]
 
 
-@pytest.mark.parametrize("params", [
-    {"run": "not-a-uuid"}, {"created_after": "yesterday"}, {"cursor": "zzz"},
-    {"verb": "x" * 101},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"run": "not-a-uuid"},
+        {"created_after": "yesterday"},
+        {"cursor": "zzz"},
+        {"verb": "x" * 101},
+    ],
+)
 def test_audit_events_bad_filters_are_400(reader, params):
     response = client_for(reader).get("/api/v1/audit-events/", params)
     assert response.status_code == 400, response.content
@@ -109,3 +116,54 @@ def test_evidence_zip_of_an_unknown_run_is_404(reader):
     response = api.get(f"/api/v1/runs/{unknown}/evidence.zip")
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+def _admin_client(client, user):
+    user.is_staff = True
+    user.save()
+    client.force_login(user)
+    return client
+
+
+def test_admin_run_page_offers_the_pack_and_serves_it(client, reader, run, tmp_path):
+    from django.urls import reverse
+
+    admin = _admin_client(client, reader)
+    page = admin.get(reverse("admin:runs_run_change", args=[run.pk]))
+    url = reverse("admin:runs_run_evidence", args=[run.pk])
+    assert url in page.content.decode()
+    response = admin.get(url)
+    assert response.status_code == 200
+    path = tmp_path / "pack.zip"
+    path.write_bytes(b"".join(response.streaming_content))
+    assert v.verify_pack(path) == []
+
+
+def test_admin_period_report_offers_the_pack(client, reader, run, tmp_path):
+    from django.urls import reverse
+
+    admin = _admin_client(client, reader)
+    report = reverse("admin:runs_run_report")
+    page = admin.get(report).content.decode()
+    url = reverse("admin:runs_run_report_evidence")
+    assert url in page
+    response = admin.get(url)
+    assert response.status_code == 200
+    path = tmp_path / "period.zip"
+    path.write_bytes(b"".join(response.streaming_content))
+    assert v.verify_pack(path) == []
+    with zipfile.ZipFile(path) as z:
+        assert str(run.pk) in z.read(v.CHAINS).decode()
+    bad = admin.get(url, {"start": "2026-02-01", "end": "2026-01-01"})
+    assert bad.status_code == 302  # back to the report, with the reason
+
+
+def test_admin_packs_need_view_run(client, db, run):
+    from django.urls import reverse
+
+    nobody = get_user_model().objects.create_user("nobody", is_staff=True)
+    client.force_login(nobody)
+    assert (
+        client.get(reverse("admin:runs_run_evidence", args=[run.pk])).status_code == 403
+    )
+    assert client.get(reverse("admin:runs_run_report_evidence")).status_code == 403

@@ -55,9 +55,13 @@ def rewrite_chain(run):
         row.prev_hash = prev
         row.hash = prev = ledger.record_hash(prev, row.seq, row.ledger_fields())
         type(row).objects.filter(pk=row.pk).update(
-            prev_hash=row.prev_hash, hash=row.hash,
-            **({"outcome": row.outcome, "failure_cause": row.failure_cause}
-               if row.pk == item.pk and isinstance(row, RunItem) else {}),
+            prev_hash=row.prev_hash,
+            hash=row.hash,
+            **(
+                {"outcome": row.outcome, "failure_cause": row.failure_cause}
+                if row.pk == item.pk and isinstance(row, RunItem)
+                else {}
+            ),
         )
     Run.objects.filter(pk=run.pk).update(ledger_hash=prev)
     assert not list(ledger.verify_all())  # the links alone cannot tell
@@ -67,7 +71,10 @@ def test_housekeeping_signs_the_chains_that_moved(finished_run):
     report = housekeeping()
     assert report["checkpoints"] >= 2  # the run's chain and the global one
     run_cp = LedgerCheckpoint.objects.get(chain=str(finished_run.pk))
-    assert (run_cp.seq, run_cp.hash) == (finished_run.ledger_seq, finished_run.ledger_hash)
+    assert (run_cp.seq, run_cp.hash) == (
+        finished_run.ledger_seq,
+        finished_run.ledger_hash,
+    )
     assert LedgerCheckpoint.objects.filter(chain=ledger.GLOBAL_CHAIN).exists()
     assert checkpoints_sign() == 0  # nothing moved since
     run_archive(finished_run, actor=None, reason="done")
@@ -84,7 +91,9 @@ def test_a_chain_rewritten_with_its_head_fails_against_the_checkpoint(finished_r
     rewrite_chain(finished_run)
     ok, text = verify()
     assert not ok
-    assert f"chain {finished_run.pk}: checkpoint at seq {finished_run.ledger_seq}" in text
+    assert (
+        f"chain {finished_run.pk}: checkpoint at seq {finished_run.ledger_seq}" in text
+    )
     assert "chain rewritten" in text
 
 
@@ -136,24 +145,33 @@ def test_key_rotation_re_signs_every_chain(finished_run, settings):
 def test_ledger_public_key_prints_the_configured_key(db, settings):
     private = Ed25519PrivateKey.generate()
     settings.RUNS_LEDGER_SIGNING_KEY = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
     out = io.StringIO()
     call_command("ledger_public_key", stdout=out)
-    expected = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    expected = (
+        private.public_key()
+        .public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        .decode()
+    )
     assert out.getvalue() == expected
     seed = base64.b64encode(b"s" * 32).decode()
     settings.RUNS_LEDGER_SIGNING_KEY = seed
     out = io.StringIO()
     call_command("ledger_public_key", stdout=out)
-    assert out.getvalue() == Ed25519PrivateKey.from_private_bytes(
-        b"s" * 32
-    ).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    assert (
+        out.getvalue()
+        == Ed25519PrivateKey.from_private_bytes(b"s" * 32)
+        .public_key()
+        .public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        .decode()
+    )
 
 
 def test_the_derived_key_warns_on_deploy_and_a_bad_key_is_an_error(db, settings):

@@ -41,7 +41,11 @@ class _Form(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         name = a.get("name")
-        if tag == "input" and name and a.get("type") not in ("submit", "button", "file"):
+        if (
+            tag == "input"
+            and name
+            and a.get("type") not in ("submit", "button", "file")
+        ):
             if a.get("type") in ("checkbox", "radio"):
                 if "checked" in a:
                     self.data.setdefault(name, []).append(a.get("value", "on"))
@@ -88,7 +92,9 @@ def test_admin_change_form_records_before_and_after(admin_client, automation):
     response = admin_client.post(url, data)
     assert response.status_code == 302, response.content[:2000]
     (event,) = events("automation.changed")
-    assert event.before == {"name": "Kyc"} and event.after == {"name": "Weekly KYC review"}
+    assert event.before == {"name": "Kyc"} and event.after == {
+        "name": "Weekly KYC review"
+    }
     assert event.actor_label == "root" and event.object_id == str(auto.pk)
     assert event.object_type == "automations.automation"
     assert verify_audit_passes()
@@ -103,12 +109,16 @@ def test_admin_inline_records_each_trigger_added_changed_and_deleted(
     data = form_data(admin_client, url)
     total = int(data["triggers-TOTAL_FORMS"][0])
     prefix = f"triggers-{total}-"
-    data.update({
-        "triggers-TOTAL_FORMS": [str(total + 1)],
-        prefix + "kind": ["schedule"], prefix + "cron": ["0 6 * * 1"],
-        prefix + "enabled": ["on"], prefix + "senders": ["[]"],
-        prefix + "automation": [str(auto.pk)],
-    })
+    data.update(
+        {
+            "triggers-TOTAL_FORMS": [str(total + 1)],
+            prefix + "kind": ["schedule"],
+            prefix + "cron": ["0 6 * * 1"],
+            prefix + "enabled": ["on"],
+            prefix + "senders": ["[]"],
+            prefix + "automation": [str(auto.pk)],
+        }
+    )
     index = {data[f"triggers-{i}-id"][0]: i for i in range(total)}
     data[f"triggers-{index[str(api.pk)]}-DELETE"] = ["on"]
     data.pop(f"triggers-{index[str(manual.pk)]}-enabled", None)  # untick enabled
@@ -154,8 +164,13 @@ def test_admin_delete_records_the_deleted_row(admin_client, automation):
 def test_webhook_secret_is_redacted_in_every_event(admin_client, automation):
     auto = automation(slug="kyc")
     url = reverse("admin:runs_webhook_add")
-    data = {"automation": str(auto.pk), "url": "https://hooks.example/x",
-            "secret": "s3cr3t-value-1", "events": "[]", "is_active": "on"}
+    data = {
+        "automation": str(auto.pk),
+        "url": "https://hooks.example/x",
+        "secret": "s3cr3t-value-1",
+        "events": "[]",
+        "is_active": "on",
+    }
     assert admin_client.post(url, data).status_code == 302
     hook = Webhook.objects.get()
     (created,) = events("webhook.created")
@@ -163,7 +178,9 @@ def test_webhook_secret_is_redacted_in_every_event(admin_client, automation):
     hook.secret = "s3cr3t-value-2"
     hook.save()
     (changed,) = events("webhook.changed")
-    assert changed.before == {"secret": REDACTED} and changed.after == {"secret": REDACTED}
+    assert changed.before == {"secret": REDACTED} and changed.after == {
+        "secret": REDACTED
+    }
     hook.delete()
     (deleted,) = events("webhook.deleted")
     assert deleted.before["secret"] == REDACTED
@@ -172,14 +189,17 @@ def test_webhook_secret_is_redacted_in_every_event(admin_client, automation):
     assert verify_audit_passes()
 
 
-def test_import_automations_command_records_versions_steps_and_triggers(
-    db, tmp_path
-):
+def test_import_automations_command_records_versions_steps_and_triggers(db, tmp_path):
     since = get_user_model().objects.create_user("ada") and events()[-1].seq
     definition = {
-        "slug": "kyc", "name": "KYC", "publish": True, "owners": ["ada"],
-        "steps": [{"name": "a", "action": "builtin.echo"},
-                  {"name": "b", "action": "builtin.echo"}],
+        "slug": "kyc",
+        "name": "KYC",
+        "publish": True,
+        "owners": ["ada"],
+        "steps": [
+            {"name": "a", "action": "builtin.echo"},
+            {"name": "b", "action": "builtin.echo"},
+        ],
         "triggers": [{"kind": "api"}, {"kind": "schedule", "cron": "0 6 * * 1"}],
     }
     path = tmp_path / "kyc.json"
@@ -194,7 +214,10 @@ def test_import_automations_command_records_versions_steps_and_triggers(
     assert version.after["number"] == 1
     steps = events("step.created", since)
     assert [e.after["name"] for e in steps] == ["a", "b"]
-    assert {e.after["kind"] for e in events("trigger.created", since)} == {"api", "schedule"}
+    assert {e.after["kind"] for e in events("trigger.created", since)} == {
+        "api",
+        "schedule",
+    }
     assert len(events("version.published", since)) == 1
     labels = {e.actor_label for e in events(since=since)}
     assert labels == {"manage.py import_automations"}
@@ -225,7 +248,9 @@ def test_group_membership_changes_from_both_sides(admin_client, db):
     assert added.object_id == str(user.pk)
     group.user_set.remove(user)  # the reverse side: still an event on the user
     removed = events("user.groups_changed")[-1]
-    assert removed.before == {"groups": ["Night shift"]} and removed.after == {"groups": []}
+    assert removed.before == {"groups": ["Night shift"]} and removed.after == {
+        "groups": []
+    }
     assert verify_audit_passes()
 
 
@@ -262,7 +287,9 @@ def test_group_permissions_and_api_client_grants(db, automation):
     )
     client.automations.add(auto)
     (grant,) = events("api_client.automations_changed")
-    assert grant.before == {"automations": []} and grant.after == {"automations": ["kyc"]}
+    assert grant.before == {"automations": []} and grant.after == {
+        "automations": ["kyc"]
+    }
     client.user.delete()  # the client goes with its user, and says so
     (gone,) = events("api_client.deleted")
     assert gone.before["automations"] == ["kyc"] and gone.before["name"] == "GRC"
@@ -274,3 +301,14 @@ def test_a_login_records_nothing(client, db):
     count = len(events())
     assert client.login(username="victor", password="pw")
     assert len(events()) == count
+
+
+def test_a_deleted_group_names_its_members(db):
+    group = Group.objects.create(name="Night shift")
+    user = get_user_model().objects.create_user("olivia")
+    user.groups.add(group)
+    group.delete()
+    (gone,) = events("group.deleted")
+    assert gone.before["name"] == "Night shift"
+    assert gone.before["groups_of"] == ["olivia"]
+    assert verify_audit_passes()

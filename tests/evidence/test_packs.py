@@ -42,8 +42,9 @@ def export(tmp_path, *args, name="pack.zip"):
 def verify_evidence(path, *extra):
     err = io.StringIO()
     try:
-        call_command("verify_evidence", str(path), *extra, stdout=io.StringIO(),
-                     stderr=err)
+        call_command(
+            "verify_evidence", str(path), *extra, stdout=io.StringIO(), stderr=err
+        )
     except CommandError as exc:
         return False, err.getvalue() + str(exc)
     return True, ""
@@ -111,15 +112,23 @@ def test_the_verifier_needs_no_django(pack):
         "sys.exit(code)"
     )
     done = subprocess.run(
-        [sys.executable, "-I", "-c", probe, str(pack)], env=env, capture_output=True,
-        text=True, cwd="/",
+        [sys.executable, "-I", "-c", probe, str(pack)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "intact" in done.stdout
     bad = rewrite(pack, v.TRAIL, edit_rows(lambda rows: [*rows[:2], *rows[3:]]))
     done = subprocess.run(
-        [sys.executable, "-I", "-m", "runs.evidence.verify", str(bad)], env=env,
-        capture_output=True, text=True, cwd="/",
+        [sys.executable, "-I", "-m", "runs.evidence.verify", str(bad)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=False,
     )
     assert done.returncode == 1
     assert "audit_trail.csv line 3" in done.stderr.splitlines()[0]
@@ -152,7 +161,8 @@ TAMPERING = {
     "content and digest edited": (_content_edited, "hash is not sha256"),
     "a row deleted": (lambda rows: [*rows[:3], *rows[4:]], "expected seq 3"),
     "rows reordered": (
-        lambda rows: [rows[0], rows[1], rows[3], rows[2], *rows[4:]], "expected seq 2"
+        lambda rows: [rows[0], rows[1], rows[3], rows[2], *rows[4:]],
+        "expected seq 2",
     ),
     "a row inserted": (lambda rows: [*rows[:3], rows[2], *rows[3:]], "expected seq 3"),
     "the last row dropped": (lambda rows: rows[:-1], "ends at seq"),
@@ -197,9 +207,10 @@ def test_a_manifest_re_signed_with_another_key_fails(pack, tmp_path):
 
     # the forger swaps the public key too (and fixes its digest in the manifest):
     # the checkpoints signed by the real key no longer verify
-    from cryptography.hazmat.primitives import serialization
     import hashlib
     import json
+
+    from cryptography.hazmat.primitives import serialization
 
     pem = forger.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -225,9 +236,11 @@ def test_a_trusted_key_pins_the_pack(pack, tmp_path, settings):
     other = Ed25519PrivateKey.generate().public_key()
     from cryptography.hazmat.primitives import serialization
 
-    pem.write_bytes(other.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ))
+    pem.write_bytes(
+        other.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     ok, text = verify_evidence(pack, "--public-key", str(pem))
     assert not ok and "not the trusted key" in text
 
@@ -267,9 +280,12 @@ def test_a_period_pack_holds_the_runs_and_the_configuration_changes(
 
 def test_export_evidence_refuses_bad_arguments(db, tmp_path):
     for args in (
-        [], ["--run", "1", "--from", "2026-01-01", "--to", "2026-02-01"],
-        ["--from", "2026-01-01"], ["--from", "yesterday", "--to", "2026-01-01"],
-        ["--from", "2026-02-01", "--to", "2026-01-01"], ["--run", "999"],
+        [],
+        ["--run", "1", "--from", "2026-01-01", "--to", "2026-02-01"],
+        ["--from", "2026-01-01"],
+        ["--from", "yesterday", "--to", "2026-01-01"],
+        ["--from", "2026-02-01", "--to", "2026-01-01"],
+        ["--run", "999"],
     ):
         with pytest.raises(CommandError):
             call_command("export_evidence", *args, "--out", str(tmp_path / "x.zip"))

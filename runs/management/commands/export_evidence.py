@@ -18,7 +18,7 @@ def _instant(text: str, name: str) -> datetime.datetime:
             raise CommandError(f"--{name}: not an ISO 8601 date or date-time: {text!r}")
         value = datetime.datetime.combine(day, datetime.time())
     if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.timezone.utc)
+        value = value.replace(tzinfo=datetime.UTC)
     return value
 
 

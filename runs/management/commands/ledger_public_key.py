@@ -11,7 +11,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--fingerprint", action="store_true",
+            "--fingerprint",
+            action="store_true",
             help="print the key's fingerprint (SHA-256 of the raw public key)",
         )
 
