@@ -155,11 +155,12 @@ class _Chain:
         self.name = name
         self.seq = None
         self.hash = None
-        self.hashes = {}  # seq -> hash, for the checkpoints
+        self.hashes = {}  # seq -> hash at the checkpoints' seqs
+        self.first = None
         self.first_prev = None
 
 
-def _check_row(line: int, row: dict, chains: dict) -> str | None:
+def _check_row(line: int, row: dict, chains: dict, wanted: dict) -> str | None:
     where = f"{TRAIL} line {line} (chain {row['chain']} seq {row['seq']})"
     if row["record"] not in RECORDS:
         return f"{where}: unknown record type {row['record']!r}"
@@ -200,9 +201,10 @@ def _check_row(line: int, row: dict, chains: dict) -> str | None:
     if extra:
         return f"{where}: content has keys without a column: {sorted(extra)}"
     if chain.seq is None:
-        chain.first_prev = row["prev_hash"]
+        chain.first, chain.first_prev = seq, row["prev_hash"]
     chain.seq, chain.hash = seq, row["hash"]
-    chain.hashes[seq] = row["hash"]
+    if seq in wanted.get(chain.name, ()):
+        chain.hashes[seq] = row["hash"]  # only where a checkpoint will look
     return None
 
 
@@ -259,54 +261,75 @@ def verify_pack(path, public_key: bytes | None = None) -> list[str]:
 
 
 def _verify_contents(pack, key) -> list[str]:
-    problems = []
-    chains: dict[str, _Chain] = {}
-    with pack.open(TRAIL) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-        reader = csv.reader(text)
-        header = next(reader, None)
-        if tuple(header or ()) != COLUMNS:
-            return [f"{TRAIL} line 1: the header is not the pack format's columns"]
-        for row in reader:
-            line = reader.line_num
-            if len(row) != len(COLUMNS):
-                problems.append(
-                    f"{TRAIL} line {line}: {len(row)} cells, not {len(COLUMNS)}"
-                )
-                break
-            problem = _check_row(line, dict(zip(COLUMNS, row)), chains)
-            if problem:
-                problems.append(problem)
-                break  # the rows after it cannot be judged against a broken chain
     try:
         heads = json.loads(_read(pack, CHAINS))["chains"]
         checkpoints = json.loads(_read(pack, CHECKPOINTS))["checkpoints"]
+        wanted: dict[str, set] = {}
+        for checkpoint in checkpoints:
+            wanted.setdefault(checkpoint["chain"], set()).add(int(checkpoint["seq"]))
+        declared = {head["chain"]: head for head in heads}
     except (ValueError, KeyError, TypeError) as exc:
-        return [*problems, f"{CHAINS} or {CHECKPOINTS}: cannot be read: {exc}"]
+        return [f"{CHAINS} or {CHECKPOINTS}: cannot be read: {exc}"]
+    problems = []
+    chains: dict[str, _Chain] = {}
+    csv.field_size_limit(MAX_MEMBER_BYTES // 4)  # a row may carry big parameters
+    with pack.open(TRAIL) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        reader = csv.reader(text)
+        try:
+            header = next(reader, None)
+            if tuple(header or ()) != COLUMNS:
+                return [f"{TRAIL} line 1: the header is not the pack format's columns"]
+            for row in reader:
+                line = reader.line_num
+                if len(row) != len(COLUMNS):
+                    problems.append(
+                        f"{TRAIL} line {line}: {len(row)} cells, not {len(COLUMNS)}"
+                    )
+                    break
+                problem = _check_row(line, dict(zip(COLUMNS, row)), chains, wanted)
+                if problem:
+                    problems.append(problem)
+                    break  # the rows after it cannot be judged against a broken chain
+        except (csv.Error, UnicodeDecodeError) as exc:
+            return [f"{TRAIL} line {reader.line_num}: not readable CSV: {exc}"]
     if problems:
         return problems
-    declared = {head["chain"] for head in heads}
-    for name in sorted(set(chains) - declared):
+    try:
+        problems += _verify_heads(chains, declared)
+        problems += _verify_checkpoints(chains, checkpoints, key)
+    except (ValueError, KeyError, TypeError) as exc:
+        problems.append(f"{CHAINS} or {CHECKPOINTS}: malformed: {exc}")
+    return problems
+
+
+def _verify_heads(chains: dict, declared: dict) -> list[str]:
+    problems = []
+    for name in sorted(set(chains) - set(declared)):
         problems.append(f"{TRAIL}: chain {name} has rows but no head in {CHAINS}")
-    for head in heads:
-        chain = chains.get(head["chain"])
+    for name, head in declared.items():
+        chain = chains.get(name)
         if chain is None and head.get("rows") == 0:
             continue  # a chain with no row in the pack's scope (e.g. a quiet period)
         seen = (chain.seq, chain.hash) if chain else (0, "")
-        first = head.get("first_seq", 1)
+        first = int(head.get("first_seq", 1))
         if chain and (
-            min(chain.hashes) != first
+            chain.first != first
             or (first > 1 and chain.first_prev != head.get("first_prev_hash"))
         ):
             problems.append(
-                f"{TRAIL}: chain {head['chain']} does not start at seq {first} "
-                f"as {CHAINS} says"
+                f"{TRAIL}: chain {name} does not start at seq {first} as {CHAINS} says"
             )
         if seen != (head["head_seq"], head["head_hash"]):
             problems.append(
-                f"{CHAINS}: chain {head['chain']} ends at seq {seen[0]} in {TRAIL} "
+                f"{CHAINS}: chain {name} ends at seq {seen[0]} in {TRAIL} "
                 f"but its head is seq {head['head_seq']} {head['head_hash']}"
             )
+    return problems
+
+
+def _verify_checkpoints(chains: dict, checkpoints: list, key) -> list[str]:
+    problems = []
     for checkpoint in checkpoints:
         chain_name, seq_text = checkpoint.get("chain"), checkpoint.get("seq")
         name = f"{CHECKPOINTS}: chain {chain_name} seq {seq_text}"
@@ -317,7 +340,7 @@ def _verify_contents(pack, key) -> list[str]:
         if chain is None:
             continue  # a chain this pack does not hold
         seq = int(checkpoint["seq"])
-        if seq > (chain.seq or 0):
+        if seq > chain.seq:
             problems.append(f"{name}: signed, but the chain in {TRAIL} ends before it")
         elif seq in chain.hashes and chain.hashes[seq] != checkpoint["hash"]:
             problems.append(

@@ -312,3 +312,28 @@ def test_a_deleted_group_names_its_members(db):
     assert gone.before["name"] == "Night shift"
     assert gone.before["groups_of"] == ["olivia"]
     assert verify_audit_passes()
+
+
+def test_admin_definitions_import_names_the_person_and_the_preview_leaves_none(
+    admin_client,
+):
+    definition = {
+        "slug": "imported", "name": "Imported", "publish": True,
+        "steps": [{"name": "a", "action": "builtin.echo"}],
+        "triggers": [{"kind": "api"}],
+    }
+    url = reverse("admin:automations_automation_import_definitions")
+    upload = io.BytesIO(json.dumps([definition]).encode())
+    upload.name = "defs.json"
+    since = events()[-1].seq if events() else 0
+    preview = admin_client.post(url, {"file": upload})
+    assert events(since=since) == []  # the preview was rolled back, events too
+    response = admin_client.post(url, {"payload": preview.context["payload"]})
+    assert response.status_code == 302
+    recorded = events(since=since)
+    assert {e.verb for e in recorded} >= {
+        "automation.created", "version.created", "step.created", "trigger.created",
+        "version.published",
+    }
+    assert {e.actor_label for e in recorded} == {"root"}
+    assert verify_audit_passes()
