@@ -27,7 +27,7 @@ from runs.conf import runs_settings
 from ..ledger import GLOBAL_CHAIN
 from ..models import AuditEvent, LedgerHead, Run, RunItem
 from .models import LedgerCheckpoint
-from .signing import sign, signing_key
+from .signing import SigningKeyError, sign, signing_key
 from .verify import checkpoint_message, checkpoint_verify, key_id
 
 log = logging.getLogger("runs.evidence")
@@ -70,8 +70,14 @@ def _latest(chain_filter):
 
 
 def checkpoints_sign() -> int:
-    """Sign the head of every chain that moved; returns how many were signed."""
-    key = key_id(signing_key().public_key())
+    """Sign the head of every chain that moved; returns how many were signed
+    (-1: the signing key is misconfigured, which must not stop housekeeping;
+    the system check runs.E301 names it)."""
+    try:
+        key = key_id(signing_key().public_key())
+    except SigningKeyError:
+        log.exception("ledger checkpoints not signed")
+        return -1
     now = timezone.now()
     made = []
     head = LedgerHead.objects.filter(key=GLOBAL_CHAIN).first()
@@ -168,7 +174,11 @@ def _check(checkpoint: dict, run_id, public_key, where: str) -> str | None:
 def checkpoint_problems():
     """Yield what is wrong between every chain and its latest checkpoint (in the
     database, and in the checkpoint file when RUNS_CHECKPOINT_DIR is set)."""
-    public_key = signing_key().public_key()
+    try:
+        public_key = signing_key().public_key()
+    except SigningKeyError as exc:
+        yield f"checkpoints cannot be checked: {exc}"
+        return
     latest = LedgerCheckpoint.objects.filter(
         pk=Subquery(
             LedgerCheckpoint.objects.filter(chain=OuterRef("chain"))

@@ -185,3 +185,13 @@ def test_the_derived_key_warns_on_deploy_and_a_bad_key_is_an_error(db, settings)
     }
     settings.RUNS_LEDGER_SIGNING_KEY = "not a key"
     assert "runs.E301" in {m.id for m in checks.run_checks()}
+
+
+def test_a_bad_key_does_not_stop_housekeeping_and_verify_audit_names_it(
+    finished_run, settings
+):
+    settings.RUNS_LEDGER_SIGNING_KEY = "not a key"
+    report = housekeeping()
+    assert report["checkpoints"] == -1 and "leases" in report
+    ok, text = verify()
+    assert not ok and "RUNS_LEDGER_SIGNING_KEY" in text

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
 from runs.evidence.packs import PackScopeError, period_pack, run_pack
+from runs.evidence.signing import SigningKeyError
 from runs.models import Run
 
 
@@ -58,7 +59,7 @@ class Command(BaseCommand):
                         stream, _instant(start, "from"), _instant(end, "to")
                     )
             os.replace(temporary, out)
-        except PackScopeError as exc:
+        except (PackScopeError, SigningKeyError) as exc:
             raise CommandError(str(exc)) from None
         finally:
             if os.path.exists(temporary):
