@@ -23,6 +23,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from runs.conf import runs_settings
+from runs.evidence.config import config_actor
 
 from .actions.registry import UnknownAction, get_action, robot_parameters_problem
 from .conditions import InvalidCondition, validate_condition
@@ -34,7 +35,7 @@ from .models import (
     Trigger,
     TriggerKind,
 )
-from .services import record_event, version_publish
+from .services import version_publish
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
 STEP_DEFAULTS = {
@@ -307,7 +308,9 @@ def automation_import(data, *, actor=None) -> ImportResult:
             raise DefinitionError(f"owners: no user named {username!r}")
         owners.append(user)
     digest = definition_hash(definition)
-    with transaction.atomic():
+    # the changes below are audit events (version.created, trigger.deleted, …)
+    # recorded by runs.evidence.config in this transaction
+    with transaction.atomic(), config_actor(actor):
         automation, created = Automation.objects.get_or_create(
             slug=definition["slug"],
             defaults={"name": definition["name"], "description": definition["description"]},
@@ -328,14 +331,11 @@ def automation_import(data, *, actor=None) -> ImportResult:
                 run_timeout_seconds=definition["run_timeout_seconds"],
                 definition_hash=digest,
             )
-            Step.objects.bulk_create(
-                Step(version=version, order=index + 1, **step)
-                for index, step in enumerate(definition["steps"])
-            )
+            # one save per step, not bulk_create: each is a `step.created` event
+            # (runs.evidence.config), as when added in admin
+            for index, step in enumerate(definition["steps"]):
+                Step(version=version, order=index + 1, **step).save()
             result.version, result.new_version = version, True
-            record_event(
-                "version.created", version, actor, after={"number": version.number}
-            )
         _sync_triggers(automation, definition["triggers"])
         if definition["publish"] and not result.version.is_published:
             version_publish(result.version, actor=actor)

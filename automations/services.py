@@ -34,8 +34,18 @@ def record_event(verb, obj, actor, **kwargs):
     # not at module level: automations never imports runs at load (runs imports
     # automations' models; the apps load in that order)
     from runs import ledger
+    from runs.evidence.config import current_actor
 
-    ledger.append(events=[ledger.audit_event(verb=verb, obj=obj, actor=actor, **kwargs)])
+    label = ""
+    if actor is None:  # e.g. publish from an import: who runs it (request, command)
+        actor, label = current_actor()
+    ledger.append(
+        events=[
+            ledger.audit_event(
+                verb=verb, obj=obj, actor=actor, actor_label=label, **kwargs
+            )
+        ]
+    )
 
 
 def version_publish(version: AutomationVersion, *, actor=None) -> AutomationVersion:

@@ -10,6 +10,10 @@ class RunsConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from . import checks  # noqa: F401  (registers the system checks)
+        from .evidence import checks as evidence_checks  # noqa: F401
+        from .evidence import config as evidence_config
+
+        evidence_config.connect()  # configuration changes → audit events
 
         post_migrate.connect(_schedule_housekeeping, sender=self)
         from .mail import admin as mail_admin  # noqa: F401  (registers its admin)

@@ -38,6 +38,10 @@ DEFAULTS = {
     "ROBOT_URL_SECONDS": 300,
     "ROBOT_LOG_BYTES": 262_144,
     "ROBOT_WORKSPACE_ID": "runs",
+    # evidence: the Ed25519 key of checkpoints and packs (PEM or base64 seed;
+    # empty: derived from SECRET_KEY), and a directory for the checkpoint log
+    "LEDGER_SIGNING_KEY": "",
+    "CHECKPOINT_DIR": "",
     # e-mail intake and notifications
     "EMAIL_MAX_MESSAGE_BYTES": 25 * 1024 * 1024,
     "EMAIL_MAX_ATTACHMENT_BYTES": 10 * 1024 * 1024,

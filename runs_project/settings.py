@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "runs.evidence.config.AuditActorMiddleware",  # who changed configuration
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -237,6 +238,12 @@ RUNS_IMAP_POLL_MINUTES = env_int("RUNS_IMAP_POLL_MINUTES", 1)
 RUNS_NOTIFY_DEFAULT_MODE = os.environ.get("RUNS_NOTIFY_DEFAULT_MODE", "immediate")
 RUNS_NOTIFY_DIGEST_MINUTES = env_int("RUNS_NOTIFY_DIGEST_MINUTES", 60)
 RUNS_NOTIFY_MAX_ATTEMPTS = env_int("RUNS_NOTIFY_MAX_ATTEMPTS", 5)
+
+# Evidence (docs/evidence.md): the Ed25519 key that signs chain checkpoints and
+# evidence packs (PEM or a base64 32-byte seed; unset: derived from SECRET_KEY and
+# `check --deploy` warns), and a directory where checkpoints are also appended.
+RUNS_LEDGER_SIGNING_KEY = os.environ.get("RUNS_LEDGER_SIGNING_KEY", "")
+RUNS_CHECKPOINT_DIR = os.environ.get("RUNS_CHECKPOINT_DIR", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from .. import selectors
+from ..evidence import admin as evidence
 from ..models import Run, WorkItem
 from ..states import RUN_ACTIVE, RunState, WorkItemState
 from . import reports
@@ -25,6 +26,17 @@ class RunPageMixin:
                 "report/",
                 view(lambda request: reports.report_view(self, request)),
                 name="runs_run_report",
+            ),
+            # evidence packs (issue 14): the period report's and a run's
+            path(
+                "report/evidence.zip",
+                view(lambda request: evidence.period_evidence_view(self, request)),
+                name="runs_run_report_evidence",
+            ),
+            path(
+                "<path:pk>/evidence.zip",
+                view(lambda r, pk: evidence.run_evidence_view(self, r, pk)),
+                name="runs_run_evidence",
             ),
             path(
                 "<path:object_id>/act/<slug:action_name>/",

@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from . import reports, views
+from . import audit, reports, views
 
 app_name = "runs-api"
 
@@ -34,6 +34,7 @@ urlpatterns = [
         name="run-work-items",
     ),
     path("runs/<str:pk>/items/", views.RunItemsView.as_view(), name="run-items"),
+    path("", include(audit.urls)),  # audit events, evidence packs (issue 14)
     path("", include(router.urls)),
     re_path(r"^.*$", views.api_not_found),
 ]

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from runs.conf import runs_settings
 
+from ..evidence.checkpoints import checkpoints_sign
 from ..models import Run, StepRun
 from ..states import RUN_ACTIVE, STEP_RUN_ACTIVE, RunState, StepRunState, WorkItemState
 from .approvals import approvals_expire
@@ -55,6 +56,8 @@ def housekeeping() -> dict:
     housekeeping_part(report, "terminating_failed", _terminating_expire, now)
     housekeeping_part(report, "approvals_expired", approvals_expire, now)
     housekeeping_part(report, "progressed", _progress_idle, now)
+    # signed heads of the ledger chains that moved (docs/evidence.md)
+    housekeeping_part(report, "checkpoints", checkpoints_sign)
     return report
 
 

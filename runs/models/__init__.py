@@ -23,7 +23,8 @@ from .runs import Run, RunQuerySet, StepRun
 # Models that live beside their code (e-mail intake and notifications in runs.mail,
 # the API's and webhooks' in runs.api / runs.webhooks, test cases in runs.regression),
 # imported here so Django registers them with the runs app.
-from ..api.models import ApiClient, IdempotencyKey
+from ..api.models import ApiClient, ApiToken, IdempotencyKey
+from ..evidence.models import LedgerCheckpoint
 from ..mail.models import AutomationSubscription, InboundMessage, Notification
 from ..regression.models import TestCase, TestCaseRun
 from ..webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
@@ -31,10 +32,12 @@ from ..webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 __all__ = [
     "ActionResult",
     "ApiClient",
+    "ApiToken",
     "AuditEvent",
     "AutomationSubscription",
     "IdempotencyKey",
     "InboundMessage",
+    "LedgerCheckpoint",
     "LedgerHead",
     "LedgerRecord",
     "Notification",

@@ -11,6 +11,7 @@ from automations.definitions import (
     definitions_load,
     definitions_size_check,
 )
+from runs.evidence.config import config_actor
 
 
 def load_definitions(path: Path) -> list:
@@ -50,7 +51,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, files, **options):
         results = []
-        with transaction.atomic():
+        with transaction.atomic(), config_actor(label="manage.py import_automations"):
             for path in files:
                 for index, definition in enumerate(load_definitions(path)):
                     where = f"{path}" + (f" [{index}]" if index else "")

@@ -1,0 +1,139 @@
+"""The ledger over the API: audit events (configuration changes included) and a
+run's evidence pack (runs.evidence.packs).
+
+Included from `runs.api.urls` with one line (`path("", include(audit.urls))`).
+"""
+
+import django_filters
+from django.urls import path
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+
+from ..evidence.packs import pack_response, run_pack
+from ..models import AuditEvent, Run
+from .filters import UtcIsoDateTimeFilter
+from .pagination import RunCursorPagination
+from .serializers import ErrorSerializer
+from .views import ApiMixin
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    run = serializers.UUIDField(source="run_id", read_only=True, allow_null=True)
+    actor = serializers.CharField(source="actor_label", read_only=True)
+    before = serializers.JSONField(read_only=True)
+    after = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "chain",
+            "seq",
+            "run",
+            "actor",
+            "verb",
+            "object_type",
+            "object_id",
+            "before",
+            "after",
+            "reason",
+            "created_at",
+            "prev_hash",
+            "hash",
+        ]
+        read_only_fields = fields
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    run = django_filters.UUIDFilter(field_name="run_id", help_text="Run id.")
+    verb = django_filters.CharFilter(
+        max_length=100, help_text="Exact verb, e.g. trigger.changed or run.stopped."
+    )
+    object_type = django_filters.CharFilter(
+        max_length=100, help_text="Exact type, e.g. automations.trigger."
+    )
+    created_after = UtcIsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="ISO 8601, inclusive."
+    )
+    created_before = UtcIsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="ISO 8601, exclusive."
+    )
+
+    class Meta:
+        model = AuditEvent
+        fields = ["run", "verb", "object_type", "created_after", "created_before"]
+
+
+class AuditEventPagination(RunCursorPagination):
+    ordering = "-id"  # newest first, on the primary key
+
+
+def _errors(*codes):
+    return {code: OpenApiResponse(ErrorSerializer) for code in codes}
+
+
+@extend_schema(
+    tags=["audit"],
+    responses={200: AuditEventSerializer(many=True), **_errors(400, 401, 403)},
+)
+class AuditEventListView(ApiMixin, generics.ListAPIView):
+    """Audit events, newest first: run transitions and operator actions (chain =
+    the run's id) and configuration changes (chain `global`: automations,
+    versions, steps, triggers, owners, webhooks, API clients, groups), with
+    before/after; secrets show as `[redacted]`."""
+
+    queryset = AuditEvent.objects.all()
+    serializer_class = AuditEventSerializer
+    pagination_class = AuditEventPagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = AuditEventFilter
+
+
+class ZipRenderer(BaseRenderer):
+    """Lets `Accept: application/zip` through; errors render as text."""
+
+    media_type = "application/zip"
+    format = "zip"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, dict):
+            return f"{data.get('code', 'error')}: {data.get('detail', '')}\n".encode()
+        return data if isinstance(data, bytes) else b""
+
+
+@extend_schema(
+    tags=["runs"],
+    operation_id="runs_evidence_zip",
+    responses={
+        (200, "application/zip"): OpenApiResponse(
+            OpenApiTypes.BINARY,
+            description="The run's evidence pack: its whole chain as a CSV with "
+            "previous hashes and content, heads, signed checkpoints, a signed "
+            "manifest and the public key (docs/evidence.md).",
+        ),
+        **_errors(401, 403, 404),
+    },
+)
+class RunEvidenceView(ApiMixin, generics.GenericAPIView):
+    """A run's evidence pack (zip), verifiable offline with `verify_evidence`."""
+
+    queryset = Run.objects.all()
+    lookup_value_regex = "[^/]+"
+    renderer_classes = [JSONRenderer, ZipRenderer]
+    serializer_class = None
+    pagination_class = None
+
+    def get(self, request, pk):
+        run = self.get_object()
+        return pack_response(
+            lambda out: run_pack(out, run), f"evidence-run-{run.number}.zip"
+        )
+
+
+urls = [
+    path("audit-events/", AuditEventListView.as_view(), name="audit-events"),
+    path("runs/<str:pk>/evidence.zip", RunEvidenceView.as_view(), name="run-evidence"),
+]
