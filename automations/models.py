@@ -34,6 +34,9 @@ class Automation(models.Model):
     status = models.CharField(
         max_length=20, choices=AutomationStatus.choices, default=AutomationStatus.DRAFT
     )
+    # lead time a run may take before its owners are told (housekeeping checks it;
+    # runs.ops.sla); None: no SLA
+    sla_seconds = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

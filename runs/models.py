@@ -407,6 +407,13 @@ class RunItem(LedgerRecord):
             models.Index(fields=["idempotency_key"], name="run_item_idempotency_key"),
             # admin: run items search by exact subject
             models.Index(fields=["subject"], name="run_item_subject"),
+            # /metrics: failed attempts per step. Partial: failures are few, so
+            # the engine's bulk inserts of succeeded items never touch it
+            models.Index(
+                fields=["step"],
+                condition=Q(outcome=RunItemOutcome.FAILED),
+                name="run_item_failed_step",
+            ),
         ]
 
     def __str__(self):
@@ -524,3 +531,5 @@ from .api.models import ApiClient, IdempotencyKey  # noqa: E402, F401
 from .webhooks.models import Webhook, WebhookAttempt, WebhookDelivery  # noqa: E402, F401
 # Test cases from runs (issue 8) live with their services in runs.regression.
 from .regression.models import TestCase, TestCaseRun  # noqa: E402, F401
+# The per-run SLA marker (issue 19) lives with its checks in runs.ops.
+from .ops.models import RunSlaBreach  # noqa: E402, F401

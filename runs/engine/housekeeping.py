@@ -8,6 +8,7 @@ from django.utils import timezone
 from runs.conf import runs_settings
 
 from ..models import Run, StepRun
+from ..ops.sla import sla_breaches_check
 from ..states import RUN_ACTIVE, STEP_RUN_ACTIVE, RunState, StepRunState, WorkItemState
 from .dispatch import enqueue
 from .progress import leases_reap, run_progress, run_terminating_expired, run_time_out
@@ -63,6 +64,7 @@ def housekeeping() -> dict:
     for run in idle:
         run_progress(run)
         report["progressed"] += 1
+    report["sla_breached"] = sla_breaches_check(now)  # never raises
     return report
 
 

@@ -35,6 +35,7 @@ from ..ledger import PreparedRunItems, append_batch
 from ..machines import run_move, step_run_move, work_items_claim
 from ..machines.work_item import LeaseLost, claimed_rows, work_items_settle
 from ..models import ActionResult, Run, StepRun, WorkItem
+from ..ops.logging import log_context
 from ..states import (
     FailureType,
     IllegalTransition,
@@ -633,4 +634,5 @@ def step_run_execute(step_run_id: int) -> str:
         runner = StepRunner(step_run_id)
     except StepRun.DoesNotExist:
         return f"step run {step_run_id} no longer exists"
-    return runner.execute()
+    with log_context(run_id=runner.run.pk, step_run_id=step_run_id):  # JSON logs
+        return runner.execute()

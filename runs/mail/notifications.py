@@ -29,6 +29,9 @@ from .models import AutomationSubscription, Notification, NotificationMode
 log = logging.getLogger("runs.mail")
 
 NOTIFY_STATES = frozenset({RunState.UNRESOLVED, RunState.FAILED, RunState.TIMED_OUT})
+# Not a state: a run past its SLA (runs.ops.sla) is notified under this name.
+SLA_BREACHED = "sla_breached"
+NOTICE_LABELS = {SLA_BREACHED: "overdue"}
 # A claim older than this belongs to a sender that died: the row is free again.
 CLAIM_STALE = timezone.timedelta(minutes=10)
 
@@ -66,10 +69,7 @@ def run_state_notify(*, run_id, state: str) -> list[Notification]:
     whatever happens to its e-mail)."""
     try:
         run = Run.objects.select_related("automation").get(pk=run_id)
-        rows = Notification.objects.bulk_create(
-            Notification(run=run, user=user, email=user.email, state=state, mode=mode)
-            for user, mode in notification_recipients(run.automation)
-        )
+        rows = notifications_record(run=run, state=state)
         immediate = [r.pk for r in rows if r.mode == NotificationMode.IMMEDIATE]
         if immediate:
             notifications_send(ids=immediate)
@@ -77,6 +77,15 @@ def run_state_notify(*, run_id, state: str) -> list[Notification]:
     except Exception:
         log.exception("notifying about run %s (%s) failed", run_id, state)
         return []
+
+
+def notifications_record(*, run: Run, state: str) -> list[Notification]:
+    """Write the outbox rows telling everyone concerned that `run` became
+    `state` (or `SLA_BREACHED`); sending is the caller's, after commit."""
+    return Notification.objects.bulk_create(
+        Notification(run=run, user=user, email=user.email, state=state, mode=mode)
+        for user, mode in notification_recipients(run.automation)
+    )
 
 
 def _claim(queryset, now) -> list[int]:
@@ -101,7 +110,8 @@ def _context(notification: Notification) -> dict:
         "run": run,
         "automation": run.automation,
         "state": notification.state,
-        "state_label": RunState(notification.state).label,
+        "state_label": NOTICE_LABELS.get(notification.state)
+        or RunState(notification.state).label,
         "url": run_admin_url(run),
         "notification": notification,
     }
