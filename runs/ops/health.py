@@ -65,7 +65,7 @@ def database_check(alias: str = "default") -> str | None:
 
 def broker_check() -> tuple[str, str | None]:
     """(name, reason): `redis` pinged when the broker is Redis; otherwise
-    `broker`, the ORM broker's table read."""
+    `broker`: the ORM broker's table read, or another broker's ping."""
     client = redis_client()
     if client is not None:
         try:
@@ -76,13 +76,19 @@ def broker_check() -> tuple[str, str | None]:
             client.close()
         return "redis", None
     alias = _q_cluster().get("orm")
-    if alias:
-        from django_q.models import OrmQ
+    try:
+        if alias:
+            from django_q.models import OrmQ
 
-        try:
             OrmQ.objects.using(alias).exists()
-        except Exception as exc:  # noqa: BLE001
-            return "broker", _reason("broker", exc)
+        else:
+            # another django-q2 broker (django_redis, SQS, MongoDB…): its own ping
+            from django_q.brokers import get_broker
+
+            if not get_broker().ping():
+                return "broker", "no answer"
+    except Exception as exc:  # noqa: BLE001
+        return "broker", _reason("broker", exc)
     return "broker", None
 
 
@@ -96,7 +102,7 @@ def clusters_alive() -> int | None:
     client = redis_client()
     if client is not None:
         try:
-            return len(client.keys(pattern))
+            return sum(1 for _ in client.scan_iter(match=pattern, count=100))
         finally:
             client.close()
     cache_alias = _q_cluster().get("cache", "default")
