@@ -11,6 +11,8 @@ import contextlib
 import contextvars
 import logging
 
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
+
 _context: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
     "runs_log_context", default=None
 )
@@ -81,3 +83,13 @@ class RefusedRequestFilter(logging.Filter):
             record.exc_text = None
             record.stack_info = None
         return True
+
+
+class JsonFormatter(_JsonFormatter):
+    """One JSON object per line (python-json-logger), without the `request`
+    Django puts on request and access records: its repr says less than the
+    message, and a socket's repr is noise."""
+
+    def add_fields(self, log_record, record, message_dict):
+        super().add_fields(log_record, record, message_dict)
+        log_record.pop("request", None)

@@ -182,3 +182,13 @@ def test_a_server_error_keeps_its_traceback(client, console, monkeypatch):
     assert client.get("/readyz").status_code == 500
     out = console.getvalue()
     assert "Traceback" in out and "a real bug" in out
+
+
+@pytest.mark.django_db
+def test_a_refused_request_is_one_json_line(client, user, json_console):
+    client.force_login(user)
+    assert client.get("/admin/runs/run/").status_code == 403
+    lines = [json.loads(line) for line in json_console.getvalue().splitlines()]
+    assert len(lines) == 1, lines
+    assert lines[0]["status_code"] == 403 and lines[0]["level"] == "WARNING"
+    assert "exc_info" not in lines[0] and "request" not in lines[0]
