@@ -23,6 +23,7 @@ from django.db import transaction
 from .actions.registry import UnknownAction, get_action, robot_parameters_problem
 from .conditions import InvalidCondition, validate_condition
 from .models import Automation, AutomationStatus, AutomationVersion, Step, Trigger, TriggerKind
+from .models import SLA_SECONDS_MAX
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
 STEP_DEFAULTS = {
@@ -153,10 +154,6 @@ def _clean_trigger(raw, index: int) -> dict:
             raise DefinitionError(f"{path}.subject: not a valid pattern: {exc}") from None
         trigger["subject"] = subject
     return trigger
-
-
-# a year: longer is no SLA anyone alerts on, and the column is a 32-bit integer
-SLA_SECONDS_MAX = 366 * 86400
 
 
 def _sla_seconds(value):

@@ -197,3 +197,13 @@ def test_webhooks_may_subscribe_to_sla_breaches(automation):
         events=["run.sla_breached", "run.failed"],
     )
     hook.full_clean()
+
+
+@pytest.mark.parametrize("bad", [0, 366 * 86400 + 1])
+def test_the_admin_refuses_an_sla_out_of_bounds(automation, bad):
+    from django.core.exceptions import ValidationError
+
+    auto = automation("builtin.echo")
+    auto.sla_seconds = bad
+    with pytest.raises(ValidationError, match="sla_seconds|greater|less"):
+        auto.full_clean()
