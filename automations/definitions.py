@@ -28,6 +28,7 @@ from runs.evidence.config import config_actor
 from .actions.registry import UnknownAction, get_action, robot_parameters_problem
 from .conditions import InvalidCondition, validate_condition
 from .models import (
+    SLA_SECONDS_MAX,
     Automation,
     AutomationStatus,
     AutomationVersion,
@@ -53,7 +54,7 @@ STEP_DEFAULTS = {
 STEP_LIMITS = {"batch_size": 5000, "concurrency": 64, "max_attempts": 100}
 TOP_LEVEL = {
     "slug", "name", "description", "publish", "run_timeout_seconds", "steps",
-    "triggers", "owners",
+    "triggers", "owners", "sla_seconds",
 }
 
 
@@ -212,6 +213,13 @@ def _clean_subject(subject, path: str) -> str:
     return subject
 
 
+def _sla_seconds(value):
+    value = _positive_int(value, "sla_seconds", allow_none=True)
+    if value is not None and value > SLA_SECONDS_MAX:
+        raise DefinitionError(f"sla_seconds: at most {SLA_SECONDS_MAX}, got {value}")
+    return value
+
+
 def definition_clean(data) -> dict:
     """Validate a raw definition and return it normalised; raise DefinitionError."""
     if not isinstance(data, dict):
@@ -256,6 +264,8 @@ def definition_clean(data) -> dict:
         "steps": cleaned_steps,
         "triggers": [_clean_trigger(raw, i) for i, raw in enumerate(triggers)],
         "owners": owners,
+        # the automation's SLA (runs.ops.sla), not part of the version's hash
+        "sla_seconds": _sla_seconds(data.get("sla_seconds")),
     }
 
 
@@ -319,7 +329,10 @@ def automation_import(data, *, actor=None) -> ImportResult:
             raise DefinitionError(f"slug: automation {automation.slug} is retired")
         automation.name = definition["name"]
         automation.description = definition["description"]
-        automation.save(update_fields=["name", "description", "updated_at"])
+        automation.sla_seconds = definition["sla_seconds"]
+        automation.save(
+            update_fields=["name", "description", "sla_seconds", "updated_at"]
+        )
         if owners:
             automation.owners.set(owners)
         latest = automation.latest_version()
@@ -363,6 +376,8 @@ def automation_export(automation: Automation, version: AutomationVersion | None 
         definition["description"] = automation.description
     if version.run_timeout_seconds:
         definition["run_timeout_seconds"] = version.run_timeout_seconds
+    if automation.sla_seconds:
+        definition["sla_seconds"] = automation.sla_seconds
     definition["steps"] = steps
     definition["triggers"] = [t.definition() for t in automation.triggers.order_by("id")]
     owners = [u.get_username() for u in automation.owners.all()]

@@ -6,6 +6,7 @@ automation never rewrites the history of what ran.
 """
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -28,6 +29,10 @@ class TriggerKind(models.TextChoices):
     API = "api", _("API")
 
 
+# a year: longer is no SLA anyone alerts on
+SLA_SECONDS_MAX = 366 * 86400
+
+
 class Automation(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -37,6 +42,15 @@ class Automation(models.Model):
     )
     status = models.CharField(
         max_length=20, choices=AutomationStatus.choices, default=AutomationStatus.DRAFT
+    )
+    # lead time a run may take before its owners are told (housekeeping checks it;
+    # runs.ops.sla); None: no SLA
+    sla_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(SLA_SECONDS_MAX)],
+        help_text="Lead time in seconds after which a run's owners are told "
+        "(once per run); empty: no SLA.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

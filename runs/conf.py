@@ -62,6 +62,11 @@ DEFAULTS = {
     "NOTIFY_DEFAULT_MODE": "immediate",
     "NOTIFY_DIGEST_MINUTES": 60,
     "NOTIFY_MAX_ATTEMPTS": 5,
+    # operations (runs.ops; docs/operations.md)
+    "METRICS_TOKEN": "",
+    "READY_CLUSTER_SECONDS": 180,
+    "READY_CHECK_CLUSTER": True,
+    "SLA_PENDING_SECONDS": None,
 }
 
 

@@ -30,7 +30,7 @@ def run_move_outbox(run, *, before: str, after: str) -> None:
             if after in NOTIFY_STATES:
                 immediate = [
                     row.pk
-                    for row in notifications_record(run_id=run.pk, state=after)
+                    for row in notifications_record(run=run, state=after)
                     if row.mode == NotificationMode.IMMEDIATE
                 ]
     except Exception:

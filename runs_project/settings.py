@@ -244,6 +244,17 @@ RUNS_NOTIFY_MAX_ATTEMPTS = env_int("RUNS_NOTIFY_MAX_ATTEMPTS", 5)
 # `check --deploy` warns), and a directory where checkpoints are also appended.
 RUNS_LEDGER_SIGNING_KEY = os.environ.get("RUNS_LEDGER_SIGNING_KEY", "")
 RUNS_CHECKPOINT_DIR = os.environ.get("RUNS_CHECKPOINT_DIR", "")
+# Operations (docs/operations.md): a bearer token /metrics asks for (empty: none),
+# how recently /readyz must have seen a worker cluster (and whether it looks),
+# and how long a work item may wait pending before its run's owners are told.
+RUNS_METRICS_TOKEN = os.environ.get("RUNS_METRICS_TOKEN", "")
+RUNS_READY_CLUSTER_SECONDS = env_int("RUNS_READY_CLUSTER_SECONDS", 180)
+RUNS_READY_CHECK_CLUSTER = env_bool("RUNS_READY_CHECK_CLUSTER", True)
+RUNS_SLA_PENDING_SECONDS = (
+    env_int("RUNS_SLA_PENDING_SECONDS", 0)
+    if os.environ.get("RUNS_SLA_PENDING_SECONDS")
+    else None
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -273,13 +284,51 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Logs on stderr. LOG_FORMAT=json: one JSON object per line, with the run and step
+# run ids on engine lines. Successful robot API calls leave no access line, and a
+# refused request (4xx) logs one line without a traceback (runs.ops.logging).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "run_context": {"()": "runs.ops.logging.RunContextFilter"},
+        "quiet_robots": {"()": "runs.ops.logging.QuietRobotAccessFilter"},
+        "refused_request": {"()": "runs.ops.logging.RefusedRequestFilter"},
+    },
+    "formatters": {
+        "text": {"format": "%(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "runs.ops.logging.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s",
+            "timestamp": "time",  # ISO 8601, UTC
+            "rename_fields": {"levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+            "filters": ["run_context", "refused_request"],
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {
         "runs": {"level": os.environ.get("RUNS_LOG_LEVEL", "INFO"), "propagate": True},
+        # access lines (runserver; gunicorn with --access-logfile) through the
+        # same handler and format, robot API successes left out
+        "django.server": {
+            "handlers": ["console"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["quiet_robots"],
+        },
+        "gunicorn.access": {
+            "handlers": ["console"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["quiet_robots"],
+        },
     },
 }
 

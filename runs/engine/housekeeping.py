@@ -16,6 +16,7 @@ from runs.conf import runs_settings
 
 from ..evidence.checkpoints import checkpoints_sign
 from ..models import Run, StepRun
+from ..ops.sla import sla_breaches_check
 from ..states import RUN_ACTIVE, STEP_RUN_ACTIVE, RunState, StepRunState, WorkItemState
 from .approvals import approvals_expire
 from .dispatch import enqueue
@@ -58,6 +59,7 @@ def housekeeping() -> dict:
     housekeeping_part(report, "progressed", _progress_idle, now)
     # signed heads of the ledger chains that moved (docs/evidence.md)
     housekeeping_part(report, "checkpoints", checkpoints_sign)
+    housekeeping_part(report, "sla_breached", sla_breaches_check, now)
     return report
 
 

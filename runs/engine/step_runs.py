@@ -22,6 +22,7 @@ from runs.conf import runs_settings
 from ..machines import step_run_move, work_items_claim
 from ..machines.work_item import claimed_rows
 from ..models import Run, StepRun, WorkItem
+from ..ops.logging import log_context
 from ..robots.runner import RobotRunner
 from ..states import STOP_CAUSES, RunState, StepRunState, WorkItemState
 from .commit import BatchCommit
@@ -190,4 +191,5 @@ def step_run_execute(step_run_id: int) -> str:
     except StepRun.DoesNotExist:
         return f"step run {step_run_id} no longer exists"
     runner = _runner_class(step_run.step.action)(step_run_id, step_run=step_run)
-    return runner.execute()
+    with log_context(run_id=step_run.run_id, step_run_id=step_run_id):  # JSON logs
+        return runner.execute()

@@ -30,6 +30,9 @@ from .models import AutomationSubscription, Notification, NotificationMode
 log = logging.getLogger("runs.mail")
 
 NOTIFY_STATES = frozenset({RunState.UNRESOLVED, RunState.FAILED, RunState.TIMED_OUT})
+# Not a state: a run past its SLA (runs.ops.sla) is notified under this name.
+SLA_BREACHED = "sla_breached"
+NOTICE_LABELS = {SLA_BREACHED: "overdue"}
 # A claim older than this belongs to a sender that died: the row is free again.
 CLAIM_STALE = timezone.timedelta(minutes=10)
 
@@ -61,12 +64,9 @@ def notification_recipients(automation) -> list[tuple]:
     ]
 
 
-def notifications_record(*, run_id, state: str) -> list[Notification]:
-    """Record who to tell that run `run_id` became `state` (the outbox rows).
-
-    Called by `runs.outbox` inside the transaction that moved the run, so the rows
-    commit with the move; the immediate ones are sent after the commit."""
-    run = Run.objects.select_related("automation").get(pk=run_id)
+def notifications_record(*, run: Run, state: str) -> list[Notification]:
+    """Write the outbox rows telling everyone concerned that `run` became
+    `state` (or `SLA_BREACHED`); sending is the caller's, after commit."""
     return Notification.objects.bulk_create(
         Notification(run=run, user=user, email=user.email, state=state, mode=mode)
         for user, mode in notification_recipients(run.automation)
@@ -95,7 +95,8 @@ def _context(notification: Notification) -> dict:
         "run": run,
         "automation": run.automation,
         "state": notification.state,
-        "state_label": RunState(notification.state).label,
+        "state_label": NOTICE_LABELS.get(notification.state)
+        or RunState(notification.state).label,
         "url": run_admin_url(run),
         "notification": notification,
     }

@@ -26,6 +26,7 @@ from .runs import Run, RunQuerySet, StepRun
 from ..api.models import ApiClient, ApiToken, IdempotencyKey
 from ..evidence.models import LedgerCheckpoint
 from ..mail.models import AutomationSubscription, InboundMessage, Notification
+from ..ops.models import RunSlaBreach
 from ..regression.models import TestCase, TestCaseRun
 from ..webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
@@ -44,6 +45,7 @@ __all__ = [
     "Run",
     "RunItem",
     "RunQuerySet",
+    "RunSlaBreach",
     "Sequence",
     "StepRun",
     "TestCase",

@@ -5,6 +5,7 @@ Written only by `runs.ledger`. Each index names the query it serves.
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from ..states import FailureType, RunItemOutcome
@@ -102,6 +103,13 @@ class RunItem(LedgerRecord):
             models.Index(fields=["idempotency_key"], name="run_item_idempotency_key"),
             # admin: run items search by exact subject
             models.Index(fields=["subject"], name="run_item_subject"),
+            # /metrics: failed attempts per step. Partial: failures are few, so
+            # the engine's bulk inserts of succeeded items never touch it
+            models.Index(
+                fields=["step"],
+                condition=Q(outcome=RunItemOutcome.FAILED),
+                name="run_item_failed_step",
+            ),
         ]
 
     def __str__(self):

@@ -11,7 +11,9 @@ from django.utils.translation import gettext_lazy as _
 
 from ..states import RunState
 
-EVENTS = tuple(f"run.{state}" for state in RunState.values)
+# run.<state> on every state change; run.sla_breached once per run (runs.ops.sla)
+SLA_BREACHED_EVENT = "run.sla_breached"
+EVENTS = (*(f"run.{state}" for state in RunState.values), SLA_BREACHED_EVENT)
 
 
 def new_secret() -> str:

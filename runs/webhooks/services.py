@@ -83,13 +83,15 @@ def _payload(run, event: str, before: str, after: str, delivery_id) -> str:
     )
 
 
-def deliveries_create(*, run_id, before: str, after: str, **kwargs) -> list:
+def deliveries_create(
+    *, run_id, before: str, after: str, event: str | None = None, **kwargs
+) -> list:
     """Deliveries for every active webhook of the run's automation that wants
-    `run.<after>`, written in the caller's transaction (the move's: an outbox);
-    each is queued for sending after commit."""
+    `event` (default `run.<after>`), written in the caller's transaction (the
+    move's: an outbox); each is queued for sending after commit."""
     from ..models import Run
 
-    event = f"run.{after}"
+    event = event or f"run.{after}"
     run = Run.objects.select_related("automation", "version").filter(pk=run_id).first()
     if run is None:
         return []

@@ -112,6 +112,10 @@ def test_publishing_twice_is_refused(imported):
         (lambda d: d.update(publish="yes"), "publish: must be true or false"),
         (lambda d: d.update(run_timeout_seconds=-5), "run_timeout_seconds"),
         (lambda d: d.update(owners=["nobody"]), "owners: no user named 'nobody'"),
+        (lambda d: d.update(sla_seconds=0), "sla_seconds: must be an integer >= 1"),
+        (lambda d: d.update(sla_seconds=True), "sla_seconds: must be an integer"),
+        (lambda d: d.update(sla_seconds="60"), "sla_seconds: must be an integer"),
+        (lambda d: d.update(sla_seconds=2**40), "sla_seconds: at most 31622400"),
     ],
 )
 def test_bad_definition_names_the_field_and_imports_nothing(db, mutate, message):
@@ -148,3 +152,16 @@ def test_command_reports_unparseable_files(db, tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(CommandError, match="broken.json: not valid json"):
         call_command("import_automations", str(tmp_path / "broken.json"))
+
+
+def test_sla_seconds_imports_exports_and_clears_without_a_new_version(db):
+    definition = {**CONTRACT_EXAMPLE, "sla_seconds": 900}
+    result = automation_import(definition)
+    assert result.automation.sla_seconds == 900
+    assert automation_export(result.automation)["sla_seconds"] == 900
+    # the SLA is the automation's, not the version's: no new version for it
+    again = automation_import({**CONTRACT_EXAMPLE, "sla_seconds": 1800})
+    assert not again.new_version and again.automation.sla_seconds == 1800
+    cleared = automation_import(CONTRACT_EXAMPLE)
+    assert cleared.automation.sla_seconds is None
+    assert "sla_seconds" not in automation_export(cleared.automation)
