@@ -1,0 +1,43 @@
+"""The batch commit is the engine's hot path: its statements do not grow with the
+batch (rows go in by `executemany`), and a refactor that adds one shows here."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from automations.actions import get_action
+from runs.engine import StepRunner
+from runs.machines import run_move, step_run_move
+from runs.models import StepRun
+from runs.services import run_start
+from runs.states import RunState, StepRunState
+
+# the run row (locked first), the items' settle, the outputs' and run items'
+# inserts, the run's head and counters, the step run's count, the next step's
+# start (its lock, its count of step runs and of due items, the new step run) and
+# the next batch's claim
+COMMIT_STATEMENTS = 12
+
+
+def _statements(automation, batch: int) -> int:
+    auto = automation({"action": "test.count", "batch_size": batch}, "builtin.echo")
+    run = run_start(automation=auto, inputs=[{}] * (batch * 2))
+    run_move(run, RunState.RUNNING, actor_label="engine", verb="run.started")
+    runner = StepRunner(StepRun.objects.get(run=run).pk)
+    step_run_move(runner.step_run, StepRunState.RUNNING, updates={
+        "lease_token": runner.token,
+        "lease_expires_at": timezone.now() + timezone.timedelta(seconds=30),
+    })
+    runner.spec = get_action("test.count")
+    results = runner._process(runner._claim())
+    assert len(results) == batch
+    with CaptureQueriesContext(connection) as queries:
+        claimed = runner._commit(results, claim_next=True)
+    assert len(claimed) == batch
+    return len([q for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]])
+
+
+@pytest.mark.parametrize("batch", [5, 50])
+def test_a_batch_commit_runs_a_fixed_number_of_statements(automation, batch):
+    assert _statements(automation, batch) == COMMIT_STATEMENTS
