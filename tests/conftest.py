@@ -1,8 +1,7 @@
 import pytest
-from django.contrib.auth import get_user_model
 
-import tests.actions  # noqa: F401  (registers the test actions)
-from tests.factories import make_automation
+import tests.actions
+from tests.factories import make_automation, make_user
 
 
 @pytest.fixture(autouse=True)
@@ -21,12 +20,35 @@ def automation(db):
 
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_user("alice", password="pw", is_staff=True)
+    return make_user("alice", is_staff=True)
 
 
 @pytest.fixture
 def other_user(db):
-    return get_user_model().objects.create_user("bob", password="pw", is_staff=True)
+    return make_user("bob", is_staff=True)
+
+
+# The product's roles (groups of migration runs.0002), the same for admin and API
+# tests; a test that needs one permission more or less builds its user with
+# make_user(name, [codenames]).
+@pytest.fixture
+def viewer(db):
+    return make_user("victor", role="Viewer")
+
+
+@pytest.fixture
+def operator(db):
+    return make_user("olivia", role="Operator")
+
+
+@pytest.fixture
+def author(db):
+    return make_user("ada", role="Author")
+
+
+@pytest.fixture
+def nobody(db):
+    return make_user("nina")
 
 
 @pytest.fixture

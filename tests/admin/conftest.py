@@ -1,57 +1,10 @@
-import importlib
-
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 
 from runs.engine import run_until_idle
 from runs.engine.step_runs import step_run_execute
 from runs.models import StepRun
 from runs.services import run_start
 from runs.states import StepRunState
-
-
-def groups_ensure():
-    """The groups of migration 0002 (a transactional test's flush removes them)."""
-    from django.contrib.auth.models import Permission
-
-    migration = importlib.import_module("runs.migrations.0002_admin_groups")
-    for name, perms in migration.GROUPS.items():
-        group, created = Group.objects.get_or_create(name=name)
-        if created:
-            group.permissions.add(
-                *[
-                    Permission.objects.get(
-                        content_type__app_label=perm.split(".")[0],
-                        codename=perm.split(".")[1],
-                    )
-                    for perm in perms
-                ]
-            )
-
-
-def _member(username, group, password="pw"):
-    groups_ensure()
-    user = get_user_model().objects.create_user(
-        username, password=password, is_staff=True
-    )
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-@pytest.fixture
-def viewer(db):
-    return _member("victor", "Viewer")
-
-
-@pytest.fixture
-def operator(db):
-    return _member("olivia", "Operator")
-
-
-@pytest.fixture
-def author(db):
-    return _member("ada", "Author")
 
 
 @pytest.fixture

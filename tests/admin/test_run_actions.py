@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from runs.models import AuditEvent, Run, WorkItem
 from runs.states import RunState, WorkItemState
+from tests.factories import make_user
 
 CHANGELIST = "admin:runs_run_changelist"
 
@@ -428,13 +429,8 @@ def test_operator_forcing_add_as_test_case_gets_403(login, operator, completed_r
 
 
 @pytest.mark.django_db
-def test_user_without_export_permission_forcing_export_gets_403(
-    login, completed_run, django_user_model
-):
-    from django.contrib.auth.models import Permission
-
-    user = django_user_model.objects.create_user("nox", password="pw", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_run"))
+def test_user_without_export_permission_forcing_export_gets_403(login, completed_run):
+    user = make_user("nox", ["view_run"], is_staff=True)
     run = completed_run()
     assert _bulk(login(user), "export_csv", [run], what="runs").status_code == 403
 

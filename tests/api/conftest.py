@@ -1,40 +1,16 @@
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from runs.api.models import ApiClient
 from runs.api.tokens import api_token_create
-
-OPERATOR = [
-    "view_run",
-    "stop_run",
-    "retry_run",
-    "resolve_run",
-    "archive_run",
-    "rerun_run",
-    "approve_run",
-    "trigger_run",
-    "export_run",
-]
+from tests.factories import OPERATOR, make_user  # noqa: F401  (OPERATOR: importable here too)
 
 
 @pytest.fixture(autouse=True)
 def _api_settings(settings):
     settings.RUNS_API_TRIGGER_RATE = ""
     cache.clear()
-
-
-def make_user(username, perms=(), **extra):
-    user = get_user_model().objects.create_user(username, password="pw", **extra)
-    if perms:
-        user.user_permissions.add(
-            *Permission.objects.filter(
-                content_type__app_label="runs", codename__in=perms
-            )
-        )
-    return get_user_model().objects.get(pk=user.pk)  # fresh permission cache
 
 
 def client_for(user=None, *, token=False):
@@ -49,21 +25,6 @@ def client_for(user=None, *, token=False):
         else:
             client.force_login(user)
     return client
-
-
-@pytest.fixture
-def operator(db):
-    return make_user("olivia", OPERATOR)
-
-
-@pytest.fixture
-def viewer(db):
-    return make_user("victor", ["view_run"])
-
-
-@pytest.fixture
-def nobody(db):
-    return make_user("nina")
 
 
 @pytest.fixture

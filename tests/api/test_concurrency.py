@@ -8,8 +8,9 @@ from django.db import connection, connections
 
 from runs.api.models import ApiClient, IdempotencyKey
 from runs.models import Run
+from tests.factories import OPERATOR, make_user
 
-from .conftest import OPERATOR, client_for, make_user
+from .conftest import client_for
 
 THREADS = 50
 

@@ -7,8 +7,9 @@ import pytest
 from runs.engine import run_until_idle
 from runs.models import AuditEvent, Run, WorkItem
 from runs.services import run_start
+from tests.factories import OPERATOR, make_user
 
-from .conftest import OPERATOR, client_for, make_user
+from .conftest import client_for
 
 
 def control(client, run, name, body=None):

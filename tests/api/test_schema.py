@@ -18,8 +18,7 @@ from schemathesis.specs.openapi.checks import ignored_auth
 from runs.api.tokens import api_token_create
 from runs.engine import run_until_idle
 from runs.services import run_start
-
-from .conftest import make_user
+from tests.factories import make_user
 
 MAX_EXAMPLES = 25
 

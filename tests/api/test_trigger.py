@@ -8,8 +8,9 @@ from django.utils import timezone
 from automations.services import automation_retire
 from runs.api.models import IdempotencyKey
 from runs.models import Run, WorkItem
+from tests.factories import make_user
 
-from .conftest import client_for, grant, make_user
+from .conftest import client_for, grant
 
 RUN_FIELDS = {
     "id",

@@ -9,13 +9,14 @@ from django_q.models import Schedule
 from runs.mail.models import AutomationSubscription, InboundMessage, Notification
 from runs.mail.selectors import inbound_counts
 from runs.models import Run
+from tests.factories import make_user
 
 from .conftest import eml, receive
 
 
 @pytest.fixture
-def admin_client_logged(client, django_user_model):
-    admin = django_user_model.objects.create_superuser("root", "root@x.example", "pw")
+def admin_client_logged(client, db):
+    admin = make_user("root", email="root@x.example", is_staff=True, is_superuser=True)
     client.force_login(admin)
     return client
 

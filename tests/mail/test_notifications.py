@@ -5,7 +5,6 @@ from email import message_from_bytes, policy
 
 import pytest
 from aiosmtpd.controller import Controller
-from django.contrib.auth import get_user_model
 from django.core import mail
 from django.utils import timezone
 
@@ -15,8 +14,7 @@ from runs.mail.models import AutomationSubscription, Notification
 from runs.mail.notifications import notification_digests_send, notifications_send_due
 from runs.services import run_start
 from runs.states import RunState
-
-User = get_user_model()
+from tests.factories import make_user
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +25,7 @@ def _base_url(settings):
 
 @pytest.fixture
 def owner(db):
-    return User.objects.create_user("olga", email="olga@example.com", password="pw")
+    return make_user("olga", email="olga@example.com")
 
 
 @pytest.fixture
@@ -102,10 +100,10 @@ def test_timed_out_is_notified_and_good_endings_are_not(
 def test_subscribers_preferences_and_who_is_skipped(
     watched, owner, django_capture_on_commit_callbacks
 ):
-    follower = User.objects.create_user("fred", email="fred@example.com")
-    muted_owner = User.objects.create_user("mia", email="mia@example.com")
-    no_email = User.objects.create_user("nemo", email="")
-    gone = User.objects.create_user("gus", email="gus@example.com", is_active=False)
+    follower = make_user("fred", email="fred@example.com")
+    muted_owner = make_user("mia", email="mia@example.com")
+    no_email = make_user("nemo", email="")
+    gone = make_user("gus", email="gus@example.com", is_active=False)
     watched.owners.add(muted_owner, no_email, gone)
     AutomationSubscription.objects.create(automation=watched, user=follower)
     AutomationSubscription.objects.create(

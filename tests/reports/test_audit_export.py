@@ -8,7 +8,8 @@ import pytest
 from runs.engine import run_until_idle
 from runs.exports import AUDIT_COLUMNS
 from runs.services import run_archive, run_start
-from tests.api.conftest import client_for, make_user
+from tests.api.conftest import client_for
+from tests.factories import make_user
 
 
 def _rows(response):

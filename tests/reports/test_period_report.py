@@ -12,7 +12,8 @@ from runs.models import Run
 from runs.regression.services import test_case_add
 from runs.reports import period_report
 from runs.services import run_start
-from tests.api.conftest import client_for, make_user
+from tests.api.conftest import client_for
+from tests.factories import make_user
 
 
 @pytest.fixture

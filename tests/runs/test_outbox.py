@@ -10,13 +10,13 @@ import subprocess
 import sys
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core import mail
 
 from runs.mail.models import Notification
 from runs.services import run_start
 from runs.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
 from tests.api.test_webhooks import Receiver
+from tests.factories import make_user
 from tests.runs.cluster import ROOT, cluster_env
 
 # Moves the run in a process of its own and SIGKILLs that process from the first
@@ -52,9 +52,7 @@ def test_a_kill_between_commit_and_send_loses_no_delivery_or_notification(
     automation, settings, worker_in_process
 ):
     settings.RUNS_NOTIFY_DEFAULT_MODE = "immediate"
-    owner = get_user_model().objects.create_user(
-        "olga", email="olga@example.com", password="pw"
-    )
+    owner = make_user("olga", email="olga@example.com")
     auto = automation("builtin.echo", slug="outbox")
     auto.owners.add(owner)
     with Receiver([204]) as receiver:
@@ -109,9 +107,7 @@ def test_a_move_rolled_back_leaves_no_delivery_or_notification(automation, setti
     from runs.machines import run_move
 
     settings.RUNS_NOTIFY_DEFAULT_MODE = "immediate"
-    owner = get_user_model().objects.create_user(
-        "olga", email="olga@example.com", password="pw"
-    )
+    owner = make_user("olga", email="olga@example.com")
     auto = automation("builtin.echo", slug="outbox-rollback")
     auto.owners.add(owner)
     Webhook.objects.create(automation=auto, url="http://127.0.0.1:9/hook")

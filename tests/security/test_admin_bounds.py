@@ -7,7 +7,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from tests.admin.conftest import login, viewer  # noqa: F401 (fixtures)
+from tests.admin.conftest import login  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 

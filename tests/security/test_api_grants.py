@@ -17,7 +17,8 @@ from runs.api.models import ApiClient
 from runs.engine import run_until_idle
 from runs.models import AuditEvent, Run, RunItem, WorkItem
 from runs.services import run_start
-from tests.api.conftest import OPERATOR, client_for, make_user
+from tests.api.conftest import client_for
+from tests.factories import OPERATOR, make_user
 
 EVERYTHING = OPERATOR + ["view_run"]
 

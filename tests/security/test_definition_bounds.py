@@ -17,7 +17,7 @@ from automations.definitions import (
 )
 from automations.models import Automation, Trigger
 from automations.services import schedules_sync
-from tests.admin.conftest import author, login  # noqa: F401 (fixtures)
+from tests.admin.conftest import login  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 

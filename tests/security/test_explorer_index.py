@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from runs.models import WorkItem
 from runs.services import run_start
-from tests.admin.conftest import login, viewer  # noqa: F401 (fixtures)
+from tests.admin.conftest import login  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 

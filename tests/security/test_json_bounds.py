@@ -9,7 +9,8 @@
 import pytest
 
 from runs.models import AuditEvent, Run, WorkItem
-from tests.api.conftest import client_for, make_user
+from tests.api.conftest import client_for
+from tests.factories import make_user
 from tests.robots.conftest import held_step_run  # noqa: F401 (fixture)
 
 BAD_BODIES = {
@@ -43,7 +44,7 @@ def test_json_parse_keeps_what_it_can():
 
 @pytest.fixture
 def operator(db):
-    from tests.api.conftest import OPERATOR
+    from tests.factories import OPERATOR
 
     return make_user("olivia", OPERATOR)
 

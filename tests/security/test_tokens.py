@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from runs.api.models import ApiClient, ApiToken
 from runs.api.tokens import api_token_create, api_token_revoke
 from runs.models import AuditEvent
-from tests.api.conftest import make_user
+from tests.factories import make_user
 
 
 def me(key):
