@@ -306,3 +306,19 @@ def test_the_verifier_cell_rule_is_the_csv_rule():
     for text in ["=1+1", "+3.5", "-12", "@x", "\tx", "plain", "", "-", "1e5"]:
         assert v.cell(text) == csv_safe(text)
     assert v.link_hash("a", 3, "b") == link_hash("a", 3, "b")
+
+
+def test_verify_evidence_command_needs_no_database(pack):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/nothing"}
+    env.pop("REDIS_URL", None)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "verify_evidence", str(pack)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "intact" in done.stdout
