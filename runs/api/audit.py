@@ -16,6 +16,7 @@ from ..evidence.packs import pack_response, run_pack
 from ..models import AuditEvent, Run
 from .filters import UtcIsoDateTimeFilter
 from .pagination import RunCursorPagination
+from .permissions import automations_granted, runs_visible_to
 from .serializers import ErrorSerializer
 from .views import ApiMixin
 
@@ -91,6 +92,15 @@ class AuditEventListView(ApiMixin, generics.ListAPIView):
     filter_backends = [DjangoFilterBackend]
     filterset_class = AuditEventFilter
 
+    def get_queryset(self):
+        # a token narrowed to some automations sees the events of their runs only
+        # (no configuration events: those are of every automation)
+        if automations_granted(self.request) is None:
+            return AuditEvent.objects.all()
+        return AuditEvent.objects.filter(
+            run__in=runs_visible_to(self.request).values("pk")
+        )
+
 
 class ZipRenderer(BaseRenderer):
     """Lets `Accept: application/zip` through; errors render as text."""
@@ -120,11 +130,14 @@ class ZipRenderer(BaseRenderer):
 class RunEvidenceView(ApiMixin, generics.GenericAPIView):
     """A run's evidence pack (zip), verifiable offline with `verify_evidence`."""
 
-    queryset = Run.objects.all()
+    queryset = Run.objects.all()  # for the schema; get_queryset narrows it
     lookup_value_regex = "[^/]+"
     renderer_classes = [JSONRenderer, ZipRenderer]
     serializer_class = None
     pagination_class = None
+
+    def get_queryset(self):
+        return runs_visible_to(self.request)
 
     def get(self, request, pk):
         run = self.get_object()

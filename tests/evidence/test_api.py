@@ -5,7 +5,6 @@ import zipfile
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from runs.engine import run_until_idle
@@ -15,10 +14,10 @@ from runs.services import run_archive, run_start
 
 
 def client_for(user):
+    # a person's session: a token is narrowed to its API client's automations
+    # (tests/security/test_api_grants.py walks these endpoints with one)
     client = APIClient()
-    client.credentials(
-        HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}"
-    )
+    client.force_login(user)
     return client
 
 
