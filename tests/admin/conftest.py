@@ -5,6 +5,7 @@ from runs.engine.step_runs import step_run_execute
 from runs.models import StepRun
 from runs.services import run_start
 from runs.states import StepRunState
+from tests.conftest import author, operator, viewer  # noqa: F401  (importable here too)
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from schemathesis.specs.openapi.checks import ignored_auth
 from runs.api.tokens import api_token_create
 from runs.engine import run_until_idle
 from runs.services import run_start
-from tests.factories import make_user
+
+from .conftest import make_user
 
 MAX_EXAMPLES = 25
 

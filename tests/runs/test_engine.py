@@ -23,14 +23,7 @@ from runs.services import (
     run_stop,
     work_item_decide,
 )
-from runs.states import (
-    IllegalTransition,
-    RunItemOutcome,
-    RunState,
-    StepRunState,
-    WorkItemState,
-)
-from tests.factories import make_user
+from runs.states import IllegalTransition, RunItemOutcome, RunState, StepRunState, WorkItemState
 
 
 def start_and_drain(automation_obj, inputs=None, **kwargs):
@@ -224,8 +217,8 @@ def test_four_eyes_the_starter_may_not_approve(approval_run, user):
     assert item.state == WorkItemState.AWAITING_INPUT
 
 
-def test_only_named_approvers_decide(approval_run):
-    carol = make_user("carol")
+def test_only_named_approvers_decide(approval_run, django_user_model):
+    carol = django_user_model.objects.create_user("carol")
     item = WorkItem.objects.get(run=approval_run)
     with pytest.raises(NotAllowed, match="not among the approvers: bob"):
         work_item_decide(approval_run, actor=carol, work_item_id=item.pk, decision="approve")
