@@ -155,6 +155,18 @@ def _error(status: int, detail: str, code: str) -> JsonResponse:
     return JsonResponse({"detail": detail, "code": code}, status=status)
 
 
+def _content_length(request) -> int | None:
+    """The declared body size; None when the header is not a plain number (a
+    missing header is an empty body, as for Django)."""
+    raw = request.META.get("CONTENT_LENGTH")
+    if raw is None or raw == "":
+        return 0
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    # past 18 digits it is over any limit (and int() of 4,300 digits raises)
+    return int(raw) if len(raw) <= 18 else 10**18
+
+
 @require_GET
 def file_download(request, signed):
     """A signed, expiring URL: no other credential (the client sends none)."""
@@ -186,7 +198,11 @@ def file_upload(request, signed):
         return _error(403, "invalid upload URL", "bad_signature")
     limit = min(policy["size"], runs_settings.ROBOT_MAX_FILE_BYTES)
     # refuse before Django spools the body: multipart overhead is small
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    declared = _content_length(request)
+    if declared is None:
+        return _error(
+            400, "Content-Length: must be a number of bytes (digits only)", "invalid"
+        )
     if declared > limit + 65_536:
         return _error(413, f"the upload is larger than its {limit} bytes", "too_large")
     step_run = (
