@@ -36,6 +36,12 @@ DEFAULTS = {
     "ROBOT_URL_SECONDS": 300,
     "ROBOT_LOG_BYTES": 262_144,
     "ROBOT_WORKSPACE_ID": "runs",
+    # robots the deployer registered (runs.robots.registry); definitions name one
+    "ROBOTS": {},
+    # definitions may carry their own command (the format before registration)
+    "ROBOT_COMMANDS_IN_DEFINITIONS": False,
+    # the OS user robots run as when the worker is root ("": the worker's)
+    "ROBOT_USER": "",
     # e-mail intake and notifications
     "EMAIL_MAX_MESSAGE_BYTES": 25 * 1024 * 1024,
     "EMAIL_MAX_ATTACHMENT_BYTES": 10 * 1024 * 1024,

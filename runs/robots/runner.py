@@ -14,20 +14,17 @@ as the step run's log (head and tail past RUNS_ROBOT_LOG_BYTES).
 
 import logging
 import os
+import pwd
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
-
-from automations.actions.registry import robot_parameters_problem
 
 from .. import ledger
 from ..conf import runs_settings
@@ -36,23 +33,11 @@ from ..machines import step_run_move, work_items_claim, work_items_move
 from ..machines.work_item import LeaseLost
 from ..models import Run, RunItem, StepRun, WorkItem
 from ..states import FailureType, RunItemOutcome, StepRunState, WorkItemState
-from . import tokens
+from . import registry, tokens
 
 log = logging.getLogger("runs.robots")
 
 POLL_SECONDS = 0.2
-# environment a robot inherits from the worker; everything else (database URLs,
-# secrets) stays out of its reach
-INHERITED_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TMPDIR",
-    "TZ",
-    "SYSTEMROOT",
-)
 
 
 def api_host() -> str:
@@ -60,18 +45,6 @@ def api_host() -> str:
     marker = "files/x"
     prefix = reverse("runs-robots:download", args=["x"])[: -len(marker)]
     return runs_settings.ROBOT_API_URL.rstrip("/") + prefix.rstrip("/")
-
-
-def robot_command(parameters: dict) -> list[str]:
-    """The command, with "{python}" standing for this worker's interpreter."""
-    return [part.replace("{python}", sys.executable) for part in parameters["command"]]
-
-
-def robot_cwd(parameters: dict) -> str:
-    cwd = Path(parameters.get("cwd") or ".")
-    if not cwd.is_absolute():
-        cwd = Path(getattr(settings, "BASE_DIR", Path.cwd())) / cwd
-    return str(cwd)
 
 
 def capped(text: str, limit: int) -> str:
@@ -94,13 +67,18 @@ class RobotRunner:
         self.token = step_runner.token
         self.lease = step_runner.lease
         self.stop_cause = ""
+        self.launch: registry.RobotLaunch | None = None
 
     def execute(self) -> str:
-        problem = robot_parameters_problem(self.step.parameters)
-        if problem:
+        try:
+            # what runs is the deployer's registration (or, under the deployer's
+            # flag, a definition's own command); a stored version that carries a
+            # command is refused here, its items failing with the reason
+            self.launch = registry.robot_launch(self.step.parameters)
+        except registry.RobotRefused as exc:
             from ..engine.progress import run_fail
 
-            error = f"step {self.step.name}: parameters.{problem}"
+            error = f"step {self.step.name}: {exc}"
             run_fail(self.run, error)
             self._finish(StepRunState.FAILED, error=error)
             return "run failed"
@@ -145,9 +123,12 @@ class RobotRunner:
     # -- the process -------------------------------------------------------------
 
     def environment(self, first_item_id: int) -> dict:
+        """The robot's whole environment: its registration's (never the worker's)
+        and the RC_* variables of this step run."""
+        if self.launch is None:
+            self.launch = registry.robot_launch(self.step.parameters)
         host = api_host()
-        env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
-        env.update(self.step.parameters.get("env") or {})
+        env = dict(self.launch.env)
         env.update(
             RC_WORKSPACE_ID=runs_settings.ROBOT_WORKSPACE_ID,
             RC_PROCESS_ID=self.run.automation.slug,
@@ -159,7 +140,7 @@ class RobotRunner:
             RC_API_WORKITEM_TOKEN=tokens.token_for(self.step_run, "workitem"),
             RC_API_PROCESS_HOST=host,
             RC_API_PROCESS_TOKEN=tokens.token_for(self.step_run, "process"),
-            ROBOT_ROOT=robot_cwd(self.step.parameters),
+            ROBOT_ROOT=self.launch.cwd,
             PYTHONUNBUFFERED="1",
         )
         return env
@@ -172,12 +153,13 @@ class RobotRunner:
             open(Path(artifacts) / "console.log", "w+b") as console,
         ):
             env = self.environment(first_item_id)
-            env["ROBOT_ARTIFACTS"] = str(Path(artifacts) / "output")
+            env["ROBOT_ARTIFACTS"] = str(Path(artifacts) / self.launch.artifacts_dir)
             try:
                 process = subprocess.Popen(
-                    robot_command(parameters),
-                    cwd=robot_cwd(parameters),
+                    self.launch.command,
+                    cwd=self.launch.cwd,
                     env=env,
+                    **self._as_user(artifacts),
                     stdin=subprocess.DEVNULL,
                     stdout=console,
                     stderr=subprocess.STDOUT,
@@ -195,6 +177,15 @@ class RobotRunner:
             console.seek(0)
             output = console.read().decode("utf-8", "replace")
         return process.returncode, output
+
+    def _as_user(self, artifacts: str) -> dict:
+        """Popen arguments that start the robot as RUNS_ROBOT_USER (a root worker
+        only), with none of root's groups; it owns its artifacts directory."""
+        if not self.launch.user:
+            return {}
+        entry = pwd.getpwnam(self.launch.user)
+        os.chown(artifacts, entry.pw_uid, entry.pw_gid)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
     def _watch(self, process, grace: float) -> None:
         last_heartbeat = time.monotonic()

@@ -11,9 +11,7 @@ pytestmark = pytest.mark.django_db
 def upload_url(held_step_run, client, settings):
     settings.RUNS_ROBOT_MAX_FILE_BYTES = 1000
     _run, _step_run, env = held_step_run([{"subject": "ann"}])
-    files = (
-        f"/robots/json-v1/workspaces/runs/workitems/{env['RC_WORKITEM_ID']}/files"
-    )
+    files = f"/robots/json-v1/workspaces/runs/workitems/{env['RC_WORKITEM_ID']}/files"
     response = client.post(
         files,
         {"fileName": "a.txt", "fileSize": 5},
@@ -26,7 +24,14 @@ def upload_url(held_step_run, client, settings):
 
 @pytest.mark.parametrize(
     ("length", "status"),
-    [("abc", 400), ("-1", 400), ("1e3", 400), (" ", 400), ("99999999", 413), ("9" * 5000, 413)],
+    [
+        ("abc", 400),
+        ("-1", 400),
+        ("1e3", 400),
+        (" ", 400),
+        ("99999999", 413),
+        ("9" * 5000, 413),
+    ],
 )
 def test_bad_content_length_is_a_4xx(upload_url, client, length, status):
     response = client.post(
