@@ -29,6 +29,7 @@ from .. import ledger
 from ..conf import runs_settings
 from ..engine.dispatch import step_runs_ensure
 from ..engine.step_runs import STOP_CAUSES, idempotency_key
+from ..files import content_sha256
 from ..machines import work_items_claim, work_items_move
 from ..models import Run, RunItem, StepRun, WorkItem, WorkItemFile
 from ..states import (
@@ -458,6 +459,8 @@ def file_store(session: RobotSession, item_id, name: str, upload) -> WorkItemFil
             name=name,
             size=upload.size,
             content_type=getattr(upload, "content_type", "") or "",
+            sha256=content_sha256(upload),
+            step_run_id=session.step_run.pk,
         )
         stored.file.save(_storage_name(name), upload, save=False)
         stored.save()

@@ -7,7 +7,7 @@ item, 409 an item the robot does not hold, 413 a file over the limit.
 """
 
 from django.core import signing
-from django.http import FileResponse, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -19,7 +19,8 @@ from rest_framework.views import APIView
 
 from ..api.parsers import LimitedJSONParser
 from ..conf import runs_settings
-from ..models import StepRun, WorkItemFile
+from ..files import file_response
+from ..models import StepRun
 from ..states import StepRunState
 from . import services, tokens
 from .services import RobotApiError, RobotSession
@@ -142,7 +143,7 @@ class FilesView(RobotView):
 class FileView(RobotView):
     def get(self, request, item, file, **kwargs):
         found = services.work_item_file(request.auth, item, file)
-        signed = tokens.sign({"file": found.pk}, tokens.DOWNLOAD_SALT)
+        signed = tokens.file_url_value(found)
         url = request.build_absolute_uri(reverse("runs-robots:download", args=[signed]))
         return Response({"url": url})
 
@@ -169,7 +170,8 @@ def _content_length(request) -> int | None:
 
 @require_GET
 def file_download(request, signed):
-    """A signed, expiring URL: no other credential (the client sends none)."""
+    """A signed, expiring URL of one file (its id and random token): no other
+    credential (the client sends none)."""
     try:
         value = tokens.unsign(
             signed, tokens.DOWNLOAD_SALT, runs_settings.ROBOT_URL_SECONDS
@@ -178,10 +180,10 @@ def file_download(request, signed):
         return _error(403, "this file URL has expired", "url_expired")
     except signing.BadSignature:
         return _error(403, "invalid file URL", "bad_signature")
-    found = WorkItemFile.objects.filter(pk=value.get("file")).first()
+    found = tokens.file_for_url(value)
     if found is None:
-        return _error(404, "the file no longer exists", "not_found")
-    return FileResponse(found.file.open("rb"), as_attachment=True, filename=found.name)
+        return _error(404, "no such file (or it was replaced)", "not_found")
+    return file_response(found)
 
 
 @csrf_exempt
