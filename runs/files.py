@@ -8,14 +8,21 @@ attachment can never render in the admin's origin.
 """
 
 import hashlib
+import secrets
 
 from django.http import FileResponse
 
-from .models import WorkItemFile
+# no models imported here: runs.models takes `work_item_file_token` from this module
 
 
-def file_response(found: WorkItemFile) -> FileResponse:
-    """`found` as an attachment the browser saves, never renders."""
+def work_item_file_token() -> str:
+    """A new file's random token (WorkItemFile.token's default)."""
+    return secrets.token_urlsafe(32)
+
+
+def file_response(found) -> FileResponse:
+    """`found` (a WorkItemFile) as an attachment the browser saves, never
+    renders."""
     response = FileResponse(
         found.file.open("rb"),
         as_attachment=True,

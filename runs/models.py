@@ -4,7 +4,6 @@
 RunItem) only by `runs.ledger`. Each index names the query it serves.
 """
 
-import secrets
 import uuid
 
 from django.conf import settings
@@ -15,6 +14,7 @@ from django.utils import timezone
 
 from automations.models import TriggerKind
 
+from .files import work_item_file_token
 from .states import (
     FailureType,
     RunItemOutcome,
@@ -325,10 +325,6 @@ class WorkItem(models.Model):
 
 def work_item_file_path(instance, filename):
     return f"work-items/{instance.work_item.run_id}/{instance.work_item_id}/{filename}"
-
-
-def work_item_file_token() -> str:
-    return secrets.token_urlsafe(32)
 
 
 class WorkItemFile(models.Model):

@@ -12,7 +12,7 @@ import secrets
 import django.db.models.deletion
 from django.db import migrations, models
 
-import runs.models
+import runs.files
 
 
 def fill(apps, schema_editor):
@@ -63,7 +63,7 @@ class Migration(migrations.Migration):
             model_name="workitemfile",
             name="token",
             field=models.CharField(
-                default=runs.models.work_item_file_token, editable=False, max_length=64
+                default=runs.files.work_item_file_token, editable=False, max_length=64
             ),
         ),
     ]
