@@ -13,8 +13,12 @@ from robocorp.tasks import task
 @task
 def producer():
     """Split the orders file's rows into output work items for the next step."""
+    # the template downloads into the robot's root (a fresh copy per run in Control
+    # Room); here the root is shared, so into this run's artifacts
+    artifacts = Path(os.environ["ROBOT_ARTIFACTS"])
+    artifacts.mkdir(parents=True, exist_ok=True)
     for item in workitems.inputs:
-        path = item.download_file("orders.csv")
+        path = item.get_file("orders.csv", artifacts / "orders.csv")
         for row in read_orders(path):
             workitems.outputs.create(
                 {"Name": row["Name"], "Zip": row["Zip"], "Product": row["Item"]}
