@@ -110,7 +110,8 @@ def _clean_step(raw, index: int) -> dict:
     if spec.robot:
         problem = robot_parameters_problem(step["parameters"])
         if problem:
-            raise DefinitionError(f"{path}.parameters.{problem}")
+            name = step["name"].strip()
+            raise DefinitionError(f"{path} ({name}).parameters.{problem}")
     for name, limit in STEP_LIMITS.items():
         _positive_int(step[name], f"{path}.{name}")
         if step[name] > limit:

@@ -13,6 +13,7 @@ items, two run items and an audit event, chained with the ledger's real hashes
 
 import os
 import random
+import secrets
 import statistics
 import sys
 import tempfile
@@ -23,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "runs_project.settings")
+# a throwaway database: a key made for this process (the settings need one)
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 if not os.environ.get("DATABASE_URL"):
     os.environ["RUNS_VAR_DIR"] = tempfile.mkdtemp(prefix="runs-admin-scale-")
 

@@ -12,6 +12,7 @@ the trigger throttle off. Prints figures; it is not a test.
 import argparse
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -96,6 +97,8 @@ def main():
         "LOG_LEVEL": "ERROR",
     }
     env.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
+    # a throwaway database: a key made for this process (the settings need one)
+    env.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     token = setup(env)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -18,6 +18,7 @@ runs in a forked child, so its peak RSS (VmHWM) is its own.
 
 import argparse
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -26,6 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "runs_project.settings")
+# a throwaway database: a key made for this process (the settings need one)
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 if not os.environ.get("DATABASE_URL"):
     os.environ["RUNS_VAR_DIR"] = tempfile.mkdtemp(prefix="runs-export-bench-")
 

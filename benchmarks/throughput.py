@@ -19,6 +19,7 @@ DATABASE_URL / REDIS_URL to measure PostgreSQL / the Redis broker instead.
 
 import argparse
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,8 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="runs-bench-")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
+    # a throwaway database: a key made for this process (the settings need one)
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     os.environ.update(
         DJANGO_SETTINGS_MODULE="runs_project.settings",
         RUNS_VAR_DIR=tmp,

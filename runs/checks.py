@@ -1,10 +1,13 @@
 """System checks for settings that would silently break delivery guarantees."""
 
+import os
+
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 from knox.settings import knox_settings
 
 from runs.conf import runs_settings
+from runs.robots.registry import robots_problems
 
 
 @register()
@@ -89,6 +92,38 @@ def api_token_model(app_configs=None, **kwargs):
                 hint='Set MIGRATION_MODULES = {"knox": None}: that table keeps '
                 "`flush` from truncating auth_user on PostgreSQL.",
                 id="runs.W010",
+            )
+        )
+    return errors
+
+
+@register()
+def robots_registered(app_configs=None, **kwargs):
+    """RUNS_ROBOTS entries that cannot start, and a root worker whose robots
+    would run as root."""
+    errors = [
+        Error(problem, hint="See docs/robots.md, Registering robots.", id="runs.E201")
+        for problem in robots_problems()
+    ]
+    runs_robots = runs_settings.ROBOTS or runs_settings.ROBOT_COMMANDS_IN_DEFINITIONS
+    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if runs_robots and as_root and not runs_settings.ROBOT_USER:
+        errors.append(
+            Warning(
+                "This process runs as root and RUNS_ROBOT_USER is unset: robots "
+                "would run as root.",
+                hint="Run workers as an unprivileged user, or set RUNS_ROBOT_USER.",
+                id="runs.W201",
+            )
+        )
+    if runs_settings.ROBOT_COMMANDS_IN_DEFINITIONS:
+        errors.append(
+            Warning(
+                "RUNS_ROBOT_COMMANDS_IN_DEFINITIONS is set: any Author can run a "
+                "command on the workers.",
+                hint="Register the robots in RUNS_ROBOTS and unset it "
+                "(docs/robots.md, Migrating).",
+                id="runs.W202",
             )
         )
     return errors

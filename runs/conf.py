@@ -42,6 +42,12 @@ DEFAULTS = {
     # empty: derived from SECRET_KEY), and a directory for the checkpoint log
     "LEDGER_SIGNING_KEY": "",
     "CHECKPOINT_DIR": "",
+    # robots the deployer registered (runs.robots.registry); definitions name one
+    "ROBOTS": {},
+    # definitions may carry their own command (the format before registration)
+    "ROBOT_COMMANDS_IN_DEFINITIONS": False,
+    # the OS user robots run as when the worker is root ("": the worker's)
+    "ROBOT_USER": "",
     # e-mail intake and notifications
     "EMAIL_MAX_MESSAGE_BYTES": 25 * 1024 * 1024,
     "EMAIL_MAX_ATTACHMENT_BYTES": 10 * 1024 * 1024,

@@ -5,10 +5,12 @@ name. Unset, the project runs on its embedded default: SQLite in WAL mode and th
 django-q2 ORM broker in the same database, no other service.
 """
 
+import json
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("RUNS_VAR_DIR", BASE_DIR / "var"))
@@ -33,8 +35,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
 DEBUG = env_bool("DEBUG", False)
+# Robot tokens and signed file URLs are HMACs of SECRET_KEY: a key built into the
+# code would let anyone forge them, so only a development machine (DEBUG on) may
+# start without one.
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a "
+            "long random string (python -c 'import secrets; "
+            "print(secrets.token_urlsafe(50))'), or DEBUG=1 on a development machine."
+        )
+    SECRET_KEY = "dev-only-insecure-key-debug-on"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -204,6 +217,28 @@ RUNS_ROBOT_MAX_FILE_BYTES = env_int("RUNS_ROBOT_MAX_FILE_BYTES", 52_428_800)
 RUNS_ROBOT_URL_SECONDS = env_int("RUNS_ROBOT_URL_SECONDS", 300)
 RUNS_ROBOT_LOG_BYTES = env_int("RUNS_ROBOT_LOG_BYTES", 262_144)
 RUNS_ROBOT_WORKSPACE_ID = os.environ.get("RUNS_ROBOT_WORKSPACE_ID", "runs")
+# Robots are registered here, by the deployer, never typed into a definition:
+# RUNS_ROBOTS is a JSON object of name -> {"command": [...], "cwd", "env"} or
+# {"robot_yaml": ".../robot.yaml", "task": "..."}. Unset: the demo's robot.
+if os.environ.get("RUNS_ROBOTS"):
+    try:
+        RUNS_ROBOTS = json.loads(os.environ["RUNS_ROBOTS"])
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"RUNS_ROBOTS is not valid JSON: {exc}") from None
+else:
+    RUNS_ROBOTS = {
+        "loan-review": {
+            "robot_yaml": str(BASE_DIR / "robots" / "example" / "robot.yaml"),
+            "task": "Review applications",
+        }
+    }
+# definitions that carry their own robot command (the format before robots were
+# registered) run only while this is set: see docs/robots.md, "Migrating"
+RUNS_ROBOT_COMMANDS_IN_DEFINITIONS = env_bool(
+    "RUNS_ROBOT_COMMANDS_IN_DEFINITIONS", False
+)
+# a worker running as root starts robots as this user (workers should not be root)
+RUNS_ROBOT_USER = os.environ.get("RUNS_ROBOT_USER", "")
 
 # Cache: DRF throttles count here. One process: the default local memory; several
 # processes need a shared one: CACHE_URL=redis://host:6379/1.

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runs.conf import runs_settings
+
 
 class BusinessError(Exception):
     """A deterministic failure: retrying the same input would fail again."""
@@ -112,24 +114,57 @@ def action(
     return register
 
 
+# a definition's own process: accepted only under RUNS_ROBOT_COMMANDS_IN_DEFINITIONS
+# (robots are registered by the deployer, runs.robots.registry)
+ROBOT_COMMAND_PARAMETERS = ("command", "cwd", "env")
+
+
 def robot_parameters_problem(parameters: dict) -> str:
     """What is wrong with the parameters of a robot step ("" when nothing):
-    `command` a non-empty list of strings, `cwd` a string, `env` an object of
-    strings, `grace_seconds` a number >= 0."""
-    command = parameters.get("command")
-    if (
-        not isinstance(command, list)
-        or not command
-        or not all(isinstance(part, str) and part for part in command)
-    ):
-        return "command: required, a non-empty list of strings"
-    if not isinstance(parameters.get("cwd", ""), str):
-        return "cwd: must be a string"
-    env = parameters.get("env", {})
-    if not isinstance(env, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-    ):
-        return "env: must be an object of strings"
+    `robot` names a robot registered in RUNS_ROBOTS; `grace_seconds` a number >= 0.
+    `command` (a non-empty list of strings), `cwd` and `env` (an object of strings)
+    instead of `robot` only while RUNS_ROBOT_COMMANDS_IN_DEFINITIONS is set."""
+    given = [k for k in ROBOT_COMMAND_PARAMETERS if k in parameters]
+    if "robot" in parameters:
+        if given:
+            return (
+                f"{given[0]}: a step that names a robot takes no command, cwd or env "
+                "(the robot's registration holds them)"
+            )
+        name = parameters["robot"]
+        robots = runs_settings.ROBOTS
+        if not isinstance(name, str) or not name:
+            return "robot: must be the name of a robot registered in RUNS_ROBOTS"
+        if not isinstance(robots, dict) or name not in robots:
+            known = ", ".join(sorted(robots)) if isinstance(robots, dict) else ""
+            return (
+                f"robot: no robot {name!r} is registered in RUNS_ROBOTS "
+                f"(registered: {known or 'none'})"
+            )
+    elif not runs_settings.ROBOT_COMMANDS_IN_DEFINITIONS:
+        if given:
+            return (
+                f"{given[0]}: robot commands in definitions are refused (an Author "
+                "is not the server's shell): name a robot the deployer registered in "
+                'RUNS_ROBOTS, {"robot": "NAME"}, or the deployer sets '
+                "RUNS_ROBOT_COMMANDS_IN_DEFINITIONS=1"
+            )
+        return "robot: required, the name of a robot registered in RUNS_ROBOTS"
+    else:
+        command = parameters.get("command")
+        if (
+            not isinstance(command, list)
+            or not command
+            or not all(isinstance(part, str) and part for part in command)
+        ):
+            return "command: required, a non-empty list of strings"
+        if not isinstance(parameters.get("cwd", ""), str):
+            return "cwd: must be a string"
+        env = parameters.get("env", {})
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            return "env: must be an object of strings"
     grace = parameters.get("grace_seconds", 10)
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
         return "grace_seconds: must be a number >= 0"

@@ -1,11 +1,14 @@
 """Engine and ledger tables: visible, exportable, never edited or deleted by hand."""
 
 from django.contrib import admin
-from django.urls import reverse
-from django.utils.html import format_html
+from django.http import Http404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
+from ..files import file_response
 from ..models import ActionResult, AuditEvent, RunItem, StepRun, WorkItem
 from ..resources import RunItemResource
 from .changelist import WindowPaginator
@@ -80,7 +83,7 @@ class WorkItemAdmin(BigTableAdmin):
     list_filter = ["state", "failure_type"]
     list_select_related = ["run", "step"]
     search_fields = ["=subject"]
-    readonly_fields = ["run_link"]
+    readonly_fields = ["run_link", "files_list"]
 
     def get_ordering(self, request):
         # one run's items in order (index work_item_run_order); all runs' items
@@ -92,6 +95,44 @@ class WorkItemAdmin(BigTableAdmin):
     @admin.display(description="State", ordering="state")
     def item_state(self, item):
         return state_badge(item.state)
+
+    @admin.display(description="Files")
+    def files_list(self, item):
+        files = list(item.files.order_by("name"))
+        if not files:
+            return "-"
+        return format_html_join(
+            mark_safe("<br>"),
+            '<a href="{}" download>{}</a> ({} bytes, sha256 <code>{}</code>)',
+            (
+                (
+                    reverse("admin:runs_workitem_file_download", args=[item.pk, f.pk]),
+                    f.name,
+                    f.size,
+                    f.sha256 or "-",
+                )
+                for f in files
+            ),
+        )
+
+    def get_urls(self):
+        download = path(
+            "<int:item_id>/files/<int:file_id>/download/",
+            self.admin_site.admin_view(self.file_download_view),
+            name="runs_workitem_file_download",
+        )
+        return [download, *super().get_urls()]
+
+    def file_download_view(self, request, item_id, file_id):
+        """A work item's file, as a download, for whoever may view the work item
+        (its run); anyone else gets a 404, as for a file that does not exist."""
+        if not self.has_view_permission(request):
+            raise Http404("no such file")
+        item = self.get_queryset(request).filter(pk=item_id).first()
+        found = item and item.files.filter(pk=file_id).first()
+        if found is None:
+            raise Http404("no such file")
+        return file_response(found)
 
 
 @admin.register(RunItem)

@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from . import audit, reports, views
+from . import audit, files, reports, views
 
 app_name = "runs-api"
 
@@ -35,6 +35,12 @@ urlpatterns = [
     ),
     path("runs/<str:pk>/items/", views.RunItemsView.as_view(), name="run-items"),
     path("", include(audit.urls)),  # audit events, evidence packs (issue 14)
+    path("runs/<str:pk>/files/", files.RunFilesView.as_view(), name="run-files"),
+    path(
+        "runs/<str:pk>/files/<int:file_id>/download/",
+        files.RunFileDownloadView.as_view(),
+        name="run-file-download",
+    ),
     path("", include(router.urls)),
     re_path(r"^.*$", views.api_not_found),
 ]

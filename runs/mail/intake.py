@@ -32,6 +32,7 @@ from django.db import IntegrityError, transaction
 from automations.models import Trigger, TriggerKind
 
 from ..conf import runs_settings
+from ..files import content_sha256
 from ..models import Run, WorkItemFile
 from ..services.errors import RunsError
 from ..services.starting import run_start
@@ -231,6 +232,7 @@ def _start(parsed: ParsedMessage, *, trigger: Trigger, source: str):
                     name=attachment.name,
                     size=attachment.size,
                     content_type=attachment.content_type[:200],
+                    sha256=content_sha256(attachment.data),
                 )
                 row.file.save(attachment.name, ContentFile(attachment.data), save=False)
                 stored.append((row.file.storage, row.file.name))

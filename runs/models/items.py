@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ..files import work_item_file_token
 from ..states import FailureType, WorkItemState
 from .conditions import one_of
 from .runs import Run, StepRun
@@ -106,11 +107,30 @@ def work_item_file_path(instance, filename):
 
 
 class WorkItemFile(models.Model):
+    """A file of a work item (an e-mail attachment, a robot's upload). Served only
+    through permission-checked views and signed URLs, never from MEDIA_URL."""
+
     work_item = models.ForeignKey(WorkItem, on_delete=models.CASCADE, related_name="files")
     name = models.CharField(max_length=255)
     file = models.FileField(upload_to=work_item_file_path, max_length=500)
     size = models.PositiveBigIntegerField(default=0)
     content_type = models.CharField(max_length=200, blank=True)
+    # hex SHA-256 of the content, written with it (blank: a row older than it whose
+    # file could not be read at migration)
+    sha256 = models.CharField(max_length=64, blank=True)
+    # random, per file: a signed download URL names it, so a URL made with the
+    # signing key alone (or another file's URL) opens nothing
+    token = models.CharField(
+        max_length=64, default=work_item_file_token, editable=False
+    )
+    # the robot's step run that uploaded it (none for e-mail attachments)
+    step_run = models.ForeignKey(
+        "StepRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="files",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from .. import ledger
 from ..conf import runs_settings
+from ..files import content_sha256
 from ..machines.work_item import HELD_UNTIL
 from ..models import WorkItem, WorkItemFile
 from ..states import WorkItemState
@@ -230,6 +231,8 @@ def file_store(session: RobotSession, item_id, name: str, upload) -> WorkItemFil
             name=name,
             size=upload.size,
             content_type=getattr(upload, "content_type", "") or "",
+            sha256=content_sha256(upload),
+            step_run_id=session.step_run.pk,
         )
         stored.file.save(_storage_name(name), upload, save=False)
         stored.save()

@@ -14,18 +14,15 @@ as the step run's log (head and tail past RUNS_ROBOT_LOG_BYTES).
 
 import logging
 import os
+import pwd
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
-
-from automations.actions.registry import robot_parameters_problem
 
 from ..conf import runs_settings
 from ..engine.lease import LeasedStepRun, stop_cause
@@ -34,23 +31,11 @@ from ..machines import work_items_claim
 from ..machines.attempt import attempts_fail
 from ..models import WorkItem
 from ..states import STOP_CAUSES, StepRunState, WorkItemState
-from . import tokens
+from . import registry, tokens
 
 log = logging.getLogger("runs.robots")
 
 POLL_SECONDS = 0.2
-# environment a robot inherits from the worker; everything else (database URLs,
-# secrets) stays out of its reach
-INHERITED_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TMPDIR",
-    "TZ",
-    "SYSTEMROOT",
-)
 
 
 def api_host() -> str:
@@ -58,18 +43,6 @@ def api_host() -> str:
     marker = "files/x"
     prefix = reverse("runs-robots:download", args=["x"])[: -len(marker)]
     return runs_settings.ROBOT_API_URL.rstrip("/") + prefix.rstrip("/")
-
-
-def robot_command(parameters: dict) -> list[str]:
-    """The command, with "{python}" standing for this worker's interpreter."""
-    return [part.replace("{python}", sys.executable) for part in parameters["command"]]
-
-
-def robot_cwd(parameters: dict) -> str:
-    cwd = Path(parameters.get("cwd") or ".")
-    if not cwd.is_absolute():
-        cwd = Path(getattr(settings, "BASE_DIR", Path.cwd())) / cwd
-    return str(cwd)
 
 
 def capped(text: str, limit: int) -> str:
@@ -85,11 +58,16 @@ class RobotRunner(LeasedStepRun):
     `LeasedStepRun`: the same start, heartbeat and end as a Python step run)."""
 
     stopped_by = ""  # the stop cause the robot was signalled for
+    launch: "registry.RobotLaunch | None" = None
 
     def work(self) -> str:
-        problem = robot_parameters_problem(self.step.parameters)
-        if problem:
-            error = f"step {self.step.name}: parameters.{problem}"
+        try:
+            # what runs is the deployer's registration (or, under the deployer's
+            # flag, a definition's own command); a stored version that carries a
+            # command is refused here, its items failing with the reason
+            self.launch = registry.robot_launch(self.step.parameters)
+        except registry.RobotRefused as exc:
+            error = f"step {self.step.name}: {exc}"
             run_fail(self.run, error)
             self.finish(StepRunState.FAILED, error=error)
             return "run failed"
@@ -131,9 +109,12 @@ class RobotRunner(LeasedStepRun):
     # -- the process -------------------------------------------------------------
 
     def environment(self, first_item_id: int) -> dict:
+        """The robot's whole environment: its registration's (never the worker's)
+        and the RC_* variables of this step run."""
+        if self.launch is None:
+            self.launch = registry.robot_launch(self.step.parameters)
         host = api_host()
-        env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
-        env.update(self.step.parameters.get("env") or {})
+        env = dict(self.launch.env)
         env.update(
             RC_WORKSPACE_ID=runs_settings.ROBOT_WORKSPACE_ID,
             RC_PROCESS_ID=self.run.automation.slug,
@@ -145,7 +126,7 @@ class RobotRunner(LeasedStepRun):
             RC_API_WORKITEM_TOKEN=tokens.token_for(self.step_run, "workitem"),
             RC_API_PROCESS_HOST=host,
             RC_API_PROCESS_TOKEN=tokens.token_for(self.step_run, "process"),
-            ROBOT_ROOT=robot_cwd(self.step.parameters),
+            ROBOT_ROOT=self.launch.cwd,
             PYTHONUNBUFFERED="1",
         )
         return env
@@ -158,12 +139,13 @@ class RobotRunner(LeasedStepRun):
             open(Path(artifacts) / "console.log", "w+b") as console,
         ):
             env = self.environment(first_item_id)
-            env["ROBOT_ARTIFACTS"] = str(Path(artifacts) / "output")
+            env["ROBOT_ARTIFACTS"] = str(Path(artifacts) / self.launch.artifacts_dir)
             try:
                 process = subprocess.Popen(
-                    robot_command(parameters),
-                    cwd=robot_cwd(parameters),
+                    self.launch.command,
+                    cwd=self.launch.cwd,
                     env=env,
+                    **self._as_user(artifacts),
                     stdin=subprocess.DEVNULL,
                     stdout=console,
                     stderr=subprocess.STDOUT,
@@ -181,6 +163,15 @@ class RobotRunner(LeasedStepRun):
             console.seek(0)
             output = console.read().decode("utf-8", "replace")
         return process.returncode, output
+
+    def _as_user(self, artifacts: str) -> dict:
+        """Popen arguments that start the robot as RUNS_ROBOT_USER (a root worker
+        only), with none of root's groups; it owns its artifacts directory."""
+        if not self.launch.user:
+            return {}
+        entry = pwd.getpwnam(self.launch.user)
+        os.chown(artifacts, entry.pw_uid, entry.pw_gid)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
     def _watch(self, process, grace: float) -> None:
         term_sent = None

@@ -10,7 +10,7 @@ running under that lease, so a token dies with its step run.
 from django.core import signing
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from ..models import StepRun
+from ..models import StepRun, WorkItemFile
 from ..states import StepRunState
 
 PREFIX = "rc1"
@@ -70,6 +70,24 @@ def step_run_for(token: str, scope: str) -> StepRun:
 
 DOWNLOAD_SALT = "runs.robots.file.download"
 UPLOAD_SALT = "runs.robots.file.upload"
+
+
+def file_url_value(found) -> str:
+    """The signed part of a file's download URL: its id and its random token
+    (checked against the row), expiring after RUNS_ROBOT_URL_SECONDS."""
+    return sign({"file": found.pk, "token": found.token}, DOWNLOAD_SALT)
+
+
+def file_for_url(value: dict):
+    """The file a verified URL value names, or None (unknown file, or a token that
+    is not this file's: a URL signed without it, or made for another file)."""
+    file_id, token = value.get("file"), value.get("token")
+    if not isinstance(file_id, int) or not isinstance(token, str) or not token:
+        return None
+    found = WorkItemFile.objects.filter(pk=file_id).first()
+    if found is None or not constant_time_compare(found.token, token):
+        return None
+    return found
 
 
 def sign(value: dict, salt: str) -> str:

@@ -7,7 +7,7 @@ item, 409 an item the robot does not hold, 413 a file over the limit.
 """
 
 from django.core import signing
-from django.http import FileResponse, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -19,7 +19,8 @@ from rest_framework.views import APIView
 
 from ..api.parsers import LimitedJSONParser
 from ..conf import runs_settings
-from ..models import StepRun, WorkItemFile
+from ..files import file_response
+from ..models import StepRun
 from ..states import StepRunState
 from . import outputs, services, tokens
 from .services import RobotApiError, RobotSession
@@ -142,7 +143,7 @@ class FilesView(RobotView):
 class FileView(RobotView):
     def get(self, request, item, file, **kwargs):
         found = outputs.work_item_file(request.auth, item, file)
-        signed = tokens.sign({"file": found.pk}, tokens.DOWNLOAD_SALT)
+        signed = tokens.file_url_value(found)
         url = request.build_absolute_uri(reverse("runs-robots:download", args=[signed]))
         return Response({"url": url})
 
@@ -155,9 +156,22 @@ def _error(status: int, detail: str, code: str) -> JsonResponse:
     return JsonResponse({"detail": detail, "code": code}, status=status)
 
 
+def _content_length(request) -> int | None:
+    """The declared body size; None when the header is not a plain number (a
+    missing header is an empty body, as for Django)."""
+    raw = request.META.get("CONTENT_LENGTH")
+    if raw is None or raw == "":
+        return 0
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    # past 18 digits it is over any limit (and int() of 4,300 digits raises)
+    return int(raw) if len(raw) <= 18 else 10**18
+
+
 @require_GET
 def file_download(request, signed):
-    """A signed, expiring URL: no other credential (the client sends none)."""
+    """A signed, expiring URL of one file (its id and random token): no other
+    credential (the client sends none)."""
     try:
         value = tokens.unsign(
             signed, tokens.DOWNLOAD_SALT, runs_settings.ROBOT_URL_SECONDS
@@ -166,10 +180,10 @@ def file_download(request, signed):
         return _error(403, "this file URL has expired", "url_expired")
     except signing.BadSignature:
         return _error(403, "invalid file URL", "bad_signature")
-    found = WorkItemFile.objects.filter(pk=value.get("file")).first()
+    found = tokens.file_for_url(value)
     if found is None:
-        return _error(404, "the file no longer exists", "not_found")
-    return FileResponse(found.file.open("rb"), as_attachment=True, filename=found.name)
+        return _error(404, "no such file (or it was replaced)", "not_found")
+    return file_response(found)
 
 
 @csrf_exempt
@@ -186,7 +200,11 @@ def file_upload(request, signed):
         return _error(403, "invalid upload URL", "bad_signature")
     limit = min(policy["size"], runs_settings.ROBOT_MAX_FILE_BYTES)
     # refuse before Django spools the body: multipart overhead is small
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    declared = _content_length(request)
+    if declared is None:
+        return _error(
+            400, "Content-Length: must be a number of bytes (digits only)", "invalid"
+        )
     if declared > limit + 65_536:
         return _error(413, f"the upload is larger than its {limit} bytes", "too_large")
     step_run = (

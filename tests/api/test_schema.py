@@ -40,6 +40,8 @@ def test_schema_is_served_and_lists_every_endpoint(client, db):
         "/api/v1/runs/{id}/items/": ["get"],
         "/api/v1/runs/{id}/evidence.zip": ["get"],
         "/api/v1/audit-events/": ["get"],
+        "/api/v1/runs/{id}/files/": ["get"],
+        "/api/v1/runs/{id}/files/{file_id}/download/": ["get"],
         **{
             f"/api/v1/runs/{{id}}/{name}/": ["post"]
             for name in (

@@ -22,12 +22,27 @@ def robot_server(live_server, settings):
 
 
 @pytest.fixture
+def register_robot(settings):
+    """Register a robot as the deployer would (RUNS_ROBOTS); returns the step
+    parameters that name it."""
+
+    def register(name="robot", *, grace_seconds=None, **spec):
+        settings.RUNS_ROBOTS = {**settings.RUNS_ROBOTS, name: spec}
+        parameters = {"robot": name}
+        if grace_seconds is not None:
+            parameters["grace_seconds"] = grace_seconds
+        return parameters
+
+    return register
+
+
+@pytest.fixture
 def python():
     return sys.executable
 
 
 @pytest.fixture
-def held_step_run(automation):
+def held_step_run(automation, register_robot):
     """A robot step run in the state the runner leaves it while its robot works:
     running under a lease, its first item claimed. Returns (run, step_run, env)."""
     import uuid
@@ -47,7 +62,7 @@ def held_step_run(automation):
                 "action": "builtin.robot",
                 "max_attempts": 2,
                 "retry_backoff_seconds": 0,
-                "parameters": {"command": ["true"]},
+                "parameters": register_robot("true", command=["true"]),
             },
             *steps,
         )

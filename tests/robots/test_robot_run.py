@@ -22,19 +22,19 @@ from .conftest import EXAMPLE, robocorp_command
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 
-def robot_step(tmp_path, **extra):
+def robot_step(register_robot, tmp_path):
     return {
         "name": "review",
         "action": "builtin.robot",
         "max_attempts": 2,
         "retry_backoff_seconds": 0,
-        "parameters": {
-            "command": robocorp_command(),
-            "cwd": str(EXAMPLE),
-            "env": {"FLAKY_MARKER_DIR": str(tmp_path)},
-            "grace_seconds": 5,
-            **extra,
-        },
+        "parameters": register_robot(
+            "loan-review",
+            command=robocorp_command(),
+            cwd=str(EXAMPLE),
+            env={"FLAKY_MARKER_DIR": str(tmp_path)},
+            grace_seconds=5,
+        ),
     }
 
 
@@ -46,8 +46,12 @@ APPLICATIONS = [
 ]
 
 
-def test_example_robot_runs_as_a_step(robot_server, automation, tmp_path):
-    auto = automation(robot_step(tmp_path), {"name": "file", "action": "builtin.echo"})
+def test_example_robot_runs_as_a_step(
+    robot_server, automation, tmp_path, register_robot
+):
+    auto = automation(
+        robot_step(register_robot, tmp_path), {"name": "file", "action": "builtin.echo"}
+    )
     run = run_start(automation=auto, inputs=APPLICATIONS)
     run_until_idle(run)
     run.refresh_from_db()
@@ -113,7 +117,7 @@ def test_example_robot_runs_as_a_step(robot_server, automation, tmp_path):
 
 
 def test_robot_that_exits_non_zero_fails_its_item_as_application_error(
-    robot_server, automation, tmp_path
+    robot_server, automation, tmp_path, register_robot
 ):
     script = tmp_path / "crash.py"
     script.write_text("import sys\nprint('about to crash')\nsys.exit(3)\n")
@@ -123,7 +127,7 @@ def test_robot_that_exits_non_zero_fails_its_item_as_application_error(
             "action": "builtin.robot",
             "max_attempts": 2,
             "retry_backoff_seconds": 0,
-            "parameters": {"command": ["{python}", str(script)]},
+            "parameters": register_robot(command=["{python}", str(script)]),
         }
     )
     run = run_start(automation=auto, inputs=[{"subject": "ann"}])
@@ -149,7 +153,7 @@ def test_robot_that_exits_non_zero_fails_its_item_as_application_error(
 
 
 def test_robot_log_and_exit_code_show_in_admin(
-    robot_server, automation, tmp_path, admin_client
+    robot_server, automation, tmp_path, admin_client, register_robot
 ):
     script = tmp_path / "noisy.py"
     script.write_text(
@@ -159,7 +163,7 @@ def test_robot_log_and_exit_code_show_in_admin(
         {
             "name": "review",
             "action": "builtin.robot",
-            "parameters": {"command": ["{python}", str(script)]},
+            "parameters": register_robot(command=["{python}", str(script)]),
         }
     )
     run = run_start(automation=auto, inputs=[{"subject": "ann"}])

@@ -18,19 +18,20 @@ from .conftest import ROBOTS, robocorp_command
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 
-def robot_automation(automation, task, started, grace=1):
+def robot_automation(automation, register_robot, task, started, grace=1):
     return automation(
         {
             "name": "robot",
             "action": "builtin.robot",
             "max_attempts": 3,
             "retry_backoff_seconds": 0,
-            "parameters": {
-                "command": robocorp_command(task),
-                "cwd": str(ROBOTS),
-                "env": {"STARTED_DIR": str(started)},
-                "grace_seconds": grace,
-            },
+            "parameters": register_robot(
+                task,
+                command=robocorp_command(task),
+                cwd=str(ROBOTS),
+                env={"STARTED_DIR": str(started)},
+                grace_seconds=grace,
+            ),
         },
         "builtin.echo",
     )
@@ -69,10 +70,10 @@ def pid_alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("task", ["slow", "stubborn"])
-def test_terminate_mid_robot(robot_server, automation, tmp_path, task):
+def test_terminate_mid_robot(robot_server, automation, tmp_path, task, register_robot):
     started = tmp_path / "started"
     started.mkdir()
-    auto = robot_automation(automation, task, started, grace=1)
+    auto = robot_automation(automation, register_robot, task, started, grace=1)
     run = run_start(automation=auto, inputs=[{"subject": "a"}, {"subject": "b"}])
     thread, errors = stop_when_started(run, started, step_runs="terminate")
     began = time.monotonic()
@@ -111,10 +112,12 @@ def test_terminate_mid_robot(robot_server, automation, tmp_path, task):
     assert verify_chain(run) is None
 
 
-def test_complete_lets_the_robot_finish_its_item(robot_server, automation, tmp_path):
+def test_complete_lets_the_robot_finish_its_item(
+    robot_server, automation, tmp_path, register_robot
+):
     started = tmp_path / "started"
     started.mkdir()
-    auto = robot_automation(automation, "careful", started)
+    auto = robot_automation(automation, register_robot, "careful", started)
     run = run_start(automation=auto, inputs=[{"subject": "a"}, {"subject": "b"}])
     thread, errors = stop_when_started(run, started, step_runs="complete")
     run_until_idle(run)

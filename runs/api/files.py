@@ -1,0 +1,95 @@
+"""A run's files (e-mail attachments, robot uploads): listed with their digests and
+download links, downloaded as attachments (runs.files), for whoever may view the
+run; anyone else gets what they get for the run itself (403 without `view_run`,
+404 for a run or file they cannot see)."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.generics import get_object_or_404
+from rest_framework.reverse import reverse
+
+from ..files import file_response
+from ..models import Run, WorkItemFile
+from .pagination import IdCursorPagination
+from .serializers import ErrorSerializer
+from .views import ApiMixin
+
+ERRORS = {
+    code: OpenApiResponse(ErrorSerializer, description=text)
+    for code, text in {
+        400: "Invalid cursor",
+        401: "Not authenticated",
+        403: "Authenticated but not allowed",
+        404: "Unknown run or file",
+    }.items()
+}
+
+
+class RunFileSerializer(serializers.ModelSerializer):
+    step = serializers.CharField(source="work_item.step.name", read_only=True)
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WorkItemFile
+        fields = [
+            "id",
+            "name",
+            "size",
+            "sha256",
+            "content_type",
+            "work_item",
+            "step",
+            "step_run",
+            "created_at",
+            "download_url",
+        ]
+        read_only_fields = fields
+
+    def get_download_url(self, found) -> str:
+        return reverse(
+            "runs-api:run-file-download",
+            args=[found.work_item.run_id, found.pk],
+            request=self.context.get("request"),
+        )
+
+
+class _RunFiles(ApiMixin):
+    def run(self) -> Run:
+        # the run lookup of the other run children (views._RunChildren): a run
+        # the caller may not see is a 404 here too
+        return get_object_or_404(Run.objects.only("pk"), pk=self.kwargs["pk"])
+
+    def get_queryset(self):
+        return WorkItemFile.objects.filter(work_item__run=self.run()).select_related(
+            "work_item__step"
+        )
+
+
+@extend_schema(tags=["runs"], responses={200: RunFileSerializer(many=True), **ERRORS})
+class RunFilesView(_RunFiles, generics.ListAPIView):
+    """The run's work item files, oldest first, with download links."""
+
+    serializer_class = RunFileSerializer
+    pagination_class = IdCursorPagination
+
+
+@extend_schema(
+    tags=["runs"],
+    responses={
+        (200, "application/octet-stream"): OpenApiTypes.BINARY,
+        **{k: v for k, v in ERRORS.items() if k != 400},
+    },
+)
+class RunFileDownloadView(_RunFiles, generics.GenericAPIView):
+    """One file of the run, as an attachment (`application/octet-stream`)."""
+
+    serializer_class = RunFileSerializer
+
+    def perform_content_negotiation(self, request, force=False):
+        # the answer is the file whatever the Accept header says (errors: JSON)
+        return super().perform_content_negotiation(request, force=True)
+
+    def get(self, request, pk, file_id):
+        found = get_object_or_404(self.get_queryset(), pk=file_id)
+        return file_response(found)

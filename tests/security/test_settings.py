@@ -1,0 +1,63 @@
+"""Finding 2 (first half): with no SECRET_KEY the project must not start on a
+built-in key (anyone could forge signed file URLs and robot tokens with it)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(tmp_path, **env) -> subprocess.CompletedProcess:
+    """Load the project's settings in a fresh process, with `env` only."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "REDIS_URL"}
+    }
+    clean.update(
+        DJANGO_SETTINGS_MODULE="runs_project.settings",
+        RUNS_VAR_DIR=str(tmp_path),
+        **env,
+    )
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import django; django.setup(); from django.conf import settings; "
+                "print('key', len(settings.SECRET_KEY))"
+            ),
+        ],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_no_secret_key_and_debug_off_refuses_to_start(tmp_path):
+    done = start(tmp_path, DEBUG="0")
+    assert done.returncode != 0
+    assert "ImproperlyConfigured" in done.stderr
+    assert "SECRET_KEY" in done.stderr and "DEBUG" in done.stderr
+
+
+def test_an_empty_secret_key_is_no_key(tmp_path):
+    done = start(tmp_path, DEBUG="0", SECRET_KEY="")
+    assert done.returncode != 0 and "ImproperlyConfigured" in done.stderr
+
+
+def test_a_given_secret_key_is_used(tmp_path):
+    done = start(tmp_path, DEBUG="0", SECRET_KEY="k" * 60)
+    assert done.returncode == 0, done.stderr
+    assert "key 60" in done.stdout
+
+
+def test_debug_on_still_starts_without_a_key(tmp_path):
+    # ./dev up exports DEBUG=1 on a developer's machine
+    done = start(tmp_path, DEBUG="1")
+    assert done.returncode == 0, done.stderr
