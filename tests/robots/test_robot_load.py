@@ -4,6 +4,8 @@ Outputs and their files are made once per input item whatever the client's retri
 and replays, an upload racing a release fails no item, and the next step sees each
 output once (only after the robot released the input that produced it)."""
 
+import json
+
 import pytest
 from django.core.management import call_command
 
@@ -26,7 +28,7 @@ APPLICATIONS = 40
 
 @pytest.mark.parametrize("attempt", range(2))
 def test_forty_applications_make_one_output_and_one_letter_each(
-    robot_server, tmp_path, attempt
+    robot_server, tmp_path, attempt, register_robot, settings
 ):
     with IdempotentEndpoint() as endpoint:
         auto = make_automation(
@@ -36,11 +38,12 @@ def test_forty_applications_make_one_output_and_one_letter_each(
                 "concurrency": 2,
                 "max_attempts": 3,
                 "retry_backoff_seconds": 0,
-                "parameters": {
-                    "command": robocorp_command(),
-                    "cwd": str(EXAMPLE),
-                    "grace_seconds": 5,
-                },
+                "parameters": register_robot(
+                    "loan-review-load",
+                    command=robocorp_command(),
+                    cwd=str(EXAMPLE),
+                    grace_seconds=5,
+                ),
             },
             {
                 "name": "notify",
@@ -58,6 +61,8 @@ def test_forty_applications_make_one_output_and_one_letter_each(
             RUNS_LEASE_SECONDS="60",
             RUNS_STEP_RUN_BUDGET_SECONDS="30",
             RUNS_ROBOT_API_URL=robot_server.url,
+            # the cluster's processes read the registration from the environment
+            RUNS_ROBOTS=json.dumps(settings.RUNS_ROBOTS),
             MEDIA_ROOT=str(tmp_path / "media"),
         )
         inputs = [

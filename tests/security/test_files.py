@@ -19,7 +19,7 @@ from django.urls import clear_url_caches, reverse
 
 from runs.models import WorkItemFile
 from runs.robots import tokens
-from tests.admin.conftest import _member
+from tests.factories import make_user
 from tests.mail.conftest import receive
 
 pytestmark = pytest.mark.django_db
@@ -141,7 +141,7 @@ def test_robot_uploads_get_a_digest_and_a_fresh_token(held_step_run, client):
 
 
 def test_the_admin_work_item_page_links_its_files(client, mailed_file):
-    client.force_login(_member("victor", "Viewer"))
+    client.force_login(make_user("victor", role="Viewer"))
     page = client.get(
         reverse("admin:runs_workitem_change", args=[mailed_file.work_item_id])
     )
@@ -166,7 +166,7 @@ def test_the_admin_download_is_refused_to_others(
     staff = django_user_model.objects.create_user("sam", password="pw", is_staff=True)
     client.force_login(staff)  # staff, but may not view runs
     assert client.get(download).status_code == 404
-    client.force_login(_member("victor", "Viewer"))
+    client.force_login(make_user("victor", role="Viewer"))
     wrong_item = reverse(
         "admin:runs_workitem_file_download",
         args=[mailed_file.work_item_id + 1000, mailed_file.pk],
@@ -178,7 +178,7 @@ def test_the_admin_download_is_refused_to_others(
 
 
 def test_the_api_lists_a_runs_files_with_download_links(client, mailed_file):
-    client.force_login(_member("victor", "Viewer"))
+    client.force_login(make_user("victor", role="Viewer"))
     run = mailed_file.work_item.run
     response = client.get(f"/api/v1/runs/{run.pk}/files/")
     assert response.status_code == 200
@@ -206,7 +206,7 @@ def test_the_api_refuses_files_to_others(client, mailed_file, django_user_model)
     client.force_login(nobody)
     assert client.get(listing).status_code == 403
     assert client.get(download).status_code == 403
-    client.force_login(_member("victor", "Viewer"))
+    client.force_login(make_user("victor", role="Viewer"))
     other_run = "00000000-0000-0000-0000-000000000000"
     assert client.get(f"/api/v1/runs/{other_run}/files/").status_code == 404
     response = client.get(f"/api/v1/runs/{other_run}/files/{mailed_file.pk}/download/")

@@ -23,7 +23,7 @@ from runs.models import Run, WorkItem
 from runs.robots.registry import RobotRefused, robot_launch
 from runs.services import run_start
 from runs.states import RunState, WorkItemState
-from tests.admin.conftest import _member
+from tests.factories import make_user
 
 SHELL = ["/bin/sh", "-c", "id > /tmp/x; cat /proc/$PPID/environ"]
 
@@ -89,7 +89,7 @@ def test_import_automations_command_refuses_it_too(tmp_path):
 
 @pytest.mark.django_db
 def test_admin_import_refuses_it_for_an_author(client):
-    client.force_login(_member("ada", "Author"))
+    client.force_login(make_user("ada", role="Author"))
     upload = io.BytesIO(json.dumps([definition({"command": SHELL})]).encode())
     upload.name = "defs.json"
     page = client.post(
