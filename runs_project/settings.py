@@ -90,9 +90,13 @@ TEMPLATES = [
 # Database: DATABASE_URL, or SQLite tuned for a queue in the same file (WAL, so
 # readers never block the writer; IMMEDIATE, so a writing transaction takes the write
 # lock up front instead of failing on upgrade; a busy timeout instead of "locked").
+# CONN_MAX_AGE (seconds; 0: a connection per request) keeps connections across
+# requests in the production server (docs/deploy.md), checked before reuse.
 DATABASES = {
     "default": dj_database_url.config(
-        default=f"sqlite:///{VAR_DIR / 'runs.sqlite3'}", conn_max_age=0
+        default=f"sqlite:///{VAR_DIR / 'runs.sqlite3'}",
+        conn_max_age=env_int("CONN_MAX_AGE", 0),
+        conn_health_checks=env_bool("CONN_HEALTH_CHECKS", True),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -117,7 +117,8 @@ def test_production_server_and_two_clusters_survive_a_sigterm(db):
             SECRET_KEY=uuid.uuid4().hex * 2, DEBUG="0", RUNS_LEASE_SECONDS=5
         )
         with (
-            production_server(env) as base,
+            # the web as docs/deploy.md runs it on PostgreSQL: persistent connections
+            production_server({**env, "CONN_MAX_AGE": "60"}) as base,
             processes(["qcluster"], ["qcluster"], ["housekeeping", "--every", "1"],
                       env=env) as (first, second, _housekeeping),
         ):

@@ -108,3 +108,19 @@ def test_a_malformed_proxy_ssl_header_is_refused_with_the_expected_form(tmp_path
     )
     assert result.returncode != 0
     assert "HTTP_HEADER_NAME,value" in result.stderr
+
+
+def test_persistent_connections_follow_the_environment(tmp_path):
+    script = (
+        "from django.conf import settings; d = settings.DATABASES['default']; "
+        "print((d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS']))"
+    )
+
+    def database(env):
+        result = manage("shell", "-c", script, env=env, tmp_path=tmp_path)
+        assert result.returncode == 0, result.stderr
+        return ast.literal_eval(result.stdout.strip().splitlines()[-1])
+
+    # a connection per request unless asked; reused ones are checked first
+    assert database({}) == (0, True)
+    assert database({"CONN_MAX_AGE": "60"}) == (60, True)
