@@ -72,6 +72,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # static files from the application server itself (admin CSS, API docs assets)
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -103,9 +105,13 @@ TEMPLATES = [
 # Database: DATABASE_URL, or SQLite tuned for a queue in the same file (WAL, so
 # readers never block the writer; IMMEDIATE, so a writing transaction takes the write
 # lock up front instead of failing on upgrade; a busy timeout instead of "locked").
+# CONN_MAX_AGE (seconds; 0: a connection per request) keeps connections across
+# requests in the production server (docs/deploy.md), checked before reuse.
 DATABASES = {
     "default": dj_database_url.config(
-        default=f"sqlite:///{VAR_DIR / 'runs.sqlite3'}", conn_max_age=0
+        default=f"sqlite:///{VAR_DIR / 'runs.sqlite3'}",
+        conn_max_age=env_int("CONN_MAX_AGE", 0),
+        conn_health_checks=env_bool("CONN_HEALTH_CHECKS", True),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -134,6 +140,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+# gzip-compressed copies written at collectstatic, served by WhiteNoise; no manifest,
+# so templates render before collectstatic has run (tests, a fresh checkout)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 
@@ -318,6 +330,30 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# Production / TLS (docs/deploy.md). Off by default so plain http://127.0.0.1 works;
+# behind TLS set them all and `manage.py check --deploy` is clean.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Opt-in, and only behind a proxy that sets the header itself and strips it from
+# clients (else a client claims https): "1" for X-Forwarded-Proto: https, or
+# "HTTP_HEADER_NAME,value".
+_proxy_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip()
+if _proxy_header.lower() in {"1", "true", "yes", "on"}:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+elif _proxy_header and _proxy_header.lower() not in {"0", "false", "no", "off"}:
+    _name, _, _value = _proxy_header.partition(",")
+    if not _name.strip().startswith("HTTP_") or not _value.strip():
+        raise ValueError(
+            "SECURE_PROXY_SSL_HEADER must be 1 or 'HTTP_HEADER_NAME,value', e.g. "
+            f"'HTTP_X_FORWARDED_PROTO,https'; got {_proxy_header!r}"
+        )
+    SECURE_PROXY_SSL_HEADER = (_name.strip(), _value.strip())
+
 
 # Logs on stderr. LOG_FORMAT=json: one JSON object per line, with the run and step
 # run ids on engine lines. Successful robot API calls leave no access line, and a

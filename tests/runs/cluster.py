@@ -64,9 +64,12 @@ def processes(*commands, env):
             )
         yield started
     finally:
+        # SIGTERM to the main process only, as `kill PID` and systemd's
+        # KillMode=mixed do: django-q2's sentinel dies at once on a SIGTERM of its
+        # own, leaving the main process deadlocked on the stop event (docs/deploy.md)
         for proc in started:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.kill(proc.pid, signal.SIGTERM)
         for proc in started:
             try:
                 proc.wait(timeout=15)
