@@ -53,8 +53,15 @@ STEP_DEFAULTS = {
 # 32,766 values); more parallel step runs than this only queue on the workers
 STEP_LIMITS = {"batch_size": 5000, "concurrency": 64, "max_attempts": 100}
 TOP_LEVEL = {
-    "slug", "name", "description", "publish", "run_timeout_seconds", "steps",
-    "triggers", "owners", "sla_seconds",
+    "slug",
+    "name",
+    "description",
+    "publish",
+    "run_timeout_seconds",
+    "steps",
+    "triggers",
+    "owners",
+    "sla_seconds",
 }
 
 
@@ -116,7 +123,9 @@ def _clean_step(raw, index: int) -> dict:
         _positive_int(step[name], f"{path}.{name}")
         if step[name] > limit:
             raise DefinitionError(f"{path}.{name}: at most {limit}, got {step[name]}")
-    _positive_int(step["retry_backoff_seconds"], f"{path}.retry_backoff_seconds", minimum=0)
+    _positive_int(
+        step["retry_backoff_seconds"], f"{path}.retry_backoff_seconds", minimum=0
+    )
     _positive_int(
         step["item_timeout_seconds"], f"{path}.item_timeout_seconds", allow_none=True
     )
@@ -155,7 +164,9 @@ def _clean_trigger(raw, index: int) -> dict:
             raise DefinitionError(f"{path}.address: required (an e-mail address)")
         trigger["address"] = address.lower()
         senders = raw.get("senders", [])
-        if not isinstance(senders, list) or not all(isinstance(s, str) for s in senders):
+        if not isinstance(senders, list) or not all(
+            isinstance(s, str) for s in senders
+        ):
             raise DefinitionError(f"{path}.senders: must be a list of addresses")
         for i, sender in enumerate(senders):
             # an entry without @ would never match a sender (issue 13)
@@ -181,16 +192,16 @@ def _clean_cron(cron, path: str) -> str:
     `0 0 30 2 *` is valid syntax that never fires: stored, it made django-q2's
     schedule raise on every sync, after the import had committed.
     """
-    if not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(
-        cron
+    if (
+        not isinstance(cron, str)
+        or len(cron.split()) != 5
+        or not croniter.is_valid(cron)
     ):
         raise DefinitionError(
             f"{path}: not a valid cron expression (five fields): {cron!r}"
         )
     try:
-        croniter(
-            cron, max_years_between_matches=CRON_HORIZON_YEARS
-        ).get_next(float)
+        croniter(cron, max_years_between_matches=CRON_HORIZON_YEARS).get_next(float)
     except CroniterBadDateError:
         raise DefinitionError(
             f"{path}: {cron!r} never fires (no date in {CRON_HORIZON_YEARS} years)"
@@ -230,7 +241,9 @@ def definition_clean(data) -> dict:
         raise DefinitionError(f"unknown field(s) {', '.join(sorted(unknown))}")
     slug = data.get("slug")
     if not isinstance(slug, str) or not SLUG_RE.match(slug) or len(slug) > 100:
-        raise DefinitionError(f"slug: required (letters, digits, - and _), got {slug!r}")
+        raise DefinitionError(
+            f"slug: required (letters, digits, - and _), got {slug!r}"
+        )
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise DefinitionError("name: required (a non-empty string)")
@@ -272,7 +285,10 @@ def definition_clean(data) -> dict:
 
 def definition_hash(definition: dict) -> str:
     body = json.dumps(
-        {"run_timeout_seconds": definition["run_timeout_seconds"], "steps": definition["steps"]},
+        {
+            "run_timeout_seconds": definition["run_timeout_seconds"],
+            "steps": definition["steps"],
+        },
         sort_keys=True,
         separators=(",", ":"),
     )
@@ -287,9 +303,9 @@ def _sync_triggers(automation: Automation, wanted: list[dict]) -> None:
             (
                 t
                 for t in existing
-                if t not in keep and t.definition() == {
-                    k: v for k, v in spec.items() if v not in ("", [])
-                }
+                if t not in keep
+                and t.definition()
+                == {k: v for k, v in spec.items() if v not in ("", [])}
             ),
             None,
         )
@@ -324,7 +340,10 @@ def automation_import(data, *, actor=None) -> ImportResult:
     with transaction.atomic(), config_actor(actor):
         automation, created = Automation.objects.get_or_create(
             slug=definition["slug"],
-            defaults={"name": definition["name"], "description": definition["description"]},
+            defaults={
+                "name": definition["name"],
+                "description": definition["description"],
+            },
         )
         if automation.status == AutomationStatus.RETIRED and definition["publish"]:
             raise DefinitionError(f"slug: automation {automation.slug} is retired")
@@ -357,7 +376,9 @@ def automation_import(data, *, actor=None) -> ImportResult:
     return result
 
 
-def automation_export(automation: Automation, version: AutomationVersion | None = None) -> dict:
+def automation_export(
+    automation: Automation, version: AutomationVersion | None = None
+) -> dict:
     """The definition of `version` (default: the latest) in the import format."""
     version = version or automation.latest_version()
     steps = []
@@ -380,7 +401,9 @@ def automation_export(automation: Automation, version: AutomationVersion | None 
     if automation.sla_seconds:
         definition["sla_seconds"] = automation.sla_seconds
     definition["steps"] = steps
-    definition["triggers"] = [t.definition() for t in automation.triggers.order_by("id")]
+    definition["triggers"] = [
+        t.definition() for t in automation.triggers.order_by("id")
+    ]
     owners = [u.get_username() for u in automation.owners.all()]
     if owners:
         definition["owners"] = owners
@@ -457,6 +480,7 @@ def definitions_import(definitions: list, *, actor=None, dry_run: bool = False):
     Any error rolls every definition back. With `dry_run`, the import is done and
     rolled back, so the results preview what a real import would do.
     """
+
     class _Rollback(Exception):
         pass
 
@@ -466,7 +490,9 @@ def definitions_import(definitions: list, *, actor=None, dry_run: bool = False):
             for index, definition in enumerate(definitions):
                 try:
                     with transaction.atomic():
-                        outcomes.append((index, automation_import(definition, actor=actor)))
+                        outcomes.append(
+                            (index, automation_import(definition, actor=actor))
+                        )
                 except DefinitionError as exc:
                     outcomes.append((index, str(exc)))
             if dry_run or any(isinstance(o, str) for _, o in outcomes):

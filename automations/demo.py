@@ -21,7 +21,8 @@ def _subjects(kind: str, *, status="active", due_within_days=None):
 
 @subject_source("subjects")
 def subjects(run, parameters):
-    """Subjects of `kind` (and `status`, default active), optionally due within N days."""
+    """Subjects of `kind` (and `status`, default active), optionally due within N
+    days."""
     return _subjects(
         parameters.get("kind", "account"),
         status=parameters.get("status", "active"),

@@ -96,7 +96,9 @@ class AutomationVersion(models.Model):
             models.UniqueConstraint(
                 fields=["automation", "number"], name="version_number_unique"
             ),
-            models.CheckConstraint(condition=Q(number__gte=1), name="version_number_gte_1"),
+            models.CheckConstraint(
+                condition=Q(number__gte=1), name="version_number_gte_1"
+            ),
         ]
 
     def __str__(self):
@@ -128,9 +130,15 @@ class Step(models.Model):
     class Meta:
         ordering = ["version", "order"]
         constraints = [
-            models.UniqueConstraint(fields=["version", "order"], name="step_order_unique"),
-            models.UniqueConstraint(fields=["version", "name"], name="step_name_unique"),
-            models.CheckConstraint(condition=Q(batch_size__gte=1), name="step_batch_gte_1"),
+            models.UniqueConstraint(
+                fields=["version", "order"], name="step_order_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["version", "name"], name="step_name_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(batch_size__gte=1), name="step_batch_gte_1"
+            ),
             models.CheckConstraint(
                 condition=Q(concurrency__gte=1), name="step_concurrency_gte_1"
             ),

@@ -79,9 +79,11 @@ def version_publish(version: AutomationVersion, *, actor=None) -> AutomationVers
 def automation_retire(automation: Automation, *, actor=None, reason: str = "") -> None:
     """Retire an automation: no trigger starts it any more; its runs stay."""
     with transaction.atomic():
-        changed = Automation.objects.filter(pk=automation.pk).exclude(
-            status=AutomationStatus.RETIRED
-        ).update(status=AutomationStatus.RETIRED, updated_at=timezone.now())
+        changed = (
+            Automation.objects.filter(pk=automation.pk)
+            .exclude(status=AutomationStatus.RETIRED)
+            .update(status=AutomationStatus.RETIRED, updated_at=timezone.now())
+        )
         if not changed:
             raise AutomationStateError(f"{automation.slug} is already retired")
         record_event(
@@ -125,7 +127,9 @@ def schedules_sync() -> dict:
             except Exception:
                 log.exception(
                     "schedule trigger %s (%s, cron %r) could not be synced",
-                    trigger.pk, trigger.automation.slug, trigger.cron,
+                    trigger.pk,
+                    trigger.automation.slug,
+                    trigger.cron,
                 )
                 counts["failed"] += 1
                 if trigger.schedule_id:

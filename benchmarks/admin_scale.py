@@ -29,7 +29,7 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 if not os.environ.get("DATABASE_URL"):
     os.environ["RUNS_VAR_DIR"] = tempfile.mkdtemp(prefix="runs-admin-scale-")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -178,10 +178,7 @@ def insert_runs(automation, start, count):
                 runs, ["ledger_seq", "ledger_hash"], batch_size=1000
             )
     Sequence.objects.update_or_create(name="run", defaults={"value": start + count})
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
-    elif connection.vendor == "sqlite":
+    if connection.vendor == "postgresql" or connection.vendor == "sqlite":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
 
@@ -223,8 +220,7 @@ def main():
             reverse("admin:runs_run_changelist") + "?state__exact=unresolved"
         ),
         "changelist, search subject": lambda: (
-            reverse("admin:runs_run_changelist")
-            + f"?q=acct:{len_runs() // 2}"
+            reverse("admin:runs_run_changelist") + f"?q=acct:{len_runs() // 2}"
         ),
         "run page": lambda: reverse(
             "admin:runs_run_change",

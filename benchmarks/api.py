@@ -90,7 +90,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--server", choices=["gunicorn", "runserver"], default="gunicorn")
+    parser.add_argument(
+        "--server", choices=["gunicorn", "runserver"], default="gunicorn"
+    )
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--server-log", help="file for the server's output")
@@ -112,14 +114,26 @@ def main():
     base = f"http://127.0.0.1:{port}"
     if args.server == "gunicorn":
         command = [
-            sys.executable, "-m", "gunicorn", "runs_project.wsgi:application",
-            "--bind", f"127.0.0.1:{port}", "--workers", str(args.web_workers),
-            "--threads", str(args.threads), "--no-control-socket",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "runs_project.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.web_workers),
+            "--threads",
+            str(args.threads),
+            "--no-control-socket",
         ]
         server_name = f"gunicorn {args.web_workers} workers x {args.threads} threads"
     else:
         command = [
-            sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"
+            sys.executable,
+            "manage.py",
+            "runserver",
+            f"127.0.0.1:{port}",
+            "--noreload",
         ]
         server_name = "runserver --noreload"
     log = open(args.server_log, "w") if args.server_log else subprocess.DEVNULL  # noqa: SIM115

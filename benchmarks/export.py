@@ -32,7 +32,7 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 if not os.environ.get("DATABASE_URL"):
     os.environ["RUNS_VAR_DIR"] = tempfile.mkdtemp(prefix="runs-export-bench-")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -60,9 +60,18 @@ def setup(total_items: int):
 
     call_command("migrate", verbosity=0)
     automation = automation_import(
-        {"slug": "bench-export", "name": "Bench export", "publish": True,
-         "steps": [{"name": "notify", "action": "builtin.echo",
-                    "parameters": {"url": "=HYPERLINK(\"x\")"}}]}
+        {
+            "slug": "bench-export",
+            "name": "Bench export",
+            "publish": True,
+            "steps": [
+                {
+                    "name": "notify",
+                    "action": "builtin.echo",
+                    "parameters": {"url": '=HYPERLINK("x")'},
+                }
+            ],
+        }
     ).automation
     version = automation.latest_published_version()
     step = version.steps.get()
@@ -73,50 +82,82 @@ def setup(total_items: int):
         with transaction.atomic():
             batch = []
             for number in range(first, min(first + 500, runs + 1)):
-                batch.append(Run(
-                    id=uuid.uuid4(), number=number, automation=automation,
-                    version=version, trigger_kind="api", run_by_label="bench",
-                    inputs=[], state="completed", created_at=now, started_at=now,
-                    completed_at=now, total_items=WORK_ITEMS_PER_RUN,
-                    actions_invoked=ITEMS_PER_RUN, current_step="notify",
-                ))
+                batch.append(
+                    Run(
+                        id=uuid.uuid4(),
+                        number=number,
+                        automation=automation,
+                        version=version,
+                        trigger_kind="api",
+                        run_by_label="bench",
+                        inputs=[],
+                        state="completed",
+                        created_at=now,
+                        started_at=now,
+                        completed_at=now,
+                        total_items=WORK_ITEMS_PER_RUN,
+                        actions_invoked=ITEMS_PER_RUN,
+                        current_step="notify",
+                    )
+                )
             Run.objects.bulk_create(batch)
-            insert_rows(WorkItem, [
-                {**work_item_row(run_id=run.pk, step_id=step.pk,
-                                 payload={"subject": f"acct:{run.number}:{i}"},
-                                 subject=f"acct:{run.number}:{i}", now=now),
-                 "state": "done"}
-                for run in batch for i in range(WORK_ITEMS_PER_RUN)
-            ])
+            insert_rows(
+                WorkItem,
+                [
+                    {
+                        **work_item_row(
+                            run_id=run.pk,
+                            step_id=step.pk,
+                            payload={"subject": f"acct:{run.number}:{i}"},
+                            subject=f"acct:{run.number}:{i}",
+                            now=now,
+                        ),
+                        "state": "done",
+                    }
+                    for run in batch
+                    for i in range(WORK_ITEMS_PER_RUN)
+                ],
+            )
             work_items = {}
-            for run_id, pk in WorkItem.objects.filter(
-                run__in=[r.pk for r in batch]
-            ).values_list("run_id", "pk").order_by("id"):
+            for run_id, pk in (
+                WorkItem.objects.filter(run__in=[r.pk for r in batch])
+                .values_list("run_id", "pk")
+                .order_by("id")
+            ):
                 work_items.setdefault(run_id, []).append(pk)
             events, rows = [], []
             for run in batch:
-                event = audit_event(verb="run.created", run=run, actor_label="bench",
-                                    after={"state": "pending"})
+                event = audit_event(
+                    verb="run.created",
+                    run=run,
+                    actor_label="bench",
+                    after={"state": "pending"},
+                )
                 seq, prev = _chain([event], 0, "")
                 events.append(event)
                 run_rows = []
                 for n in range(ITEMS_PER_RUN):
                     wi = work_items[run.pk][n % WORK_ITEMS_PER_RUN]
                     failed = n % 10 == 9
-                    run_rows.append({
-                        "work_item_id": wi,
-                        "subject": f"acct:{run.number}:{n % WORK_ITEMS_PER_RUN}",
-                        "attempt": n // WORK_ITEMS_PER_RUN + 1,
-                        "idempotency_key": f"{run.pk}:{wi}:{n}",
-                        "outcome": "failed" if failed else "succeeded",
-                        "result_ref": "" if failed else f"ref-{wi}",
-                        "failure_type": "application" if failed else "",
-                        "failure_cause": "upstream unavailable" if failed else "",
-                        "started_at": now,
-                    })
+                    run_rows.append(
+                        {
+                            "work_item_id": wi,
+                            "subject": f"acct:{run.number}:{n % WORK_ITEMS_PER_RUN}",
+                            "attempt": n // WORK_ITEMS_PER_RUN + 1,
+                            "idempotency_key": f"{run.pk}:{wi}:{n}",
+                            "outcome": "failed" if failed else "succeeded",
+                            "result_ref": "" if failed else f"ref-{wi}",
+                            "failure_type": "application" if failed else "",
+                            "failure_cause": "upstream unavailable" if failed else "",
+                            "started_at": now,
+                        }
+                    )
                 shared = {
-                    "run_id": run.pk, "step_id": step.pk, "step_run_id": None,
-                    "action": "builtin.echo", "parameters": {"url": "=HYPERLINK(\"x\")"},
+                    "run_id": run.pk,
+                    "step_id": step.pk,
+                    "step_run_id": None,
+                    "action": "builtin.echo",
+                    "parameters": {"url": '=HYPERLINK("x")'},
                     "finished_at": now,
                 }
                 rows.append((run, PreparedRunItems(shared, run_rows), seq, prev))
@@ -163,6 +204,7 @@ def streaming(limit_runs=None):
         for chunk in audit_csv(runs):  # chunks of whole lines; no cell has a newline
             lines += chunk.count("\r\n")
         return lines - 1  # header
+
     return work
 
 
@@ -173,11 +215,14 @@ def import_export(limit_runs):
         from runs.models import RunItem
         from runs.resources import RunItemResource
 
-        rows = RunItem.objects.filter(run__number__lte=limit_runs).order_by("run", "seq")
+        rows = RunItem.objects.filter(run__number__lte=limit_runs).order_by(
+            "run", "seq"
+        )
         dataset = RunItemResource().export(queryset=rows)
         text = CSV().export_data(dataset)
         assert text
         return len(dataset)
+
     return work
 
 
@@ -188,34 +233,50 @@ def main():
     args = parser.parse_args()
     print(f"database: {connections['default'].vendor}", flush=True)
     runs, seconds = setup(args.items)
-    print(f"inserted {runs:,} runs, {runs * ITEMS_PER_RUN:,} run items "
-          f"(+{runs:,} audit events) in {seconds:.1f}s", flush=True)
+    print(
+        f"inserted {runs:,} runs, {runs * ITEMS_PER_RUN:,} run items "
+        f"(+{runs:,} audit events) in {seconds:.1f}s",
+        flush=True,
+    )
 
     rows, s_time, s_mem = measure("streaming", streaming())
     s_rate = rows / s_time
-    print(f"streaming audit CSV, all {rows:,} rows: {s_time:.1f}s, "
-          f"{s_rate:,.0f} rows/s, peak RSS growth {s_mem:.1f} MB", flush=True)
+    print(
+        f"streaming audit CSV, all {rows:,} rows: {s_time:.1f}s, "
+        f"{s_rate:,.0f} rows/s, peak RSS growth {s_mem:.1f} MB",
+        flush=True,
+    )
 
     subset_runs = args.subset // ITEMS_PER_RUN
     sub_rows, sub_time, sub_mem = measure("streaming subset", streaming(subset_runs))
-    print(f"streaming audit CSV, subset {sub_rows:,} rows: {sub_time:.1f}s, "
-          f"{sub_rows / sub_time:,.0f} rows/s, peak RSS growth {sub_mem:.1f} MB",
-          flush=True)
+    print(
+        f"streaming audit CSV, subset {sub_rows:,} rows: {sub_time:.1f}s, "
+        f"{sub_rows / sub_time:,.0f} rows/s, peak RSS growth {sub_mem:.1f} MB",
+        flush=True,
+    )
 
     ie_rows, ie_time, ie_mem = measure("import-export", import_export(subset_runs))
     ie_rate = ie_rows / ie_time
-    print(f"django-import-export RunItemResource, subset {ie_rows:,} rows: "
-          f"{ie_time:.1f}s, {ie_rate:,.0f} rows/s, peak RSS growth {ie_mem:.1f} MB",
-          flush=True)
+    print(
+        f"django-import-export RunItemResource, subset {ie_rows:,} rows: "
+        f"{ie_time:.1f}s, {ie_rate:,.0f} rows/s, peak RSS growth {ie_mem:.1f} MB",
+        flush=True,
+    )
     full = runs * ITEMS_PER_RUN
-    print(f"django-import-export extrapolated per row to {full:,} rows: "
-          f"{full / ie_rate:.0f}s, memory ~{ie_mem * full / ie_rows:,.0f} MB "
-          "(it holds the whole Dataset in memory: growth scales with rows)")
+    print(
+        f"django-import-export extrapolated per row to {full:,} rows: "
+        f"{full / ie_rate:.0f}s, memory ~{ie_mem * full / ie_rows:,.0f} MB "
+        "(it holds the whole Dataset in memory: growth scales with rows)"
+    )
     ratio = s_rate / ie_rate
-    print(f"speed ratio streaming / import-export: {ratio:.1f}x (bar >= 10x): "
-          f"{'PASS' if ratio >= 10 else 'FAIL'}")
-    print(f"streaming peak memory growth on {rows:,} rows: {s_mem:.1f} MB "
-          f"(bar < 50 MB): {'PASS' if s_mem < 50 else 'FAIL'}")
+    print(
+        f"speed ratio streaming / import-export: {ratio:.1f}x (bar >= 10x): "
+        f"{'PASS' if ratio >= 10 else 'FAIL'}"
+    )
+    print(
+        f"streaming peak memory growth on {rows:,} rows: {s_mem:.1f} MB "
+        f"(bar < 50 MB): {'PASS' if s_mem < 50 else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,13 @@ def insert_step_runs(automation, since_number):
             start = created + timedelta(seconds=i)
             rows.append(
                 StepRun(
-                    run_id=run_id, step=step, state="finished", items_processed=1,
-                    created_at=start, queued_at=start, started_at=start,
+                    run_id=run_id,
+                    step=step,
+                    state="finished",
+                    items_processed=1,
+                    created_at=start,
+                    queued_at=start,
+                    started_at=start,
                     finished_at=start + timedelta(milliseconds=50 * (i + 1)),
                 )
             )
@@ -51,8 +56,13 @@ def insert_open_runs(automation, start):
     version = automation.latest_published_version()
     step = version.steps.order_by("order").first()
     runs = [
-        Run(number=start + n + 1, automation=automation, version=version,
-            trigger_kind="api", state="running")
+        Run(
+            number=start + n + 1,
+            automation=automation,
+            version=version,
+            trigger_kind="api",
+            state="running",
+        )
         for n in range(100)
     ]
     Run.objects.bulk_create(runs)

@@ -1,6 +1,7 @@
 """Throughput: work items through a 3-step echo automation, engine vs one task per item.
 
-    .venv/bin/python benchmarks/throughput.py [--items 10000] [--workers 2] [--batch-size 100 500]
+    .venv/bin/python benchmarks/throughput.py [--items 10000] [--workers 2]
+        [--batch-size 100 500]
 
 Both phases run in this one process against one fresh SQLite database (WAL) with one
 worker cluster (`manage.py qcluster`, the project's tuned Q_CLUSTER settings):
@@ -37,8 +38,15 @@ def anchor_task(payload: dict) -> dict:
     echo = get_action("builtin.echo").func
     for _ in range(3):
         context = ActionContext(
-            payload=payload, parameters={}, run=None, step=None, work_item=None,
-            subject="", attempt=1, idempotency_key="", should_stop=lambda: False,
+            payload=payload,
+            parameters={},
+            run=None,
+            step=None,
+            work_item=None,
+            subject="",
+            attempt=1,
+            idempotency_key="",
+            should_stop=lambda: False,
         )
         payload = echo(context)[0]
     return payload
@@ -80,13 +88,17 @@ def main():
 
     call_command("migrate", verbosity=0)
     automations = {
-        size: automation_import({
-            "slug": f"bench-{size}", "name": f"Bench {size}", "publish": True,
-            "steps": [
-                {"name": f"echo {i}", "action": "builtin.echo", "batch_size": size}
-                for i in (1, 2, 3)
-            ],
-        }).automation
+        size: automation_import(
+            {
+                "slug": f"bench-{size}",
+                "name": f"Bench {size}",
+                "publish": True,
+                "steps": [
+                    {"name": f"echo {i}", "action": "builtin.echo", "batch_size": size}
+                    for i in (1, 2, 3)
+                ],
+            }
+        ).automation
         for size in args.batch_size
     }
     inputs = [{"subject": f"item-{i}", "n": i} for i in range(args.items)]
@@ -97,8 +109,11 @@ def main():
     )
 
     cluster = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=os.environ,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=os.environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     engine = {}
     try:
@@ -112,7 +127,10 @@ def main():
             started = time.perf_counter()
             run = run_start(automation=automation, inputs=inputs)
             start_seconds = time.perf_counter() - started
-            while Run.objects.values_list("state", flat=True).get(pk=run.pk) != RunState.COMPLETED:
+            while (
+                Run.objects.values_list("state", flat=True).get(pk=run.pk)
+                != RunState.COMPLETED
+            ):
                 time.sleep(0.05)
             engine[size] = (run, time.perf_counter() - started, start_seconds)
 
@@ -142,14 +160,16 @@ def main():
     item_steps = args.items * 3
     anchor_rate = item_steps / anchor_seconds
     print(
-        f"one django-q2 task per item: {item_steps} item-steps in {anchor_seconds:.2f}s "
+        "one django-q2 task per item: "
+        f"{item_steps} item-steps in {anchor_seconds:.2f}s "
         f"= {anchor_rate:,.0f}/s (enqueue {enqueued:.2f}s)"
     )
     for size, (run, seconds, start_seconds) in engine.items():
         rate = item_steps / seconds
         run.refresh_from_db()
         print(
-            f"engine, batch {size}: {item_steps} item-steps in {seconds:.2f}s = {rate:,.0f}/s; "
+            f"engine, batch {size}: {item_steps} item-steps in {seconds:.2f}s "
+            f"= {rate:,.0f}/s; "
             f"ratio engine/anchor: {rate / anchor_rate:.1f}x (bar: >= 10x)"
         )
         print(

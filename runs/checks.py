@@ -80,7 +80,7 @@ def api_token_model(app_configs=None, **kwargs):
                 f"KNOX_TOKEN_MODEL is {knox_settings.TOKEN_MODEL!r}, not "
                 "'runs.ApiToken'.",
                 hint='Set KNOX_TOKEN_MODEL = "runs.ApiToken" (API tokens with a name '
-                "and a last use; see docs/api.md) and add \"knox\" to "
+                'and a last use; see docs/api.md) and add "knox" to '
                 "INSTALLED_APPS.",
                 id="runs.E010",
             )

@@ -10,9 +10,9 @@ operator actions (stop, retry, resolve, approve, archive, test case, …, with t
 person in `actor`) and the state changes the engine made (`actor` = engine).
 
 Memory is constant: runs are read in number order, and each run's run items and
-audit events by their (run, seq) indexes in chunks of CHUNK_SIZE, merged on seq; no
-model instances, no list of a run's rows, no sort of the whole table. Every free-text cell goes
-through `runs.csv.csv_safe` (formula cells get a leading `'`).
+audit events by their (run, seq) indexes in chunks of CHUNK_SIZE, merged on seq;
+no model instances, no list of a run's rows, no sort of the whole table. Every
+free-text cell goes through `runs.csv.csv_safe` (formula cells get a leading `'`).
 
 Speed: the statement that reads a chunk of run items also writes their cells as
 CSV (quoting, timestamps), so Python only joins the lines; a row with a cell that
@@ -134,14 +134,48 @@ def _step_name(step_id, names) -> str:
 
 
 def _item_row(head, v, step_names) -> list:
-    (seq, pk, work_item, step_id, action, subject, parameters, attempt, key,
-     outcome, result_ref, failure_type, cause, started, finished, digest) = v
+    (
+        seq,
+        pk,
+        work_item,
+        step_id,
+        action,
+        subject,
+        parameters,
+        attempt,
+        key,
+        outcome,
+        result_ref,
+        failure_type,
+        cause,
+        started,
+        finished,
+        digest,
+    ) = v
     return [
-        "run_item", *head, seq,
-        pk, work_item, _step_name(step_id, step_names), _text(action), _text(subject),
-        parameters, attempt, key, outcome, _text(result_ref), failure_type,
-        _text(cause), started, finished,
-        "", "", "", "", "", "",  # actor … reason
+        "run_item",
+        *head,
+        seq,
+        pk,
+        work_item,
+        _step_name(step_id, step_names),
+        _text(action),
+        _text(subject),
+        parameters,
+        attempt,
+        key,
+        outcome,
+        _text(result_ref),
+        failure_type,
+        _text(cause),
+        started,
+        finished,
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",  # actor … reason
         digest,
     ]
 
@@ -150,11 +184,29 @@ def _event_row(head, v) -> list:
     seq, at, actor, verb, object_type, object_id, before, after, reason, digest = v
     before, after = json.loads(before), json.loads(after)
     return [
-        "audit_event", *head, seq,
-        "", "", "", "", "", "", "", "", "", "", "", "",  # run_item … failure_cause
-        at, at,
-        _text(actor), _text(verb), f"{object_type}:{object_id}" if object_type else "",
-        _json(before), _json(after), _text(reason),
+        "audit_event",
+        *head,
+        seq,
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",  # run_item … failure_cause
+        at,
+        at,
+        _text(actor),
+        _text(verb),
+        f"{object_type}:{object_id}" if object_type else "",
+        _json(before),
+        _json(after),
+        _text(reason),
         digest,
     ]
 
@@ -177,7 +229,8 @@ def _sql_cell(expr: str) -> str:
     """SQL writing the text `expr` as `_cell` does."""
     find, char = _sql_functions()
     special = " OR ".join(
-        f"{find}({expr}, {c}) > 0" for c in ("','", "'\"'", f"{char}(10)", f"{char}(13)")
+        f"{find}({expr}, {c}) > 0"
+        for c in ("','", "'\"'", f"{char}(10)", f"{char}(13)")
     )
     quoted = f"'\"' || replace({expr}, '\"', '\"\"') || '\"'"
     return f"(CASE WHEN {special} THEN {quoted} ELSE {expr} END)"
@@ -218,7 +271,9 @@ def _run_item_lines_sql() -> str:
     _, char = _sql_functions()
     starts = f"('=', '+', '-', '@', {char}(9), {char}(13))"
     flag = " OR ".join(f"substr({quote(c)}, 1, 1) IN {starts}" for c in _FREE_TEXT)
-    numbers = " || ',' || ".join(_sql_text(quote(c)) for c in ("seq", "id", "work_item_id"))
+    numbers = " || ',' || ".join(
+        _sql_text(quote(c)) for c in ("seq", "id", "work_item_id")
+    )
     cells = [
         _sql_cell(quote("action")),
         _sql_cell(quote("subject")),
@@ -246,8 +301,10 @@ def _events_sql() -> str:
     parsed in Python)."""
     quote = connection.ops.quote_name
     columns = ", ".join(
-        _sql_time(quote(name)) if name == "created_at"
-        else _sql_text(quote(name)) if name in ("before", "after")
+        _sql_time(quote(name))
+        if name == "created_at"
+        else _sql_text(quote(name))
+        if name in ("before", "after")
         else quote(name)
         for name in _EVENT_FIELDS
     )
@@ -261,8 +318,10 @@ def _run_item_row(pk):
     """One run item's cells as `_item_row` takes them (JSON and times as text)."""
     quote = connection.ops.quote_name
     columns = ", ".join(
-        _sql_time(quote(name)) if name in ("started_at", "finished_at")
-        else _sql_text(quote(name)) if name == "parameters"
+        _sql_time(quote(name))
+        if name in ("started_at", "finished_at")
+        else _sql_text(quote(name))
+        if name == "parameters"
         else quote(name)
         for name in _ITEM_COLUMNS
     )

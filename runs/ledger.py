@@ -34,7 +34,11 @@ def _default(value):
 
 def _canonical(fields: dict) -> str:
     return json.dumps(
-        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+        fields,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=_default,
     )
 
 
@@ -84,7 +88,9 @@ def content_digest(fields: dict) -> str:
     return hashlib.sha256(_canonical(fields).encode()).hexdigest()
 
 
-_encode_str = json.encoder.encode_basestring  # what json.dumps uses with ensure_ascii=False
+_encode_str = (
+    json.encoder.encode_basestring
+)  # what json.dumps uses with ensure_ascii=False
 
 
 def _run_item_keys() -> tuple[tuple, dict]:
@@ -113,7 +119,9 @@ _RUN_ITEM_KEYS, _RUN_ITEM_CONSTANTS = _run_item_keys()
 
 def _scalar(value) -> str:
     kind = type(value)
-    if kind is str or isinstance(value, str):  # outcomes and failure types are str enums
+    if kind is str or isinstance(
+        value, str
+    ):  # outcomes and failure types are str enums
         return _encode_str(value)
     if kind is int:
         return int.__repr__(value)
@@ -182,9 +190,21 @@ class PreparedRunItems:
     rows are appended to one run's chain."""
 
     COLUMNS = (
-        "run_id", "work_item_id", "step_id", "step_run_id", "action", "subject",
-        "parameters", "attempt", "idempotency_key", "outcome", "result_ref",
-        "failure_type", "failure_cause", "started_at", "finished_at",
+        "run_id",
+        "work_item_id",
+        "step_id",
+        "step_run_id",
+        "action",
+        "subject",
+        "parameters",
+        "attempt",
+        "idempotency_key",
+        "outcome",
+        "result_ref",
+        "failure_type",
+        "failure_cause",
+        "started_at",
+        "finished_at",
     )
 
     def __init__(self, shared: dict, rows: list[dict]):
@@ -200,7 +220,9 @@ class PreparedRunItems:
         # the rows' columns are adapted now; their chain columns once linked
         head = inserter_for(RunItem, list(shared)).adapt([shared])[0] if shared else ()
         self.params = [head + row for row in inserter_for(RunItem, own).adapt(rows)]
-        self.inserter = inserter_for(RunItem, (*shared, *own, "seq", "prev_hash", "hash"))
+        self.inserter = inserter_for(
+            RunItem, (*shared, *own, "seq", "prev_hash", "hash")
+        )
 
     def __len__(self):
         return len(self.digests)
@@ -304,17 +326,24 @@ class ChainProblem:
     message: str
 
     def __str__(self):
-        return f"chain {self.chain}: seq {self.seq} ({self.model} {self.pk}): {self.message}"
+        where = f"chain {self.chain}: seq {self.seq} ({self.model} {self.pk})"
+        return f"{where}: {self.message}"
 
 
-def _verify_rows(chain: str, rows, head_seq: int, head_hash: str) -> ChainProblem | None:
+def _verify_rows(
+    chain: str, rows, head_seq: int, head_hash: str
+) -> ChainProblem | None:
     expected_seq, prev = 0, ""
     last = None
     for row in rows:
         expected_seq += 1
         name = row._meta.model_name
         if row.seq != expected_seq:
-            what = "missing row(s) before it" if row.seq > expected_seq else "duplicate seq"
+            what = (
+                "missing row(s) before it"
+                if row.seq > expected_seq
+                else "duplicate seq"
+            )
             return ChainProblem(chain, row.seq, name, row.pk, what)
         if row.prev_hash != prev:
             return ChainProblem(
@@ -347,7 +376,10 @@ def verify_chain(run: Run | None) -> ChainProblem | None:
         head = LedgerHead.objects.filter(key=GLOBAL_CHAIN).first()
         rows = AuditEvent.objects.filter(chain=GLOBAL_CHAIN).order_by("seq")
         return _verify_rows(
-            GLOBAL_CHAIN, rows.iterator(), head.seq if head else 0, head.hash if head else ""
+            GLOBAL_CHAIN,
+            rows.iterator(),
+            head.seq if head else 0,
+            head.hash if head else "",
         )
     rows = _merged(
         AuditEvent.objects.filter(chain=str(run.pk)).order_by("seq"),
@@ -357,7 +389,8 @@ def verify_chain(run: Run | None) -> ChainProblem | None:
 
 
 def verify_all():
-    """Yield the first problem of every broken chain (the global one, then each run's)."""
+    """Yield the first problem of every broken chain (the global one, then each
+    run's)."""
     problem = verify_chain(None)
     if problem:
         yield problem
@@ -404,7 +437,8 @@ def batch_head(run: Run) -> BatchHead:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT ledger_seq, ledger_hash, state FROM {table} WHERE id = %s{lock}", [pk]
+            f"SELECT ledger_seq, ledger_hash, state FROM {table} WHERE id = %s{lock}",
+            [pk],
         )
         return BatchHead(*cursor.fetchone())
 

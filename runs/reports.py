@@ -117,8 +117,15 @@ def report_runs(start, end, *, include_test_cases: bool = False, within=None):
     return runs
 
 
-def runs_changelist_url(start, end, *, automation_id=None, version_id=None,
-                        state=None, include_test_cases=False) -> str:
+def runs_changelist_url(
+    start,
+    end,
+    *,
+    automation_id=None,
+    version_id=None,
+    state=None,
+    include_test_cases=False,
+) -> str:
     """The admin runs list filtered to a report cell (archived runs included)."""
     params = {
         "created_at__gte": start.isoformat(),
@@ -146,9 +153,7 @@ def period_report(
 ) -> PeriodReport:
     """Runs created in [start, end) per automation and version (four queries), out
     of `within` (see report_runs)."""
-    runs = report_runs(
-        start, end, include_test_cases=include_test_cases, within=within
-    )
+    runs = report_runs(start, end, include_test_cases=include_test_cases, within=within)
     rows: dict = {}
     for values in (
         runs.values(
@@ -201,11 +206,15 @@ def period_report(
         if row is not None and len(row.causes) < TOP_CAUSES:
             row.causes.append((cause or "(no cause recorded)", n))
     ordered = sorted(
-        rows.values(), key=lambda r: (r.automation_name, r.automation_slug, r.version_number)
+        rows.values(),
+        key=lambda r: (r.automation_name, r.automation_slug, r.version_number),
     )
     for row in ordered:
         row.runs_url = runs_changelist_url(
-            start, end, automation_id=row.automation_id, version_id=row.version_id,
+            start,
+            end,
+            automation_id=row.automation_id,
+            version_id=row.version_id,
             include_test_cases=include_test_cases,
         )
     report = PeriodReport(

@@ -85,7 +85,9 @@ def runs_to_delete(now, days: int):
     )
 
 
-def run_delete(run: Run, *, actor=None, actor_label: str = "retention", reason: str = "") -> bool:
+def run_delete(
+    run: Run, *, actor=None, actor_label: str = "retention", reason: str = ""
+) -> bool:
     """Delete one archived run and record it in the global chain (one transaction).
     Returns False, deleting nothing, when the run is gone or no longer archived."""
     with transaction.atomic():
@@ -110,8 +112,13 @@ def run_delete(run: Run, *, actor=None, actor_label: str = "retention", reason: 
             "ledger_hash": row.ledger_hash,
         }
         event = ledger.audit_event(
-            verb=DELETED_VERB, obj=row, actor=actor, actor_label=actor_label,
-            before=facts, after={"deleted": True}, reason=reason,
+            verb=DELETED_VERB,
+            obj=row,
+            actor=actor,
+            actor_label=actor_label,
+            before=facts,
+            after={"deleted": True},
+            reason=reason,
         )
         ledger.append(events=[event])  # global chain: outlives the run
         Run.objects.filter(pk=row.pk).delete()
@@ -159,7 +166,9 @@ def missing_runs(limit: int = 100) -> list[int]:
         event_before.get("number")
         for event_before in AuditEvent.objects.filter(
             chain=ledger.GLOBAL_CHAIN, verb=DELETED_VERB
-        ).values_list("before", flat=True).iterator(chunk_size=5000)
+        )
+        .values_list("before", flat=True)
+        .iterator(chunk_size=5000)
     }
     missing = []
     expected = 1

@@ -130,7 +130,5 @@ class IllegalTransition(Exception):
         self.target = target
         name = obj._meta.verbose_name if hasattr(obj, "_meta") else type(obj).__name__
         label = getattr(obj, "number", None) or getattr(obj, "pk", "")
-        message = reason or (
-            f"{name} {label} cannot go from {current!s} to {target!s}"
-        )
+        message = reason or (f"{name} {label} cannot go from {current!s} to {target!s}")
         super().__init__(message)

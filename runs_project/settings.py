@@ -48,7 +48,9 @@ if not SECRET_KEY:
             "print(secrets.token_urlsafe(50))'), or DEBUG=1 on a development machine."
         )
     SECRET_KEY = "dev-only-insecure-key-debug-on"
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"]
+)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -203,7 +205,9 @@ RUNS_ADMIN_BASE_URL = os.environ.get("RUNS_ADMIN_BASE_URL", "http://127.0.0.1:80
 # Retention (runs.retention; unset = off): archive finished runs after N days,
 # delete archived runs N days after they were archived.
 RUNS_ARCHIVE_AFTER_DAYS = (
-    env_int("RUNS_ARCHIVE_AFTER_DAYS", 0) if os.environ.get("RUNS_ARCHIVE_AFTER_DAYS") else None
+    env_int("RUNS_ARCHIVE_AFTER_DAYS", 0)
+    if os.environ.get("RUNS_ARCHIVE_AFTER_DAYS")
+    else None
 )
 RUNS_DELETE_ARCHIVED_AFTER_DAYS = (
     env_int("RUNS_DELETE_ARCHIVED_AFTER_DAYS", 0)
@@ -218,7 +222,9 @@ RUNS_MAX_DEFINITIONS_BYTES = env_int("RUNS_MAX_DEFINITIONS_BYTES", 1_048_576)
 RUNS_API_TRIGGER_RATE = os.environ.get("RUNS_API_TRIGGER_RATE", "120/min")
 # Webhooks: HTTP timeout per attempt, attempts before giving up, first backoff
 # (doubled per attempt, capped at one hour).
-RUNS_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("RUNS_WEBHOOK_TIMEOUT_SECONDS", "10"))
+RUNS_WEBHOOK_TIMEOUT_SECONDS = float(
+    os.environ.get("RUNS_WEBHOOK_TIMEOUT_SECONDS", "10")
+)
 RUNS_WEBHOOK_MAX_ATTEMPTS = env_int("RUNS_WEBHOOK_MAX_ATTEMPTS", 8)
 RUNS_WEBHOOK_BACKOFF_SECONDS = env_int("RUNS_WEBHOOK_BACKOFF_SECONDS", 30)
 # Robots (docs/robots.md): the base URL robots reach this server's work-items API

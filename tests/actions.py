@@ -41,7 +41,9 @@ def count_journal(ctx):
 @action("test.flaky")
 def flaky(ctx):
     """Fail with an application error `fail_times` times per item, then succeed."""
-    left = failures_left.setdefault(ctx.idempotency_key, ctx.parameters.get("fail_times", 1))
+    left = failures_left.setdefault(
+        ctx.idempotency_key, ctx.parameters.get("fail_times", 1)
+    )
     calls[ctx.idempotency_key] += 1
     if left > 0:
         failures_left[ctx.idempotency_key] = left - 1

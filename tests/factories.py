@@ -31,17 +31,23 @@ OPERATOR = [
 _slugs = itertools.count(1)
 
 
-def make_automation(*steps, slug=None, publish=True, triggers=None, timeout=None, **extra):
+def make_automation(
+    *steps, slug=None, publish=True, triggers=None, timeout=None, **extra
+):
     """Import a definition; `steps` are dicts or action keys ("builtin.echo")."""
     definition = {
         "slug": slug or f"auto-{next(_slugs)}",
         "name": (slug or "Test automation").replace("-", " ").title(),
         "publish": publish,
         "steps": [
-            {"name": f"step{i + 1}", "action": s} if isinstance(s, str) else {"name": f"step{i + 1}", **s}
+            {"name": f"step{i + 1}", "action": s}
+            if isinstance(s, str)
+            else {"name": f"step{i + 1}", **s}
             for i, s in enumerate(steps or ["builtin.echo"])
         ],
-        "triggers": triggers if triggers is not None else [{"kind": "manual"}, {"kind": "api"}],
+        "triggers": triggers
+        if triggers is not None
+        else [{"kind": "manual"}, {"kind": "api"}],
         **extra,
     }
     if timeout:

@@ -8,7 +8,9 @@ import pytest
 
 from runs.conf import DEFAULTS
 
-SETTINGS = (Path(__file__).resolve().parents[1] / "runs_project" / "settings.py").read_text()
+SETTINGS = (
+    Path(__file__).resolve().parents[1] / "runs_project" / "settings.py"
+).read_text()
 
 
 @pytest.mark.parametrize("name", sorted(DEFAULTS))

@@ -13,9 +13,18 @@ from runs_project.sqlite.base import DatabaseWrapper
 def wrapper(path, timeout):
     return DatabaseWrapper(
         {
-            "ENGINE": "runs_project.sqlite", "NAME": str(path), "USER": "", "PASSWORD": "",
-            "HOST": "", "PORT": "", "ATOMIC_REQUESTS": False, "AUTOCOMMIT": True,
-            "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "TIME_ZONE": None, "TEST": {},
+            "ENGINE": "runs_project.sqlite",
+            "NAME": str(path),
+            "USER": "",
+            "PASSWORD": "",
+            "HOST": "",
+            "PORT": "",
+            "ATOMIC_REQUESTS": False,
+            "AUTOCOMMIT": True,
+            "CONN_MAX_AGE": 0,
+            "CONN_HEALTH_CHECKS": False,
+            "TIME_ZONE": None,
+            "TEST": {},
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL;",
                 "transaction_mode": "IMMEDIATE",

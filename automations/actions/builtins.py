@@ -77,13 +77,17 @@ def http_client() -> httpx.Client:
 
 @action("builtin.http_request", journal=True)
 def http_request(ctx):
-    """Send the payload as JSON; 5xx and timeouts are retried, 4xx are business errors."""
+    """Send the payload as JSON; 5xx and timeouts are retried, 4xx are business
+    errors."""
     url = ctx.parameters.get("url")
     if not url:
         raise BusinessError("parameter 'url' is required", code="bad_parameters")
     method = ctx.parameters.get("method", "POST").upper()
     timeout = float(ctx.parameters.get("timeout", 10))
-    headers = {"Idempotency-Key": ctx.idempotency_key, **ctx.parameters.get("headers", {})}
+    headers = {
+        "Idempotency-Key": ctx.idempotency_key,
+        **ctx.parameters.get("headers", {}),
+    }
     body = ctx.payload if method not in {"GET", "HEAD", "DELETE"} else None
     # transport errors and timeouts propagate: application errors, retried
     response = http_client().request(
@@ -118,7 +122,9 @@ def send_email(ctx):
         subject = params.get("subject", "").format(**values)
         body = params.get("body", "").format(**values)
     except (KeyError, IndexError) as exc:
-        raise BusinessError(f"cannot fill the message: missing {exc}", code="bad_template")
+        raise BusinessError(
+            f"cannot fill the message: missing {exc}", code="bad_template"
+        )
     message = EmailMessage(
         subject=subject,
         body=body,
@@ -126,7 +132,9 @@ def send_email(ctx):
         headers={"X-Idempotency-Key": ctx.idempotency_key},
     )
     message.send()
-    return Result(outputs=[ctx.payload], result_ref=message.extra_headers.get("Message-ID", ""))
+    return Result(
+        outputs=[ctx.payload], result_ref=message.extra_headers.get("Message-ID", "")
+    )
 
 
 @action("builtin.request_approval")

@@ -93,12 +93,14 @@ def action(
 
     def register(func):
         existing = _actions.get(key)
-        if existing is not None and existing.func is not func:
-            if (existing.func.__module__, existing.func.__qualname__) != (
-                func.__module__,
-                func.__qualname__,
-            ):
-                raise ValueError(f"action {key!r} is already registered")
+        # the same function imported twice (a reload) registers again; another
+        # function under a taken key is a mistake
+        same = existing is not None and (
+            existing.func.__module__,
+            existing.func.__qualname__,
+        ) == (func.__module__, func.__qualname__)
+        if existing is not None and existing.func is not func and not same:
+            raise ValueError(f"action {key!r} is already registered")
         _actions[key] = ActionSpec(
             key=key,
             func=func,

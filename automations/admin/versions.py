@@ -51,7 +51,6 @@ class StepInline(admin.TabularInline):
         )
 
 
-
 @admin.register(AutomationVersion)
 class AutomationVersionAdmin(admin.ModelAdmin):
     list_display = ["__str__", "automation", "number", "published_at", "created_at"]
@@ -206,4 +205,3 @@ class AutomationVersionAdmin(admin.ModelAdmin):
         return TemplateResponse(
             request, "admin/automations/automationversion/diff.html", context
         )
-

@@ -6,144 +6,295 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('django_q', '0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more'),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Automation',
+            name="Automation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('published', 'Published'), ('retired', 'Retired')], default='draft', max_length=20)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('owners', models.ManyToManyField(blank=True, related_name='owned_automations', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("published", "Published"),
+                            ("retired", "Retired"),
+                        ],
+                        default="draft",
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "owners",
+                    models.ManyToManyField(
+                        blank=True,
+                        related_name="owned_automations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='AutomationVersion',
+            name="AutomationVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('run_timeout_seconds', models.PositiveIntegerField(blank=True, null=True)),
-                ('definition_hash', models.CharField(blank=True, max_length=64)),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('automation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='automations.automation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                (
+                    "run_timeout_seconds",
+                    models.PositiveIntegerField(blank=True, null=True),
+                ),
+                ("definition_hash", models.CharField(blank=True, max_length=64)),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "automation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="automations.automation",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['automation', '-number'],
+                "ordering": ["automation", "-number"],
             },
         ),
         migrations.CreateModel(
-            name='Step',
+            name="Step",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order', models.PositiveIntegerField()),
-                ('name', models.CharField(max_length=100)),
-                ('action', models.CharField(max_length=200)),
-                ('parameters', models.JSONField(blank=True, default=dict)),
-                ('batch_size', models.PositiveIntegerField(default=100)),
-                ('concurrency', models.PositiveIntegerField(default=1)),
-                ('max_attempts', models.PositiveIntegerField(default=1)),
-                ('retry_backoff_seconds', models.PositiveIntegerField(default=10)),
-                ('item_timeout_seconds', models.PositiveIntegerField(blank=True, null=True)),
-                ('condition', models.JSONField(blank=True, null=True)),
-                ('requires_approval', models.BooleanField(default=False)),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='automations.automationversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("order", models.PositiveIntegerField()),
+                ("name", models.CharField(max_length=100)),
+                ("action", models.CharField(max_length=200)),
+                ("parameters", models.JSONField(blank=True, default=dict)),
+                ("batch_size", models.PositiveIntegerField(default=100)),
+                ("concurrency", models.PositiveIntegerField(default=1)),
+                ("max_attempts", models.PositiveIntegerField(default=1)),
+                ("retry_backoff_seconds", models.PositiveIntegerField(default=10)),
+                (
+                    "item_timeout_seconds",
+                    models.PositiveIntegerField(blank=True, null=True),
+                ),
+                ("condition", models.JSONField(blank=True, null=True)),
+                ("requires_approval", models.BooleanField(default=False)),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="automations.automationversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['version', 'order'],
+                "ordering": ["version", "order"],
             },
         ),
         migrations.CreateModel(
-            name='Subject',
+            name="Subject",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=50)),
-                ('reference', models.CharField(max_length=200)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('status', models.CharField(default='active', max_length=50)),
-                ('due_on', models.DateField(blank=True, null=True)),
-                ('attributes', models.JSONField(blank=True, default=dict)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("kind", models.CharField(max_length=50)),
+                ("reference", models.CharField(max_length=200)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("status", models.CharField(default="active", max_length=50)),
+                ("due_on", models.DateField(blank=True, null=True)),
+                ("attributes", models.JSONField(blank=True, default=dict)),
             ],
             options={
-                'ordering': ['kind', 'reference'],
-                'indexes': [models.Index(fields=['kind', 'status', 'due_on'], name='subject_kind_due')],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'reference'), name='subject_kind_reference_unique')],
+                "ordering": ["kind", "reference"],
+                "indexes": [
+                    models.Index(
+                        fields=["kind", "status", "due_on"], name="subject_kind_due"
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("kind", "reference"),
+                        name="subject_kind_reference_unique",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Trigger',
+            name="Trigger",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('manual', 'Manual'), ('schedule', 'Schedule'), ('email', 'E-mail'), ('api', 'API')], max_length=20)),
-                ('cron', models.CharField(blank=True, max_length=100)),
-                ('address', models.CharField(blank=True, max_length=254)),
-                ('senders', models.JSONField(blank=True, default=list)),
-                ('subject_pattern', models.CharField(blank=True, max_length=500)),
-                ('enabled', models.BooleanField(default=True)),
-                ('last_fired_at', models.DateTimeField(blank=True, null=True)),
-                ('automation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='triggers', to='automations.automation')),
-                ('schedule', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs_trigger', to='django_q.schedule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Manual"),
+                            ("schedule", "Schedule"),
+                            ("email", "E-mail"),
+                            ("api", "API"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("cron", models.CharField(blank=True, max_length=100)),
+                ("address", models.CharField(blank=True, max_length=254)),
+                ("senders", models.JSONField(blank=True, default=list)),
+                ("subject_pattern", models.CharField(blank=True, max_length=500)),
+                ("enabled", models.BooleanField(default=True)),
+                ("last_fired_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "automation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="triggers",
+                        to="automations.automation",
+                    ),
+                ),
+                (
+                    "schedule",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="runs_trigger",
+                        to="django_q.schedule",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['automation', 'kind', 'id'],
+                "ordering": ["automation", "kind", "id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='automation',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['draft', 'published', 'retired'])), name='automation_status_valid'),
+            model_name="automation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["draft", "published", "retired"])),
+                name="automation_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='automationversion',
-            constraint=models.UniqueConstraint(fields=('automation', 'number'), name='version_number_unique'),
+            model_name="automationversion",
+            constraint=models.UniqueConstraint(
+                fields=("automation", "number"), name="version_number_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='automationversion',
-            constraint=models.CheckConstraint(condition=models.Q(('number__gte', 1)), name='version_number_gte_1'),
+            model_name="automationversion",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("number__gte", 1)), name="version_number_gte_1"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.UniqueConstraint(fields=('version', 'order'), name='step_order_unique'),
+            model_name="step",
+            constraint=models.UniqueConstraint(
+                fields=("version", "order"), name="step_order_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.UniqueConstraint(fields=('version', 'name'), name='step_name_unique'),
+            model_name="step",
+            constraint=models.UniqueConstraint(
+                fields=("version", "name"), name="step_name_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.CheckConstraint(condition=models.Q(('batch_size__gte', 1)), name='step_batch_gte_1'),
+            model_name="step",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("batch_size__gte", 1)), name="step_batch_gte_1"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.CheckConstraint(condition=models.Q(('concurrency__gte', 1)), name='step_concurrency_gte_1'),
+            model_name="step",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("concurrency__gte", 1)),
+                name="step_concurrency_gte_1",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.CheckConstraint(condition=models.Q(('max_attempts__gte', 1)), name='step_max_attempts_gte_1'),
+            model_name="step",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("max_attempts__gte", 1)),
+                name="step_max_attempts_gte_1",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trigger',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['manual', 'schedule', 'email', 'api'])), name='trigger_kind_valid'),
+            model_name="trigger",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("kind__in", ["manual", "schedule", "email", "api"])
+                ),
+                name="trigger_kind_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trigger',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'schedule'), _negated=True), models.Q(('cron', ''), _negated=True), _connector='OR'), name='trigger_schedule_has_cron'),
+            model_name="trigger",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "schedule"), _negated=True),
+                    models.Q(("cron", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="trigger_schedule_has_cron",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trigger',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'email'), _negated=True), models.Q(('address', ''), _negated=True), _connector='OR'), name='trigger_email_has_address'),
+            model_name="trigger",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "email"), _negated=True),
+                    models.Q(("address", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="trigger_email_has_address",
+            ),
         ),
     ]

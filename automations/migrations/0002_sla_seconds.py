@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automations', '0001_initial'),
+        ("automations", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='automation',
-            name='sla_seconds',
+            model_name="automation",
+            name="sla_seconds",
             field=models.PositiveIntegerField(
                 blank=True,
                 help_text="Lead time in seconds after which a run's owners are told (once per run); empty: no SLA.",

@@ -18,13 +18,17 @@ def runs_by_day_svg(days, by_day, states, *, width=720, height=220) -> str:
     slot = (width - pad_left) / max(len(days), 1)
     bar_w = max(slot * 0.7, 2)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="runs-chart" role="img" '
-        f'viewBox="0 0 {width} {height}" width="100%" '
-        f'aria-label="Runs by state per day">',
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="runs-chart" role="img" '
+            f'viewBox="0 0 {width} {height}" width="100%" '
+            f'aria-label="Runs by state per day">'
+        ),
         f'<text x="2" y="{pad_top + 8}" font-size="10">{peak}</text>',
         f'<text x="2" y="{pad_top + plot_h}" font-size="10">0</text>',
-        f'<line x1="{pad_left}" y1="{pad_top + plot_h}" x2="{width}" '
-        f'y2="{pad_top + plot_h}" stroke="#ccc"/>',
+        (
+            f'<line x1="{pad_left}" y1="{pad_top + plot_h}" x2="{width}" '
+            f'y2="{pad_top + plot_h}" stroke="#ccc"/>'
+        ),
     ]
     for i, day in enumerate(days):
         x = pad_left + i * slot + (slot - bar_w) / 2

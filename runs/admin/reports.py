@@ -47,12 +47,18 @@ def report_view(model_admin, request):
             rows.append(
                 {
                     "row": row,
-                    "states_bar": outcomes_bar_html(row.states, row.runs, report.states),
+                    "states_bar": outcomes_bar_html(
+                        row.states, row.runs, report.states
+                    ),
                     "outcomes_bar": outcomes_bar_html(
-                        row.outcomes, row.run_items or 1, report.outcomes,
+                        row.outcomes,
+                        row.run_items or 1,
+                        report.outcomes,
                         OUTCOME_COLOURS,
                     ),
-                    "state_counts": [(s, row.states.get(s.value, 0)) for s in report.states],
+                    "state_counts": [
+                        (s, row.states.get(s.value, 0)) for s in report.states
+                    ],
                     "outcome_counts": [
                         (o, row.outcomes.get(o.value, 0)) for o in report.outcomes
                     ],
@@ -74,15 +80,20 @@ def report_view(model_admin, request):
         ),
         "state_totals": [
             (s, report.state_totals.get(s.value, 0)) for s in report.states
-        ] if report else [],
+        ]
+        if report
+        else [],
         "outcome_totals": [
             (o, report.outcome_totals.get(o.value, 0)) for o in report.outcomes
-        ] if report else [],
+        ]
+        if report
+        else [],
         "query": query.urlencode(),
         "printable": bool(request.GET.get("print")),
     }
     template = (
-        "admin/runs/report_print.html" if context["printable"]
+        "admin/runs/report_print.html"
+        if context["printable"]
         else "admin/runs/report.html"
     )
     return TemplateResponse(request, template, context)
@@ -103,13 +114,28 @@ class SuiteForm(forms.Form):
 
 @admin.register(TestCase)
 class TestCaseAdmin(admin.ModelAdmin):
-    list_display = ["name", "automation", "source_run_number", "expected_state",
-                    "created_by_label", "created_at", "suite_link"]
+    list_display = [
+        "name",
+        "automation",
+        "source_run_number",
+        "expected_state",
+        "created_by_label",
+        "created_at",
+        "suite_link",
+    ]
     list_filter = ["automation"]
     list_select_related = ["automation"]
-    readonly_fields = ["automation", "source_run", "source_run_number", "inputs",
-                       "expected_state", "expected", "created_by", "created_by_label",
-                       "created_at"]
+    readonly_fields = [
+        "automation",
+        "source_run",
+        "source_run_number",
+        "inputs",
+        "expected_state",
+        "expected",
+        "created_by",
+        "created_by_label",
+        "created_at",
+    ]
     fields = ["name", *readonly_fields]
 
     def has_add_permission(self, request):
@@ -155,7 +181,9 @@ class TestCaseAdmin(admin.ModelAdmin):
         if batch is None:
             batch = (
                 TestCaseRun.objects.filter(test_case__automation=automation)
-                .order_by("-id").values_list("batch", flat=True).first()
+                .order_by("-id")
+                .values_list("batch", flat=True)
+                .first()
             )
         try:
             executions = suite_refresh(batch) if batch else []

@@ -5,8 +5,8 @@ the confirmation page) and the service it calls. The services decide what applie
 a refusal (RunsError / IllegalTransition) is reported per run and changes nothing.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..models import WorkItem
 from ..services import (

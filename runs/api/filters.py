@@ -21,7 +21,7 @@ class UtcIsoDateTimeField(IsoDateTimeField):
         if value is None:
             return None
         try:
-            return value.astimezone(datetime.timezone.utc)
+            return value.astimezone(datetime.UTC)
         except (OverflowError, ValueError):
             raise forms.ValidationError("date and time out of range") from None
 

@@ -69,20 +69,34 @@ def report_csv_response(report: PeriodReport) -> StreamingHttpResponse:
     tags=["reports"],
     operation_id="reports_period",
     parameters=[
-        OpenApiParameter("start", OpenApiTypes.DATETIME, description=(
-            "ISO 8601 date or date-time, inclusive (default: end - 90 days).")),
-        OpenApiParameter("end", OpenApiTypes.DATETIME, description=(
-            "ISO 8601 date or date-time, exclusive (default: now).")),
-        OpenApiParameter("include_test_cases", OpenApiTypes.BOOL, description=(
-            "Count the runs the test suite started too (default false).")),
+        OpenApiParameter(
+            "start",
+            OpenApiTypes.DATETIME,
+            description=(
+                "ISO 8601 date or date-time, inclusive (default: end - 90 days)."
+            ),
+        ),
+        OpenApiParameter(
+            "end",
+            OpenApiTypes.DATETIME,
+            description=("ISO 8601 date or date-time, exclusive (default: now)."),
+        ),
+        OpenApiParameter(
+            "include_test_cases",
+            OpenApiTypes.BOOL,
+            description=("Count the runs the test suite started too (default false)."),
+        ),
         OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]),
     ],
     responses={
-        200: OpenApiResponse(OpenApiTypes.OBJECT, description=(
-            "Runs created in the period per automation and version: runs per "
-            "state, run items per outcome, actions invoked, subjects matched, top "
-            "failure causes, and a link to the runs. `format=csv`: the same as CSV."
-        )),
+        200: OpenApiResponse(
+            OpenApiTypes.OBJECT,
+            description=(
+                "Runs created in the period per automation and version: runs per "
+                "state, run items per outcome, actions invoked, subjects matched, top "
+                "failure causes, and a link to the runs. `format=csv`: the same as CSV."
+            ),
+        ),
         **_errors(400, 401, 403),
     },
 )
@@ -98,7 +112,10 @@ class PeriodReportView(ApiMixin, generics.GenericAPIView):
         )
         if report is None:
             raise exceptions.ValidationError(
-                {field: [str(e) for e in errors] for field, errors in form.errors.items()}
+                {
+                    field: [str(e) for e in errors]
+                    for field, errors in form.errors.items()
+                }
             )
         if request.accepted_renderer.format == "csv":
             return report_csv_response(report)

@@ -5,7 +5,6 @@ read per request so they follow the environment and test overrides. DRF throttle
 count in the cache: use a shared cache (CACHE_URL) when several processes serve.
 """
 
-
 from rest_framework.throttling import ScopedRateThrottle
 
 from runs.conf import runs_settings

@@ -24,9 +24,7 @@ urlpatterns = [
         name="automation-runs",
     ),
     path("me/", views.MeView.as_view(), name="me"),
-    path(
-        "reports/period/", reports.PeriodReportView.as_view(), name="report-period"
-    ),
+    path("reports/period/", reports.PeriodReportView.as_view(), name="report-period"),
     path("runs/export.csv", views.RunExportView.as_view(), name="run-export"),
     path(
         "runs/<str:pk>/work-items/",

@@ -44,7 +44,9 @@ def _approvals_expire_run(run: Run, ids: list[int]) -> None:
     """Fail the expired items of one run, all or none (IllegalTransition)."""
     events = [
         ledger.audit_event(
-            verb="work_item.approval_expired", run=run, actor_label="engine",
+            verb="work_item.approval_expired",
+            run=run,
+            actor_label="engine",
             before={"work_item": pk, "state": WorkItemState.AWAITING_INPUT},
             after={"state": WorkItemState.FAILED},
         )
@@ -52,7 +54,9 @@ def _approvals_expire_run(run: Run, ids: list[int]) -> None:
     ]
     with transaction.atomic():
         work_items_move(
-            run, ids, WorkItemState.FAILED,
+            run,
+            ids,
+            WorkItemState.FAILED,
             allowed_from=frozenset({WorkItemState.AWAITING_INPUT}),
             updates={
                 "failure_type": FailureType.BUSINESS,

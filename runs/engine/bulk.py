@@ -15,11 +15,15 @@ class PendingItems:
     OWN = ("parent_id", "subject", "payload")
 
     def __init__(self, *, run_id, step_id, now):
-        shared = work_item_row(run_id=run_id, step_id=step_id, payload={}, subject="", now=now)
+        shared = work_item_row(
+            run_id=run_id, step_id=step_id, payload={}, subject="", now=now
+        )
         for name in self.OWN:
             del shared[name]
         self.inserter = inserter_for(WorkItem, (*shared, *self.OWN))
-        self.shared = self.inserter.adapt([shared | dict.fromkeys(self.OWN)])[0][: len(shared)]
+        self.shared = self.inserter.adapt([shared | dict.fromkeys(self.OWN)])[0][
+            : len(shared)
+        ]
         self.adapt_payload = self.inserter.adapters[-1]
         self.params: list[tuple] = []
 
@@ -27,7 +31,9 @@ class PendingItems:
         return len(self.params)
 
     def add(self, payload: dict, subject: str, parent_id: int | None = None) -> None:
-        self.params.append((*self.shared, parent_id, subject, self.adapt_payload(payload)))
+        self.params.append(
+            (*self.shared, parent_id, subject, self.adapt_payload(payload))
+        )
 
     def insert(self) -> None:
         self.inserter.execute(self.params)

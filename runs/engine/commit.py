@@ -22,7 +22,11 @@ from .dispatch import step_runs_ensure
 ENSURE_SECONDS = 0.5
 # what a batch writes per item besides its state, for items that did not end done
 PER_ITEM_FIELDS = [
-    "failure_type", "failure_code", "failure_message", "approvers", "approval_deadline",
+    "failure_type",
+    "failure_code",
+    "failure_message",
+    "approvers",
+    "approval_deadline",
 ]
 
 
@@ -60,11 +64,15 @@ class BatchCommit:
             # stop) waits for this commit, or this commit waits for it
             head = batch_head(self.run)
             self._write(batch, prepared, head, now)
-            self._count_processed(len(results), now + timezone.timedelta(seconds=self.lease))
+            self._count_processed(
+                len(results), now + timezone.timedelta(seconds=self.lease)
+            )
             self._ensure_next(batch)
             self._stop_checked = time.monotonic()
             self._stop_cause = STOP_CAUSES.get(head.state, "")
-            if not (claim_next and head.state in (RunState.RUNNING, RunState.AWAITING_INPUT)):
+            if not (
+                claim_next and head.state in (RunState.RUNNING, RunState.AWAITING_INPUT)
+            ):
                 return []
             claim = self._claim(decoded=False)
         return self._claimed(claim)
@@ -75,10 +83,14 @@ class BatchCommit:
         next_step = self.next_step()
         batch = Batch(
             new_items=PendingItems(run_id=self.run.pk, step_id=next_step.pk, now=now)
-            if next_step is not None else None
+            if next_step is not None
+            else None
         )
         groups, per_item, run_items, new_items = (
-            batch.groups, batch.per_item, batch.run_items, batch.new_items
+            batch.groups,
+            batch.per_item,
+            batch.run_items,
+            batch.new_items,
         )
         outputs = failed = invoked = 0
         for r in results:
@@ -101,7 +113,9 @@ class BatchCommit:
             if new_items is not None:
                 for payload in r.outputs:
                     new_items.add(
-                        payload, str(payload.get("subject") or item.subject)[:254], item.pk
+                        payload,
+                        str(payload.get("subject") or item.subject)[:254],
+                        item.pk,
                     )
             run_items.append(
                 {
@@ -145,11 +159,16 @@ class BatchCommit:
         the outputs, append the run items and move the counters."""
         work_items_settle(self.run, self.token, batch.groups, now)
         if batch.per_item:
-            WorkItem.objects.bulk_update(batch.per_item, PER_ITEM_FIELDS, batch_size=500)
+            WorkItem.objects.bulk_update(
+                batch.per_item, PER_ITEM_FIELDS, batch_size=500
+            )
         if batch.new_items:
             batch.new_items.insert()
         append_batch(
-            self.run, prepared, head=head, increments=batch.increments,
+            self.run,
+            prepared,
+            head=head,
+            increments=batch.increments,
             sets={"current_step": self.step.name},
         )
 

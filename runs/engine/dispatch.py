@@ -57,7 +57,9 @@ def step_runs_ensure(run: Run, step) -> list[StepRun]:
             return []
         # items in backoff are not due yet: housekeeping starts them when they are
         pending = WorkItem.objects.filter(
-            run=run, step=step, state=WorkItemState.PENDING,
+            run=run,
+            step=step,
+            state=WorkItemState.PENDING,
             available_at__lte=timezone.now(),
         )[: room * step.batch_size].count()
         if not pending:

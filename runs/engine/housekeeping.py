@@ -35,8 +35,10 @@ def housekeeping_part(report: dict, name: str, part, *args) -> None:
     caller's atomic block) it gets a savepoint, so that a failed statement does not
     abort the parts after it.
     """
-    block = transaction.atomic() if connection.in_atomic_block else (
-        contextlib.nullcontext()
+    block = (
+        transaction.atomic()
+        if connection.in_atomic_block
+        else (contextlib.nullcontext())
     )
     try:
         with block:
@@ -95,12 +97,18 @@ def _terminating_expire(now) -> int:
 
 def _progress_idle(now) -> int:
     # Runs with work due and no step run, or with nothing left in flight.
-    idle = Run.objects.filter(state__in=RUN_ACTIVE).filter(
-        Q(work_items__state=WorkItemState.PENDING, work_items__available_at__lte=now)
-        | Q(state__in=[RunState.STOPPING, RunState.TERMINATING])
-    ).exclude(
-        step_runs__state__in=STEP_RUN_ACTIVE
-    ).distinct()
+    idle = (
+        Run.objects.filter(state__in=RUN_ACTIVE)
+        .filter(
+            Q(
+                work_items__state=WorkItemState.PENDING,
+                work_items__available_at__lte=now,
+            )
+            | Q(state__in=[RunState.STOPPING, RunState.TERMINATING])
+        )
+        .exclude(step_runs__state__in=STEP_RUN_ACTIVE)
+        .distinct()
+    )
     progressed = 0
     for run in idle:
         run_progress(run)

@@ -74,7 +74,9 @@ def _normalise(value) -> Result:
     elif isinstance(outputs, dict):
         outputs = [outputs]
     if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
-        raise TypeError("an action must return a dict, a list of dicts, a Result or None")
+        raise TypeError(
+            "an action must return a dict, a list of dicts, a Result or None"
+        )
     return Result(outputs=outputs, result_ref=str(ref or "")[:254])
 
 
@@ -93,7 +95,11 @@ class ItemProcessing:
         self._stop_checked = now
         state = Run.objects.filter(pk=self.run.pk).values_list("state", flat=True).get()
         self._stop_cause = STOP_CAUSES.get(state, "")
-        if not self._stop_cause and self.run.deadline_at and timezone.now() >= self.run.deadline_at:
+        if (
+            not self._stop_cause
+            and self.run.deadline_at
+            and timezone.now() >= self.run.deadline_at
+        ):
             self._stop_cause = "timed out"
         return bool(self._stop_cause)
 
@@ -104,7 +110,9 @@ class ItemProcessing:
         results = []
         journal = {}
         if self.spec.journal:
-            keys = [idempotency_key(self.run_key, i.pk, self.step.action) for i in items]
+            keys = [
+                idempotency_key(self.run_key, i.pk, self.step.action) for i in items
+            ]
             journal = {r.pk: r for r in ActionResult.objects.filter(pk__in=keys)}
         commit_by = time.monotonic() + runs_settings.COMMIT_SECONDS
         for item in items:
@@ -134,7 +142,9 @@ class ItemProcessing:
         step = self.step
         started = timezone.now()
         key = idempotency_key(self.run_key, item.pk, step.action)
-        result = ItemResult(item=item, outcome="", state="", started_at=started, key=key)
+        result = ItemResult(
+            item=item, outcome="", state="", started_at=started, key=key
+        )
         approved = bool(item.approval and item.approval.get("decision") == "approve")
         try:
             applies = evaluate(step.condition, item.payload)
@@ -151,7 +161,10 @@ class ItemProcessing:
             )
         if key in journal:
             record = journal[key]
-            result.outcome, result.state = RunItemOutcome.IDEMPOTENT_REPLAY, WorkItemState.DONE
+            result.outcome, result.state = (
+                RunItemOutcome.IDEMPOTENT_REPLAY,
+                WorkItemState.DONE,
+            )
             result.outputs, result.result_ref = record.outputs, record.result_ref
             return result
         context = ActionContext(
@@ -179,10 +192,15 @@ class ItemProcessing:
             result.available_at = retry_at(step, item.attempts, timezone.now())
             if result.available_at is not None:
                 return self._failed(
-                    result, FailureType.APPLICATION, "application_error", message,
+                    result,
+                    FailureType.APPLICATION,
+                    "application_error",
+                    message,
                     state=WorkItemState.PENDING,
                 )
-            return self._failed(result, FailureType.APPLICATION, "application_error", message)
+            return self._failed(
+                result, FailureType.APPLICATION, "application_error", message
+            )
         if self.spec.journal:
             try:
                 ActionResult.objects.create(

@@ -75,9 +75,11 @@ class LeasedStepRun:
             )
         except IllegalTransition:
             # delivered twice, or cancelled before it started: nothing to do
-            state = StepRun.objects.filter(pk=self.step_run.pk).values_list(
-                "state", flat=True
-            ).first()
+            state = (
+                StepRun.objects.filter(pk=self.step_run.pk)
+                .values_list("state", flat=True)
+                .first()
+            )
             return f"step run {self.step_run.pk} is {state}"
         self._last_heartbeat = time.monotonic()
         if self.run.state == RunState.PENDING:

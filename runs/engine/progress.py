@@ -56,9 +56,10 @@ def run_progress(run: Run) -> str:
             return current
         run.refresh_from_db()
         counts = _item_counts(run)
-        in_flight = counts.get(WorkItemState.IN_PROGRESS, 0) or StepRun.objects.filter(
-            run=run, state__in=STEP_RUN_ACTIVE
-        ).exists()
+        in_flight = (
+            counts.get(WorkItemState.IN_PROGRESS, 0)
+            or StepRun.objects.filter(run=run, state__in=STEP_RUN_ACTIVE).exists()
+        )
         if current in (RunState.STOPPING, RunState.TERMINATING):
             if in_flight:
                 return current
@@ -73,7 +74,9 @@ def run_progress(run: Run) -> str:
             for step in Step.objects.filter(pk__in=list(step_ids)):
                 step_runs_ensure(run, step)
             if current == RunState.AWAITING_INPUT:
-                run_move(run, RunState.RUNNING, actor_label="engine", verb="run.resumed")
+                run_move(
+                    run, RunState.RUNNING, actor_label="engine", verb="run.resumed"
+                )
             return run.state
         if in_flight:
             return current
@@ -86,9 +89,12 @@ def run_progress(run: Run) -> str:
             run_move(run, RunState.RUNNING, actor_label="engine", verb="run.resumed")
         if counts.get(WorkItemState.FAILED):
             final = RunState.UNRESOLVED
-        elif run.actions_invoked == 0 and not RunItem.objects.filter(
-            run=run, outcome=RunItemOutcome.IDEMPOTENT_REPLAY
-        ).exists():
+        elif (
+            run.actions_invoked == 0
+            and not RunItem.objects.filter(
+                run=run, outcome=RunItemOutcome.IDEMPOTENT_REPLAY
+            ).exists()
+        ):
             final = RunState.COMPLETED_NO_ACTION
         else:
             final = RunState.COMPLETED
@@ -118,9 +124,11 @@ def settle_stop(run: Run) -> str:
     )
     by = run.stop_requested_by
     label = run.stop_options.get("by", "")
-    to_done = [pk for pk, state in open_items if state == WorkItemState.PENDING] if (
-        option == StopPendingItems.DONE
-    ) else []
+    to_done = (
+        [pk for pk, state in open_items if state == WorkItemState.PENDING]
+        if (option == StopPendingItems.DONE)
+        else []
+    )
     to_fail = [pk for pk, _ in open_items if pk not in set(to_done)]
     events = [
         ledger.audit_event(
@@ -129,12 +137,16 @@ def settle_stop(run: Run) -> str:
             actor=by,
             actor_label=label,
             before={"work_item": pk, "state": state},
-            after={"state": WorkItemState.DONE if pk in to_done else WorkItemState.FAILED},
+            after={
+                "state": WorkItemState.DONE if pk in to_done else WorkItemState.FAILED
+            },
         )
         for pk, state in open_items
     ]
     for chunk_start in range(0, len(to_done), 5000):
-        work_items_move(run, to_done[chunk_start : chunk_start + 5000], WorkItemState.DONE)
+        work_items_move(
+            run, to_done[chunk_start : chunk_start + 5000], WorkItemState.DONE
+        )
     for chunk_start in range(0, len(to_fail), 5000):
         chunk = to_fail[chunk_start : chunk_start + 5000]
         work_items_move(
@@ -184,8 +196,12 @@ def _force_fail_open(run: Run, *, code: str, message: str) -> int:
             },
             counters={"failed_items": F("failed_items") + len(chunk)},
         )
-    step_runs_end(run, frm=StepRunState.QUEUED, to=StepRunState.CANCELLED,
-                  updates={"finished_at": timezone.now()})
+    step_runs_end(
+        run,
+        frm=StepRunState.QUEUED,
+        to=StepRunState.CANCELLED,
+        updates={"finished_at": timezone.now()},
+    )
     return len(ids)
 
 
@@ -197,12 +213,21 @@ def _end_run(run: Run, to: str, *, reason: str, code: str, error: str = "") -> b
     try:
         with transaction.atomic():
             run_move(
-                run, to, actor_label="engine", reason=reason,
+                run,
+                to,
+                actor_label="engine",
+                reason=reason,
                 updates={"error": error[:4000]} if error else None,
             )
-            _force_fail_open(run, code=code, message=(error or code.replace("_", " "))[:4000])
-            step_runs_end(run, frm=StepRunState.RUNNING, to=StepRunState.FAILED,
-                          updates={"finished_at": now, "error": reason})
+            _force_fail_open(
+                run, code=code, message=(error or code.replace("_", " "))[:4000]
+            )
+            step_runs_end(
+                run,
+                frm=StepRunState.RUNNING,
+                to=StepRunState.FAILED,
+                updates={"finished_at": now, "error": reason},
+            )
     except IllegalTransition:
         return False
     return True
@@ -216,7 +241,9 @@ def run_fail(run: Run, error: str) -> bool:
 def run_time_out(run: Run) -> bool:
     """The run passed its timeout: it ends timed_out, open items fail "timed out"."""
     return _end_run(
-        run, RunState.TIMED_OUT, code="timed_out",
+        run,
+        RunState.TIMED_OUT,
+        code="timed_out",
         reason=f"run timeout of {run.version.run_timeout_seconds}s passed",
     )
 
@@ -224,7 +251,9 @@ def run_time_out(run: Run) -> bool:
 def run_terminating_expired(run: Run, timeout: int) -> bool:
     """A run left terminating longer than allowed becomes failed."""
     return _end_run(
-        run, RunState.FAILED, code="terminated",
+        run,
+        RunState.FAILED,
+        code="terminated",
         reason=f"still terminating after {timeout}s",
         error=f"did not finish terminating within {timeout}s",
     )
@@ -243,7 +272,11 @@ def items_release(run: Run, items: list, *, cause: str, token) -> int:
     with transaction.atomic():
         for step_id, of_step in by_step.items():
             attempts_fail(
-                run, steps[step_id], of_step, token=token, code="lease_expired",
+                run,
+                steps[step_id],
+                of_step,
+                token=token,
+                code="lease_expired",
                 cause=cause,
             )
     return len(items)

@@ -56,7 +56,11 @@ class StepRunner(LeasedStepRun, ItemProcessing, BatchCommit):
         budget_end = time.monotonic() + runs_settings.STEP_RUN_BUDGET_SECONDS
         while True:
             if not self.claimed:
-                state = Run.objects.filter(pk=self.run.pk).values_list("state", flat=True).get()
+                state = (
+                    Run.objects.filter(pk=self.run.pk)
+                    .values_list("state", flat=True)
+                    .get()
+                )
                 self._stop_checked = time.monotonic()
                 self._stop_cause = STOP_CAUSES.get(state, "")
                 if state not in (RunState.RUNNING, RunState.AWAITING_INPUT):
@@ -69,15 +73,17 @@ class StepRunner(LeasedStepRun, ItemProcessing, BatchCommit):
                 self.claimed = self._claim()
                 if not self.claimed:
                     wait = self._next_available_in()
-                    if wait is not None and wait <= INLINE_WAIT_SECONDS and (
-                        time.monotonic() + wait < budget_end
+                    if (
+                        wait is not None
+                        and wait <= INLINE_WAIT_SECONDS
+                        and (time.monotonic() + wait < budget_end)
                     ):
                         time.sleep(max(wait, 0.01))
                         continue
                     break
             results = self._process(self.claimed)
             # items the commit interval left unprocessed stay claimed for the next round
-            left = self.claimed[len(results):]
+            left = self.claimed[len(results) :]
             # the next batch is claimed in the transaction that commits this one
             # (one write transaction per batch), unless the step run should end here
             deadline = self.run.deadline_at
@@ -155,10 +161,15 @@ class StepRunner(LeasedStepRun, ItemProcessing, BatchCommit):
         if self.claimed:
             try:
                 items_release(
-                    self.run, self.claimed, cause=f"engine error: {exc}", token=self.token
+                    self.run,
+                    self.claimed,
+                    cause=f"engine error: {exc}",
+                    token=self.token,
                 )
             except Exception:
-                log.exception("could not release the items of step run %s", self.step_run.pk)
+                log.exception(
+                    "could not release the items of step run %s", self.step_run.pk
+                )
 
 
 _frozen = False

@@ -36,7 +36,15 @@ def retry_at(step, attempt: int, now):
 
 
 def attempt_run_item(
-    run, step, item, *, step_run_id, outcome, now, failure_type="", cause="",
+    run,
+    step,
+    item,
+    *,
+    step_run_id,
+    outcome,
+    now,
+    failure_type="",
+    cause="",
     result_ref="",
 ) -> RunItem:
     """The run item recording how one attempt of `item` at `step` ended."""
@@ -79,37 +87,56 @@ def attempts_fail(
     else fails. Outputs a robot made during an attempt that is retried are dropped
     with it (the next attempt makes them again); those of an item that failed for
     good too, unless `keep_failed_outputs` (a robot released the item as failed:
-    the caller lets its outputs on, as Control Room does). Returns (retried ids, failed ids); raises LeaseLost (nothing
-    written) when any item is no longer leased under `token`."""
+    the caller lets its outputs on, as Control Room does). Returns (retried ids,
+    failed ids); raises LeaseLost (nothing written) when any item is no longer
+    leased under `token`."""
     now = timezone.now()
     cause = cause[:4000]
-    failure = {"failure_type": failure_type, "failure_code": code[:100],
-               "failure_message": cause}
+    failure = {
+        "failure_type": failure_type,
+        "failure_code": code[:100],
+        "failure_message": cause,
+    }
     due: dict = {}  # retry time -> ids
     failed, run_items = [], []
     for item in items:
-        at = retry_at(step, item.attempts, now) if (
-            retry and failure_type == FailureType.APPLICATION
-        ) else None
+        at = (
+            retry_at(step, item.attempts, now)
+            if (retry and failure_type == FailureType.APPLICATION)
+            else None
+        )
         (due.setdefault(at, []) if at is not None else failed).append(item.pk)
         run_items.append(
             attempt_run_item(
-                run, step, item, now=now, outcome=RunItemOutcome.FAILED,
+                run,
+                step,
+                item,
+                now=now,
+                outcome=RunItemOutcome.FAILED,
                 step_run_id=step_run_id or item.lease_owner_id,
-                failure_type=failure_type, cause=cause,
+                failure_type=failure_type,
+                cause=cause,
             )
         )
     counters = {"failed_items": F("failed_items") + len(failed), **(counters or {})}
     with transaction.atomic():
         for at, ids in due.items():
             work_items_move(
-                run, ids, WorkItemState.PENDING, fence_token=token,
-                allowed_from=IN_PROGRESS, updates={**failure, "available_at": at},
+                run,
+                ids,
+                WorkItemState.PENDING,
+                fence_token=token,
+                allowed_from=IN_PROGRESS,
+                updates={**failure, "available_at": at},
             )
         if failed:
             work_items_move(
-                run, failed, WorkItemState.FAILED, fence_token=token,
-                allowed_from=IN_PROGRESS, updates=failure,
+                run,
+                failed,
+                WorkItemState.FAILED,
+                fence_token=token,
+                allowed_from=IN_PROGRESS,
+                updates=failure,
             )
         retried = [pk for ids in due.values() for pk in ids]
         dropped = held_outputs_drop(retried + ([] if keep_failed_outputs else failed))

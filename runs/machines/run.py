@@ -44,7 +44,9 @@ def run_move(
         current = ledger.run_lock(run)
         if current not in allowed:
             raise IllegalTransition(run, current, to)
-        changed = Run.objects.filter(pk=run.pk, state=current).update(state=to, **fields)
+        changed = Run.objects.filter(pk=run.pk, state=current).update(
+            state=to, **fields
+        )
         if not changed:
             raise IllegalTransition(run, current, to)
         event = ledger.audit_event(
@@ -60,7 +62,10 @@ def run_move(
         run_move_outbox(run, before=current, after=to)
         transaction.on_commit(
             lambda: run_state_changed.send_robust(
-                sender=Run, run_id=run.pk, before=current, after=to,
+                sender=Run,
+                run_id=run.pk,
+                before=current,
+                after=to,
                 actor_label=event.actor_label,
             )
         )

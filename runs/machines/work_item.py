@@ -79,12 +79,22 @@ def work_items_move(
                 to,
                 reason=f"work items cannot move to {to}: {described}",
             )
-        ledger.append(run=run, events=list(events), run_items=list(run_items), counters=counters)
+        ledger.append(
+            run=run, events=list(events), run_items=list(run_items), counters=counters
+        )
     return changed
 
 
 def work_items_claim(
-    run: Run, step, *, limit: int, token, owner_id: int, expires, now, decoded: bool = True
+    run: Run,
+    step,
+    *,
+    limit: int,
+    token,
+    owner_id: int,
+    expires,
+    now,
+    decoded: bool = True,
 ) -> list:
     """Claim up to `limit` due pending items of one step: pending -> in_progress.
 
@@ -105,12 +115,15 @@ def work_items_claim(
     # these two databases (another backend with SKIP LOCKED would still need its own)
     if connection.vendor not in ("postgresql", "sqlite"):
         raise NotSupportedError(
-            f"the engine claims work items on PostgreSQL or SQLite, not {connection.vendor}"
+            "the engine claims work items on PostgreSQL or SQLite, "
+            f"not {connection.vendor}"
         )
     postgresql = connection.vendor == "postgresql"
     lock = " FOR UPDATE SKIP LOCKED" if postgresql else ""
     adapt_dt = connection.ops.adapt_datetimefield_value
-    token_value = WorkItem._meta.get_field("lease_token").get_db_prep_value(token, connection)
+    token_value = WorkItem._meta.get_field("lease_token").get_db_prep_value(
+        token, connection
+    )
     run_value = Run._meta.pk.get_db_prep_value(run.pk, connection)
     pick = (
         f"SELECT id FROM {table} WHERE run_id = %s AND step_id = %s AND state = %s "
@@ -123,16 +136,25 @@ def work_items_claim(
         f"WHERE state = %s AND id IN "
     )
     update_params = [
-        WorkItemState.IN_PROGRESS, token_value, owner_id, adapt_dt(expires), adapt_dt(now),
+        WorkItemState.IN_PROGRESS,
+        token_value,
+        owner_id,
+        adapt_dt(expires),
+        adapt_dt(now),
         WorkItemState.PENDING,
     ]
-    returning = " RETURNING id, step_id, payload, subject, attempts, approval, lease_owner_id"
+    returning = (
+        " RETURNING id, step_id, payload, subject, attempts, approval, lease_owner_id"
+    )
     if postgresql:
         # PostgreSQL may run an `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`
         # subquery more than once per statement, each run skipping the rows the
         # last one locked, and so claim more than `limit` items; a MATERIALIZED
         # CTE is evaluated exactly once
-        sql = f"WITH picked AS MATERIALIZED ({pick}) {update}(SELECT id FROM picked){returning}"
+        sql = (
+            f"WITH picked AS MATERIALIZED ({pick}) "
+            f"{update}(SELECT id FROM picked){returning}"
+        )
         params = [*pick_params, *update_params]
     else:
         sql = f"{update}({pick}){returning}"
@@ -155,9 +177,14 @@ def claimed_rows(rows, now) -> list[dict]:
             approval = json.loads(approval)
         claimed.append(
             {
-                "id": pk, "step_id": step_id, "payload": payload, "subject": subject,
-                "attempts": attempts, "approval": approval,
-                "lease_owner_id": lease_owner_id, "updated_at": now,
+                "id": pk,
+                "step_id": step_id,
+                "payload": payload,
+                "subject": subject,
+                "attempts": attempts,
+                "approval": approval,
+                "lease_owner_id": lease_owner_id,
+                "updated_at": now,
             }
         )
     claimed.sort(key=lambda row: row["id"])
@@ -172,19 +199,31 @@ def work_items_settle(run: Run, token, groups: dict[tuple, list[int]], now) -> N
     quote = connection.ops.quote_name
     table = quote(WorkItem._meta.db_table)
     adapt_dt = connection.ops.adapt_datetimefield_value
-    token_value = WorkItem._meta.get_field("lease_token").get_db_prep_value(token, connection)
+    token_value = WorkItem._meta.get_field("lease_token").get_db_prep_value(
+        token, connection
+    )
     # called inside the step run's commit: no savepoint of its own
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         for (state, available_at), ids in groups.items():
-            if state not in WORK_ITEM_TRANSITIONS or WorkItemState.IN_PROGRESS not in (
-                WORK_ITEM_TRANSITIONS[state]
+            if (
+                state not in WORK_ITEM_TRANSITIONS
+                or WorkItemState.IN_PROGRESS not in (WORK_ITEM_TRANSITIONS[state])
             ):
                 raise IllegalTransition(WorkItem(), WorkItemState.IN_PROGRESS, state)
-            sets = ["state = %s", "updated_at = %s", "lease_token = NULL",
-                    "lease_owner_id = NULL", "lease_expires_at = NULL"]
+            sets = [
+                "state = %s",
+                "updated_at = %s",
+                "lease_token = NULL",
+                "lease_owner_id = NULL",
+                "lease_expires_at = NULL",
+            ]
             params = [state, adapt_dt(now)]
             if state == WorkItemState.DONE:
-                sets += ["failure_type = ''", "failure_code = ''", "failure_message = ''"]
+                sets += [
+                    "failure_type = ''",
+                    "failure_code = ''",
+                    "failure_message = ''",
+                ]
             if available_at is not None:
                 sets.append("available_at = %s")
                 params.append(adapt_dt(available_at))

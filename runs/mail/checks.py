@@ -34,8 +34,10 @@ def mail_settings_valid(app_configs=None, **kwargs):
                 )
             )
     timeout = runs_settings.EMAIL_SUBJECT_TIMEOUT_SECONDS
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or (
-        timeout <= 0
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or (timeout <= 0)
     ):
         errors.append(
             Error(

@@ -305,9 +305,9 @@ def email_receive(
     )
     if problem:
         envelope = envelope_read(raw, max_bytes=header_limit)
-        envelope.recipients = sorted(
-            {r.lower() for r in envelope_recipients}
-        )[: runs_settings.EMAIL_MAX_ADDRESSES]
+        envelope.recipients = sorted({r.lower() for r in envelope_recipients})[
+            : runs_settings.EMAIL_MAX_ADDRESSES
+        ]
         return _reject(
             envelope,
             source=source,

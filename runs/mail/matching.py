@@ -58,7 +58,9 @@ def _subject_matches(pattern: str, subject: str, trigger: Trigger) -> bool:
     except TimeoutError:
         log.error(
             "e-mail trigger %s: subject pattern %r timed out after %ss",
-            trigger.pk, pattern, timeout,
+            trigger.pk,
+            pattern,
+            timeout,
         )
         raise SubjectTimeout from None
 

@@ -206,9 +206,11 @@ def envelope_read(raw: bytes, *, max_bytes: int | None = None) -> Envelope:
     except Exception:  # noqa: BLE001 - unreadable: logged without headers
         return Envelope()
     senders = _addresses_or_none(msg, "from")
-    recipients = set() if max_bytes is not None else {
-        a for name in RECIPIENT_HEADERS for a in _addresses_or_none(msg, name)
-    }
+    recipients = (
+        set()
+        if max_bytes is not None
+        else {a for name in RECIPIENT_HEADERS for a in _addresses_or_none(msg, name)}
+    )
     return Envelope(
         message_id=_header(msg, "message-id")[:500],
         sender=senders[0][:254] if senders else "",

@@ -11,294 +11,733 @@ import runs.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('automations', '0001_initial'),
+        ("automations", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LedgerHead',
+            name="LedgerHead",
             fields=[
-                ('key', models.CharField(max_length=50, primary_key=True, serialize=False)),
-                ('seq', models.PositiveBigIntegerField(default=0)),
-                ('hash', models.CharField(default='', max_length=64)),
+                (
+                    "key",
+                    models.CharField(max_length=50, primary_key=True, serialize=False),
+                ),
+                ("seq", models.PositiveBigIntegerField(default=0)),
+                ("hash", models.CharField(default="", max_length=64)),
             ],
         ),
         migrations.CreateModel(
-            name='Sequence',
+            name="Sequence",
             fields=[
-                ('name', models.CharField(max_length=50, primary_key=True, serialize=False)),
-                ('value', models.PositiveBigIntegerField(default=0)),
+                (
+                    "name",
+                    models.CharField(max_length=50, primary_key=True, serialize=False),
+                ),
+                ("value", models.PositiveBigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('number', models.PositiveBigIntegerField(editable=False, unique=True)),
-                ('trigger_kind', models.CharField(choices=[('manual', 'Manual'), ('schedule', 'Schedule'), ('email', 'E-mail'), ('api', 'API')], max_length=20)),
-                ('fired_at', models.DateTimeField(blank=True, null=True)),
-                ('run_by_label', models.CharField(blank=True, max_length=254)),
-                ('inputs', models.JSONField(blank=True, default=list)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('awaiting_input', 'Awaiting input'), ('stopping', 'Stopping'), ('terminating', 'Terminating'), ('completed', 'Completed'), ('completed_no_action', 'Completed, no action'), ('unresolved', 'Unresolved'), ('cancelled', 'Cancelled'), ('failed', 'Failed'), ('timed_out', 'Timed out')], default='pending', max_length=30)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('deadline_at', models.DateTimeField(blank=True, null=True)),
-                ('total_items', models.PositiveIntegerField(default=0)),
-                ('output_items', models.PositiveIntegerField(default=0)),
-                ('failed_items', models.PositiveIntegerField(default=0)),
-                ('subjects_matched', models.PositiveIntegerField(default=0)),
-                ('actions_invoked', models.PositiveIntegerField(default=0)),
-                ('current_step', models.CharField(blank=True, max_length=100)),
-                ('archived', models.BooleanField(default=False)),
-                ('stop_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('stop_options', models.JSONField(blank=True, default=dict)),
-                ('is_test_case', models.BooleanField(default=False)),
-                ('error', models.TextField(blank=True)),
-                ('ledger_seq', models.PositiveBigIntegerField(default=0, editable=False)),
-                ('ledger_hash', models.CharField(default='', editable=False, max_length=64)),
-                ('automation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='automations.automation')),
-                ('rerun_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reruns', to='runs.run')),
-                ('run_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('stop_requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('trigger', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to='automations.trigger')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='automations.automationversion')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("number", models.PositiveBigIntegerField(editable=False, unique=True)),
+                (
+                    "trigger_kind",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Manual"),
+                            ("schedule", "Schedule"),
+                            ("email", "E-mail"),
+                            ("api", "API"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("fired_at", models.DateTimeField(blank=True, null=True)),
+                ("run_by_label", models.CharField(blank=True, max_length=254)),
+                ("inputs", models.JSONField(blank=True, default=list)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("awaiting_input", "Awaiting input"),
+                            ("stopping", "Stopping"),
+                            ("terminating", "Terminating"),
+                            ("completed", "Completed"),
+                            ("completed_no_action", "Completed, no action"),
+                            ("unresolved", "Unresolved"),
+                            ("cancelled", "Cancelled"),
+                            ("failed", "Failed"),
+                            ("timed_out", "Timed out"),
+                        ],
+                        default="pending",
+                        max_length=30,
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, editable=False
+                    ),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("deadline_at", models.DateTimeField(blank=True, null=True)),
+                ("total_items", models.PositiveIntegerField(default=0)),
+                ("output_items", models.PositiveIntegerField(default=0)),
+                ("failed_items", models.PositiveIntegerField(default=0)),
+                ("subjects_matched", models.PositiveIntegerField(default=0)),
+                ("actions_invoked", models.PositiveIntegerField(default=0)),
+                ("current_step", models.CharField(blank=True, max_length=100)),
+                ("archived", models.BooleanField(default=False)),
+                ("stop_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("stop_options", models.JSONField(blank=True, default=dict)),
+                ("is_test_case", models.BooleanField(default=False)),
+                ("error", models.TextField(blank=True)),
+                (
+                    "ledger_seq",
+                    models.PositiveBigIntegerField(default=0, editable=False),
+                ),
+                (
+                    "ledger_hash",
+                    models.CharField(default="", editable=False, max_length=64),
+                ),
+                (
+                    "automation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="automations.automation",
+                    ),
+                ),
+                (
+                    "rerun_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="reruns",
+                        to="runs.run",
+                    ),
+                ),
+                (
+                    "run_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "stop_requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="runs",
+                        to="automations.trigger",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="automations.automationversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-number'],
-                'permissions': [('stop_run', 'Can stop runs'), ('retry_run', 'Can retry failed items'), ('resolve_run', 'Can resolve failed items'), ('archive_run', 'Can archive and unarchive runs'), ('rerun_run', 'Can re-run runs'), ('approve_run', 'Can approve or reject awaiting items'), ('trigger_run', 'Can start runs'), ('export_run', 'Can export runs')],
+                "ordering": ["-number"],
+                "permissions": [
+                    ("stop_run", "Can stop runs"),
+                    ("retry_run", "Can retry failed items"),
+                    ("resolve_run", "Can resolve failed items"),
+                    ("archive_run", "Can archive and unarchive runs"),
+                    ("rerun_run", "Can re-run runs"),
+                    ("approve_run", "Can approve or reject awaiting items"),
+                    ("trigger_run", "Can start runs"),
+                    ("export_run", "Can export runs"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveBigIntegerField(editable=False)),
-                ('prev_hash', models.CharField(editable=False, max_length=64)),
-                ('hash', models.CharField(editable=False, max_length=64)),
-                ('chain', models.CharField(editable=False, max_length=50)),
-                ('actor_label', models.CharField(max_length=254)),
-                ('verb', models.CharField(max_length=100)),
-                ('object_type', models.CharField(max_length=100)),
-                ('object_id', models.CharField(max_length=100)),
-                ('before', models.JSONField(blank=True, default=dict)),
-                ('after', models.JSONField(blank=True, default=dict)),
-                ('reason', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='audit_events', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("seq", models.PositiveBigIntegerField(editable=False)),
+                ("prev_hash", models.CharField(editable=False, max_length=64)),
+                ("hash", models.CharField(editable=False, max_length=64)),
+                ("chain", models.CharField(editable=False, max_length=50)),
+                ("actor_label", models.CharField(max_length=254)),
+                ("verb", models.CharField(max_length=100)),
+                ("object_type", models.CharField(max_length=100)),
+                ("object_id", models.CharField(max_length=100)),
+                ("before", models.JSONField(blank=True, default=dict)),
+                ("after", models.JSONField(blank=True, default=dict)),
+                ("reason", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="audit_events",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['chain', 'seq'],
+                "ordering": ["chain", "seq"],
             },
         ),
         migrations.CreateModel(
-            name='ActionResult',
+            name="ActionResult",
             fields=[
-                ('idempotency_key', models.CharField(max_length=200, primary_key=True, serialize=False)),
-                ('result_ref', models.CharField(blank=True, max_length=254)),
-                ('outputs', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='runs.run')),
+                (
+                    "idempotency_key",
+                    models.CharField(max_length=200, primary_key=True, serialize=False),
+                ),
+                ("result_ref", models.CharField(blank=True, max_length=254)),
+                ("outputs", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="runs.run",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='StepRun',
+            name="StepRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('finished', 'Finished'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=20)),
-                ('lease_token', models.UUIDField(blank=True, null=True)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('items_processed', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('exit_code', models.IntegerField(blank=True, null=True)),
-                ('log', models.TextField(blank=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='step_runs', to='runs.run')),
-                ('step', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='step_runs', to='automations.step')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("finished", "Finished"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=20,
+                    ),
+                ),
+                ("lease_token", models.UUIDField(blank=True, null=True)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("items_processed", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("exit_code", models.IntegerField(blank=True, null=True)),
+                ("log", models.TextField(blank=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="step_runs",
+                        to="runs.run",
+                    ),
+                ),
+                (
+                    "step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="step_runs",
+                        to="automations.step",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'id'],
+                "ordering": ["run", "id"],
             },
         ),
         migrations.CreateModel(
-            name='WorkItem',
+            name="WorkItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('in_progress', 'In progress'), ('awaiting_input', 'Awaiting input'), ('done', 'Done'), ('failed', 'Failed'), ('resolved', 'Resolved')], default='pending', max_length=20)),
-                ('subject', models.CharField(blank=True, max_length=254)),
-                ('payload', models.JSONField(blank=True, default=dict)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('available_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('lease_token', models.UUIDField(blank=True, null=True)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('failure_type', models.CharField(blank=True, choices=[('business', 'Business'), ('application', 'Application')], max_length=20)),
-                ('failure_code', models.CharField(blank=True, max_length=100)),
-                ('failure_message', models.TextField(blank=True)),
-                ('note', models.TextField(blank=True)),
-                ('approvers', models.JSONField(blank=True, default=list)),
-                ('approval_deadline', models.DateTimeField(blank=True, null=True)),
-                ('approval', models.JSONField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('lease_owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='runs.steprun')),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='outputs', to='runs.workitem')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='work_items', to='runs.run')),
-                ('step', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='work_items', to='automations.step')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("in_progress", "In progress"),
+                            ("awaiting_input", "Awaiting input"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                            ("resolved", "Resolved"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("subject", models.CharField(blank=True, max_length=254)),
+                ("payload", models.JSONField(blank=True, default=dict)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                (
+                    "available_at",
+                    models.DateTimeField(default=django.utils.timezone.now),
+                ),
+                ("lease_token", models.UUIDField(blank=True, null=True)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "failure_type",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("business", "Business"),
+                            ("application", "Application"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("failure_code", models.CharField(blank=True, max_length=100)),
+                ("failure_message", models.TextField(blank=True)),
+                ("note", models.TextField(blank=True)),
+                ("approvers", models.JSONField(blank=True, default=list)),
+                ("approval_deadline", models.DateTimeField(blank=True, null=True)),
+                ("approval", models.JSONField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "lease_owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="runs.steprun",
+                    ),
+                ),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="outputs",
+                        to="runs.workitem",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="work_items",
+                        to="runs.run",
+                    ),
+                ),
+                (
+                    "step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="work_items",
+                        to="automations.step",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'id'],
+                "ordering": ["run", "id"],
             },
         ),
         migrations.CreateModel(
-            name='RunItem',
+            name="RunItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveBigIntegerField(editable=False)),
-                ('prev_hash', models.CharField(editable=False, max_length=64)),
-                ('hash', models.CharField(editable=False, max_length=64)),
-                ('action', models.CharField(max_length=200)),
-                ('subject', models.CharField(blank=True, max_length=254)),
-                ('parameters', models.JSONField(blank=True, default=dict)),
-                ('attempt', models.PositiveIntegerField()),
-                ('idempotency_key', models.CharField(max_length=200)),
-                ('outcome', models.CharField(choices=[('succeeded', 'Succeeded'), ('failed', 'Failed'), ('skipped', 'Skipped'), ('awaiting_approval', 'Awaiting approval'), ('idempotent_replay', 'Idempotent replay')], max_length=30)),
-                ('result_ref', models.CharField(blank=True, max_length=254)),
-                ('failure_type', models.CharField(blank=True, choices=[('business', 'Business'), ('application', 'Application')], max_length=20)),
-                ('failure_cause', models.TextField(blank=True)),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField()),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='run_items', to='runs.run')),
-                ('step', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='run_items', to='automations.step')),
-                ('step_run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='runs.steprun')),
-                ('work_item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='run_items', to='runs.workitem')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("seq", models.PositiveBigIntegerField(editable=False)),
+                ("prev_hash", models.CharField(editable=False, max_length=64)),
+                ("hash", models.CharField(editable=False, max_length=64)),
+                ("action", models.CharField(max_length=200)),
+                ("subject", models.CharField(blank=True, max_length=254)),
+                ("parameters", models.JSONField(blank=True, default=dict)),
+                ("attempt", models.PositiveIntegerField()),
+                ("idempotency_key", models.CharField(max_length=200)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("skipped", "Skipped"),
+                            ("awaiting_approval", "Awaiting approval"),
+                            ("idempotent_replay", "Idempotent replay"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("result_ref", models.CharField(blank=True, max_length=254)),
+                (
+                    "failure_type",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("business", "Business"),
+                            ("application", "Application"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("failure_cause", models.TextField(blank=True)),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField()),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="run_items",
+                        to="runs.run",
+                    ),
+                ),
+                (
+                    "step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="run_items",
+                        to="automations.step",
+                    ),
+                ),
+                (
+                    "step_run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="runs.steprun",
+                    ),
+                ),
+                (
+                    "work_item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="run_items",
+                        to="runs.workitem",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'seq'],
+                "ordering": ["run", "seq"],
             },
         ),
         migrations.CreateModel(
-            name='WorkItemFile',
+            name="WorkItemFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('file', models.FileField(max_length=500, upload_to=runs.models.work_item_file_path)),
-                ('size', models.PositiveBigIntegerField(default=0)),
-                ('content_type', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('work_item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='files', to='runs.workitem')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("name", models.CharField(max_length=255)),
+                (
+                    "file",
+                    models.FileField(
+                        max_length=500, upload_to=runs.models.work_item_file_path
+                    ),
+                ),
+                ("size", models.PositiveBigIntegerField(default=0)),
+                ("content_type", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "work_item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="files",
+                        to="runs.workitem",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['archived', '-number'], name='run_archived_number'),
+            model_name="run",
+            index=models.Index(
+                fields=["archived", "-number"], name="run_archived_number"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['state', '-number'], name='run_state_number'),
+            model_name="run",
+            index=models.Index(fields=["state", "-number"], name="run_state_number"),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['automation', '-number'], name='run_automation_number'),
+            model_name="run",
+            index=models.Index(
+                fields=["automation", "-number"], name="run_automation_number"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['trigger_kind', '-number'], name='run_trigger_number'),
+            model_name="run",
+            index=models.Index(
+                fields=["trigger_kind", "-number"], name="run_trigger_number"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['created_at'], name='run_created_at'),
+            model_name="run",
+            index=models.Index(fields=["created_at"], name="run_created_at"),
         ),
         migrations.AddConstraint(
-            model_name='run',
-            constraint=models.CheckConstraint(condition=models.Q(('state__in', ['pending', 'running', 'awaiting_input', 'stopping', 'terminating', 'completed', 'completed_no_action', 'unresolved', 'cancelled', 'failed', 'timed_out'])), name='run_state_valid'),
+            model_name="run",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "state__in",
+                        [
+                            "pending",
+                            "running",
+                            "awaiting_input",
+                            "stopping",
+                            "terminating",
+                            "completed",
+                            "completed_no_action",
+                            "unresolved",
+                            "cancelled",
+                            "failed",
+                            "timed_out",
+                        ],
+                    )
+                ),
+                name="run_state_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='run',
-            constraint=models.CheckConstraint(condition=models.Q(('trigger_kind__in', ['manual', 'schedule', 'email', 'api'])), name='run_trigger_kind_valid'),
+            model_name="run",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("trigger_kind__in", ["manual", "schedule", "email", "api"])
+                ),
+                name="run_trigger_kind_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='run',
-            constraint=models.CheckConstraint(condition=models.Q(('completed_at__isnull', True), ('completed_at__gte', models.F('created_at')), _connector='OR'), name='run_completed_after_created'),
+            model_name="run",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("completed_at__isnull", True),
+                    ("completed_at__gte", models.F("created_at")),
+                    _connector="OR",
+                ),
+                name="run_completed_after_created",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='run',
-            constraint=models.UniqueConstraint(condition=models.Q(('fired_at__isnull', False)), fields=('trigger', 'fired_at'), name='run_one_per_fire_time'),
+            model_name="run",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("fired_at__isnull", False)),
+                fields=("trigger", "fired_at"),
+                name="run_one_per_fire_time",
+            ),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['run', 'seq'], name='audit_run_seq'),
+            model_name="auditevent",
+            index=models.Index(fields=["run", "seq"], name="audit_run_seq"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['created_at'], name='audit_created_at'),
+            model_name="auditevent",
+            index=models.Index(fields=["created_at"], name="audit_created_at"),
         ),
         migrations.AddConstraint(
-            model_name='auditevent',
-            constraint=models.UniqueConstraint(fields=('chain', 'seq'), name='audit_chain_seq_unique'),
+            model_name="auditevent",
+            constraint=models.UniqueConstraint(
+                fields=("chain", "seq"), name="audit_chain_seq_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='steprun',
-            index=models.Index(fields=['run', 'step', 'state'], name='step_run_run_step_state'),
+            model_name="steprun",
+            index=models.Index(
+                fields=["run", "step", "state"], name="step_run_run_step_state"
+            ),
         ),
         migrations.AddIndex(
-            model_name='steprun',
-            index=models.Index(fields=['state', 'lease_expires_at'], name='step_run_lease'),
+            model_name="steprun",
+            index=models.Index(
+                fields=["state", "lease_expires_at"], name="step_run_lease"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='steprun',
-            constraint=models.CheckConstraint(condition=models.Q(('state__in', ['queued', 'running', 'finished', 'failed', 'cancelled'])), name='step_run_state_valid'),
+            model_name="steprun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "state__in",
+                        ["queued", "running", "finished", "failed", "cancelled"],
+                    )
+                ),
+                name="step_run_state_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='workitem',
-            index=models.Index(fields=['run', 'step', 'state'], name='work_item_claim'),
+            model_name="workitem",
+            index=models.Index(fields=["run", "step", "state"], name="work_item_claim"),
         ),
         migrations.AddIndex(
-            model_name='workitem',
-            index=models.Index(fields=['state', 'lease_expires_at'], name='work_item_lease'),
+            model_name="workitem",
+            index=models.Index(
+                fields=["state", "lease_expires_at"], name="work_item_lease"
+            ),
         ),
         migrations.AddIndex(
-            model_name='workitem',
-            index=models.Index(fields=['run', 'state'], name='work_item_run_state'),
+            model_name="workitem",
+            index=models.Index(fields=["run", "state"], name="work_item_run_state"),
         ),
         migrations.AddConstraint(
-            model_name='workitem',
-            constraint=models.CheckConstraint(condition=models.Q(('state__in', ['pending', 'in_progress', 'awaiting_input', 'done', 'failed', 'resolved'])), name='work_item_state_valid'),
+            model_name="workitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "state__in",
+                        [
+                            "pending",
+                            "in_progress",
+                            "awaiting_input",
+                            "done",
+                            "failed",
+                            "resolved",
+                        ],
+                    )
+                ),
+                name="work_item_state_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workitem',
-            constraint=models.CheckConstraint(condition=models.Q(('failure_type__in', ['', 'business', 'application'])), name='work_item_failure_type_valid'),
+            model_name="workitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("failure_type__in", ["", "business", "application"])
+                ),
+                name="work_item_failure_type_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workitem',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('lease_token__isnull', False), ('state', 'in_progress')), models.Q(models.Q(('state', 'in_progress'), _negated=True), ('lease_token__isnull', True)), _connector='OR'), name='work_item_lease_iff_in_progress'),
+            model_name="workitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("lease_token__isnull", False), ("state", "in_progress")),
+                    models.Q(
+                        models.Q(("state", "in_progress"), _negated=True),
+                        ("lease_token__isnull", True),
+                    ),
+                    _connector="OR",
+                ),
+                name="work_item_lease_iff_in_progress",
+            ),
         ),
         migrations.AddIndex(
-            model_name='runitem',
-            index=models.Index(fields=['idempotency_key'], name='run_item_idempotency_key'),
+            model_name="runitem",
+            index=models.Index(
+                fields=["idempotency_key"], name="run_item_idempotency_key"
+            ),
         ),
         migrations.AddIndex(
-            model_name='runitem',
-            index=models.Index(fields=['finished_at'], name='run_item_finished_at'),
+            model_name="runitem",
+            index=models.Index(fields=["finished_at"], name="run_item_finished_at"),
         ),
         migrations.AddConstraint(
-            model_name='runitem',
-            constraint=models.UniqueConstraint(fields=('run', 'seq'), name='run_item_seq_unique'),
+            model_name="runitem",
+            constraint=models.UniqueConstraint(
+                fields=("run", "seq"), name="run_item_seq_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='runitem',
-            constraint=models.CheckConstraint(condition=models.Q(('outcome__in', ['succeeded', 'failed', 'skipped', 'awaiting_approval', 'idempotent_replay'])), name='run_item_outcome_valid'),
+            model_name="runitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "outcome__in",
+                        [
+                            "succeeded",
+                            "failed",
+                            "skipped",
+                            "awaiting_approval",
+                            "idempotent_replay",
+                        ],
+                    )
+                ),
+                name="run_item_outcome_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workitemfile',
-            constraint=models.UniqueConstraint(fields=('work_item', 'name'), name='work_item_file_name_unique'),
+            model_name="workitemfile",
+            constraint=models.UniqueConstraint(
+                fields=("work_item", "name"), name="work_item_file_name_unique"
+            ),
         ),
     ]

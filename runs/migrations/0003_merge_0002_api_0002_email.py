@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0002_api'),
-        ('runs', '0002_email'),
+        ("runs", "0002_api"),
+        ("runs", "0002_email"),
     ]
 
-    operations = [
-    ]
+    operations = []

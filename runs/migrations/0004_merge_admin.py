@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0002_admin_groups'),
-        ('runs', '0003_merge_0002_api_0002_email'),
+        ("runs", "0002_admin_groups"),
+        ("runs", "0003_merge_0002_api_0002_email"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -7,61 +7,142 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automations', '0001_initial'),
-        ('runs', '0004_merge_admin'),
+        ("automations", "0001_initial"),
+        ("runs", "0004_merge_admin"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TestCase',
+            name="TestCase",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source_run_number', models.PositiveBigIntegerField()),
-                ('name', models.CharField(max_length=200)),
-                ('inputs', models.JSONField(blank=True, default=list)),
-                ('expected_state', models.CharField(max_length=30)),
-                ('expected', models.JSONField(blank=True, default=list)),
-                ('created_by_label', models.CharField(blank=True, max_length=254)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('automation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='test_cases', to='automations.automation')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('source_run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='test_cases', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("source_run_number", models.PositiveBigIntegerField()),
+                ("name", models.CharField(max_length=200)),
+                ("inputs", models.JSONField(blank=True, default=list)),
+                ("expected_state", models.CharField(max_length=30)),
+                ("expected", models.JSONField(blank=True, default=list)),
+                ("created_by_label", models.CharField(blank=True, max_length=254)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "automation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="test_cases",
+                        to="automations.automation",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "source_run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="test_cases",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['automation', 'id'],
+                "ordering": ["automation", "id"],
             },
         ),
         migrations.CreateModel(
-            name='TestCaseRun',
+            name="TestCaseRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('batch', models.UUIDField()),
-                ('result', models.CharField(choices=[('running', 'Running'), ('passed', 'Passed'), ('failed', 'Failed')], default='running', max_length=20)),
-                ('differences', models.JSONField(blank=True, default=list)),
-                ('started_by_label', models.CharField(blank=True, max_length=254)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('evaluated_at', models.DateTimeField(blank=True, null=True)),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='runs.run')),
-                ('test_case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='executions', to='runs.testcase')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='automations.automationversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("batch", models.UUIDField()),
+                (
+                    "result",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("passed", "Passed"),
+                            ("failed", "Failed"),
+                        ],
+                        default="running",
+                        max_length=20,
+                    ),
+                ),
+                ("differences", models.JSONField(blank=True, default=list)),
+                ("started_by_label", models.CharField(blank=True, max_length=254)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("evaluated_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="runs.run",
+                    ),
+                ),
+                (
+                    "test_case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="executions",
+                        to="runs.testcase",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="automations.automationversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='testcase',
-            constraint=models.UniqueConstraint(condition=models.Q(('source_run__isnull', False)), fields=('source_run',), name='test_case_one_per_run'),
+            model_name="testcase",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("source_run__isnull", False)),
+                fields=("source_run",),
+                name="test_case_one_per_run",
+            ),
         ),
         migrations.AddIndex(
-            model_name='testcaserun',
-            index=models.Index(fields=['batch'], name='test_case_run_batch'),
+            model_name="testcaserun",
+            index=models.Index(fields=["batch"], name="test_case_run_batch"),
         ),
         migrations.AddConstraint(
-            model_name='testcaserun',
-            constraint=models.CheckConstraint(condition=models.Q(('result__in', ['running', 'passed', 'failed'])), name='test_case_run_result_valid'),
+            model_name="testcaserun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("result__in", ["running", "passed", "failed"])),
+                name="test_case_run_result_valid",
+            ),
         ),
     ]

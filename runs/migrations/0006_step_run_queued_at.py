@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0005_reports'),
+        ("runs", "0005_reports"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='steprun',
-            name='queued_at',
+            model_name="steprun",
+            name="queued_at",
             field=models.DateTimeField(default=django.utils.timezone.now),
         ),
     ]

@@ -5,51 +5,84 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automations', '0001_initial'),
-        ('runs', '0006_step_run_queued_at'),
+        ("automations", "0001_initial"),
+        ("runs", "0006_step_run_queued_at"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='runitem',
-            name='run_item_finished_at',
+            model_name="runitem",
+            name="run_item_finished_at",
         ),
         migrations.RemoveIndex(
-            model_name='workitem',
-            name='work_item_lease',
+            model_name="workitem",
+            name="work_item_lease",
         ),
         migrations.RemoveIndex(
-            model_name='workitem',
-            name='work_item_run_state',
+            model_name="workitem",
+            name="work_item_run_state",
         ),
         migrations.AlterField(
-            model_name='runitem',
-            name='run',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='run_items', to='runs.run'),
+            model_name="runitem",
+            name="run",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="run_items",
+                to="runs.run",
+            ),
         ),
         migrations.AlterField(
-            model_name='runitem',
-            name='step_run',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='runs.steprun'),
+            model_name="runitem",
+            name="step_run",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="runs.steprun",
+            ),
         ),
         migrations.AlterField(
-            model_name='workitem',
-            name='lease_owner',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='runs.steprun'),
+            model_name="workitem",
+            name="lease_owner",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="runs.steprun",
+            ),
         ),
         migrations.AlterField(
-            model_name='workitem',
-            name='run',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='work_items', to='runs.run'),
+            model_name="workitem",
+            name="run",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="work_items",
+                to="runs.run",
+            ),
         ),
         migrations.AddIndex(
-            model_name='workitem',
-            index=models.Index(condition=models.Q(('state', 'in_progress')), fields=['lease_expires_at'], name='work_item_lease'),
+            model_name="workitem",
+            index=models.Index(
+                condition=models.Q(("state", "in_progress")),
+                fields=["lease_expires_at"],
+                name="work_item_lease",
+            ),
         ),
         migrations.AddIndex(
-            model_name='workitem',
-            index=models.Index(condition=models.Q(('state', 'awaiting_input')), fields=['approval_deadline'], name='work_item_approval_deadline'),
+            model_name="workitem",
+            index=models.Index(
+                condition=models.Q(("state", "awaiting_input")),
+                fields=["approval_deadline"],
+                name="work_item_approval_deadline",
+            ),
         ),
     ]

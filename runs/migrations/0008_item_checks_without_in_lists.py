@@ -4,39 +4,75 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automations', '0001_initial'),
-        ('runs', '0007_engine_indexes'),
+        ("automations", "0001_initial"),
+        ("runs", "0007_engine_indexes"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='runitem',
-            name='run_item_outcome_valid',
+            model_name="runitem",
+            name="run_item_outcome_valid",
         ),
         migrations.RemoveConstraint(
-            model_name='workitem',
-            name='work_item_state_valid',
+            model_name="workitem",
+            name="work_item_state_valid",
         ),
         migrations.RemoveConstraint(
-            model_name='workitem',
-            name='work_item_failure_type_valid',
+            model_name="workitem",
+            name="work_item_failure_type_valid",
         ),
         migrations.AddConstraint(
-            model_name='runitem',
-            constraint=models.CheckConstraint(condition=models.Q(('outcome', 'succeeded'), ('outcome', 'failed'), ('outcome', 'skipped'), ('outcome', 'awaiting_approval'), ('outcome', 'idempotent_replay'), _connector='OR'), name='run_item_outcome_valid'),
+            model_name="runitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("outcome", "succeeded"),
+                    ("outcome", "failed"),
+                    ("outcome", "skipped"),
+                    ("outcome", "awaiting_approval"),
+                    ("outcome", "idempotent_replay"),
+                    _connector="OR",
+                ),
+                name="run_item_outcome_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='runitem',
-            constraint=models.CheckConstraint(condition=models.Q(('failure_type', ''), ('failure_type', 'business'), ('failure_type', 'application'), _connector='OR'), name='run_item_failure_type_valid'),
+            model_name="runitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("failure_type", ""),
+                    ("failure_type", "business"),
+                    ("failure_type", "application"),
+                    _connector="OR",
+                ),
+                name="run_item_failure_type_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workitem',
-            constraint=models.CheckConstraint(condition=models.Q(('state', 'pending'), ('state', 'in_progress'), ('state', 'awaiting_input'), ('state', 'done'), ('state', 'failed'), ('state', 'resolved'), _connector='OR'), name='work_item_state_valid'),
+            model_name="workitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("state", "pending"),
+                    ("state", "in_progress"),
+                    ("state", "awaiting_input"),
+                    ("state", "done"),
+                    ("state", "failed"),
+                    ("state", "resolved"),
+                    _connector="OR",
+                ),
+                name="work_item_state_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workitem',
-            constraint=models.CheckConstraint(condition=models.Q(('failure_type', ''), ('failure_type', 'business'), ('failure_type', 'application'), _connector='OR'), name='work_item_failure_type_valid'),
+            model_name="workitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("failure_type", ""),
+                    ("failure_type", "business"),
+                    ("failure_type", "application"),
+                    _connector="OR",
+                ),
+                name="work_item_failure_type_valid",
+            ),
         ),
     ]

@@ -7,19 +7,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automations', '0001_initial'),
-        ('runs', '0009_idempotency_key_length'),
+        ("automations", "0001_initial"),
+        ("runs", "0009_idempotency_key_length"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='workitem',
-            options={'ordering': ['run_id', 'id']},
+            name="workitem",
+            options={"ordering": ["run_id", "id"]},
         ),
         migrations.AddIndex(
-            model_name='workitem',
-            index=models.Index(fields=['run', 'id'], name='work_item_run_order'),
+            model_name="workitem",
+            index=models.Index(fields=["run", "id"], name="work_item_run_order"),
         ),
     ]

@@ -41,34 +41,51 @@ AUTHTOKEN = (
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automations', '0001_initial'),
-        ('runs', '0010_work_item_run_order'),
+        ("automations", "0001_initial"),
+        ("runs", "0010_work_item_run_order"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
         *AUTHTOKEN,
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='apiclient',
-            name='automations',
-            field=models.ManyToManyField(blank=True, help_text="Automations whose runs this client may start, read and control over the API (with its user's permissions).", related_name='api_clients', to='automations.automation'),
+            model_name="apiclient",
+            name="automations",
+            field=models.ManyToManyField(
+                blank=True,
+                help_text="Automations whose runs this client may start, read and control over the API (with its user's permissions).",
+                related_name="api_clients",
+                to="automations.automation",
+            ),
         ),
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('digest', models.CharField(max_length=128, primary_key=True, serialize=False)),
-                ('token_key', models.CharField(db_index=True, max_length=25)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('expiry', models.DateTimeField(blank=True, null=True)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='auth_token_set', to=settings.AUTH_USER_MODEL)),
+                (
+                    "digest",
+                    models.CharField(max_length=128, primary_key=True, serialize=False),
+                ),
+                ("token_key", models.CharField(db_index=True, max_length=25)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("expiry", models.DateTimeField(blank=True, null=True)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                (
+                    "last_used_at",
+                    models.DateTimeField(blank=True, editable=False, null=True),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="auth_token_set",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'API token',
-                'ordering': ['-created'],
+                "verbose_name": "API token",
+                "ordering": ["-created"],
             },
         ),
         migrations.RunPython(legacy_tokens_hash, migrations.RunPython.noop),

@@ -6,28 +6,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0011_api_tokens_hashed'),
+        ("runs", "0011_api_tokens_hashed"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LedgerCheckpoint',
+            name="LedgerCheckpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('chain', models.CharField(max_length=50)),
-                ('seq', models.PositiveBigIntegerField()),
-                ('hash', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('key_id', models.CharField(max_length=64)),
-                ('signature', models.CharField(max_length=100)),
-                ('run', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("chain", models.CharField(max_length=50)),
+                ("seq", models.PositiveBigIntegerField()),
+                ("hash", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("key_id", models.CharField(max_length=64)),
+                ("signature", models.CharField(max_length=100)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['chain', 'seq'],
-                'indexes': [models.Index(fields=['run', 'seq'], name='ledger_checkpoint_run_seq')],
-                'constraints': [models.UniqueConstraint(fields=('chain', 'seq', 'key_id'), name='ledger_checkpoint_unique')],
+                "ordering": ["chain", "seq"],
+                "indexes": [
+                    models.Index(
+                        fields=["run", "seq"], name="ledger_checkpoint_run_seq"
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("chain", "seq", "key_id"),
+                        name="ledger_checkpoint_unique",
+                    )
+                ],
             },
         ),
     ]

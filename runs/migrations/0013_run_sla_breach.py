@@ -6,32 +6,65 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automations', '0002_sla_seconds'),
-        ('runs', '0012_ledger_checkpoints'),
+        ("automations", "0002_sla_seconds"),
+        ("runs", "0012_ledger_checkpoints"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RunSlaBreach',
+            name="RunSlaBreach",
             fields=[
-                ('run', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='sla_breach', serialize=False, to='runs.run')),
-                ('kind', models.CharField(choices=[('lead_time', "Lead time over the automation's sla_seconds"), ('pending_age', 'A work item pending over RUNS_SLA_PENDING_SECONDS')], max_length=20)),
-                ('breached_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('seconds', models.FloatField()),
-                ('limit_seconds', models.PositiveIntegerField()),
+                (
+                    "run",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="sla_breach",
+                        serialize=False,
+                        to="runs.run",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            (
+                                "lead_time",
+                                "Lead time over the automation's sla_seconds",
+                            ),
+                            (
+                                "pending_age",
+                                "A work item pending over RUNS_SLA_PENDING_SECONDS",
+                            ),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "breached_at",
+                    models.DateTimeField(default=django.utils.timezone.now),
+                ),
+                ("seconds", models.FloatField()),
+                ("limit_seconds", models.PositiveIntegerField()),
             ],
             options={
-                'verbose_name': 'SLA breach',
+                "verbose_name": "SLA breach",
             },
         ),
         migrations.AddIndex(
-            model_name='runitem',
-            index=models.Index(condition=models.Q(('outcome', 'failed')), fields=['step'], name='run_item_failed_step'),
+            model_name="runitem",
+            index=models.Index(
+                condition=models.Q(("outcome", "failed")),
+                fields=["step"],
+                name="run_item_failed_step",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='runslabreach',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['lead_time', 'pending_age'])), name='run_sla_breach_kind_valid'),
+            model_name="runslabreach",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["lead_time", "pending_age"])),
+                name="run_sla_breach_kind_valid",
+            ),
         ),
     ]

@@ -12,4 +12,3 @@ def one_of(field: str, values) -> Q:
     for value in values:
         condition |= Q(**{field: value})
     return condition
-

@@ -35,8 +35,13 @@ class WorkItem(models.Model):
     # never looked up by (no index), and its step run is only ever deleted with the
     # run and its items (no constraint to check on that delete)
     lease_owner = models.ForeignKey(
-        StepRun, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+",
-        db_index=False, db_constraint=False,
+        StepRun,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -110,7 +115,9 @@ class WorkItemFile(models.Model):
     """A file of a work item (an e-mail attachment, a robot's upload). Served only
     through permission-checked views and signed URLs, never from MEDIA_URL."""
 
-    work_item = models.ForeignKey(WorkItem, on_delete=models.CASCADE, related_name="files")
+    work_item = models.ForeignKey(
+        WorkItem, on_delete=models.CASCADE, related_name="files"
+    )
     name = models.CharField(max_length=255)
     file = models.FileField(upload_to=work_item_file_path, max_length=500)
     size = models.PositiveBigIntegerField(default=0)
@@ -142,4 +149,3 @@ class WorkItemFile(models.Model):
 
     def __str__(self):
         return self.name
-

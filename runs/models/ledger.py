@@ -68,8 +68,13 @@ class RunItem(LedgerRecord):
     # like WorkItem.lease_owner: a record of which step run wrote it; the step run
     # is only deleted with the run and its run items
     step_run = models.ForeignKey(
-        StepRun, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+",
-        db_index=False, db_constraint=False,
+        StepRun,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     action = models.CharField(max_length=200)
     subject = models.CharField(max_length=254, blank=True)
@@ -150,7 +155,11 @@ class AuditEvent(LedgerRecord):
 
     chain = models.CharField(max_length=50, editable=False)
     run = models.ForeignKey(
-        Run, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"
+        Run,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="audit_events",
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -171,7 +180,9 @@ class AuditEvent(LedgerRecord):
     class Meta:
         ordering = ["chain", "seq"]
         constraints = [
-            models.UniqueConstraint(fields=["chain", "seq"], name="audit_chain_seq_unique"),
+            models.UniqueConstraint(
+                fields=["chain", "seq"], name="audit_chain_seq_unique"
+            ),
         ]
         indexes = [
             # run detail audit trail and exports by period
@@ -215,4 +226,3 @@ class ActionResult(models.Model):
 
     def __str__(self):
         return self.idempotency_key
-

@@ -126,7 +126,9 @@ class Run(models.Model):
             # trigger and archived filters, newest first
             models.Index(fields=["archived", "-number"], name="run_archived_number"),
             models.Index(fields=["state", "-number"], name="run_state_number"),
-            models.Index(fields=["automation", "-number"], name="run_automation_number"),
+            models.Index(
+                fields=["automation", "-number"], name="run_automation_number"
+            ),
             models.Index(fields=["trigger_kind", "-number"], name="run_trigger_number"),
             # date hierarchy and created_after / created_before
             models.Index(fields=["created_at"], name="run_created_at"),
@@ -193,10 +195,11 @@ class StepRun(models.Model):
         ]
         indexes = [
             # active step runs of a step (concurrency) and housekeeping's lease scan
-            models.Index(fields=["run", "step", "state"], name="step_run_run_step_state"),
+            models.Index(
+                fields=["run", "step", "state"], name="step_run_run_step_state"
+            ),
             models.Index(fields=["state", "lease_expires_at"], name="step_run_lease"),
         ]
 
     def __str__(self):
         return f"Step run {self.pk} of {self.step.name}"
-

@@ -102,7 +102,9 @@ def _step_runs():
     for slug, step, processed, finished, seconds, *buckets in rows:
         # PostgreSQL sums are Decimals: counts as int, seconds as float
         numbers = [
-            int(processed or 0), int(finished or 0), float(seconds or 0),
+            int(processed or 0),
+            int(finished or 0),
+            float(seconds or 0),
             *(int(n or 0) for n in buckets),
         ]
         if (slug, step) in merged:

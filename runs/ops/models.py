@@ -17,7 +17,10 @@ class RunSlaBreach(models.Model):
     owners are told and the webhook fires once."""
 
     run = models.OneToOneField(
-        "runs.Run", primary_key=True, on_delete=models.CASCADE, related_name="sla_breach"
+        "runs.Run",
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="sla_breach",
     )
     kind = models.CharField(max_length=20, choices=SlaKind.choices)
     breached_at = models.DateTimeField(default=timezone.now)
@@ -28,7 +31,7 @@ class RunSlaBreach(models.Model):
     class Meta:
         app_label = "runs"
         verbose_name = "SLA breach"
-        constraints = [  # noqa: RUF012
+        constraints = [
             models.CheckConstraint(
                 condition=Q(kind__in=SlaKind.values), name="run_sla_breach_kind_valid"
             ),

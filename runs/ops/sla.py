@@ -71,7 +71,9 @@ def _lead_time_breaches(now) -> dict:
             sla_breach__isnull=True,
         ).values_list("pk", "created_at", "completed_at")
         for run_id, created_at, completed_at in late:
-            found.setdefault(run_id, ((completed_at - created_at).total_seconds(), limit))
+            found.setdefault(
+                run_id, ((completed_at - created_at).total_seconds(), limit)
+            )
     return found
 
 
@@ -117,7 +119,10 @@ def run_sla_breach(*, run, kind: str, seconds: float, limit: int) -> bool:
             )
             rows = notifications_record(run=run, state=SLA_BREACHED)
             deliveries_create(
-                run_id=run.pk, before=run.state, after=run.state, event=SLA_BREACHED_EVENT
+                run_id=run.pk,
+                before=run.state,
+                after=run.state,
+                event=SLA_BREACHED_EVENT,
             )
             immediate = [r.pk for r in rows if r.mode == NotificationMode.IMMEDIATE]
             if immediate:

@@ -63,14 +63,17 @@ def run_outcomes(run: Run) -> list[dict]:
     return rows
 
 
-def test_case_add(run: Run, *, actor=None, name: str = "", reason: str = "") -> TestCase:
-    """"Add as test case": flag the run (audited by run_mark_test_case) and keep
+def test_case_add(
+    run: Run, *, actor=None, name: str = "", reason: str = ""
+) -> TestCase:
+    """ "Add as test case": flag the run (audited by run_mark_test_case) and keep
     its inputs and per-item outcomes as the expected results. Only a settled run
     has outcomes to expect; a run already a test case is refused."""
     run = Run.objects.select_related("automation").get(pk=run.pk)
     if not _settled(run.state):
         raise InvalidRequest(
-            f"run {run.number} is {run.state}: only a settled run can become a test case",
+            f"run {run.number} is {run.state}: "
+            "only a settled run can become a test case",
             code="not_settled",
         )
     with transaction.atomic():
@@ -84,7 +87,9 @@ def test_case_add(run: Run, *, actor=None, name: str = "", reason: str = "") -> 
             expected_state=run.state,
             expected=run_outcomes(run),
             created_by=actor if getattr(actor, "pk", None) else None,
-            created_by_label=actor.get_username() if getattr(actor, "pk", None) else "system",
+            created_by_label=actor.get_username()
+            if getattr(actor, "pk", None)
+            else "system",
         )
 
 
@@ -108,7 +113,9 @@ def differences(case: TestCase, run: Run, actual: list[dict]) -> list[dict]:
         have = got.get(key)
         where = {"step": key[0], "subject": key[1], "index": key[2]}
         if have is None:
-            found.append({"what": "missing item", **where, "expected": want, "actual": None})
+            found.append(
+                {"what": "missing item", **where, "expected": want, "actual": None}
+            )
             continue
         for name in COMPARED:
             if want.get(name, "") != have.get(name, ""):
@@ -191,8 +198,9 @@ def suite_version(automation: Automation, number: int | None) -> AutomationVersi
     )
     if version is None:
         raise InvalidRequest(
-            f"{automation.slug} has no version {number}" if number else
-            f"{automation.slug} has no versions",
+            f"{automation.slug} has no version {number}"
+            if number
+            else f"{automation.slug} has no versions",
             code="unknown_version",
         )
     return version
@@ -216,7 +224,9 @@ def test_suite_run(
         raise InvalidRequest(f"{version} is not a version of {automation.slug}")
     cases = list(TestCase.objects.filter(automation=automation).order_by("id"))
     if not cases:
-        raise InvalidRequest(f"{automation.slug} has no test cases", code="no_test_cases")
+        raise InvalidRequest(
+            f"{automation.slug} has no test cases", code="no_test_cases"
+        )
     label = actor.get_username() if getattr(actor, "pk", None) else "test suite"
     batch = uuid.uuid4()
     result = SuiteResult(automation=automation, version=version, batch=batch)
@@ -233,14 +243,21 @@ def test_suite_run(
             )
         except RunsError as exc:
             execution = TestCaseRun.objects.create(
-                test_case=case, run=None, version=version, batch=batch,
-                result=TestCaseResult.FAILED, started_by_label=label,
+                test_case=case,
+                run=None,
+                version=version,
+                batch=batch,
+                result=TestCaseResult.FAILED,
+                started_by_label=label,
                 differences=[{"what": "run not started", "actual": str(exc)}],
                 evaluated_at=timezone.now(),
             )
         else:
             execution = TestCaseRun.objects.create(
-                test_case=case, run=run, version=version, batch=batch,
+                test_case=case,
+                run=run,
+                version=version,
+                batch=batch,
                 started_by_label=label,
             )
             if inline:

@@ -70,7 +70,9 @@ def work_item_output(session: RobotSession, parent_id, body) -> dict:
         ledger.run_lock(session.run)
         latest = (
             WorkItem.objects.filter(
-                parent=parent, step=next_step, available_at=HELD_UNTIL,
+                parent=parent,
+                step=next_step,
+                available_at=HELD_UNTIL,
                 created_at__gte=parent.updated_at,
             )
             .order_by("-id")

@@ -149,7 +149,8 @@ class RobotRunner(LeasedStepRun):
                     stdin=subprocess.DEVNULL,
                     stdout=console,
                     stderr=subprocess.STDOUT,
-                    start_new_session=True,  # its own process group: signals reach children
+                    # its own process group: signals reach its children
+                    start_new_session=True,
                 )
             except OSError as exc:
                 return -1, f"could not start the robot: {exc}"
@@ -220,6 +221,12 @@ class RobotRunner(LeasedStepRun):
             message = f"robot exited with code {exit_code} without releasing the item"
         # after a stop the item fails for good; otherwise the step's retry rule
         attempts_fail(
-            self.run, self.step, held, token=self.token, code=code, cause=message,
-            step_run_id=self.step_run.pk, retry=not self.stopped_by,
+            self.run,
+            self.step,
+            held,
+            token=self.token,
+            code=code,
+            cause=message,
+            step_run_id=self.step_run.pk,
+            retry=not self.stopped_by,
         )

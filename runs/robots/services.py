@@ -208,14 +208,18 @@ def work_item_release(session: RobotSession, body) -> dict:
         if last == outcome:
             return {"workItemId": str(item.pk), "state": state, "replayed": True}
         raise Conflict(
-            f"work item {item.pk} is not reserved by this robot run (it is {item.state})",
+            f"work item {item.pk} is not reserved by this robot run "
+            f"(it is {item.state})",
             code="not_reserved",
         )
     counters = {"actions_invoked": F("actions_invoked") + 1, "current_step": step.name}
     with transaction.atomic():
         if state == "FAILED":
             _, failed = attempts_fail(
-                run, step, [item], token=session.token,
+                run,
+                step,
+                [item],
+                token=session.token,
                 step_run_id=session.step_run.pk,
                 failure_type=EXCEPTION_TYPES[kind],
                 code=code or kind.lower() + "_error",
@@ -245,8 +249,12 @@ def _release_completed(session: RobotSession, item: WorkItem, counters: dict) ->
         updates={"failure_type": "", "failure_code": "", "failure_message": ""},
         run_items=[
             attempt_run_item(
-                run, step, item, step_run_id=session.step_run.pk,
-                outcome=RunItemOutcome.SUCCEEDED, now=now,
+                run,
+                step,
+                item,
+                step_run_id=session.step_run.pk,
+                outcome=RunItemOutcome.SUCCEEDED,
+                now=now,
             )
         ],
         counters=counters,

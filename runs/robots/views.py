@@ -112,9 +112,7 @@ class PayloadView(RobotView):
         return Response(outputs.work_item_payload(request.auth, item))
 
     def put(self, request, item, **kwargs):
-        return Response(
-            outputs.work_item_payload_set(request.auth, item, request.data)
-        )
+        return Response(outputs.work_item_payload_set(request.auth, item, request.data))
 
 
 @extend_schema(exclude=True)

@@ -51,7 +51,9 @@ def work_item_decide(
         )
     if item.state != WorkItemState.AWAITING_INPUT:
         raise IllegalTransition(
-            item, item.state, decision,
+            item,
+            item.state,
+            decision,
             reason=f"work item {item.pk} is {item.state}, not awaiting input",
         )
     if actor is None or not getattr(actor, "pk", None):
@@ -62,31 +64,45 @@ def work_item_decide(
         )
     if not _may_approve(actor, item.approvers):
         raise NotAllowed(
-            f"{actor.get_username()} is not among the approvers: {', '.join(item.approvers)}"
+            f"{actor.get_username()} is not among the approvers: "
+            f"{', '.join(item.approvers)}"
         )
     now = timezone.now()
     approval = {
-        "decision": decision, "by": actor.get_username(), "at": now.isoformat(),
-        "data": data or {}, "reason": reason,
+        "decision": decision,
+        "by": actor.get_username(),
+        "at": now.isoformat(),
+        "data": data or {},
+        "reason": reason,
     }
     event = ledger.audit_event(
         verb=f"work_item.{'approved' if decision == 'approve' else 'rejected'}",
-        run=run, actor=actor, reason=reason,
+        run=run,
+        actor=actor,
+        reason=reason,
         before={"work_item": item.pk, "state": item.state},
-        after={"state": WorkItemState.PENDING if decision == "approve" else WorkItemState.FAILED,
-               "data": data or {}},
+        after={
+            "state": WorkItemState.PENDING
+            if decision == "approve"
+            else WorkItemState.FAILED,
+            "data": data or {},
+        },
     )
     with transaction.atomic():
         if decision == "approve":
             work_items_move(
-                run, [item.pk], WorkItemState.PENDING,
+                run,
+                [item.pk],
+                WorkItemState.PENDING,
                 allowed_from=frozenset({WorkItemState.AWAITING_INPUT}),
                 updates={"approval": approval, "available_at": now},
                 events=[event],
             )
         else:
             work_items_move(
-                run, [item.pk], WorkItemState.FAILED,
+                run,
+                [item.pk],
+                WorkItemState.FAILED,
                 allowed_from=frozenset({WorkItemState.AWAITING_INPUT}),
                 updates={
                     "approval": approval,

@@ -49,7 +49,9 @@ def run_stop(
     `terminate`: in-flight step runs stop at their next item and those items fail
     "terminated". Pending items end `failed` or `done` as asked."""
     if step_runs not in StopStepRuns.values:
-        raise InvalidRequest(f"step_runs must be one of {', '.join(StopStepRuns.values)}")
+        raise InvalidRequest(
+            f"step_runs must be one of {', '.join(StopStepRuns.values)}"
+        )
     if pending_items not in StopPendingItems.values:
         raise InvalidRequest(
             f"pending_items must be one of {', '.join(StopPendingItems.values)}"
@@ -66,8 +68,12 @@ def run_stop(
     }
     with transaction.atomic():
         current = ledger.run_lock(run)
-        step_runs_end(run, frm=StepRunState.QUEUED, to=StepRunState.CANCELLED,
-                      updates={"finished_at": now})
+        step_runs_end(
+            run,
+            frm=StepRunState.QUEUED,
+            to=StepRunState.CANCELLED,
+            updates={"finished_at": now},
+        )
         if current == RunState.PENDING:
             Run.objects.filter(pk=run.pk).update(**stop)
             run.refresh_from_db()
@@ -75,8 +81,11 @@ def run_stop(
                 run=run,
                 events=[
                     ledger.audit_event(
-                        verb="run.stop_requested", run=run, actor=actor,
-                        after=stop["stop_options"], reason=reason,
+                        verb="run.stop_requested",
+                        run=run,
+                        actor=actor,
+                        after=stop["stop_options"],
+                        reason=reason,
                     )
                 ],
             )
@@ -85,20 +94,30 @@ def run_stop(
             settle_stop(run)
             return run
         target = (
-            RunState.TERMINATING if step_runs == StopStepRuns.TERMINATE else RunState.STOPPING
+            RunState.TERMINATING
+            if step_runs == StopStepRuns.TERMINATE
+            else RunState.STOPPING
         )
         allowed = {RunState.RUNNING, RunState.AWAITING_INPUT}
         if target == RunState.TERMINATING:
             allowed.add(RunState.STOPPING)  # escalate a stop that takes too long
         if current not in allowed:
             raise IllegalTransition(
-                run, current, target,
+                run,
+                current,
+                target,
                 reason=f"run {run.number} is {current}: only a pending, running or "
                 "awaiting run can be stopped",
             )
         run_move(
-            run, target, actor=actor, verb="run.stop_requested", reason=reason,
-            allowed_from=frozenset(allowed), updates=stop, details=stop["stop_options"],
+            run,
+            target,
+            actor=actor,
+            verb="run.stop_requested",
+            reason=reason,
+            allowed_from=frozenset(allowed),
+            updates=stop,
+            details=stop["stop_options"],
         )
     run_progress(run)
     run.refresh_from_db()
@@ -113,7 +132,9 @@ def _failed_ids(run: Run, work_item_ids) -> list[int]:
             )
         )
         if not ids:
-            raise InvalidRequest(f"run {run.number} has no failed work items", code="nothing_to_do")
+            raise InvalidRequest(
+                f"run {run.number} has no failed work items", code="nothing_to_do"
+            )
         return ids
     if not isinstance(work_item_ids, (list, tuple, set)) or not all(
         isinstance(i, int) and not isinstance(i, bool) for i in work_item_ids
@@ -131,20 +152,27 @@ def run_retry(run: Run, *, actor=None, work_item_ids=None, reason: str = "") -> 
         current = ledger.run_lock(run)
         if current not in RUN_RETRYABLE | {RunState.RUNNING, RunState.AWAITING_INPUT}:
             raise IllegalTransition(
-                run, current, RunState.RUNNING,
+                run,
+                current,
+                RunState.RUNNING,
                 reason=f"run {run.number} is {current}: failed items can be retried "
                 "once it is running, unresolved, cancelled, failed or timed out",
             )
         events = [
             ledger.audit_event(
-                verb="work_item.retried", run=run, actor=actor, reason=reason,
+                verb="work_item.retried",
+                run=run,
+                actor=actor,
+                reason=reason,
                 before={"work_item": pk, "state": WorkItemState.FAILED},
                 after={"state": WorkItemState.PENDING},
             )
             for pk in ids
         ]
         work_items_move(
-            run, ids, WorkItemState.PENDING,
+            run,
+            ids,
+            WorkItemState.PENDING,
             allowed_from=frozenset({WorkItemState.FAILED}),
             updates={"available_at": timezone.now()},
             events=events,
@@ -157,7 +185,11 @@ def run_retry(run: Run, *, actor=None, work_item_ids=None, reason: str = "") -> 
                     seconds=run.version.run_timeout_seconds
                 )
             run_move(
-                run, RunState.RUNNING, actor=actor, verb="run.retried", reason=reason,
+                run,
+                RunState.RUNNING,
+                actor=actor,
+                verb="run.retried",
+                reason=reason,
                 updates={**updates, "stop_requested_at": None, "stop_options": {}},
                 details={"work_items": len(ids)},
             )
@@ -170,37 +202,58 @@ def run_resolve(run: Run, *, actor=None, note: str = "", work_item_ids=None) -> 
     An unresolved run whose failures are all resolved becomes completed."""
     note = (note or "").strip()
     if not note:
-        raise InvalidRequest("a note is required to resolve work items", code="note_required")
+        raise InvalidRequest(
+            "a note is required to resolve work items", code="note_required"
+        )
     ids = _failed_ids(run, work_item_ids)
     with transaction.atomic():
         current = ledger.run_lock(run)
         if current in (RunState.PENDING, RunState.STOPPING, RunState.TERMINATING):
             raise IllegalTransition(
-                run, current, "resolved",
-                reason=f"run {run.number} is {current}: wait until it settles to resolve",
+                run,
+                current,
+                "resolved",
+                reason=f"run {run.number} is {current}: "
+                "wait until it settles to resolve",
             )
         events = [
             ledger.audit_event(
-                verb="work_item.resolved", run=run, actor=actor, reason=note,
+                verb="work_item.resolved",
+                run=run,
+                actor=actor,
+                reason=note,
                 before={"work_item": pk, "state": WorkItemState.FAILED},
                 after={"state": WorkItemState.RESOLVED},
             )
             for pk in ids
         ]
         work_items_move(
-            run, ids, WorkItemState.RESOLVED,
+            run,
+            ids,
+            WorkItemState.RESOLVED,
             allowed_from=frozenset({WorkItemState.FAILED}),
             updates={"note": note},
             events=events,
             counters={"failed_items": F("failed_items") - len(ids)},
         )
-        if current == RunState.UNRESOLVED and not WorkItem.objects.filter(
-            run=run,
-            state__in=[WorkItemState.FAILED, WorkItemState.PENDING,
-                       WorkItemState.IN_PROGRESS, WorkItemState.AWAITING_INPUT],
-        ).exists():
+        if (
+            current == RunState.UNRESOLVED
+            and not WorkItem.objects.filter(
+                run=run,
+                state__in=[
+                    WorkItemState.FAILED,
+                    WorkItemState.PENDING,
+                    WorkItemState.IN_PROGRESS,
+                    WorkItemState.AWAITING_INPUT,
+                ],
+            ).exists()
+        ):
             run_move(
-                run, RunState.COMPLETED, actor=actor, verb="run.resolved", reason=note,
+                run,
+                RunState.COMPLETED,
+                actor=actor,
+                verb="run.resolved",
+                reason=note,
                 allowed_from=frozenset({RunState.UNRESOLVED}),
             )
     return len(ids)
@@ -212,25 +265,33 @@ def _set_archived(run: Run, archived: bool, actor, reason: str) -> None:
         state, was = current
         if archived and (state in RUN_ACTIVE or state == RunState.PENDING):
             raise IllegalTransition(
-                run, state, "archived",
-                reason=f"run {run.number} is {state}: only finished runs can be archived",
+                run,
+                state,
+                "archived",
+                reason=f"run {run.number} is {state}: "
+                "only finished runs can be archived",
             )
         changed = Run.objects.filter(pk=run.pk, archived=not archived).update(
             archived=archived
         )
         if not changed:
             raise IllegalTransition(
-                run, "archived" if was else "not archived",
+                run,
+                "archived" if was else "not archived",
                 "archived" if archived else "unarchived",
-                reason=f"run {run.number} is already {'archived' if was else 'not archived'}",
+                reason=f"run {run.number} is already "
+                f"{'archived' if was else 'not archived'}",
             )
         ledger.append(
             run=run,
             events=[
                 ledger.audit_event(
                     verb="run.archived" if archived else "run.unarchived",
-                    run=run, actor=actor, reason=reason,
-                    before={"archived": was}, after={"archived": archived},
+                    run=run,
+                    actor=actor,
+                    reason=reason,
+                    before={"archived": was},
+                    after={"archived": archived},
                 )
             ],
         )
@@ -265,8 +326,12 @@ def run_mark_test_case(
             run=run,
             events=[
                 ledger.audit_event(
-                    verb="run.test_case_marked" if is_test_case else "run.test_case_unmarked",
-                    run=run, actor=actor, reason=reason,
+                    verb="run.test_case_marked"
+                    if is_test_case
+                    else "run.test_case_unmarked",
+                    run=run,
+                    actor=actor,
+                    reason=reason,
                     before={"is_test_case": not is_test_case},
                     after={"is_test_case": is_test_case},
                 )

@@ -113,7 +113,8 @@ def run_start(
             trigger=trigger,
             fired_at=fired_at,
             run_by=actor if getattr(actor, "pk", None) else None,
-            run_by_label=actor_label or (actor.get_username() if actor else trigger_kind),
+            run_by_label=actor_label
+            or (actor.get_username() if actor else trigger_kind),
             inputs=inputs,
             created_at=now,
             deadline_at=(

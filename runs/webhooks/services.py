@@ -2,8 +2,9 @@
 
 Flow: a run's move calls `deliveries_create` inside its own transaction
 (`runs.outbox`), which writes one WebhookDelivery per matching active webhook and
-queues `delivery_send` on django-q2 after commit. Each attempt is claimed by a conditional UPDATE (so the
-queued task and housekeeping never send one attempt twice), POSTs the JSON body
+queues `delivery_send` on django-q2 after commit. Each attempt is claimed by a
+conditional UPDATE (so the queued task and housekeeping never send one attempt
+twice), POSTs the JSON body
 with httpx, and is recorded as a WebhookAttempt. 2xx: delivered. Otherwise the next
 attempt is due after an exponential backoff, until RUNS_WEBHOOK_MAX_ATTEMPTS.
 `deliveries_retry_due` (called by housekeeping) queues the ones that are due.

@@ -57,7 +57,7 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client, automation
 @pytest.mark.django_db
 def test_run_changelist_fixed_queries_and_no_count(admin_client, automation):
     _runs(automation, 3)
-    n, response = _queries(admin_client, reverse("admin:runs_run_changelist"))
+    n, _response = _queries(admin_client, reverse("admin:runs_run_changelist"))
     _runs(automation, 7)
     with CaptureQueriesContext(connection) as ctx:
         admin_client.get(reverse("admin:runs_run_changelist"))
@@ -138,8 +138,10 @@ def test_filters_and_date_drilldown(admin_client, automation):
         "?trigger_kind__exact=manual",
         f"?created_at__year={year}",
         f"?created_at__year={year}&created_at__month={month}",
-        f"?created_at__year={year}&created_at__month={month}"
-        f"&created_at__day={run.created_at.day}",
+        (
+            f"?created_at__year={year}&created_at__month={month}"
+            f"&created_at__day={run.created_at.day}"
+        ),
     ]:
         page = admin_client.get(url + query).content.decode()
         assert reverse("admin:runs_run_change", args=[run.pk]) in page, query

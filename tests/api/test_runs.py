@@ -190,7 +190,7 @@ def test_work_items(api, finished_run):
         "message": "the subject is not eligible",
     }
     assert failed[0]["step"] == "step2" and failed[0]["subject"] == "no"
-    assert [i["failure"] for i in items if i["state"] == "done"][0] is None
+    assert next(i["failure"] for i in items if i["state"] == "done") is None
     assert len(items) == WorkItem.objects.filter(run=finished_run).count()
 
 

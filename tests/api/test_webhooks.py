@@ -126,7 +126,9 @@ def test_deliveries_are_queued_on_the_worker_after_commit(
     with django_capture_on_commit_callbacks(execute=True):
         run_stop(run)
     assert WebhookDelivery.objects.filter(event="run.cancelled").count() == 1
-    assert [f for f in queued if "delivery_send" in f] == ["runs.webhooks.tasks.delivery_send"]
+    assert [f for f in queued if "delivery_send" in f] == [
+        "runs.webhooks.tasks.delivery_send"
+    ]
 
 
 def test_a_webhook_is_received_and_its_signature_verifies(auto):

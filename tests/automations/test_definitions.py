@@ -6,18 +6,44 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from automations.definitions import DefinitionError, automation_export, automation_import
-from automations.models import Automation, AutomationStatus, AutomationVersion, Step, Trigger
+from automations.definitions import (
+    DefinitionError,
+    automation_export,
+    automation_import,
+)
+from automations.models import (
+    Automation,
+    AutomationStatus,
+    AutomationVersion,
+    Step,
+    Trigger,
+)
 from automations.services import AutomationStateError, VersionFrozen, version_publish
 
 CONTRACT_EXAMPLE = {
-    "slug": "kyc-review", "name": "Weekly KYC review", "publish": True,
+    "slug": "kyc-review",
+    "name": "Weekly KYC review",
+    "publish": True,
     "run_timeout_seconds": 3600,
     "steps": [
-        {"name": "select", "action": "builtin.select_subjects", "parameters": {"source": "demo.accounts_due"}},
-        {"name": "validate", "action": "builtin.require", "parameters": {"fields": ["account"]}},
-        {"name": "notify", "action": "builtin.http_request", "batch_size": 50, "concurrency": 2,
-         "max_attempts": 3, "parameters": {"url": "http://127.0.0.1:9000/hook", "method": "POST"}},
+        {
+            "name": "select",
+            "action": "builtin.select_subjects",
+            "parameters": {"source": "demo.accounts_due"},
+        },
+        {
+            "name": "validate",
+            "action": "builtin.require",
+            "parameters": {"fields": ["account"]},
+        },
+        {
+            "name": "notify",
+            "action": "builtin.http_request",
+            "batch_size": 50,
+            "concurrency": 2,
+            "max_attempts": 3,
+            "parameters": {"url": "http://127.0.0.1:9000/hook", "method": "POST"},
+        },
     ],
     "triggers": [{"kind": "schedule", "cron": "0 6 * * 1"}, {"kind": "api"}],
 }
@@ -30,10 +56,24 @@ def imported(db):
 
 def test_contract_example_imports_and_publishes(imported):
     a = imported.automation
-    assert (a.slug, a.status, imported.version.number) == ("kyc-review", AutomationStatus.PUBLISHED, 1)
-    assert imported.version.is_published and imported.version.run_timeout_seconds == 3600
-    steps = list(imported.version.steps.order_by("order").values_list("name", "batch_size", "concurrency", "max_attempts"))
-    assert steps == [("select", 100, 1, 1), ("validate", 100, 1, 1), ("notify", 50, 2, 3)]
+    assert (a.slug, a.status, imported.version.number) == (
+        "kyc-review",
+        AutomationStatus.PUBLISHED,
+        1,
+    )
+    assert (
+        imported.version.is_published and imported.version.run_timeout_seconds == 3600
+    )
+    steps = list(
+        imported.version.steps.order_by("order").values_list(
+            "name", "batch_size", "concurrency", "max_attempts"
+        )
+    )
+    assert steps == [
+        ("select", 100, 1, 1),
+        ("validate", 100, 1, 1),
+        ("notify", 50, 2, 3),
+    ]
     assert sorted(a.triggers.values_list("kind", flat=True)) == ["api", "schedule"]
 
 
@@ -64,7 +104,11 @@ def test_changed_definition_becomes_a_new_version(imported):
     changed["steps"][2]["batch_size"] = 25
     changed["publish"] = False
     result = automation_import(changed)
-    assert result.new_version and result.version.number == 2 and not result.version.is_published
+    assert (
+        result.new_version
+        and result.version.number == 2
+        and not result.version.is_published
+    )
     # the published v1 is untouched and still what triggers use
     assert imported.automation.latest_published_version().number == 1
 
@@ -84,7 +128,9 @@ def test_published_version_steps_are_frozen(imported):
     with pytest.raises(VersionFrozen):
         step.delete()
     with pytest.raises(VersionFrozen):
-        Step.objects.create(version=imported.version, order=9, name="late", action="builtin.echo")
+        Step.objects.create(
+            version=imported.version, order=9, name="late", action="builtin.echo"
+        )
     assert Step.objects.get(pk=step.pk).batch_size == 100
 
 
@@ -99,16 +145,42 @@ def test_publishing_twice_is_refused(imported):
         (lambda d: d.pop("slug"), "slug: required"),
         (lambda d: d.update(slug="bad slug!"), "slug: required"),
         (lambda d: d.update(steps=[]), "steps: required"),
-        (lambda d: d["steps"][1].update(action="no.such.action"), r"steps\[1\].action: no action is registered"),
-        (lambda d: d["steps"][2].update(batch_size=0), r"steps\[2\].batch_size: must be an integer >= 1"),
+        (
+            lambda d: d["steps"][1].update(action="no.such.action"),
+            r"steps\[1\].action: no action is registered",
+        ),
+        (
+            lambda d: d["steps"][2].update(batch_size=0),
+            r"steps\[2\].batch_size: must be an integer >= 1",
+        ),
         (lambda d: d["steps"][2].update(concurrency="two"), r"steps\[2\].concurrency"),
-        (lambda d: d["steps"][2].update(batch_size=50_000), r"steps\[2\].batch_size: at most 5000"),
-        (lambda d: d["steps"][0].update(colour="red"), r"steps\[0\]: unknown field\(s\) colour"),
-        (lambda d: d["steps"][0].update(condition={"field": "x", "op": "like"}), r"steps\[0\].condition.op: unknown operator"),
+        (
+            lambda d: d["steps"][2].update(batch_size=50_000),
+            r"steps\[2\].batch_size: at most 5000",
+        ),
+        (
+            lambda d: d["steps"][0].update(colour="red"),
+            r"steps\[0\]: unknown field\(s\) colour",
+        ),
+        (
+            lambda d: d["steps"][0].update(condition={"field": "x", "op": "like"}),
+            r"steps\[0\].condition.op: unknown operator",
+        ),
         (lambda d: d["steps"][1].update(name="select"), "duplicate step name"),
-        (lambda d: d["triggers"].append({"kind": "schedule", "cron": "every monday"}), r"triggers\[2\].cron: not a valid cron"),
-        (lambda d: d["triggers"].append({"kind": "email"}), r"triggers\[2\].address: required"),
-        (lambda d: d["triggers"].append({"kind": "pigeon"}), r"triggers\[2\].kind: must be one of"),
+        (
+            lambda d: d["triggers"].append(
+                {"kind": "schedule", "cron": "every monday"}
+            ),
+            r"triggers\[2\].cron: not a valid cron",
+        ),
+        (
+            lambda d: d["triggers"].append({"kind": "email"}),
+            r"triggers\[2\].address: required",
+        ),
+        (
+            lambda d: d["triggers"].append({"kind": "pigeon"}),
+            r"triggers\[2\].kind: must be one of",
+        ),
         (lambda d: d.update(publish="yes"), "publish: must be true or false"),
         (lambda d: d.update(run_timeout_seconds=-5), "run_timeout_seconds"),
         (lambda d: d.update(owners=["nobody"]), "owners: no user named 'nobody'"),
@@ -131,7 +203,9 @@ def test_command_imports_json_and_yaml_and_exports(db, tmp_path, capsys):
     (tmp_path / "b.yaml").write_text(
         "slug: hello\nname: Hello\nsteps:\n  - name: say\n    action: builtin.echo\n"
     )
-    call_command("import_automations", str(tmp_path / "a.json"), str(tmp_path / "b.yaml"))
+    call_command(
+        "import_automations", str(tmp_path / "a.json"), str(tmp_path / "b.yaml")
+    )
     out = capsys.readouterr().out
     assert "kyc-review: v1, automation created, new version, published" in out
     assert "hello: v1, automation created, new version" in out
@@ -142,9 +216,18 @@ def test_command_imports_json_and_yaml_and_exports(db, tmp_path, capsys):
 
 def test_command_with_one_bad_file_imports_nothing(db, tmp_path):
     (tmp_path / "good.json").write_text(json.dumps(CONTRACT_EXAMPLE))
-    (tmp_path / "bad.json").write_text('{"slug": "x", "name": "X", "steps": [{"name": "a"}]}')
-    with pytest.raises(CommandError, match=r"bad.json: steps\[0\].action: required .*nothing was imported"):
-        call_command("import_automations", str(tmp_path / "good.json"), str(tmp_path / "bad.json"))
+    (tmp_path / "bad.json").write_text(
+        '{"slug": "x", "name": "X", "steps": [{"name": "a"}]}'
+    )
+    with pytest.raises(
+        CommandError,
+        match=r"bad.json: steps\[0\].action: required .*nothing was imported",
+    ):
+        call_command(
+            "import_automations",
+            str(tmp_path / "good.json"),
+            str(tmp_path / "bad.json"),
+        )
     assert not Automation.objects.exists()
 
 

@@ -68,9 +68,21 @@ def production_server(env):
     """gunicorn as `./dev up` and docs/deploy.md start it; yields its base URL."""
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "runs_project.wsgi:application",
-         "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-         "--graceful-timeout", "10", "--no-control-socket"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "runs_project.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--graceful-timeout",
+            "10",
+            "--no-control-socket",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -79,6 +91,7 @@ def production_server(env):
     )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def answers():
             assert server.poll() is None, "gunicorn exited at start"
             with contextlib.suppress(httpx.HTTPError):
@@ -98,7 +111,9 @@ def production_server(env):
 
 
 def _states(slug):
-    return list(Run.objects.filter(automation__slug=slug).values_list("state", flat=True))
+    return list(
+        Run.objects.filter(automation__slug=slug).values_list("state", flat=True)
+    )
 
 
 @pytest.mark.timeout(420)
@@ -109,9 +124,14 @@ def test_production_server_and_two_clusters_survive_a_sigterm(db):
     with IdempotentEndpoint(delay=0.01) as endpoint:
         automation = make_automation(
             {"action": "builtin.echo", "batch_size": 50},
-            {"action": "builtin.http_request", "batch_size": 20, "concurrency": 4,
-             "max_attempts": 3, "retry_backoff_seconds": 0,
-             "parameters": {"url": endpoint.url}},
+            {
+                "action": "builtin.http_request",
+                "batch_size": 20,
+                "concurrency": 4,
+                "max_attempts": 3,
+                "retry_backoff_seconds": 0,
+                "parameters": {"url": endpoint.url},
+            },
             slug="deploy",
         )
         env = cluster_env(
@@ -120,16 +140,22 @@ def test_production_server_and_two_clusters_survive_a_sigterm(db):
         with (
             # the web as docs/deploy.md runs it on PostgreSQL: persistent connections
             production_server({**env, "CONN_MAX_AGE": "60"}) as base,
-            processes(["qcluster"], ["qcluster"], ["housekeeping", "--every", "1"],
-                      env=env) as (first, second, _housekeeping),
+            processes(
+                ["qcluster"], ["qcluster"], ["housekeeping", "--every", "1"], env=env
+            ) as (first, second, _housekeeping),
         ):
+
             def trigger(batch):
-                inputs = [{"n": batch * ITEMS_PER_RUN + i} for i in range(ITEMS_PER_RUN)]
+                inputs = [
+                    {"n": batch * ITEMS_PER_RUN + i} for i in range(ITEMS_PER_RUN)
+                ]
                 return httpx.post(
                     f"{base}/api/v1/automations/deploy/runs/",
                     json={"inputs": inputs},
-                    headers={"Authorization": f"Token {token}",
-                             "Idempotency-Key": f"deploy-{batch}"},
+                    headers={
+                        "Authorization": f"Token {token}",
+                        "Idempotency-Key": f"deploy-{batch}",
+                    },
                     timeout=60,
                 )
 
@@ -153,8 +179,12 @@ def test_production_server_and_two_clusters_survive_a_sigterm(db):
                         )
                 return None
 
-            cluster = wait_for(victim, timeout=120, interval=0.05,
-                               what="a cluster working the HTTP step")
+            cluster = wait_for(
+                victim,
+                timeout=120,
+                interval=0.05,
+                what="a cluster working the HTTP step",
+            )
             done_before = WorkItem.objects.filter(
                 run__automation=automation, step__order=2, state="done"
             ).count()
@@ -172,7 +202,9 @@ def test_production_server_and_two_clusters_survive_a_sigterm(db):
                 cluster.wait()
             wait_for(
                 lambda: set(_states("deploy")) <= SETTLED,
-                timeout=240, interval=1, what="every run to settle",
+                timeout=240,
+                interval=1,
+                what="every run to settle",
             )
     assert done_before < RUNS * ITEMS_PER_RUN, "the SIGTERM landed after the work"
     runs = Run.objects.filter(automation=automation)
@@ -186,7 +218,8 @@ def test_production_server_and_two_clusters_survive_a_sigterm(db):
         # beyond retries (failed attempts), no work item has two successes
         successes = {}
         for work_item_id in RunItem.objects.filter(
-            run__automation=automation, step__order=order,
+            run__automation=automation,
+            step__order=order,
             outcome__in=("succeeded", "idempotent_replay"),
         ).values_list("work_item_id", flat=True):
             successes[work_item_id] = successes.get(work_item_id, 0) + 1

@@ -59,13 +59,19 @@ def test_check_deploy_is_clean_with_the_tls_environment(tmp_path):
 def test_check_deploy_names_what_is_missing_without_it(tmp_path):
     # the same check fails without the variables: the clean result above is theirs
     result = manage("check", "--deploy", env={"DEBUG": "0"}, tmp_path=tmp_path)
-    codes = {line.split("(security.")[1].split(")")[0] for line in security_warnings(result)}
+    codes = {
+        line.split("(security.")[1].split(")")[0] for line in security_warnings(result)
+    }
     assert {"W004", "W008", "W012", "W016"} <= codes, result.stdout + result.stderr
 
 
 TLS_SETTINGS = (
-    "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
-    "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD",
+    "SECURE_SSL_REDIRECT",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
     "SECURE_PROXY_SSL_HEADER",
 )
 
@@ -96,9 +102,14 @@ def test_tls_settings_follow_the_environment(tmp_path):
 def test_tls_settings_are_off_by_default_and_the_proxy_header_opt_in(tmp_path):
     # plain http://127.0.0.1 (./dev up) must keep working: nothing forces https
     defaults = show({}, tmp_path)
-    assert defaults == {**dict.fromkeys(TLS_SETTINGS, False),
-                        "SECURE_HSTS_SECONDS": 0, "SECURE_PROXY_SSL_HEADER": None}
-    custom = show({"SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_SCHEME,https"}, tmp_path)
+    assert defaults == {
+        **dict.fromkeys(TLS_SETTINGS, False),
+        "SECURE_HSTS_SECONDS": 0,
+        "SECURE_PROXY_SSL_HEADER": None,
+    }
+    custom = show(
+        {"SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_SCHEME,https"}, tmp_path
+    )
     assert custom["SECURE_PROXY_SSL_HEADER"] == ("HTTP_X_FORWARDED_SCHEME", "https")
 
 

@@ -318,7 +318,9 @@ def test_admin_definitions_import_names_the_person_and_the_preview_leaves_none(
     admin_client,
 ):
     definition = {
-        "slug": "imported", "name": "Imported", "publish": True,
+        "slug": "imported",
+        "name": "Imported",
+        "publish": True,
         "steps": [{"name": "a", "action": "builtin.echo"}],
         "triggers": [{"kind": "api"}],
     }
@@ -332,7 +334,10 @@ def test_admin_definitions_import_names_the_person_and_the_preview_leaves_none(
     assert response.status_code == 302
     recorded = events(since=since)
     assert {e.verb for e in recorded} >= {
-        "automation.created", "version.created", "step.created", "trigger.created",
+        "automation.created",
+        "version.created",
+        "step.created",
+        "trigger.created",
         "version.published",
     }
     assert {e.actor_label for e in recorded} == {"root"}

@@ -37,7 +37,8 @@ def test_readyz_sees_a_real_cluster_and_metrics_count_it(client):
             wait_for(lambda: clusters_alive() >= 1, timeout=30, what="its status")
         metrics = client.get("/metrics").content.decode()
     alive = next(
-        line for line in metrics.splitlines()
+        line
+        for line in metrics.splitlines()
         if line.startswith("runs_worker_clusters_alive ")
     )
     assert float(alive.split()[1]) >= 1

@@ -90,8 +90,13 @@ def test_log_format_json_selects_one_json_object_per_line():
         "logging.getLogger('runs.engine').warning('hello %s', 'world')"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
-        text=True, timeout=60, check=True,
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, out.stderr
@@ -124,7 +129,10 @@ def test_lines_outside_a_step_run_have_no_run_ids(json_console):
 def _runserver_line(path, status):
     # what django.core.servers.basehttp.WSGIRequestHandler.log_message logs
     logging.getLogger("django.server").info(
-        '"%s" %s %s', f"GET {path} HTTP/1.1", str(status), "12",
+        '"%s" %s %s',
+        f"GET {path} HTTP/1.1",
+        str(status),
+        "12",
         extra={"status_code": status},
     )
 
@@ -132,18 +140,25 @@ def _runserver_line(path, status):
 def _gunicorn_line(path, status):
     # what gunicorn.glogging.Logger.access logs: its format, then the atoms
     logging.getLogger("gunicorn.access").info(
-        '%(h)s "%(r)s" %(s)s', {"h": "10.0.0.1", "r": f"GET {path}", "U": path,
-                               "s": str(status)},
+        '%(h)s "%(r)s" %(s)s',
+        {"h": "10.0.0.1", "r": f"GET {path}", "U": path, "s": str(status)},
     )
 
 
-@pytest.mark.parametrize("emit,logger", [
-    (_runserver_line, "django.server"), (_gunicorn_line, "gunicorn.access"),
-])
+@pytest.mark.parametrize(
+    "emit,logger",
+    [
+        (_runserver_line, "django.server"),
+        (_gunicorn_line, "gunicorn.access"),
+    ],
+)
 def test_successful_robot_calls_leave_no_access_line(collected, emit, logger):
     records = collected(logger)
-    emit("/robots/process-v1/workspaces/runs/processes/p/runs/r/robotRuns/x/"
-         "activities/y/reserve-next-work-item", 200)
+    emit(
+        "/robots/process-v1/workspaces/runs/processes/p/runs/r/robotRuns/x/"
+        "activities/y/reserve-next-work-item",
+        200,
+    )
     emit("/robots/json-v1/workspaces/runs/work-items/1/data", 304)
     emit("/robots/json-v1/workspaces/runs/work-items/1/data", 403)  # refused: kept
     emit("/api/v1/runs/", 200)  # not a robot: kept

@@ -47,7 +47,9 @@ def value(families, family, sample=None, **labels):
 def set_durations(run, step_name, seconds):
     start = timezone.now() - timezone.timedelta(hours=1)
     rows = StepRun.objects.filter(run=run, step__name=step_name)
-    rows.update(started_at=start, finished_at=start + timezone.timedelta(seconds=seconds))
+    rows.update(
+        started_at=start, finished_at=start + timezone.timedelta(seconds=seconds)
+    )
     return rows.count()
 
 
@@ -80,11 +82,17 @@ def scenario(automation, cluster_gone):
         (DeliveryStatus.DELIVERED, old),
     ]:
         WebhookDelivery.objects.create(
-            webhook=hook, run=done, event="run.completed", body="{}",
-            status=status, created_at=created_at,
+            webhook=hook,
+            run=done,
+            event="run.completed",
+            body="{}",
+            status=status,
+            created_at=created_at,
         )
     for outcome, reason in [
-        ("accepted", ""), ("accepted", ""), ("rejected", "no_automation"),
+        ("accepted", ""),
+        ("accepted", ""),
+        ("rejected", "no_automation"),
         ("duplicate", ""),
     ]:
         InboundMessage.objects.create(source="stdin", outcome=outcome, reason=reason)
@@ -106,9 +114,15 @@ def test_every_family_with_the_scenarios_values(client, scenario):
 
     processed = "runs_step_items_processed"
     assert m[processed].type == "counter"
-    assert value(m, processed, processed + "_total", automation="ops-a", step="step1") == 2
-    assert value(m, processed, processed + "_total", automation="ops-a", step="step2") == 2
-    assert value(m, processed, processed + "_total", automation="ops-b", step="step1") == 2
+    assert (
+        value(m, processed, processed + "_total", automation="ops-a", step="step1") == 2
+    )
+    assert (
+        value(m, processed, processed + "_total", automation="ops-a", step="step2") == 2
+    )
+    assert (
+        value(m, processed, processed + "_total", automation="ops-b", step="step1") == 2
+    )
     failed = "runs_step_items_failed"
     assert value(m, failed, failed + "_total", automation="ops-b", step="step1") == 1
     assert len(m[failed].samples) == 1
@@ -175,7 +189,9 @@ def test_a_scrape_makes_the_same_queries_whatever_the_rows(
         drained(more, [{"subject": f"x{i}"} for i in range(5)])
     run_start(automation=more, inputs=[{}])
     for i in range(5):
-        InboundMessage.objects.create(source="imap", outcome="rejected", reason="too_large")
+        InboundMessage.objects.create(
+            source="imap", outcome="rejected", reason="too_large"
+        )
     assert Run.objects.count() == 7
     with django_assert_num_queries(SCRAPE_QUERIES):
         m = scrape(client)

@@ -37,6 +37,7 @@ def owner(db):
 def watched(automation, owner):
     """An automation with a 60 s lead-time SLA, an owner and a webhook that wants
     only SLA breaches."""
+
     def make(sla_seconds=60, slug="kyc-review"):
         auto = automation("builtin.echo", slug=slug, sla_seconds=sla_seconds)
         auto.owners.add(owner)

@@ -37,7 +37,10 @@ def period(automation):
         "start": now - datetime.timedelta(days=1),
         "end": now + datetime.timedelta(minutes=1),
         "runs": {r.number: r for r in (a, b, c, suite, old)},
-        "a": a, "b": b, "c": c, "suite": suite,
+        "a": a,
+        "b": b,
+        "c": c,
+        "suite": suite,
     }
 
 
@@ -69,9 +72,7 @@ def test_suite_runs_left_out_unless_asked_but_added_cases_stay(period):
     default = _rows(period_report(start=period["start"], end=period["end"]))
     assert default[("notify", 1)].runs == 1
     both = _rows(
-        period_report(
-            start=period["start"], end=period["end"], include_test_cases=True
-        )
+        period_report(start=period["start"], end=period["end"], include_test_cases=True)
     )
     assert both[("notify", 1)].runs == 2
 

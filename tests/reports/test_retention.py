@@ -25,8 +25,9 @@ def runs(automation):
     old, recent, waiting = (
         run_start(automation=auto, inputs=[{"subject": s}]) for s in "abc"
     )
-    open_run = run_start(automation=automation("test.business_fail"),
-                         inputs=[{"bad": 1}])
+    open_run = run_start(
+        automation=automation("test.business_fail"), inputs=[{"bad": 1}]
+    )
     run_until_idle()
     _age(old, days=100)
     _age(recent, days=5)
@@ -47,7 +48,9 @@ def test_archive_then_delete_keeps_verify_audit_green(runs, settings):
     settings.RUNS_ARCHIVE_AFTER_DAYS = 30
     settings.RUNS_DELETE_ARCHIVED_AFTER_DAYS = 10
     dry = retention_apply(dry_run=True)
-    assert dry.archived == [old.number] and not Run.objects.filter(archived=True).exists()
+    assert (
+        dry.archived == [old.number] and not Run.objects.filter(archived=True).exists()
+    )
     assert housekeeping()["retention"] == {"archived": 1, "deleted": 0}
     old.refresh_from_db()
     assert old.archived
@@ -61,7 +64,9 @@ def test_archive_then_delete_keeps_verify_audit_green(runs, settings):
     assert not Run.objects.filter(pk=old.pk).exists()
     assert not RunItem.objects.filter(run_id=old.pk).exists()
     assert set(Run.objects.values_list("pk", flat=True)) == {
-        recent.pk, waiting.pk, open_run.pk
+        recent.pk,
+        waiting.pk,
+        open_run.pk,
     }
     event = AuditEvent.objects.get(chain=GLOBAL_CHAIN, verb="run.deleted")
     assert event.object_id == str(old.pk) and event.run is None

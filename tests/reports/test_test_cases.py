@@ -32,8 +32,10 @@ def test_add_keeps_inputs_and_per_item_outcomes(case, user):
     assert run.is_test_case and case.created_by == user
     assert case.inputs == [{"subject": "a"}, {"subject": "b", "bad": True}]
     assert case.expected_state == "unresolved"
-    got = {(e["step"], e["subject"], e["index"]): (e["state"], e["outcome"])
-           for e in case.expected}
+    got = {
+        (e["step"], e["subject"], e["index"]): (e["state"], e["outcome"])
+        for e in case.expected
+    }
     assert got == {
         ("step1", "a", 0): ("done", "succeeded"),
         ("step1", "b", 0): ("failed", "failed"),
@@ -56,19 +58,26 @@ def test_suite_passes_on_the_same_definition(case):
     suite_run = result.executions[0].run
     assert suite_run.is_test_case and suite_run.trigger_kind == "manual"
     # the suite's run is not in the period report; the source run is
-    report = period_report(start=case.created_at.replace(year=2000),
-                           end=case.created_at.replace(year=2100))
+    report = period_report(
+        start=case.created_at.replace(year=2000), end=case.created_at.replace(year=2100)
+    )
     assert report.runs == 1
 
 
 def test_suite_fails_on_a_draft_that_changes_outcomes(case, capsys):
     # v2 (draft): the first step no longer refuses "b", so b succeeds and goes on
-    automation_import({
-        "slug": "kyc", "name": "Kyc", "publish": False,
-        "steps": [{"name": "step1", "action": "builtin.echo"},
-                  {"name": "step2", "action": "builtin.echo"}],
-        "triggers": [{"kind": "manual"}],
-    })
+    automation_import(
+        {
+            "slug": "kyc",
+            "name": "Kyc",
+            "publish": False,
+            "steps": [
+                {"name": "step1", "action": "builtin.echo"},
+                {"name": "step2", "action": "builtin.echo"},
+            ],
+            "triggers": [{"kind": "manual"}],
+        }
+    )
     draft = case.automation.versions.get(number=2)
     assert not draft.is_published
     result = test_suite_run(case.automation, version=draft, inline=True)

@@ -66,7 +66,12 @@ def test_forty_applications_make_one_output_and_one_letter_each(
             MEDIA_ROOT=str(tmp_path / "media"),
         )
         inputs = [
-            {"subject": f"a{i}", "applicant": f"a{i}", "amount": 100 + i, "income": 1000}
+            {
+                "subject": f"a{i}",
+                "applicant": f"a{i}",
+                "amount": 100 + i,
+                "income": 1000,
+            }
             for i in range(APPLICATIONS)
         ]
         with processes(["qcluster"], env=env):
@@ -88,9 +93,9 @@ def test_forty_applications_make_one_output_and_one_letter_each(
     assert not failures, failures
     assert run.state == RunState.COMPLETED
     causes = list(
-        RunItem.objects.filter(run=run).exclude(failure_cause="").values_list(
-            "failure_cause", flat=True
-        )
+        RunItem.objects.filter(run=run)
+        .exclude(failure_cause="")
+        .values_list("failure_cause", flat=True)
     )
     assert not [c for c in causes if "409" in c or c.lstrip().startswith("{")], causes
     inputs_done = WorkItem.objects.filter(run=run, step__name="review")

@@ -49,7 +49,7 @@ def stop_when_started(run, started, **stop):
                     raise TimeoutError("the robot never started an item")
                 time.sleep(0.05)
             run_stop(run, **stop)
-        except Exception as exc:  # surfaced by the test
+        except Exception as exc:  # noqa: BLE001 - surfaced by the test
             errors.append(exc)
         finally:
             connection.close()

@@ -25,7 +25,8 @@ def database_url() -> str:
         return f"sqlite:///{Path(s['NAME']).resolve()}"
     user = s.get("USER") or "postgres"
     password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgresql://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+    host = f"{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}"
+    return f"postgresql://{user}{password}@{host}/{s['NAME']}"
 
 
 def cluster_env(**extra) -> dict:

@@ -32,8 +32,12 @@ def frozen(monkeypatch):
 def _held(automation, action, max_attempts, attempt=1, **parameters):
     """A run whose one item is in its first attempt, leased by a running step run."""
     auto = automation(
-        {"action": action, "max_attempts": max_attempts,
-         "retry_backoff_seconds": BACKOFF, "parameters": parameters}
+        {
+            "action": action,
+            "max_attempts": max_attempts,
+            "retry_backoff_seconds": BACKOFF,
+            "parameters": parameters,
+        }
     )
     run = run_start(automation=auto, inputs=[{"subject": "s1"}])
     run_move(run, RunState.RUNNING, actor_label="engine", verb="run.started")
@@ -41,17 +45,31 @@ def _held(automation, action, max_attempts, attempt=1, **parameters):
     WorkItem.objects.filter(run=run).update(attempts=attempt - 1)
     token = uuid.uuid4()
     expires = NOW + timezone.timedelta(minutes=5)
-    step_run_move(step_run, StepRunState.RUNNING,
-                  updates={"lease_token": token, "lease_expires_at": expires})
-    work_items_claim(run, step_run.step, limit=1, token=token, owner_id=step_run.pk,
-                     expires=expires, now=NOW)
+    step_run_move(
+        step_run,
+        StepRunState.RUNNING,
+        updates={"lease_token": token, "lease_expires_at": expires},
+    )
+    work_items_claim(
+        run,
+        step_run.step,
+        limit=1,
+        token=token,
+        owner_id=step_run.pk,
+        expires=expires,
+        now=NOW,
+    )
     return run, step_run
 
 
 def _python(automation, max_attempts, attempt=1):
     auto = automation(
-        {"action": "test.flaky", "max_attempts": max_attempts,
-         "retry_backoff_seconds": BACKOFF, "parameters": {"fail_times": 5}}
+        {
+            "action": "test.flaky",
+            "max_attempts": max_attempts,
+            "retry_backoff_seconds": BACKOFF,
+            "parameters": {"fail_times": 5},
+        }
     )
     run = run_start(automation=auto, inputs=[{"subject": "s1"}])
     WorkItem.objects.filter(run=run).update(attempts=attempt - 1)
@@ -61,25 +79,34 @@ def _python(automation, max_attempts, attempt=1):
 
 def _lost_lease(automation, max_attempts, attempt=1):
     run, _ = _held(automation, "builtin.echo", max_attempts, attempt)
-    WorkItem.objects.filter(run=run).update(lease_expires_at=NOW - timezone.timedelta(1))
+    WorkItem.objects.filter(run=run).update(
+        lease_expires_at=NOW - timezone.timedelta(1)
+    )
     StepRun.objects.filter(run=run).update(lease_expires_at=NOW - timezone.timedelta(1))
     assert leases_reap(NOW) == 1
     return run
 
 
 def _robot_release(automation, max_attempts, attempt=1):
-    run, step_run = _held(automation, "builtin.robot", max_attempts, attempt, command=["true"])
+    run, step_run = _held(
+        automation, "builtin.robot", max_attempts, attempt, command=["true"]
+    )
     item = WorkItem.objects.get(run=run)
     work_item_release(
         RobotSession(StepRun.objects.get(pk=step_run.pk)),
-        {"workItemId": str(item.pk), "state": "FAILED",
-         "exception": {"type": "APPLICATION", "code": "DOWN", "message": "down"}},
+        {
+            "workItemId": str(item.pk),
+            "state": "FAILED",
+            "exception": {"type": "APPLICATION", "code": "DOWN", "message": "down"},
+        },
     )
     return run
 
 
 def _robot_exit(automation, max_attempts, attempt=1):
-    run, step_run = _held(automation, "builtin.robot", max_attempts, attempt, command=["true"])
+    run, step_run = _held(
+        automation, "builtin.robot", max_attempts, attempt, command=["true"]
+    )
     runner = RobotRunner(step_run.pk)
     runner.token = step_run.lease_token
     runner._settle_held(exit_code=3)
@@ -90,8 +117,13 @@ PATHS = [_python, _lost_lease, _robot_release, _robot_exit]
 
 
 def test_the_retry_rule_doubles_the_backoff_until_the_last_attempt(automation):
-    step = automation({"action": "builtin.echo", "max_attempts": 3,
-                       "retry_backoff_seconds": 5}).versions.get().steps.get()
+    step = (
+        automation(
+            {"action": "builtin.echo", "max_attempts": 3, "retry_backoff_seconds": 5}
+        )
+        .versions.get()
+        .steps.get()
+    )
     assert [retry_backoff(step, n) for n in (1, 2, 3)] == [5, 10, None]
     assert retry_at(step, 2, NOW) == NOW + timezone.timedelta(seconds=10)
     assert retry_at(step, 3, NOW) is None
@@ -112,7 +144,9 @@ def test_a_failed_attempt_is_retried_after_the_steps_backoff(
     assert item.available_at == frozen + timezone.timedelta(seconds=backoff)
     (attempt,) = RunItem.objects.filter(run=run, work_item=item)
     assert (attempt.attempt, attempt.outcome, attempt.failure_type) == (
-        number, RunItemOutcome.FAILED, FailureType.APPLICATION,
+        number,
+        RunItemOutcome.FAILED,
+        FailureType.APPLICATION,
     )
     assert Run.objects.get(pk=run.pk).failed_items == 0
 
@@ -125,11 +159,15 @@ def test_after_the_last_attempt_every_path_fails_the_item_alike(
     run = path(automation, max_attempts=1)
     item = WorkItem.objects.get(run=run, step__order=1)
     assert (item.state, item.failure_type, item.lease_token) == (
-        "failed", FailureType.APPLICATION, None,
+        "failed",
+        FailureType.APPLICATION,
+        None,
     )
     assert item.failure_code and item.failure_message
     (attempt,) = RunItem.objects.filter(run=run, work_item=item)
     assert (attempt.outcome, attempt.failure_type, attempt.failure_cause) == (
-        RunItemOutcome.FAILED, FailureType.APPLICATION, item.failure_message,
+        RunItemOutcome.FAILED,
+        FailureType.APPLICATION,
+        item.failure_message,
     )
     assert Run.objects.get(pk=run.pk).failed_items == 1

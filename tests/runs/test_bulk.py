@@ -28,12 +28,17 @@ def test_pending_items_read_back_as_the_orm_would_have_written_them(automation):
 
     made = list(WorkItem.objects.filter(step=second_step).order_by("id"))
     assert [(w.payload, w.subject, w.parent_id) for w in made] == [
-        (payloads[0], "Zoë ☃", first.pk), ({}, "", None)
+        (payloads[0], "Zoë ☃", first.pk),
+        ({}, "", None),
     ]
-    orm = WorkItem(run=run, step=second_step, available_at=now, created_at=now, updated_at=now)
+    orm = WorkItem(
+        run=run, step=second_step, available_at=now, created_at=now, updated_at=now
+    )
     for item in made:
         for field in WorkItem._meta.concrete_fields:
             if field.attname in ("id", "payload", "subject", "parent_id"):
                 continue
-            assert getattr(item, field.attname) == getattr(orm, field.attname), field.name
+            assert getattr(item, field.attname) == getattr(orm, field.attname), (
+                field.name
+            )
         assert item.state == WorkItemState.PENDING and item.available_at == now

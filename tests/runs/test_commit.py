@@ -25,10 +25,14 @@ def _statements(automation, batch: int) -> int:
     run = run_start(automation=auto, inputs=[{}] * (batch * 2))
     run_move(run, RunState.RUNNING, actor_label="engine", verb="run.started")
     runner = StepRunner(StepRun.objects.get(run=run).pk)
-    step_run_move(runner.step_run, StepRunState.RUNNING, updates={
-        "lease_token": runner.token,
-        "lease_expires_at": timezone.now() + timezone.timedelta(seconds=30),
-    })
+    step_run_move(
+        runner.step_run,
+        StepRunState.RUNNING,
+        updates={
+            "lease_token": runner.token,
+            "lease_expires_at": timezone.now() + timezone.timedelta(seconds=30),
+        },
+    )
     runner.spec = get_action("test.count")
     results = runner._process(runner._claim())
     assert len(results) == batch

@@ -11,13 +11,25 @@ from runs.csv import csv_safe, csv_safe_row, neutralise, stream_rows
 
 @pytest.mark.parametrize(
     "cell",
-    ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx", '=HYPERLINK("http://evil")', "-", "+"],
+    [
+        "=1+1",
+        "+SUM(A1)",
+        "-2+3",
+        "@cmd",
+        "\tx",
+        "\rx",
+        '=HYPERLINK("http://evil")',
+        "-",
+        "+",
+    ],
 )
 def test_formula_cells_get_a_leading_quote(cell):
     assert csv_safe(cell) == "'" + cell
 
 
-@pytest.mark.parametrize("cell", ["plain", "a=b", "", " =1", "-12", "+3.5", "1e5", "-1.5E-3"])
+@pytest.mark.parametrize(
+    "cell", ["plain", "a=b", "", " =1", "-12", "+3.5", "1e5", "-1.5E-3"]
+)
 def test_other_cells_are_unchanged(cell):
     assert csv_safe(cell) == cell
 
@@ -36,7 +48,7 @@ def test_non_strings_are_unchanged():
         (-5, "-5"),
         (42, "42"),
         (
-            datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+            datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
             "2025-01-02T03:04:05+00:00",
         ),
     ],

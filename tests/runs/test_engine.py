@@ -23,7 +23,13 @@ from runs.services import (
     run_stop,
     work_item_decide,
 )
-from runs.states import IllegalTransition, RunItemOutcome, RunState, StepRunState, WorkItemState
+from runs.states import (
+    IllegalTransition,
+    RunItemOutcome,
+    RunState,
+    StepRunState,
+    WorkItemState,
+)
 
 
 def start_and_drain(automation_obj, inputs=None, **kwargs):
@@ -36,8 +42,12 @@ def start_and_drain(automation_obj, inputs=None, **kwargs):
 def expire_leases(run):
     """Time passes past the lease of a worker that died."""
     past = timezone.now() - timezone.timedelta(seconds=1)
-    WorkItem.objects.filter(run=run, state=WorkItemState.IN_PROGRESS).update(lease_expires_at=past)
-    StepRun.objects.filter(run=run, state=StepRunState.RUNNING).update(lease_expires_at=past)
+    WorkItem.objects.filter(run=run, state=WorkItemState.IN_PROGRESS).update(
+        lease_expires_at=past
+    )
+    StepRun.objects.filter(run=run, state=StepRunState.RUNNING).update(
+        lease_expires_at=past
+    )
 
 
 def outcomes(run, step_name=None):
@@ -56,10 +66,14 @@ def test_three_step_run_completes_with_counters(automation):
     assert run.started_at and run.completed_at and run.lead_time_seconds >= 0
     assert outcomes(run) == [RunItemOutcome.SUCCEEDED] * 6
     ri = RunItem.objects.filter(run=run, step__name="step3").order_by("seq").first()
-    assert ri.subject == "acct-1" and ri.result_ref.startswith("ref-") and ri.attempt == 1
-    assert list(AuditEvent.objects.filter(run=run).order_by("seq").values_list("verb", flat=True)) == [
-        "run.created", "run.started", "run.completed"
-    ]
+    assert (
+        ri.subject == "acct-1" and ri.result_ref.startswith("ref-") and ri.attempt == 1
+    )
+    assert list(
+        AuditEvent.objects.filter(run=run)
+        .order_by("seq")
+        .values_list("verb", flat=True)
+    ) == ["run.created", "run.started", "run.completed"]
 
 
 def test_no_inputs_runs_one_empty_item(automation):
@@ -68,21 +82,31 @@ def test_no_inputs_runs_one_empty_item(automation):
 
 
 def test_condition_false_is_skipped(automation):
-    auto = automation({"action": "builtin.echo", "condition": {"field": "status", "op": "eq", "value": "active"}})
+    auto = automation(
+        {
+            "action": "builtin.echo",
+            "condition": {"field": "status", "op": "eq", "value": "active"},
+        }
+    )
     run = start_and_drain(auto, [{"status": "active"}, {"status": "closed"}])
     assert outcomes(run) == [RunItemOutcome.SKIPPED, RunItemOutcome.SUCCEEDED]
     assert run.state == RunState.COMPLETED and run.actions_invoked == 1
 
 
 def test_all_skipped_is_completed_no_action(automation):
-    auto = automation({"action": "builtin.echo", "condition": {"field": "go", "op": "exists"}})
+    auto = automation(
+        {"action": "builtin.echo", "condition": {"field": "go", "op": "exists"}}
+    )
     run = start_and_drain(auto, [{}, {}])
     assert run.state == RunState.COMPLETED_NO_ACTION and run.actions_invoked == 0
 
 
 def test_selector_finding_nothing_is_completed_no_action(automation, db):
     auto = automation(
-        {"action": "builtin.select_subjects", "parameters": {"source": "subjects", "kind": "nothing"}},
+        {
+            "action": "builtin.select_subjects",
+            "parameters": {"source": "subjects", "kind": "nothing"},
+        },
         "test.count",
     )
     run = start_and_drain(auto)
@@ -91,12 +115,18 @@ def test_selector_finding_nothing_is_completed_no_action(automation, db):
 
 
 def test_selector_counts_subjects_matched(automation):
-    auto = automation({"action": "test.fan_out", "parameters": {"n": 4}}, "builtin.select_subjects", "test.count")
+    auto = automation(
+        {"action": "test.fan_out", "parameters": {"n": 4}},
+        "builtin.select_subjects",
+        "test.count",
+    )
     run = start_and_drain(auto)
     assert run.subjects_matched == 4 and run.actions_invoked == 1 + 4
-    assert set(RunItem.objects.filter(run=run, step__name="step3").values_list("subject", flat=True)) == {
-        "sub-0", "sub-1", "sub-2", "sub-3"
-    }
+    assert set(
+        RunItem.objects.filter(run=run, step__name="step3").values_list(
+            "subject", flat=True
+        )
+    ) == {"sub-0", "sub-1", "sub-2", "sub-3"}
 
 
 def test_business_error_fails_without_retry_and_run_is_unresolved(automation):
@@ -104,33 +134,72 @@ def test_business_error_fails_without_retry_and_run_is_unresolved(automation):
     run = start_and_drain(auto, [{"bad": True}, {}])
     assert run.state == RunState.UNRESOLVED and run.failed_items == 1
     item = WorkItem.objects.get(run=run, state=WorkItemState.FAILED)
-    assert (item.failure_type, item.failure_code, item.attempts) == ("business", "not_eligible", 1)
+    assert (item.failure_type, item.failure_code, item.attempts) == (
+        "business",
+        "not_eligible",
+        1,
+    )
     assert "not eligible" in item.failure_message
 
 
 def test_application_error_is_retried_with_backoff_then_succeeds(automation):
-    auto = automation({"action": "test.flaky", "max_attempts": 3, "retry_backoff_seconds": 0,
-                       "parameters": {"fail_times": 2}})
+    auto = automation(
+        {
+            "action": "test.flaky",
+            "max_attempts": 3,
+            "retry_backoff_seconds": 0,
+            "parameters": {"fail_times": 2},
+        }
+    )
     run = start_and_drain(auto, [{}])
     assert run.state == RunState.COMPLETED
-    attempts = list(RunItem.objects.filter(run=run).order_by("seq").values_list("attempt", "outcome"))
+    attempts = list(
+        RunItem.objects.filter(run=run)
+        .order_by("seq")
+        .values_list("attempt", "outcome")
+    )
     assert attempts == [(1, "failed"), (2, "failed"), (3, "succeeded")]
-    assert len(set(RunItem.objects.filter(run=run).values_list("idempotency_key", flat=True))) == 1
+    assert (
+        len(
+            set(
+                RunItem.objects.filter(run=run).values_list(
+                    "idempotency_key", flat=True
+                )
+            )
+        )
+        == 1
+    )
 
 
 def test_application_error_past_max_attempts_fails(automation):
-    auto = automation({"action": "test.flaky", "max_attempts": 2, "retry_backoff_seconds": 0,
-                       "parameters": {"fail_times": 5}})
+    auto = automation(
+        {
+            "action": "test.flaky",
+            "max_attempts": 2,
+            "retry_backoff_seconds": 0,
+            "parameters": {"fail_times": 5},
+        }
+    )
     run = start_and_drain(auto, [{}])
     assert run.state == RunState.UNRESOLVED
     item = WorkItem.objects.get(run=run)
-    assert (item.state, item.failure_type, item.attempts) == ("failed", "application", 2)
+    assert (item.state, item.failure_type, item.attempts) == (
+        "failed",
+        "application",
+        2,
+    )
     assert "ConnectionError: upstream unavailable" in item.failure_message
 
 
 def test_backoff_leaves_item_pending_until_due(automation):
-    auto = automation({"action": "test.flaky", "max_attempts": 2, "retry_backoff_seconds": 3600,
-                       "parameters": {"fail_times": 1}})
+    auto = automation(
+        {
+            "action": "test.flaky",
+            "max_attempts": 2,
+            "retry_backoff_seconds": 3600,
+            "parameters": {"fail_times": 1},
+        }
+    )
     run = start_and_drain(auto, [{}])
     item = WorkItem.objects.get(run=run)
     assert run.state == RunState.RUNNING and item.state == WorkItemState.PENDING
@@ -149,38 +218,54 @@ def test_unknown_action_fails_the_run(automation):
     run = start_and_drain(auto, [{}, {}])
     assert run.state == RunState.FAILED
     assert "no action is registered under 'removed.action'" in run.error
-    assert set(WorkItem.objects.filter(run=run, step__name="gone").values_list("state", flat=True)) == {"failed"}
+    assert set(
+        WorkItem.objects.filter(run=run, step__name="gone").values_list(
+            "state", flat=True
+        )
+    ) == {"failed"}
 
 
 def test_run_timeout(automation):
     auto = automation("builtin.echo", "builtin.echo", timeout=60)
     run = run_start(automation=auto, inputs=[{}, {}])
-    Run.objects.filter(pk=run.pk).update(deadline_at=timezone.now() - timezone.timedelta(seconds=1))
+    Run.objects.filter(pk=run.pk).update(
+        deadline_at=timezone.now() - timezone.timedelta(seconds=1)
+    )
     run.refresh_from_db()
     run_until_idle(run)
     run.refresh_from_db()
     assert run.state == RunState.TIMED_OUT
     failed = WorkItem.objects.filter(run=run, state=WorkItemState.FAILED)
-    assert failed.count() == 2 and set(failed.values_list("failure_message", flat=True)) == {"timed out"}
+    assert failed.count() == 2 and set(
+        failed.values_list("failure_message", flat=True)
+    ) == {"timed out"}
 
 
 def test_housekeeping_times_out_a_run_nobody_is_working_on(automation):
-    auto = automation({"action": "test.flaky", "max_attempts": 2, "retry_backoff_seconds": 3600}, timeout=60)
+    auto = automation(
+        {"action": "test.flaky", "max_attempts": 2, "retry_backoff_seconds": 3600},
+        timeout=60,
+    )
     run = start_and_drain(auto, [{}])
     assert run.state == RunState.RUNNING
-    Run.objects.filter(pk=run.pk).update(deadline_at=timezone.now() - timezone.timedelta(seconds=1))
+    Run.objects.filter(pk=run.pk).update(
+        deadline_at=timezone.now() - timezone.timedelta(seconds=1)
+    )
     assert housekeeping()["timed_out"] == 1
     run.refresh_from_db()
     assert run.state == RunState.TIMED_OUT
 
 
-# -- approvals ---------------------------------------------------------------------
+# -- approvals -------------------------------------------------------------------------
 
 
 @pytest.fixture
 def approval_run(automation, user):
     auto = automation(
-        {"action": "builtin.request_approval", "parameters": {"approvers": ["bob"], "deadline_seconds": 3600}},
+        {
+            "action": "builtin.request_approval",
+            "parameters": {"approvers": ["bob"], "deadline_seconds": 3600},
+        },
         "test.count",
     )
     return start_and_drain(auto, [{"amount": 5}], actor=user)
@@ -191,28 +276,48 @@ def test_approval_parks_the_run_and_approve_resumes_it(approval_run, other_user)
     item = WorkItem.objects.get(run=approval_run)
     assert item.state == WorkItemState.AWAITING_INPUT and item.approvers == ["bob"]
     assert outcomes(approval_run) == [RunItemOutcome.AWAITING_APPROVAL]
-    work_item_decide(approval_run, actor=other_user, work_item_id=item.pk, decision="approve", data={"ok": 1})
+    work_item_decide(
+        approval_run,
+        actor=other_user,
+        work_item_id=item.pk,
+        decision="approve",
+        data={"ok": 1},
+    )
     run_until_idle(approval_run)
     approval_run.refresh_from_db()
     assert approval_run.state == RunState.COMPLETED
     out = WorkItem.objects.get(run=approval_run, step__name="step2")
     assert out.payload == {"amount": 5, "ok": 1}
-    assert AuditEvent.objects.filter(run=approval_run, verb="work_item.approved", actor=other_user).exists()
+    assert AuditEvent.objects.filter(
+        run=approval_run, verb="work_item.approved", actor=other_user
+    ).exists()
 
 
 def test_reject_fails_the_item(approval_run, other_user):
     item = WorkItem.objects.get(run=approval_run)
-    work_item_decide(approval_run, actor=other_user, work_item_id=item.pk, decision="reject", reason="duplicate")
+    work_item_decide(
+        approval_run,
+        actor=other_user,
+        work_item_id=item.pk,
+        decision="reject",
+        reason="duplicate",
+    )
     approval_run.refresh_from_db()
     item.refresh_from_db()
     assert approval_run.state == RunState.UNRESOLVED
-    assert (item.state, item.failure_code, item.failure_message) == ("failed", "rejected", "duplicate")
+    assert (item.state, item.failure_code, item.failure_message) == (
+        "failed",
+        "rejected",
+        "duplicate",
+    )
 
 
 def test_four_eyes_the_starter_may_not_approve(approval_run, user):
     item = WorkItem.objects.get(run=approval_run)
     with pytest.raises(NotAllowed, match="four eyes"):
-        work_item_decide(approval_run, actor=user, work_item_id=item.pk, decision="approve")
+        work_item_decide(
+            approval_run, actor=user, work_item_id=item.pk, decision="approve"
+        )
     item.refresh_from_db()
     assert item.state == WorkItemState.AWAITING_INPUT
 
@@ -221,20 +326,30 @@ def test_only_named_approvers_decide(approval_run, django_user_model):
     carol = django_user_model.objects.create_user("carol")
     item = WorkItem.objects.get(run=approval_run)
     with pytest.raises(NotAllowed, match="not among the approvers: bob"):
-        work_item_decide(approval_run, actor=carol, work_item_id=item.pk, decision="approve")
+        work_item_decide(
+            approval_run, actor=carol, work_item_id=item.pk, decision="approve"
+        )
 
 
 def test_deciding_twice_is_refused(approval_run, other_user):
     item = WorkItem.objects.get(run=approval_run)
-    work_item_decide(approval_run, actor=other_user, work_item_id=item.pk, decision="reject")
+    work_item_decide(
+        approval_run, actor=other_user, work_item_id=item.pk, decision="reject"
+    )
     with pytest.raises(IllegalTransition, match="not awaiting input"):
-        work_item_decide(approval_run, actor=other_user, work_item_id=item.pk, decision="approve")
+        work_item_decide(
+            approval_run, actor=other_user, work_item_id=item.pk, decision="approve"
+        )
     with pytest.raises(InvalidRequest, match="approve' or 'reject"):
-        work_item_decide(approval_run, actor=other_user, work_item_id=item.pk, decision="maybe")
+        work_item_decide(
+            approval_run, actor=other_user, work_item_id=item.pk, decision="maybe"
+        )
 
 
 def test_approval_deadline_passes(approval_run):
-    WorkItem.objects.filter(run=approval_run).update(approval_deadline=timezone.now() - timezone.timedelta(seconds=1))
+    WorkItem.objects.filter(run=approval_run).update(
+        approval_deadline=timezone.now() - timezone.timedelta(seconds=1)
+    )
     assert housekeeping()["approvals_expired"] == 1
     approval_run.refresh_from_db()
     assert approval_run.state == RunState.UNRESOLVED
@@ -252,7 +367,7 @@ def test_requires_approval_step_asks_before_calling(automation, user, other_user
     assert run.state == RunState.COMPLETED and sum(test_actions.calls.values()) == 1
 
 
-# -- stop ----------------------------------------------------------------------------
+# -- stop ------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -265,8 +380,11 @@ def immediate_stop_checks(monkeypatch):
 
 def _stop_automation(automation, step_runs, pending_items, batch_size):
     return automation(
-        {"action": "test.stop_run", "batch_size": batch_size,
-         "parameters": {"step_runs": step_runs, "pending_items": pending_items}},
+        {
+            "action": "test.stop_run",
+            "batch_size": batch_size,
+            "parameters": {"step_runs": step_runs, "pending_items": pending_items},
+        },
         "test.count",
     )
 
@@ -276,12 +394,20 @@ def test_stop_complete_pending_failed(automation):
     auto = _stop_automation(automation, "complete", "failed", batch_size=1)
     run = start_and_drain(auto, [{"stop": True}, {}, {}])
     assert run.state == RunState.CANCELLED
-    step1 = dict(WorkItem.objects.filter(run=run, step__name="step1").values_list("payload__stop", "state"))
+    step1 = dict(
+        WorkItem.objects.filter(run=run, step__name="step1").values_list(
+            "payload__stop", "state"
+        )
+    )
     states = sorted(WorkItem.objects.filter(run=run).values_list("state", flat=True))
     # the in-flight item finished; its output and the other pending items were stopped
     assert step1[True] == WorkItemState.DONE
     assert states == ["done", "failed", "failed", "failed"]
-    assert set(WorkItem.objects.filter(run=run, state="failed").values_list("failure_code", flat=True)) == {"stopped"}
+    assert set(
+        WorkItem.objects.filter(run=run, state="failed").values_list(
+            "failure_code", flat=True
+        )
+    ) == {"stopped"}
     assert not test_actions.calls  # step 2 never ran
     assert AuditEvent.objects.filter(run=run, verb="work_item.stopped").count() == 3
 
@@ -291,7 +417,9 @@ def test_stop_complete_pending_done(automation):
     auto = _stop_automation(automation, "complete", "done", batch_size=1)
     run = start_and_drain(auto, [{"stop": True}, {}, {}])
     assert run.state == RunState.CANCELLED
-    assert set(WorkItem.objects.filter(run=run).values_list("state", flat=True)) == {"done"}
+    assert set(WorkItem.objects.filter(run=run).values_list("state", flat=True)) == {
+        "done"
+    }
 
 
 @pytest.mark.usefixtures("immediate_stop_checks")
@@ -316,7 +444,10 @@ def test_stop_a_pending_run_cancels_it(automation, user):
 
 def test_stop_a_finished_run_is_refused(automation):
     run = start_and_drain(automation("builtin.echo"))
-    with pytest.raises(IllegalTransition, match="only a pending, running or awaiting run can be stopped"):
+    with pytest.raises(
+        IllegalTransition,
+        match="only a pending, running or awaiting run can be stopped",
+    ):
         run_stop(run)
     with pytest.raises(InvalidRequest, match="step_runs must be one of"):
         run_stop(run, step_runs="pause")
@@ -327,30 +458,41 @@ def test_terminating_too_long_becomes_failed(automation, settings):
     run = run_start(automation=auto)
     run_until_idle(run)  # completes; now fake a stuck termination on another run
     run2 = run_start(automation=auto)
-    StepRunner(StepRun.objects.get(run=run2).pk)  # not executed: the step run stays queued
+    StepRunner(
+        StepRun.objects.get(run=run2).pk
+    )  # not executed: the step run stays queued
     Run.objects.filter(pk=run2.pk).update(state=RunState.RUNNING)
-    StepRun.objects.filter(run=run2).update(state=StepRunState.RUNNING, lease_token="00000000-0000-0000-0000-000000000001",
-                                            lease_expires_at=timezone.now() + timezone.timedelta(hours=1))
+    StepRun.objects.filter(run=run2).update(
+        state=StepRunState.RUNNING,
+        lease_token="00000000-0000-0000-0000-000000000001",
+        lease_expires_at=timezone.now() + timezone.timedelta(hours=1),
+    )
     run_stop(run2, step_runs="terminate")
     settings.RUNS_TERMINATING_TIMEOUT_SECONDS = 0
-    Run.objects.filter(pk=run2.pk).update(stop_requested_at=timezone.now() - timezone.timedelta(seconds=5))
+    Run.objects.filter(pk=run2.pk).update(
+        stop_requested_at=timezone.now() - timezone.timedelta(seconds=5)
+    )
     assert housekeeping()["terminating_failed"] == 1
     run2.refresh_from_db()
     assert run2.state == RunState.FAILED and "terminating" in run2.error
 
 
-# -- retry, resolve, re-run ----------------------------------------------------------------
+# -- retry, resolve, re-run ------------------------------------------------------------
 
 
 def test_retry_reopens_an_unresolved_run_with_the_same_key(automation, user):
-    auto = automation({"action": "test.flaky", "max_attempts": 1, "parameters": {"fail_times": 1}})
+    auto = automation(
+        {"action": "test.flaky", "max_attempts": 1, "parameters": {"fail_times": 1}}
+    )
     run = start_and_drain(auto, [{}])
     assert run.state == RunState.UNRESOLVED
     assert run_retry(run, actor=user) == 1
     run_until_idle(run)
     run.refresh_from_db()
     assert run.state == RunState.COMPLETED and run.failed_items == 0
-    keys = RunItem.objects.filter(run=run).values_list("idempotency_key", "attempt", "outcome")
+    keys = RunItem.objects.filter(run=run).values_list(
+        "idempotency_key", "attempt", "outcome"
+    )
     assert sorted(k[1:] for k in keys) == [(1, "failed"), (2, "succeeded")]
     assert len({k[0] for k in keys}) == 1
     verbs = list(AuditEvent.objects.filter(run=run).values_list("verb", flat=True))
@@ -378,7 +520,9 @@ def test_retry_with_nothing_failed_is_refused(automation):
 def test_retry_of_a_timed_out_run_reopens_it(automation):
     auto = automation("test.count", timeout=60)
     run = run_start(automation=auto, inputs=[{}])
-    Run.objects.filter(pk=run.pk).update(deadline_at=timezone.now() - timezone.timedelta(seconds=1))
+    Run.objects.filter(pk=run.pk).update(
+        deadline_at=timezone.now() - timezone.timedelta(seconds=1)
+    )
     run_until_idle(run)
     run.refresh_from_db()
     assert run.state == RunState.TIMED_OUT
@@ -426,26 +570,37 @@ def test_triggers_use_published_versions_and_drafts_run_only_by_hand(automation)
     run = run_start(automation=draft_only)  # manual takes the draft
     assert not run.version.is_published
     with pytest.raises(NotRunnable, match="drafts run only manually"):
-        run_start(automation=draft_only, trigger_kind="schedule", version=draft_only.latest_version())
+        run_start(
+            automation=draft_only,
+            trigger_kind="schedule",
+            version=draft_only.latest_version(),
+        )
 
 
 def test_bad_inputs_are_refused_and_nothing_is_written(automation):
     auto = automation("builtin.echo")
     from runs.services import InvalidInputs
 
-    for bad, message in (([1, 2], r"inputs\[0\] must be a JSON object"), ("text", "must be a list")):
+    for bad, message in (
+        ([1, 2], r"inputs\[0\] must be a JSON object"),
+        ("text", "must be a list"),
+    ):
         with pytest.raises(InvalidInputs, match=message):
             run_start(automation=auto, inputs=bad)
     assert not Run.objects.exists() and not WorkItem.objects.exists()
 
 
-# -- streaming, concurrency, leases, idempotency ---------------------------------------------
+# -- streaming, concurrency, leases, idempotency ---------------------------------------
 
 
 def test_next_step_starts_as_soon_as_it_has_items(automation):
     auto = automation({"action": "test.saw_next_step", "batch_size": 1}, "builtin.echo")
     run = start_and_drain(auto, [{}, {}, {}])
-    seen = list(WorkItem.objects.filter(run=run, step__name="step2").order_by("id").values_list("payload__next_step_started", flat=True))
+    seen = list(
+        WorkItem.objects.filter(run=run, step__name="step2")
+        .order_by("id")
+        .values_list("payload__next_step_started", flat=True)
+    )
     assert seen == [False, True, True]
 
 
@@ -460,8 +615,10 @@ def test_slow_actions_commit_what_they_did_every_commit_interval(
         "runs.engine.items.time",
         types.SimpleNamespace(monotonic=lambda: test_actions.clock["now"]),
     )
-    auto = automation({"action": "test.tick", "parameters": {"seconds": 0.04}, "batch_size": 8},
-                      "builtin.echo")
+    auto = automation(
+        {"action": "test.tick", "parameters": {"seconds": 0.04}, "batch_size": 8},
+        "builtin.echo",
+    )
     run = start_and_drain(auto, [{"n": n} for n in range(8)])
     assert run.state == RunState.COMPLETED and run.total_items == 16
     first = RunItem.objects.filter(run=run, step__name="step1")
@@ -490,7 +647,9 @@ def test_dead_worker_items_come_back_after_lease_expiry(automation):
     run = run_start(automation=auto, inputs=[{}, {}])
     with pytest.raises(test_actions.WorkerDied):
         run_until_idle(run)
-    assert WorkItem.objects.filter(run=run, state=WorkItemState.IN_PROGRESS).count() == 2
+    assert (
+        WorkItem.objects.filter(run=run, state=WorkItemState.IN_PROGRESS).count() == 2
+    )
     assert leases_reap() == 0  # leases still valid: nothing taken away
     expire_leases(run)
     assert housekeeping()["leases"] == 2
@@ -499,9 +658,11 @@ def test_dead_worker_items_come_back_after_lease_expiry(automation):
     run.refresh_from_db()
     assert run.state == RunState.COMPLETED
     assert outcomes(run) == ["failed", "failed", "succeeded", "succeeded"]
-    assert set(RunItem.objects.filter(run=run, outcome="failed").values_list("failure_cause", flat=True)) == {
-        "lease expired (worker lost)"
-    }
+    assert set(
+        RunItem.objects.filter(run=run, outcome="failed").values_list(
+            "failure_cause", flat=True
+        )
+    ) == {"lease expired (worker lost)"}
 
 
 def test_dead_worker_on_last_attempt_fails_the_item(automation):
@@ -516,7 +677,9 @@ def test_dead_worker_on_last_attempt_fails_the_item(automation):
     assert WorkItem.objects.get(run=run).failure_code == "lease_expired"
 
 
-def test_crash_between_action_and_commit_replays_instead_of_calling_again(automation, monkeypatch):
+def test_crash_between_action_and_commit_replays_instead_of_calling_again(
+    automation, monkeypatch
+):
     auto = automation(
         {"action": "test.count_journal", "max_attempts": 2, "retry_backoff_seconds": 0}
     )
@@ -547,10 +710,14 @@ def _running_runner(run):
     from runs.machines import step_run_move
 
     runner = StepRunner(StepRun.objects.get(run=run).pk)
-    step_run_move(runner.step_run, StepRunState.RUNNING, updates={
-        "lease_token": runner.token,
-        "lease_expires_at": timezone.now() + timezone.timedelta(seconds=5),
-    })
+    step_run_move(
+        runner.step_run,
+        StepRunState.RUNNING,
+        updates={
+            "lease_token": runner.token,
+            "lease_expires_at": timezone.now() + timezone.timedelta(seconds=5),
+        },
+    )
     runner.spec = get_action("test.count")
     return runner
 
@@ -561,8 +728,12 @@ def test_stale_worker_writes_change_nothing(automation):
     claimed = runner._claim()
     results = runner._process(claimed)
     # meanwhile the lease was judged expired and the item handed back
-    WorkItem.objects.filter(run=run).update(lease_expires_at=timezone.now() - timezone.timedelta(seconds=1))
-    StepRun.objects.filter(run=run).update(lease_expires_at=timezone.now() - timezone.timedelta(seconds=1))
+    WorkItem.objects.filter(run=run).update(
+        lease_expires_at=timezone.now() - timezone.timedelta(seconds=1)
+    )
+    StepRun.objects.filter(run=run).update(
+        lease_expires_at=timezone.now() - timezone.timedelta(seconds=1)
+    )
     leases_reap()
     with pytest.raises(LeaseLost):
         runner._commit(results)
@@ -609,26 +780,38 @@ def test_a_step_run_delivered_twice_runs_once(automation):
 def test_schedule_fires_one_run_per_fire_time(automation):
     from runs.tasks import schedule_fire
 
-    auto = automation("builtin.echo", triggers=[{"kind": "schedule", "cron": "* * * * *"}])
+    auto = automation(
+        "builtin.echo", triggers=[{"kind": "schedule", "cron": "* * * * *"}]
+    )
     trigger = auto.triggers.get()
     first = schedule_fire(trigger.pk)
     second = schedule_fire(trigger.pk)
     assert first.startswith("run ") and "already fired" in second
     run = Run.objects.get()
-    assert run.trigger == trigger and run.trigger_kind == "schedule" and run.fired_at.second == 0
+    assert (
+        run.trigger == trigger
+        and run.trigger_kind == "schedule"
+        and run.fired_at.second == 0
+    )
 
 
-def test_housekeeping_sends_a_lost_step_run_task_again(automation, django_capture_on_commit_callbacks, monkeypatch):
+def test_housekeeping_sends_a_lost_step_run_task_again(
+    automation, django_capture_on_commit_callbacks, monkeypatch
+):
     """The Redis broker loses tasks when a worker dies: a step run still queued a
     lease after it was sent is sent again (a duplicate finds it taken)."""
     import django_q.tasks
 
     sent = []
-    monkeypatch.setattr(django_q.tasks, "async_task", lambda func, *a, **k: sent.append((func, a)))
+    monkeypatch.setattr(
+        django_q.tasks, "async_task", lambda func, *a, **k: sent.append((func, a))
+    )
     run = run_start(automation=automation("test.count"))
     step_run = StepRun.objects.get(run=run)
     assert housekeeping()["requeued"] == 0
-    StepRun.objects.filter(pk=step_run.pk).update(queued_at=timezone.now() - timezone.timedelta(hours=1))
+    StepRun.objects.filter(pk=step_run.pk).update(
+        queued_at=timezone.now() - timezone.timedelta(hours=1)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert housekeeping()["requeued"] == 1
     assert sent == [("runs.tasks.step_run_execute", (step_run.pk,))]

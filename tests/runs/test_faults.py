@@ -47,22 +47,35 @@ def test_sigkill_a_worker_mid_step(db):
     with IdempotentEndpoint(delay=0.05) as endpoint:
         automation = make_automation(
             {"action": "builtin.echo", "batch_size": 20},
-            {"action": "builtin.http_request", "batch_size": 10, "max_attempts": 3,
-             "retry_backoff_seconds": 0, "parameters": {"url": endpoint.url}},
+            {
+                "action": "builtin.http_request",
+                "batch_size": 10,
+                "max_attempts": 3,
+                "retry_backoff_seconds": 0,
+                "parameters": {"url": endpoint.url},
+            },
             slug="fault-kill",
         )
         env = cluster_env()
         with processes(["qcluster"], ["housekeeping", "--every", "1"], env=env):
-            run = run_start(automation=automation, inputs=[{"n": i} for i in range(200)])
+            run = run_start(
+                automation=automation, inputs=[{"n": i} for i in range(200)]
+            )
             # kill the worker that holds HTTP items mid-batch; should its commit
             # win the race against the kill, wait for the next batch and again
             orphaned, killed = [], []
             for _attempt in range(3):
                 held = wait_for(
-                    lambda: WorkItem.objects.filter(
-                        run=run, step__order=2, state="in_progress",
-                        lease_owner__isnull=False,
-                    ).select_related("lease_owner").first(),
+                    lambda: (
+                        WorkItem.objects.filter(
+                            run=run,
+                            step__order=2,
+                            state="in_progress",
+                            lease_owner__isnull=False,
+                        )
+                        .select_related("lease_owner")
+                        .first()
+                    ),
                     timeout=60,
                     what="HTTP items held by a worker",
                 )
@@ -76,7 +89,9 @@ def test_sigkill_a_worker_mid_step(db):
                 )
                 if orphaned:
                     break
-            wait_for(lambda: _state(run) in SETTLED, timeout=120, what="the run to settle")
+            wait_for(
+                lambda: _state(run) in SETTLED, timeout=120, what="the run to settle"
+            )
         run.refresh_from_db()
     assert run.state == RunState.COMPLETED, run.state
     assert StepRun.objects.get(pk=killed[-1]).state == StepRunState.FAILED
@@ -89,18 +104,31 @@ def test_sigkill_a_worker_mid_step(db):
 
 def test_two_clusters_at_once_process_no_item_twice(db):
     if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: two clusters on one SQLite file only queue on its lock")
+        pytest.skip(
+            "needs PostgreSQL: two clusters on one SQLite file only queue on its lock"
+        )
     items = int(os.environ.get("RUNS_TWO_CLUSTER_ITEMS", "10000"))
     with IdempotentEndpoint() as endpoint:
         automation = make_automation(
-            {"action": "builtin.http_request", "batch_size": 100, "concurrency": 4,
-             "parameters": {"url": endpoint.url}},
+            {
+                "action": "builtin.http_request",
+                "batch_size": 100,
+                "concurrency": 4,
+                "parameters": {"url": endpoint.url},
+            },
             slug="two-clusters",
         )
         env = cluster_env(RUNS_LEASE_SECONDS=60)  # two clusters on one queue
         with processes(["qcluster"], ["qcluster"], env=env):
-            run = run_start(automation=automation, inputs=[{"n": i} for i in range(items)])
-            wait_for(lambda: _state(run) in SETTLED, timeout=600, interval=1, what="the run to settle")
+            run = run_start(
+                automation=automation, inputs=[{"n": i} for i in range(items)]
+            )
+            wait_for(
+                lambda: _state(run) in SETTLED,
+                timeout=600,
+                interval=1,
+                what="the run to settle",
+            )
         run.refresh_from_db()
     assert run.state == RunState.COMPLETED
     workers = set(StepRun.objects.filter(run=run).values_list("worker", flat=True))

@@ -14,7 +14,10 @@ from runs.services import run_start
 
 @pytest.fixture
 def finished_run(automation):
-    run = run_start(automation=automation("builtin.echo", "builtin.echo"), inputs=[{"a": 1}, {"a": 2}])
+    run = run_start(
+        automation=automation("builtin.echo", "builtin.echo"),
+        inputs=[{"a": 1}, {"a": 2}],
+    )
     run_until_idle(run)
     run.refresh_from_db()
     return run
@@ -35,8 +38,10 @@ def test_intact_ledger_verifies(finished_run):
     assert "every chain is intact" in text
     # audit events and run items share the run's chain, seq 1..n without gaps
     seqs = sorted(
-        [*AuditEvent.objects.filter(run=finished_run).values_list("seq", flat=True),
-         *RunItem.objects.filter(run=finished_run).values_list("seq", flat=True)]
+        [
+            *AuditEvent.objects.filter(run=finished_run).values_list("seq", flat=True),
+            *RunItem.objects.filter(run=finished_run).values_list("seq", flat=True),
+        ]
     )
     assert seqs == list(range(1, finished_run.ledger_seq + 1))
     assert RunItem.objects.filter(run=finished_run).count() == 4
@@ -66,7 +71,10 @@ def test_deleted_row_is_caught(finished_run):
 
 def test_deleted_last_row_is_caught_by_the_head(finished_run):
     last = max(
-        [*AuditEvent.objects.filter(run=finished_run), *RunItem.objects.filter(run=finished_run)],
+        [
+            *AuditEvent.objects.filter(run=finished_run),
+            *RunItem.objects.filter(run=finished_run),
+        ],
         key=lambda r: r.seq,
     )
     type(last).objects.filter(pk=last.pk).delete()
@@ -89,7 +97,9 @@ def test_row_inserted_out_of_chain_is_caught(finished_run):
     forged.pk = None
     forged.seq = finished_run.ledger_seq + 1
     forged.prev_hash = finished_run.ledger_hash
-    forged.hash = ledger.record_hash(forged.prev_hash, forged.seq, forged.ledger_fields())
+    forged.hash = ledger.record_hash(
+        forged.prev_hash, forged.seq, forged.ledger_fields()
+    )
     forged.save()
     ok, text = verify()
     assert not ok and "rows were deleted or appended outside the ledger" in text
@@ -97,7 +107,9 @@ def test_row_inserted_out_of_chain_is_caught(finished_run):
 
 def test_global_chain_covers_definition_events(automation):
     automation("builtin.echo")
-    assert AuditEvent.objects.filter(chain=ledger.GLOBAL_CHAIN, verb="version.published").exists()
+    assert AuditEvent.objects.filter(
+        chain=ledger.GLOBAL_CHAIN, verb="version.published"
+    ).exists()
     ok, _ = verify()
     assert ok
     event = AuditEvent.objects.filter(chain=ledger.GLOBAL_CHAIN).first()
@@ -111,7 +123,9 @@ def test_each_run_has_its_own_chain(automation):
     a, b = run_start(automation=auto), run_start(automation=auto)
     run_until_idle()
     a.refresh_from_db(), b.refresh_from_db()
-    assert AuditEvent.objects.filter(run=a).values_list("chain", flat=True).distinct().get() == str(a.pk)
+    assert AuditEvent.objects.filter(run=a).values_list(
+        "chain", flat=True
+    ).distinct().get() == str(a.pk)
     assert Run.objects.get(pk=a.pk).ledger_seq == a.ledger_seq > 0
     assert ledger.verify_chain(a) is None and ledger.verify_chain(b) is None
 
@@ -124,29 +138,48 @@ def test_engine_digest_matches_the_canonical_form():
     from runs.models import run_item_ledger_fields
 
     moment = datetime.datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=datetime.UTC)
-    other_zone = moment.astimezone(datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
+    other_zone = moment.astimezone(
+        datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+    )
     base = {
-        "run_id": 7, "work_item_id": 12, "step_id": 3, "step_run_id": 9,
-        "action": "builtin.echo", "subject": "acct-1", "parameters": {"b": [1, 2.5], "a": None},
-        "attempt": 1, "idempotency_key": "7:12:builtin.echo", "outcome": "succeeded",
-        "result_ref": "", "failure_type": "", "failure_cause": "", "started_at": moment,
+        "run_id": 7,
+        "work_item_id": 12,
+        "step_id": 3,
+        "step_run_id": 9,
+        "action": "builtin.echo",
+        "subject": "acct-1",
+        "parameters": {"b": [1, 2.5], "a": None},
+        "attempt": 1,
+        "idempotency_key": "7:12:builtin.echo",
+        "outcome": "succeeded",
+        "result_ref": "",
+        "failure_type": "",
+        "failure_cause": "",
+        "started_at": moment,
         "finished_at": moment,
     }
     odd = {
         **base,
         "subject": 'Zoë "quoted" \\ back\nslash\t\u2028\x00 ☃ \ud83d\ude00'.encode(
-            "utf-16", "surrogatepass").decode("utf-16"),
+            "utf-16", "surrogatepass"
+        ).decode("utf-16"),
         "parameters": {"ü": {"nested": ["=1+1", True, False, 10**20, -0.0]}, "": ""},
-        "result_ref": "ref/ü", "failure_cause": "ValueError: '\\x7f'\x7f",
-        "started_at": other_zone, "attempt": 12, "run_id": "7",
+        "result_ref": "ref/ü",
+        "failure_cause": "ValueError: '\\x7f'\x7f",
+        "started_at": other_zone,
+        "attempt": 12,
+        "run_id": "7",
     }
     rows = [base, odd, {**base, "parameters": base["parameters"]}]
     # every split of the columns into shared ones and each row's own, the odd
     # values on either side (the template must escape what it holds, e.g. a "%")
     odd_shared = {**odd, "action": "100% echo", "parameters": {"%s": "%(x)s %%"}}
     for source in (base, odd_shared):
-        for names in (["run_id"], ["run_id", "step_id", "step_run_id", "action",
-                      "parameters", "finished_at"], [n for n in base if n != "subject"]):
+        for names in (
+            ["run_id"],
+            ["run_id", "step_id", "step_run_id", "action", "parameters", "finished_at"],
+            [n for n in base if n != "subject"],
+        ):
             shared = {name: source[name] for name in names}
             own = [{k: v for k, v in row.items() if k not in shared} for row in rows]
             assert ledger.run_item_digests(shared, own) == [
@@ -181,8 +214,13 @@ def test_the_digest_template_keys_are_read_off_the_ledger_fields():
 
 # JSON numbers PostgreSQL's jsonb does not give back as written: it has no negative
 # zero and writes 1e16 as 10000000000000000 (which Python reads back as an int)
-JSONB_ODD = {"big": 1e16, "neg": -0.0, "huge": 1.2345678901234567e300,
-             "nested": [1e22, -1e17, 2.5, 1e-7, 1.0, -0.0], "int": 10**20}
+JSONB_ODD = {
+    "big": 1e16,
+    "neg": -0.0,
+    "huge": 1.2345678901234567e300,
+    "nested": [1e22, -1e17, 2.5, 1e-7, 1.0, -0.0],
+    "int": 10**20,
+}
 
 
 def test_json_numbers_jsonb_rewrites_still_verify(automation):

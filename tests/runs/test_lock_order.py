@@ -63,7 +63,9 @@ def test_time_running_out_while_two_step_runs_commit_deadlocks_nothing(
         deadline_at=timezone.now() + timezone.timedelta(seconds=0.4 + attempt * 0.1)
     )
     errors, done = [], threading.Event()
-    threads = [_in_thread(errors, lambda pk=pk: StepRunner(pk).execute()) for pk in step_runs]
+    threads = [
+        _in_thread(errors, lambda pk=pk: StepRunner(pk).execute()) for pk in step_runs
+    ]
     threads.append(_in_thread(errors, _time_out_when_due, run.pk, done))
     for thread in threads[:2]:
         thread.join(timeout=120)

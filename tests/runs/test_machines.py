@@ -18,21 +18,31 @@ from runs.states import (
     WorkItemState,
 )
 
-RUN_PAIRS = [(frm, to) for to, froms in RUN_TRANSITIONS.items() for frm in sorted(froms)]
+RUN_PAIRS = [
+    (frm, to) for to, froms in RUN_TRANSITIONS.items() for frm in sorted(froms)
+]
 RUN_ILLEGAL = [
     (frm, to)
     for to in RunState.values
     for frm in RunState.values
     if frm not in RUN_TRANSITIONS[to]
 ]
-ITEM_PAIRS = [(f, t) for t, froms in WORK_ITEM_TRANSITIONS.items() for f in sorted(froms)]
+ITEM_PAIRS = [
+    (f, t) for t, froms in WORK_ITEM_TRANSITIONS.items() for f in sorted(froms)
+]
 ITEM_ILLEGAL = [
-    (f, t) for t in WorkItemState.values for f in WorkItemState.values
+    (f, t)
+    for t in WorkItemState.values
+    for f in WorkItemState.values
     if f not in WORK_ITEM_TRANSITIONS[t]
 ]
-STEP_RUN_PAIRS = [(f, t) for t, froms in STEP_RUN_TRANSITIONS.items() for f in sorted(froms)]
+STEP_RUN_PAIRS = [
+    (f, t) for t, froms in STEP_RUN_TRANSITIONS.items() for f in sorted(froms)
+]
 STEP_RUN_ILLEGAL = [
-    (f, t) for t in StepRunState.values for f in StepRunState.values
+    (f, t)
+    for t in StepRunState.values
+    for f in StepRunState.values
     if f not in STEP_RUN_TRANSITIONS[t]
 ]
 
@@ -56,7 +66,10 @@ def test_run_legal_transition(run, user, frm, to):
     event = AuditEvent.objects.filter(run=run).order_by("-seq").first()
     assert _events(run) == before + 1
     assert (event.before, event.after["state"], event.actor, event.reason) == (
-        {"state": frm}, to, user, "because"
+        {"state": frm},
+        to,
+        user,
+        "because",
     )
 
 
@@ -82,7 +95,11 @@ def test_run_transition_sets_timestamps(run):
 
 def _item(run, state):
     item = WorkItem.objects.filter(run=run).first()
-    token = "00000000-0000-0000-0000-000000000001" if state == WorkItemState.IN_PROGRESS else None
+    token = (
+        "00000000-0000-0000-0000-000000000001"
+        if state == WorkItemState.IN_PROGRESS
+        else None
+    )
     WorkItem.objects.filter(pk=item.pk).update(state=state, lease_token=token)
     return item
 
@@ -90,7 +107,11 @@ def _item(run, state):
 @pytest.mark.parametrize("frm,to", ITEM_PAIRS)
 def test_work_item_legal_transition(run, frm, to):
     item = _item(run, frm)
-    updates = {"lease_token": "00000000-0000-0000-0000-000000000002"} if to == WorkItemState.IN_PROGRESS else {}
+    updates = (
+        {"lease_token": "00000000-0000-0000-0000-000000000002"}
+        if to == WorkItemState.IN_PROGRESS
+        else {}
+    )
     assert work_items_move(run, [item.pk], to, updates=updates) == 1
     item.refresh_from_db()
     assert item.state == to
@@ -100,7 +121,11 @@ def test_work_item_legal_transition(run, frm, to):
 @pytest.mark.parametrize("frm,to", ITEM_ILLEGAL)
 def test_work_item_illegal_transition_is_refused(run, frm, to):
     item = _item(run, frm)
-    updates = {"lease_token": "00000000-0000-0000-0000-000000000002"} if to == WorkItemState.IN_PROGRESS else {}
+    updates = (
+        {"lease_token": "00000000-0000-0000-0000-000000000002"}
+        if to == WorkItemState.IN_PROGRESS
+        else {}
+    )
     with pytest.raises(IllegalTransition, match=f"work items cannot move to {to}"):
         work_items_move(run, [item.pk], to, updates=updates)
     item.refresh_from_db()
@@ -114,7 +139,8 @@ def test_work_item_move_is_all_or_nothing(run, automation):
     with pytest.raises(IllegalTransition, match=f"{c.pk} is done"):
         work_items_move(run, [a.pk, b.pk, c.pk], WorkItemState.FAILED)
     assert set(WorkItem.objects.filter(run=run).values_list("state", flat=True)) == {
-        WorkItemState.PENDING, WorkItemState.DONE
+        WorkItemState.PENDING,
+        WorkItemState.DONE,
     }
 
 
@@ -133,7 +159,9 @@ def test_work_item_move_writes_its_run_items_in_the_same_transaction(run):
     item = _item(run, WorkItemState.IN_PROGRESS)
     with pytest.raises(LeaseLost):
         work_items_move(
-            run, [item.pk], WorkItemState.DONE,
+            run,
+            [item.pk],
+            WorkItemState.DONE,
             fence_token="00000000-0000-0000-0000-00000000ffff",
         )
     item.refresh_from_db()
@@ -166,7 +194,9 @@ def test_step_run_move_with_a_stale_lease_changes_nothing(run):
         state=StepRunState.RUNNING, lease_token="00000000-0000-0000-0000-000000000001"
     )
     moved = step_run_move(
-        step_run, StepRunState.FINISHED, lease_token="00000000-0000-0000-0000-000000000009"
+        step_run,
+        StepRunState.FINISHED,
+        lease_token="00000000-0000-0000-0000-000000000009",
     )
     step_run.refresh_from_db()
     assert moved is False and step_run.state == StepRunState.RUNNING

@@ -27,8 +27,14 @@ def run(automation):
 )
 def test_a_value_outside_the_choices_is_refused(run, model, column, value):
     table = connection.ops.quote_name(model._meta.db_table)
-    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {connection.ops.quote_name(column)} = %s", [value])
+    with (
+        pytest.raises(IntegrityError),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            f"UPDATE {table} SET {connection.ops.quote_name(column)} = %s", [value]
+        )
     assert not model.objects.filter(**{column: value}).exists()
 
 
@@ -73,6 +79,8 @@ def test_an_action_with_the_longest_key_runs_and_is_journaled(automation):
     run_until_idle(run)
     run.refresh_from_db()
     assert (run.state, run.output_items) == ("completed", 2)
-    keys = list(RunItem.objects.filter(run=run).values_list("idempotency_key", flat=True))
+    keys = list(
+        RunItem.objects.filter(run=run).values_list("idempotency_key", flat=True)
+    )
     assert len(keys) == 2 and all(k.endswith(":" + LONG_ACTION) for k in keys)
     assert ActionResult.objects.filter(idempotency_key__in=keys).count() == 2

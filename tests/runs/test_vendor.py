@@ -23,14 +23,21 @@ def test_the_claim_sql_follows_the_vendor_not_a_feature_flag(
     monkeypatch.setattr(
         connection.features, "has_select_for_update_skip_locked", skip_locked
     )
-    run = run_start(automation=automation("builtin.echo"), inputs=[{"a": i} for i in range(5)])
+    run = run_start(
+        automation=automation("builtin.echo"), inputs=[{"a": i} for i in range(5)]
+    )
     step = run.version.steps.get()
     step_run = StepRun.objects.create(run=run, step=step)
     now = timezone.now()
     with CaptureQueriesContext(connection) as queries:
         claimed = work_items_claim(
-            run, step, limit=3, token=uuid.uuid4(), owner_id=step_run.pk,
-            expires=now + timezone.timedelta(seconds=30), now=now,
+            run,
+            step,
+            limit=3,
+            token=uuid.uuid4(),
+            owner_id=step_run.pk,
+            expires=now + timezone.timedelta(seconds=30),
+            now=now,
         )
     assert len(claimed) == 3
     (sql,) = [q["sql"] for q in queries.captured_queries if "RETURNING" in q["sql"]]

@@ -7,8 +7,6 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from tests.admin.conftest import login  # noqa: F401 (fixture)
-
 pytestmark = pytest.mark.django_db
 
 PAGES = ["99999999999999999999", "1000001", "abc", "-1", "0", "1e3", ""]
@@ -22,7 +20,7 @@ def _changelists():
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_no_admin_list_answers_500_to_a_page_number(login, viewer, page):  # noqa: F811
+def test_no_admin_list_answers_500_to_a_page_number(login, viewer, page):
     client = login(viewer)
     for label, url in _changelists():
         response = client.get(url, {"p": page})
@@ -40,13 +38,13 @@ WINDOWED = [
 
 @pytest.mark.parametrize("url", WINDOWED)
 @pytest.mark.parametrize("page", ["99999999999999999999", "abc", "-1", "0"])
-def test_a_page_that_is_no_page_is_a_clear_404(login, viewer, url, page):  # noqa: F811
+def test_a_page_that_is_no_page_is_a_clear_404(login, viewer, url, page):
     response = login(viewer).get(reverse(url), {"p": page})
     assert response.status_code == 404
 
 
 @pytest.mark.parametrize("url", WINDOWED)
-def test_real_pages_still_answer(login, viewer, url):  # noqa: F811
+def test_real_pages_still_answer(login, viewer, url):
     client = login(viewer)
     assert client.get(reverse(url)).status_code == 200
     assert client.get(reverse(url), {"p": "1"}).status_code == 200

@@ -17,7 +17,6 @@ from automations.definitions import (
 )
 from automations.models import Automation, Trigger
 from automations.services import schedules_sync
-from tests.admin.conftest import login  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -137,7 +136,7 @@ def test_definitions_over_the_size_limit_are_refused(settings):
         definitions_parse(raw.decode())  # the admin's confirm step posts text
 
 
-def test_admin_upload_refuses_the_bomb(login, author):  # noqa: F811
+def test_admin_upload_refuses_the_bomb(login, author):
     upload = io.BytesIO(BOMB)
     upload.name = "bomb.yaml"
     response = login(author).post(
@@ -148,7 +147,7 @@ def test_admin_upload_refuses_the_bomb(login, author):  # noqa: F811
     assert not Automation.objects.exists()
 
 
-def test_admin_upload_refuses_an_oversized_file_unread(login, author, settings):  # noqa: F811
+def test_admin_upload_refuses_an_oversized_file_unread(login, author, settings):
     settings.RUNS_MAX_DEFINITIONS_BYTES = 100
     upload = io.BytesIO(b"x" * 101)
     upload.name = "big.json"

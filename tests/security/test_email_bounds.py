@@ -61,9 +61,7 @@ def _refused(settings, reason="too_large") -> InboundMessage:
     return record
 
 
-def test_25k_recipients_are_refused_before_the_parse(
-    invoices, settings, no_full_parse
-):
+def test_25k_recipients_are_refused_before_the_parse(invoices, settings, no_full_parse):
     to = ", ".join(f"user{i}@nowhere.example" for i in range(25_000))
     code, _, error = receive(message(to=to))
     assert code == 65  # EX_DATAERR: bounced, not retried

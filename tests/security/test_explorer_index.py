@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from runs.models import WorkItem
 from runs.services import run_start
-from tests.admin.conftest import login  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +57,9 @@ def _explorer_queryset(client, run):
 
 
 def test_the_explorer_of_one_run_reads_an_index_in_order(
-    login, viewer, two_runs  # noqa: F811
+    login,
+    viewer,
+    two_runs,
 ):
     big, _ = two_runs
     queryset = _explorer_queryset(login(viewer), big)
@@ -88,7 +89,7 @@ def test_the_next_pages_and_the_run_page_use_it_too(two_runs):
         assert "TEMP B-TREE" not in plan, plan
 
 
-def test_the_list_of_every_run_is_newest_first(login, viewer, two_runs):  # noqa: F811
+def test_the_list_of_every_run_is_newest_first(login, viewer, two_runs):
     response = login(viewer).get(reverse("admin:runs_workitem_changelist"))
     queryset = response.context["cl"].queryset
     page = list(queryset[:51])

@@ -138,10 +138,14 @@ def test_robot_payload_put_refuses_them_with_400(robot, text):
 @pytest.mark.parametrize("text", ROBOT_BAD)
 def test_robot_release_and_output_refuse_them_with_400(robot, text):
     item = robot["item"]
-    release = text.replace(
-        '{"x"', f'{{"workItemId": "{item}", "state": "FAILED", "exception": {{'
-        '"type": "APPLICATION", "code": "c", "message"'
-    ).rstrip("}") + "}}"
+    release = (
+        text.replace(
+            '{"x"',
+            f'{{"workItemId": "{item}", "state": "FAILED", "exception": {{'
+            '"type": "APPLICATION", "code": "c", "message"',
+        ).rstrip("}")
+        + "}}"
+    )
     response = robot["call"](
         "post", robot["robot_run"] + "/release-work-item", release, "process"
     )

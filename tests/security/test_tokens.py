@@ -145,9 +145,7 @@ def test_migration_hashes_legacy_tokens_so_the_same_keys_keep_working(db):
     user = make_user("old-script")
     legacy = Token.objects.create(user=user)
     key = legacy.key
-    migration = importlib.import_module(
-        "runs.migrations.0011_api_tokens_hashed"
-    )
+    migration = importlib.import_module("runs.migrations.0011_api_tokens_hashed")
     migration.legacy_tokens_hash(django_apps, None)
     assert not Token.objects.exists()  # no plain-text key left at rest
     assert key not in every_stored_text()

@@ -15,7 +15,9 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["json", "yaml"], default="json")
 
     def handle(self, *args, slugs, format, **options):
-        query = Automation.objects.order_by("slug").prefetch_related("owners", "triggers")
+        query = Automation.objects.order_by("slug").prefetch_related(
+            "owners", "triggers"
+        )
         if slugs:
             query = query.filter(slug__in=slugs)
             missing = set(slugs) - set(query.values_list("slug", flat=True))
@@ -23,6 +25,8 @@ class Command(BaseCommand):
                 raise CommandError(f"no automation named {', '.join(sorted(missing))}")
         definitions = [automation_export(a) for a in query if a.versions.exists()]
         if format == "yaml":
-            self.stdout.write(yaml.safe_dump(definitions, sort_keys=False, allow_unicode=True))
+            self.stdout.write(
+                yaml.safe_dump(definitions, sort_keys=False, allow_unicode=True)
+            )
         else:
             self.stdout.write(json.dumps(definitions, indent=2, ensure_ascii=False))

@@ -42,7 +42,7 @@ def load_definitions(path: Path) -> list:
 class Command(BaseCommand):
     help = (
         "Import automation definitions from JSON or YAML files. A changed definition "
-        "becomes a new version; \"publish\": true publishes it. All files are imported "
+        'becomes a new version; "publish": true publishes it. All files are imported '
         "in one transaction: one bad definition imports nothing."
     )
 
@@ -58,6 +58,8 @@ class Command(BaseCommand):
                     try:
                         results.append(automation_import(definition))
                     except DefinitionError as exc:
-                        raise CommandError(f"{where}: {exc} (nothing was imported)") from None
+                        raise CommandError(
+                            f"{where}: {exc} (nothing was imported)"
+                        ) from None
         for result in results:
             self.stdout.write(result.summary())

@@ -39,8 +39,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--admin", action="store_true", help="create the admin login")
-        parser.add_argument("--no-runs", action="store_true", help="do not execute demo runs")
+        parser.add_argument(
+            "--admin", action="store_true", help="create the admin login"
+        )
+        parser.add_argument(
+            "--no-runs", action="store_true", help="do not execute demo runs"
+        )
 
     def handle(self, *args, admin=False, no_runs=False, **options):
         User = get_user_model()
@@ -48,16 +52,19 @@ class Command(BaseCommand):
         with transaction.atomic():
             for ref, name, status, overdue, manager in ACCOUNTS:
                 Subject.objects.update_or_create(
-                    kind="account", reference=ref,
+                    kind="account",
+                    reference=ref,
                     defaults={
-                        "name": name, "status": status,
+                        "name": name,
+                        "status": status,
                         "due_on": today - datetime.timedelta(days=overdue),
                         "attributes": {"account": ref, "manager_email": manager},
                     },
                 )
             for ref, name, expires_in, contact in SUPPLIERS:
                 Subject.objects.update_or_create(
-                    kind="supplier", reference=ref,
+                    kind="supplier",
+                    reference=ref,
                     defaults={
                         "name": name,
                         "due_on": today + datetime.timedelta(days=expires_in),
@@ -67,9 +74,14 @@ class Command(BaseCommand):
             for definition in json.loads(FIXTURE.read_text()):
                 result = automation_import(definition)
                 self.stdout.write(f"automation {result.summary()}")
-            for username, group in (("olivia", "Operator"), ("victor", "Viewer"), ("ada", "Author")):
+            for username, group in (
+                ("olivia", "Operator"),
+                ("victor", "Viewer"),
+                ("ada", "Author"),
+            ):
                 user, created = User.objects.get_or_create(
-                    username=username, defaults={"is_staff": True, "email": f"{username}@cu.example"}
+                    username=username,
+                    defaults={"is_staff": True, "email": f"{username}@cu.example"},
                 )
                 if created:
                     user.set_password(f"{username}-demo")
@@ -79,7 +91,9 @@ class Command(BaseCommand):
                     user.groups.add(group_obj)
         if admin:
             password = secrets.token_urlsafe(12)
-            user, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@cu.example"})
+            user, _ = User.objects.get_or_create(
+                username="admin", defaults={"email": "admin@cu.example"}
+            )
             user.is_staff = user.is_superuser = True
             user.set_password(password)
             user.save()
@@ -87,9 +101,11 @@ class Command(BaseCommand):
         if not no_runs:
             self._demo_runs()
         if admin:
-            self.stdout.write(self.style.SUCCESS(
-                f"admin login: username 'admin', password '{self.admin_password}'"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"admin login: username 'admin', password '{self.admin_password}'"
+                )
+            )
 
     def _demo_runs(self):
         from runs.engine import run_until_idle
@@ -98,10 +114,15 @@ class Command(BaseCommand):
         for slug, inputs in (
             ("kyc-review", None),
             ("supplier-attestation", None),
-            ("aml-monitor-failure", [{"monitor": "wire-velocity", "result": "threshold breached"}]),
+            (
+                "aml-monitor-failure",
+                [{"monitor": "wire-velocity", "result": "threshold breached"}],
+            ),
         ):
             automation = Automation.objects.get(slug=slug)
-            run = run_start(automation=automation, inputs=inputs, actor_label="seed_demo")
+            run = run_start(
+                automation=automation, inputs=inputs, actor_label="seed_demo"
+            )
             run_until_idle(run)
             run.refresh_from_db()
             self.stdout.write(f"demo run #{run.number} of {slug}: {run.state}")

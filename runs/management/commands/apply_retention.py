@@ -15,14 +15,23 @@ class Command(BaseCommand):
         parser.add_argument("--archive-after-days", type=int)
         parser.add_argument("--delete-after-days", type=int)
 
-    def handle(self, *args, dry_run=False, archive_after_days=None,
-               delete_after_days=None, **options):
+    def handle(
+        self,
+        *args,
+        dry_run=False,
+        archive_after_days=None,
+        delete_after_days=None,
+        **options,
+    ):
         result = retention_apply(
             dry_run=dry_run,
             archive_after_days=archive_after_days,
             delete_after_days=delete_after_days,
         )
-        for label, numbers in (("archive", result.archived), ("delete", result.deleted)):
+        for label, numbers in (
+            ("archive", result.archived),
+            ("delete", result.deleted),
+        ):
             if numbers:
                 shown = ", ".join(f"#{n}" for n in numbers[:50])
                 more = f" and {len(numbers) - 50} more" if len(numbers) > 50 else ""

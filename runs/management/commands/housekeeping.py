@@ -12,7 +12,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--every", type=float, default=0, help="repeat every N seconds")
+        parser.add_argument(
+            "--every", type=float, default=0, help="repeat every N seconds"
+        )
 
     def handle(self, *args, every=0, **options):
         while True:

@@ -37,8 +37,15 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args, slug, input=None, wait=False, inline=False, timeout=600,
-        cluster_seconds=CLUSTER_SECONDS, **options,
+        self,
+        *args,
+        slug,
+        input=None,
+        wait=False,
+        inline=False,
+        timeout=600,
+        cluster_seconds=CLUSTER_SECONDS,
+        **options,
     ):
         if not cluster_seconds > 0:
             raise CommandError("--cluster-seconds must be a positive number of seconds")
@@ -50,7 +57,9 @@ class Command(BaseCommand):
         except json.JSONDecodeError as exc:
             raise CommandError(f"--input is not valid JSON: {exc}") from None
         try:
-            run = run_start(automation=automation, inputs=inputs, actor_label="command line")
+            run = run_start(
+                automation=automation, inputs=inputs, actor_label="command line"
+            )
         except RunsError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"run #{run.number} ({run.pk}) started")
@@ -61,7 +70,8 @@ class Command(BaseCommand):
         run.refresh_from_db()
         self.stdout.write(
             f"run #{run.number}: {run.state}; items {run.total_items}, outputs "
-            f"{run.output_items}, failed {run.failed_items}, subjects {run.subjects_matched}, "
+            f"{run.output_items}, failed {run.failed_items}, "
+            f"subjects {run.subjects_matched}, "
             f"actions {run.actions_invoked}"
         )
 
@@ -84,5 +94,7 @@ class Command(BaseCommand):
                     )
                 ask_at = None
             if now > deadline:
-                raise CommandError(f"run #{run.number} did not settle within {timeout}s")
+                raise CommandError(
+                    f"run #{run.number} did not settle within {timeout}s"
+                )
             time.sleep(0.2)

@@ -52,8 +52,10 @@ class Command(BaseCommand):
             )
             for diff in execution.differences:
                 where = (
-                    f" {diff['step']}/{diff['subject'] or '(no subject)'}#{diff['index']}"
-                    if "step" in diff else ""
+                    f" {diff['step']}/{diff['subject'] or '(no subject)'}"
+                    f"#{diff['index']}"
+                    if "step" in diff
+                    else ""
                 )
                 self.stdout.write(
                     f"    {diff['what']}{where}: expected {diff.get('expected')!r}, "
