@@ -12,13 +12,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from ..definitions import (
+from ..definition_files import (
     DefinitionsFileError,
-    automation_export,
     definitions_import,
     definitions_parse,
     definitions_size_check,
 )
+from ..definitions import automation_export
 from ..models import Automation, AutomationVersion, Trigger, TriggerKind
 from ..services import schedules_sync
 from .forms import DefinitionsConfirmForm, DefinitionsUploadForm, RunNowForm

@@ -9,8 +9,9 @@ from rest_framework.response import Response
 
 from ..csv import stream_rows
 from ..reports import PeriodReport, report_csv_rows, report_from_query
+from .export import CSVRenderer
 from .permissions import runs_visible_to
-from .views import ApiMixin, CSVRenderer, _errors
+from .views import ApiMixin, _errors
 
 
 def report_json(report: PeriodReport, request) -> dict:

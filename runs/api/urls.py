@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from . import audit, files, reports, views
+from . import audit, export, files, reports, views
 
 app_name = "runs-api"
 
@@ -25,7 +25,7 @@ urlpatterns = [
     ),
     path("me/", views.MeView.as_view(), name="me"),
     path("reports/period/", reports.PeriodReportView.as_view(), name="report-period"),
-    path("runs/export.csv", views.RunExportView.as_view(), name="run-export"),
+    path("runs/export.csv", export.RunExportView.as_view(), name="run-export"),
     path(
         "runs/<str:pk>/work-items/",
         views.RunWorkItemsView.as_view(),

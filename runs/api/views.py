@@ -5,8 +5,7 @@ No view writes `state`; every change goes through `runs.services`, whose errors
 """
 
 from django.db import transaction
-from django.http import JsonResponse, StreamingHttpResponse
-from django.utils import timezone
+from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -19,13 +18,11 @@ from drf_spectacular.utils import (
 from rest_framework import exceptions, generics, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
-from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from automations.models import Automation, TriggerKind
 
 from .. import services
-from ..exports import audit_csv
 from ..models import Run, RunItem, WorkItem
 from . import serializers as s
 from .filters import RunFilter
@@ -370,58 +367,3 @@ def api_not_found(request, *args, **kwargs):
         {"detail": f"no API endpoint at {request.path}", "code": "not_found"},
         status=404,
     )
-
-
-class CSVRenderer(BaseRenderer):
-    """Lets `Accept: text/csv` through content negotiation; errors render as text."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        if isinstance(data, dict):
-            return f"{data.get('code', 'error')}: {data.get('detail', '')}\n".encode()
-        return (data or "").encode() if isinstance(data, str) else b""
-
-
-@extend_schema_view(
-    get=extend_schema(
-        tags=["runs"],
-        operation_id="runs_export_csv",
-        responses={
-            (200, "text/csv"): OpenApiResponse(
-                OpenApiTypes.STR,
-                description="The audit CSV of the matching runs, streamed: one "
-                "row per run item and per audit event, in ledger order (columns in "
-                "docs/reports.md).",
-            ),
-            **_errors(400, 401, 403, 404),
-        },
-    )
-)
-class RunExportView(ApiMixin, generics.ListAPIView):
-    """The audit CSV of the runs matching the filters (runs.exports): every run
-    item and audit event, streamed in constant memory. Cells a spreadsheet would
-    run as formulas are prefixed with `'`."""
-
-    required_permission = "runs.export_run"
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = RunFilter
-    pagination_class = None
-    serializer_class = s.RunSerializer  # for the filter parameters in the schema
-    renderer_classes = [JSONRenderer, CSVRenderer]
-
-    def get_queryset(self):
-        return runs_visible_to(self.request)
-
-    def list(self, request, *args, **kwargs):
-        runs = self.filter_queryset(self.get_queryset())
-        response = StreamingHttpResponse(
-            audit_csv(runs), content_type="text/csv; charset=utf-8"
-        )
-        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response["Content-Disposition"] = (
-            f'attachment; filename="run-items-{stamp}.csv"'
-        )
-        return response

@@ -7,7 +7,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from runs.engine import run_until_idle
-from runs.ledger import GLOBAL_CHAIN, verify_all
+from runs.ledger import GLOBAL_CHAIN
+from runs.ledger_verify import verify_all
 from runs.models import AuditEvent, Run, RunItem
 from runs.retention import missing_runs, retention_apply
 from runs.services import run_start

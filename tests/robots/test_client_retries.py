@@ -7,7 +7,7 @@ from robocorp.workitems._adapters._robocorp import RobocorpAdapter
 from robocorp.workitems._exceptions import EmptyQueue
 from robocorp.workitems._types import State
 
-from runs.ledger import verify_chain
+from runs.ledger_verify import verify_chain
 from runs.models import RunItem, WorkItem, WorkItemFile
 from runs.states import FailureType, RunItemOutcome, WorkItemState
 

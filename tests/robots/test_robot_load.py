@@ -9,7 +9,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from runs.ledger import verify_chain
+from runs.ledger_verify import verify_chain
 from runs.models import Run, RunItem, WorkItem, WorkItemFile
 from runs.services import run_start
 from runs.states import RUN_FINAL, RunState, WorkItemState

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from runs.engine import run_until_idle
-from runs.ledger import verify_chain
+from runs.ledger_verify import verify_chain
 from runs.models import RunItem, StepRun, WorkItem, WorkItemFile
 from runs.services import run_start
 from runs.states import (

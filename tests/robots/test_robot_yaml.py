@@ -7,7 +7,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from runs.engine import run_until_idle
-from runs.ledger import verify_chain
+from runs.ledger_verify import verify_chain
 from runs.models import StepRun, WorkItem, WorkItemFile
 from runs.services import run_start
 from runs.states import FailureType, RunState, StepRunState, WorkItemState

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from runs.engine import run_until_idle
-from runs.ledger import verify_chain
+from runs.ledger_verify import verify_chain
 from runs.models import RunItem, StepRun, WorkItem
 from runs.services import run_start, run_stop
 from runs.states import RunItemOutcome, RunState, StepRunState, WorkItemState

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from runs.engine import StepRunner
 from runs.engine.progress import run_time_out
-from runs.ledger import verify_chain
+from runs.ledger_verify import verify_chain
 from runs.models import Run, StepRun, WorkItem
 from runs.services import run_start
 from runs.states import RunState, WorkItemState

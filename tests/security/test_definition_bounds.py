@@ -9,12 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from automations.definitions import (
-    DefinitionError,
-    DefinitionsFileError,
-    automation_import,
-    definitions_parse,
-)
+from automations.definition_files import DefinitionsFileError, definitions_parse
+from automations.definitions import DefinitionError, automation_import
 from automations.models import Automation, Trigger
 from automations.services import schedules_sync
 

@@ -4,13 +4,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from automations.definitions import (
-    DefinitionError,
+from automations.definition_files import (
     DefinitionsFileError,
-    automation_import,
     definitions_load,
     definitions_size_check,
 )
+from automations.definitions import DefinitionError, automation_import
 from runs.evidence.config import config_actor
 
 

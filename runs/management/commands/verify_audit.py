@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from runs.evidence.checkpoints import checkpoint_problems
-from runs.ledger import verify_all
+from runs.ledger_verify import verify_all
 from runs.retention import missing_runs
 
 
