@@ -12,6 +12,7 @@ from rest_framework.reverse import reverse
 from ..files import file_response
 from ..models import Run, WorkItemFile
 from .pagination import IdCursorPagination
+from .permissions import runs_visible_to
 from .serializers import ErrorSerializer
 from .views import ApiMixin
 
@@ -56,9 +57,10 @@ class RunFileSerializer(serializers.ModelSerializer):
 
 class _RunFiles(ApiMixin):
     def run(self) -> Run:
-        # the run lookup of the other run children (views._RunChildren): a run
-        # the caller may not see is a 404 here too
-        return get_object_or_404(Run.objects.only("pk"), pk=self.kwargs["pk"])
+        # the grants, as for the other run children: a run the caller may not
+        # see is a 404 here too
+        runs = runs_visible_to(self.request, Run.objects.only("pk"))
+        return get_object_or_404(runs, pk=self.kwargs["pk"])
 
     def get_queryset(self):
         return WorkItemFile.objects.filter(work_item__run=self.run()).select_related(

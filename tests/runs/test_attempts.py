@@ -22,6 +22,12 @@ NOW = timezone.now().replace(microsecond=0)
 BACKOFF = 10
 
 
+@pytest.fixture(autouse=True)
+def _true_robot(settings):
+    """The robot steps name a robot the deployer registered (RUNS_ROBOTS)."""
+    settings.RUNS_ROBOTS = {"true": {"command": ["true"]}}
+
+
 @pytest.fixture
 def frozen(monkeypatch):
     """Every path reads the same clock (no assertion depends on elapsed time)."""
@@ -89,7 +95,7 @@ def _lost_lease(automation, max_attempts, attempt=1):
 
 def _robot_release(automation, max_attempts, attempt=1):
     run, step_run = _held(
-        automation, "builtin.robot", max_attempts, attempt, command=["true"]
+        automation, "builtin.robot", max_attempts, attempt, robot="true"
     )
     item = WorkItem.objects.get(run=run)
     work_item_release(
@@ -105,7 +111,7 @@ def _robot_release(automation, max_attempts, attempt=1):
 
 def _robot_exit(automation, max_attempts, attempt=1):
     run, step_run = _held(
-        automation, "builtin.robot", max_attempts, attempt, command=["true"]
+        automation, "builtin.robot", max_attempts, attempt, robot="true"
     )
     runner = RobotRunner(step_run.pk)
     runner.token = step_run.lease_token
