@@ -2,6 +2,7 @@
 
 import logging
 import math
+from contextlib import nullcontext
 
 from django.conf import settings
 from django.db import transaction
@@ -28,12 +29,20 @@ def enqueue(step_run_id: int) -> None:
         # would need the app registry ready before runs.models is imported
         from django_q.tasks import async_task
 
-        async_task(
-            STEP_RUN_TASK,
-            step_run_id,
-            task_name=f"step-run-{step_run_id}",
-            q_options={"timeout": settings.Q_CLUSTER.get("timeout")},
-        )
+        # django-q2's ORM broker closes "old" connections whenever it is called
+        # outside a transaction, which in a request is the request's own
+        # connection: it then reconnects for the rest of the request (and on
+        # SQLite the close checkpoints the WAL). Its insert in a block of its own
+        # keeps the connection; the task row is still committed on its own,
+        # after the run's transaction.
+        orm_broker = settings.Q_CLUSTER.get("orm")
+        with transaction.atomic(using=orm_broker) if orm_broker else nullcontext():
+            async_task(
+                STEP_RUN_TASK,
+                step_run_id,
+                task_name=f"step-run-{step_run_id}",
+                q_options={"timeout": settings.Q_CLUSTER.get("timeout")},
+            )
 
     transaction.on_commit(send)
 
@@ -65,9 +74,21 @@ def step_runs_ensure(run: Run, step) -> list[StepRun]:
         if not pending:
             return []
         wanted = min(room, math.ceil(pending / step.batch_size))
-        created = StepRun.objects.bulk_create(
-            [StepRun(run=run, step=step) for _ in range(wanted)]
-        )
-        for step_run in created:
-            enqueue(step_run.pk)
-        return created
+        return _step_runs_create(run, step, wanted)
+
+
+def step_runs_start(run: Run, step, items: int) -> list[StepRun]:
+    """The first step runs of a run created in the current transaction with `items`
+    pending items of `step`, all due now: no step run exists yet and the run's
+    insert already holds its row, so nothing needs re-reading or re-counting."""
+    wanted = min(step.concurrency, math.ceil(items / step.batch_size))
+    return _step_runs_create(run, step, wanted)
+
+
+def _step_runs_create(run: Run, step, wanted: int) -> list[StepRun]:
+    created = StepRun.objects.bulk_create(
+        [StepRun(run=run, step=step) for _ in range(wanted)]
+    )
+    for step_run in created:
+        enqueue(step_run.pk)
+    return created

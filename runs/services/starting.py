@@ -1,6 +1,6 @@
 """Starting runs: the one `run_start` every trigger goes through."""
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -28,7 +28,18 @@ class NotRunnable(RunsError):
 
 
 def next_number(name: str = "run") -> int:
-    """Advance a named counter; the row lock serialises concurrent callers."""
+    """Advance a named counter; the row lock serialises concurrent callers.
+
+    One `UPDATE ... RETURNING` (SQLite >= 3.35 and PostgreSQL both have it) on
+    every call but a counter's first, which creates the row and advances again.
+    """
+    table = connection.ops.quote_name(Sequence._meta.db_table)
+    sql = f"UPDATE {table} SET value = value + 1 WHERE name = %s RETURNING value"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [name])
+        row = cursor.fetchone()
+    if row is not None:
+        return row[0]
     with transaction.atomic():
         Sequence.objects.get_or_create(name=name)
         Sequence.objects.filter(name=name).update(value=F("value") + 1)
@@ -96,7 +107,7 @@ def run_start(
 ) -> Run:
     """Create a run pinned to its version, with one work item of step 1 per input
     (no inputs: one empty item), and hand it to the engine after commit."""
-    from ..engine import step_runs_ensure
+    from ..engine.dispatch import step_runs_start
 
     inputs = inputs_clean(inputs)
     version = version_for(automation, trigger_kind, version)
@@ -150,5 +161,5 @@ def run_start(
                 )
             ],
         )
-        step_runs_ensure(run, first_step)
+        step_runs_start(run, first_step, run.total_items)
     return run

@@ -1,0 +1,36 @@
+"""The statement count of one API trigger, pinned so that it cannot silently grow
+(issue 19: the trigger's cost is its statements; the bar is trigger >= 50% of a bare
+authenticated endpoint)."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from runs.models import Run, StepRun, WorkItem
+from tests.factories import make_user
+
+from .conftest import client_for
+from .test_trigger import post
+
+# token lookup, automation, trigger, version, first step; run number, run, item,
+# ledger head and event, step run, commit; the task row (ORM broker: its own
+# transaction); the response's read. SQLite counts its BEGIN IMMEDIATE and
+# busy_timeout pragmas as statements too.
+MAX_STATEMENTS = {"sqlite": 24, "postgresql": 17}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_trigger_stays_within_its_statement_count(automation):
+    admin = make_user("root", is_superuser=True)
+    client = client_for(admin, token=True)
+    slug = automation().slug
+    # the first run of an install also creates the run-number counter
+    assert post(client, slug, {"inputs": [{"n": 0}]}).status_code == 202
+    with CaptureQueriesContext(connection) as queries:
+        response = post(client, slug, {"inputs": [{"n": 1}, {"n": 2}]})
+    assert response.status_code == 202
+    run = Run.objects.get(pk=response.json()["id"])
+    assert run.number == 2 and WorkItem.objects.filter(run=run).count() == 2
+    assert StepRun.objects.filter(run=run).count() == 1
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(statements) <= MAX_STATEMENTS[connection.vendor], "\n".join(statements)
