@@ -10,15 +10,15 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 
 from ..evidence.packs import pack_response, run_pack
 from ..models import AuditEvent, Run
+from .export import FileRenderer
 from .filters import UtcIsoDateTimeFilter
 from .pagination import RunCursorPagination
 from .permissions import automations_granted, runs_visible_to
-from .serializers import ErrorSerializer
-from .views import ApiMixin
+from .views import ApiMixin, error_responses
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -72,13 +72,9 @@ class AuditEventPagination(RunCursorPagination):
     ordering = "-id"  # newest first, on the primary key
 
 
-def _errors(*codes):
-    return {code: OpenApiResponse(ErrorSerializer) for code in codes}
-
-
 @extend_schema(
     tags=["audit"],
-    responses={200: AuditEventSerializer(many=True), **_errors(400, 401, 403)},
+    responses={200: AuditEventSerializer(many=True), **error_responses(400, 401, 403)},
 )
 class AuditEventListView(ApiMixin, generics.ListAPIView):
     """Audit events, newest first: run transitions and operator actions (chain =
@@ -102,16 +98,9 @@ class AuditEventListView(ApiMixin, generics.ListAPIView):
         )
 
 
-class ZipRenderer(BaseRenderer):
-    """Lets `Accept: application/zip` through; errors render as text."""
-
+class ZipRenderer(FileRenderer):
     media_type = "application/zip"
     format = "zip"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        if isinstance(data, dict):
-            return f"{data.get('code', 'error')}: {data.get('detail', '')}\n".encode()
-        return data if isinstance(data, bytes) else b""
 
 
 @extend_schema(
@@ -124,7 +113,7 @@ class ZipRenderer(BaseRenderer):
             "previous hashes and content, heads, signed checkpoints, a signed "
             "manifest and the public key (docs/evidence.md).",
         ),
-        **_errors(401, 403, 404),
+        **error_responses(401, 403, 404),
     },
 )
 class RunEvidenceView(ApiMixin, generics.GenericAPIView):

@@ -13,20 +13,25 @@ from ..exports import audit_csv
 from . import serializers as s
 from .filters import RunFilter
 from .permissions import runs_visible_to
-from .views import ApiMixin, _errors
+from .views import ApiMixin, error_responses
 
 
-class CSVRenderer(BaseRenderer):
-    """Lets `Accept: text/csv` through content negotiation; errors render as text."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
+class FileRenderer(BaseRenderer):
+    """Lets a file's media type through content negotiation; the view streams the
+    file itself, and an error (a dict) renders as one line of text."""
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if isinstance(data, dict):
             return f"{data.get('code', 'error')}: {data.get('detail', '')}\n".encode()
-        return (data or "").encode() if isinstance(data, str) else b""
+        if isinstance(data, str):
+            return data.encode()
+        return data if isinstance(data, bytes) else b""
+
+
+class CSVRenderer(FileRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
 
 
 @extend_schema_view(
@@ -40,7 +45,7 @@ class CSVRenderer(BaseRenderer):
                 "row per run item and per audit event, in ledger order (columns in "
                 "docs/reports.md).",
             ),
-            **_errors(400, 401, 403, 404),
+            **error_responses(400, 401, 403, 404),
         },
     )
 )

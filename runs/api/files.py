@@ -4,7 +4,7 @@ run; anyone else gets what they get for the run itself (403 without `view_run`,
 404 for a run or file they cannot see)."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 from rest_framework.generics import get_object_or_404
 from rest_framework.reverse import reverse
@@ -13,18 +13,7 @@ from ..files import file_response
 from ..models import Run, WorkItemFile
 from .pagination import IdCursorPagination
 from .permissions import runs_visible_to
-from .serializers import ErrorSerializer
-from .views import ApiMixin
-
-ERRORS = {
-    code: OpenApiResponse(ErrorSerializer, description=text)
-    for code, text in {
-        400: "Invalid cursor",
-        401: "Not authenticated",
-        403: "Authenticated but not allowed",
-        404: "Unknown run or file",
-    }.items()
-}
+from .views import ApiMixin, error_responses
 
 
 class RunFileSerializer(serializers.ModelSerializer):
@@ -68,7 +57,13 @@ class _RunFiles(ApiMixin):
         )
 
 
-@extend_schema(tags=["runs"], responses={200: RunFileSerializer(many=True), **ERRORS})
+@extend_schema(
+    tags=["runs"],
+    responses={
+        200: RunFileSerializer(many=True),
+        **error_responses(400, 401, 403, 404),
+    },
+)
 class RunFilesView(_RunFiles, generics.ListAPIView):
     """The run's work item files, oldest first, with download links."""
 
@@ -80,7 +75,7 @@ class RunFilesView(_RunFiles, generics.ListAPIView):
     tags=["runs"],
     responses={
         (200, "application/octet-stream"): OpenApiTypes.BINARY,
-        **{k: v for k, v in ERRORS.items() if k != 400},
+        **error_responses(401, 403, 404),
     },
 )
 class RunFileDownloadView(_RunFiles, generics.GenericAPIView):

@@ -11,7 +11,7 @@ from ..csv import stream_rows
 from ..reports import PeriodReport, report_csv_rows, report_from_query
 from .export import CSVRenderer
 from .permissions import runs_visible_to
-from .views import ApiMixin, _errors
+from .views import ApiMixin, error_responses
 
 
 def report_json(report: PeriodReport, request) -> dict:
@@ -98,7 +98,7 @@ def report_csv_response(report: PeriodReport) -> StreamingHttpResponse:
                 "failure causes, and a link to the runs. `format=csv`: the same as CSV."
             ),
         ),
-        **_errors(400, 401, 403),
+        **error_responses(400, 401, 403),
     },
 )
 class PeriodReportView(ApiMixin, generics.GenericAPIView):

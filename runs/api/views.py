@@ -40,12 +40,13 @@ from .throttling import TriggerRateThrottle
 REPLAY_HEADER = "Idempotent-Replayed"
 
 
-def _errors(*codes) -> dict:
+def error_responses(*codes) -> dict:
+    """The OpenAPI error answers of an endpoint (DRF-shaped `detail`, `code`)."""
     text = {
         400: "Invalid request (bad body, filter or header)",
         401: "Not authenticated",
         403: "Authenticated but not allowed",
-        404: "Unknown run, automation or work item",
+        404: "Unknown run, automation, work item or file",
         409: "Illegal transition, automation not runnable, or key in flight",
         413: "Body or one input larger than the limit",
         422: "Idempotency-Key reused with another body",
@@ -90,7 +91,7 @@ def _run_for_response(run: Run) -> Run:
             s.RunSerializer,
             description="The run was created, or replayed for a known key.",
         ),
-        **_errors(400, 401, 403, 404, 409, 413, 422, 429),
+        **error_responses(400, 401, 403, 404, 409, 413, 422, 429),
     },
 )
 class TriggerView(ApiMixin, generics.GenericAPIView):
@@ -160,17 +161,18 @@ def _control(body, description, responses=None):
         tags=["runs"],
         request=body,
         description=description,
-        responses=responses or {200: s.RunSerializer, **_errors(*CONTROL_ERRORS)},
+        responses=responses
+        or {200: s.RunSerializer, **error_responses(*CONTROL_ERRORS)},
     )
 
 
 @extend_schema_view(
     list=extend_schema(
         tags=["runs"],
-        responses={200: s.RunSerializer(many=True), **_errors(400, 401, 403)},
+        responses={200: s.RunSerializer(many=True), **error_responses(400, 401, 403)},
     ),
     retrieve=extend_schema(
-        tags=["runs"], responses={200: s.RunSerializer, **_errors(*READ_ERRORS)}
+        tags=["runs"], responses={200: s.RunSerializer, **error_responses(*READ_ERRORS)}
     ),
 )
 class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
@@ -266,7 +268,7 @@ class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
         "version, recorded as trigger `api` by the caller; answers the new run. "
         "Needs an enabled api trigger (403 no_api_trigger); a draft version is "
         "409 not_runnable (drafts re-run only from admin).",
-        responses={202: s.RunSerializer, **_errors(*CONTROL_ERRORS, 429)},
+        responses={202: s.RunSerializer, **error_responses(*CONTROL_ERRORS, 429)},
     )
     @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):
@@ -312,7 +314,7 @@ class _RunChildren(ApiMixin, generics.ListAPIView):
 
 @extend_schema(
     tags=["runs"],
-    responses={200: s.WorkItemSerializer(many=True), **_errors(*LIST_ERRORS)},
+    responses={200: s.WorkItemSerializer(many=True), **error_responses(*LIST_ERRORS)},
 )
 class RunWorkItemsView(_RunChildren):
     """The run's work items, in creation order."""
@@ -324,7 +326,7 @@ class RunWorkItemsView(_RunChildren):
 
 @extend_schema(
     tags=["runs"],
-    responses={200: s.RunItemSerializer(many=True), **_errors(*LIST_ERRORS)},
+    responses={200: s.RunItemSerializer(many=True), **error_responses(*LIST_ERRORS)},
 )
 class RunItemsView(_RunChildren):
     """The run's run items (one action on one subject each), in ledger order."""
@@ -341,7 +343,7 @@ class MeSerializer(s.serializers.Serializer):
     )
 
 
-@extend_schema(tags=["auth"], responses={200: MeSerializer, **_errors(401)})
+@extend_schema(tags=["auth"], responses={200: MeSerializer, **error_responses(401)})
 class MeView(generics.GenericAPIView):
     """Who the credentials belong to: lets an integration check its token."""
 
