@@ -25,6 +25,7 @@ from runs.evidence.config import config_actor
 
 from .actions.registry import UnknownAction, get_action, robot_parameters_problem
 from .conditions import InvalidCondition, validate_condition
+from .jobs import RUN_AUTOMATION, job_problem
 from .models import (
     SLA_SECONDS_MAX,
     Automation,
@@ -117,6 +118,14 @@ def _clean_step(raw, index: int) -> dict:
         if problem:
             name = step["name"].strip()
             raise DefinitionError(f"{path} ({name}).parameters.{problem}")
+    if step["action"] == RUN_AUTOMATION:
+        slug = step["parameters"].get("automation")
+        if not isinstance(slug, str) or not SLUG_RE.match(slug):
+            name = step["name"].strip() if isinstance(step["name"], str) else ""
+            raise DefinitionError(
+                f"{path} ({name}).parameters.automation: required, the slug of the "
+                f"automation to run, got {slug!r}"
+            )
     for name, limit in STEP_LIMITS.items():
         _positive_int(step[name], f"{path}.{name}")
         if step[name] > limit:
@@ -332,6 +341,9 @@ def automation_import(data, *, actor=None) -> ImportResult:
         if user is None:
             raise DefinitionError(f"owners: no user named {username!r}")
         owners.append(user)
+    problem = job_problem(definition["slug"], definition["steps"])
+    if problem:
+        raise DefinitionError(problem)
     digest = definition_hash(definition)
     # the changes below are audit events (version.created, trigger.deleted, …)
     # recorded by runs.evidence.config in this transaction

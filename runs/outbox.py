@@ -12,7 +12,7 @@ import logging
 from django.db import transaction
 
 from .mail.models import NotificationMode
-from .mail.notifications import NOTIFY_STATES, notifications_record, notifications_send
+from .mail.notifications import notifications_record, notifications_send, notify_state
 from .webhooks.services import deliveries_create
 
 log = logging.getLogger("runs")
@@ -27,7 +27,7 @@ def run_move_outbox(run, *, before: str, after: str) -> None:
         # logged and undoes only these rows, never the move.
         with transaction.atomic():
             deliveries_create(run_id=run.pk, before=before, after=after)
-            if after in NOTIFY_STATES:
+            if notify_state(run, after):
                 immediate = [
                     row.pk
                     for row in notifications_record(run=run, state=after)

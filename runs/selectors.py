@@ -11,6 +11,7 @@ from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from .mail.notifications import waiting_for_someone
 from .models import AuditEvent, Run, RunItem, StepRun, WorkItem
 from .states import RUN_ACTIVE, RunState, StepRunState, WorkItemState
 
@@ -200,10 +201,7 @@ def dashboard(*, days: int = DASHBOARD_DAYS, waiting_limit: int = 20) -> Dashboa
         key=lambda row: (-row[2], row[0]),
     )
     waiting = list(
-        Run.objects.filter(
-            state__in=[RunState.UNRESOLVED, RunState.FAILED, RunState.TIMED_OUT],
-            archived=False,
-        )
+        Run.objects.filter(waiting_for_someone(), archived=False)
         .select_related("automation", "version")
         .order_by("-number")[:waiting_limit]
     )

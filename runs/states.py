@@ -39,6 +39,10 @@ STOP_CAUSES = {
     R.FAILED: "run failed",
     R.CANCELLED: "cancelled",
 }
+# Run states in which a stop has been asked (or the run ended): an action's
+# `ctx.should_stop()` is true from the moment any stop is asked, though only the
+# states of STOP_CAUSES make the engine stop at the next item.
+STOP_ASKED = frozenset({R.STOPPING, *STOP_CAUSES})
 
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     R.RUNNING: frozenset({R.PENDING, R.AWAITING_INPUT} | RUN_RETRYABLE),

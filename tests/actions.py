@@ -127,3 +127,15 @@ LONG_ACTION = "test.long_" + "x" * 190
 @action(LONG_ACTION, journal=True)
 def long_named(ctx):
     return Result(outputs=[ctx.payload], result_ref=ctx.idempotency_key[-20:])
+
+
+@action("test.stop_then_look")
+def stop_then_look(ctx):
+    """The first item (`stop`) asks a stop; the others note `ctx.should_stop()`."""
+    from runs.services import run_stop
+
+    if ctx.payload.get("stop"):
+        run_stop(ctx.run, step_runs=ctx.parameters.get("step_runs", "complete"))
+    else:
+        calls[f"should_stop:{ctx.work_item.pk}"] = int(ctx.should_stop())
+    return [ctx.payload]

@@ -155,3 +155,13 @@ def robot(ctx):
     # the robot once and lets it reserve items through the work-items API; the
     # engine never calls this per item.
     raise RuntimeError("builtin.robot runs once per step run, not per item")
+
+
+@action("builtin.run_automation")
+def run_automation(ctx):
+    """Run another automation as a child run per item (a job); take its outcome."""
+    # not at module level: automations never imports runs at load (runs imports
+    # automations' models; the apps load in that order)
+    from runs.engine.children import child_run_step
+
+    return child_run_step(ctx)

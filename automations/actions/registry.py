@@ -29,9 +29,13 @@ from runs.conf import runs_settings
 class BusinessError(Exception):
     """A deterministic failure: retrying the same input would fail again."""
 
-    def __init__(self, message: str, *, code: str = "business_error"):
+    def __init__(
+        self, message: str, *, code: str = "business_error", result_ref: str = ""
+    ):
         super().__init__(message)
         self.code = code
+        # what the failed attempt is about (e.g. the child run that failed)
+        self.result_ref = result_ref
 
 
 class AwaitApproval(Exception):
@@ -41,6 +45,15 @@ class AwaitApproval(Exception):
         super().__init__("awaiting approval")
         self.approvers = list(approvers or [])
         self.deadline_seconds = deadline_seconds
+
+
+class AwaitChild(Exception):
+    """Raised by `builtin.run_automation` to park its item, holding no worker, until
+    the child run it started settles (`runs.engine.children`)."""
+
+    def __init__(self, *, child_ref: str):
+        super().__init__("awaiting a child run")
+        self.child_ref = child_ref
 
 
 @dataclass

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from ..ledger import PreparedRunItems, append_batch, batch_head
 from ..machines.work_item import LeaseLost, work_items_settle
-from ..models import StepRun, WorkItem
-from ..states import STOP_CAUSES, RunState, WorkItemState
+from ..models import RunOutput, StepRun, WorkItem
+from ..states import STOP_ASKED, STOP_CAUSES, RunState, WorkItemState
 from .bulk import PendingItems
 from .dispatch import step_runs_ensure
 
@@ -38,6 +38,7 @@ class Batch:
     per_item: list = field(default_factory=list)  # WorkItems with failure fields
     run_items: list = field(default_factory=list)  # run item rows (own columns)
     new_items: PendingItems | None = None  # outputs, pending at the next step
+    outputs: list = field(default_factory=list)  # the last step's: RunOutputs
     increments: dict = field(default_factory=dict)  # run counters
 
 
@@ -70,6 +71,7 @@ class BatchCommit:
             self._ensure_next(batch)
             self._stop_checked = time.monotonic()
             self._stop_cause = STOP_CAUSES.get(head.state, "")
+            self._stop_asked = head.state in STOP_ASKED
             if not (
                 claim_next and head.state in (RunState.RUNNING, RunState.AWAITING_INPUT)
             ):
@@ -92,7 +94,7 @@ class BatchCommit:
             batch.run_items,
             batch.new_items,
         )
-        outputs = failed = invoked = 0
+        outputs = kept = failed = invoked = 0
         for r in results:
             item = r.item
             groups.setdefault((r.state, r.available_at), []).append(item.pk)
@@ -117,6 +119,19 @@ class BatchCommit:
                         str(payload.get("subject") or item.subject)[:254],
                         item.pk,
                     )
+            else:
+                # the last step: its outputs are the run's, kept and counted
+                kept += len(r.outputs)
+                batch.outputs.extend(
+                    RunOutput(
+                        run_id=self.run.pk,
+                        work_item_id=item.pk,
+                        subject=str(payload.get("subject") or item.subject)[:254],
+                        payload=payload,
+                        created_at=now,
+                    )
+                    for payload in r.outputs
+                )
             run_items.append(
                 {
                     "work_item_id": item.pk,
@@ -132,7 +147,7 @@ class BatchCommit:
             )
         batch.increments = {
             "total_items": len(new_items) if new_items is not None else 0,
-            "output_items": outputs,
+            "output_items": kept,
             "failed_items": failed,
             "actions_invoked": invoked,
             "subjects_matched": outputs if self.spec.selects else 0,
@@ -164,6 +179,8 @@ class BatchCommit:
             )
         if batch.new_items:
             batch.new_items.insert()
+        if batch.outputs:
+            RunOutput.objects.bulk_create(batch.outputs, batch_size=500)
         append_batch(
             self.run,
             prepared,

@@ -12,6 +12,7 @@ from django.utils import timezone
 from automations.actions.registry import (
     ActionContext,
     AwaitApproval,
+    AwaitChild,
     BusinessError,
     Result,
 )
@@ -21,7 +22,7 @@ from runs.conf import runs_settings
 from ..ledger import idempotency_key
 from ..machines.attempt import retry_at
 from ..models import ActionResult, Run
-from ..states import STOP_CAUSES, FailureType, RunItemOutcome, WorkItemState
+from ..states import STOP_ASKED, STOP_CAUSES, FailureType, RunItemOutcome, WorkItemState
 
 STOP_CHECK_SECONDS = 0.25
 
@@ -84,24 +85,36 @@ class ItemProcessing:
     """The item half of a Python step run (mixed into StepRunner): `self.run`,
     `self.run_key`, `self.step` and `self.spec` are the step run's."""
 
-    def should_stop(self) -> bool:
-        """True once the run is terminating, timed out or failed (checked at most
-        every STOP_CHECK_SECONDS; actions may call it between units of work)."""
+    def _stop_poll(self) -> None:
+        """Read the run's state (at most every STOP_CHECK_SECONDS)."""
         if self._stop_cause:
-            return True
+            return
         now = time.monotonic()
         if now - self._stop_checked < STOP_CHECK_SECONDS:
-            return False
+            return
         self._stop_checked = now
         state = Run.objects.filter(pk=self.run.pk).values_list("state", flat=True).get()
         self._stop_cause = STOP_CAUSES.get(state, "")
+        self._stop_asked = state in STOP_ASKED
         if (
             not self._stop_cause
             and self.run.deadline_at
             and timezone.now() >= self.run.deadline_at
         ):
             self._stop_cause = "timed out"
+
+    def should_stop(self) -> bool:
+        """True once the run is terminating, timed out or failed: the engine fails
+        the rest of the batch (checked at most every STOP_CHECK_SECONDS)."""
+        self._stop_poll()
         return bool(self._stop_cause)
+
+    def stop_asked(self) -> bool:
+        """An action's `ctx.should_stop()`: true from the moment any stop is asked
+        (stopping too, where the engine itself lets the batch in hand finish), so
+        an action may end its own unit of work early."""
+        self._stop_poll()
+        return bool(self._stop_cause) or self._stop_asked
 
     def _process(self, items: list[ClaimedItem]) -> list[ItemResult]:
         """Results for the first items of `items`: all of them, or as many as were
@@ -176,17 +189,23 @@ class ItemProcessing:
             subject=item.subject,
             attempt=item.attempts,
             idempotency_key=key,
-            should_stop=self.should_stop,
+            should_stop=self.stop_asked,
             approval=item.approval,
         )
         result.invoked = not self.spec.selects
         try:
             value = _normalise(self._call(context))
         except BusinessError as exc:
+            result.result_ref = str(exc.result_ref or "")[:254]
             return self._failed(result, FailureType.BUSINESS, exc.code, str(exc))
         except AwaitApproval as exc:
             result.invoked = False
             return self._awaiting(result, exc.approvers, exc.deadline_seconds)
+        except AwaitChild as exc:
+            # waits like an approval (no worker held) until the child settles;
+            # the run item names the child run
+            result.result_ref = exc.child_ref
+            return self._awaiting(result, [], None)
         except Exception as exc:  # noqa: BLE001 (an application error: retried)
             message = f"{type(exc).__name__}: {exc}"
             result.available_at = retry_at(step, item.attempts, timezone.now())

@@ -1,6 +1,7 @@
 """Deciding what a run does next once work moves: start, wait, finish, stop."""
 
 import logging
+import types
 
 from django.db import transaction
 from django.db.models import Count, F
@@ -10,7 +11,7 @@ from automations.models import Step
 
 from .. import ledger
 from ..machines import run_move, step_run_move, step_runs_end, work_items_move
-from ..machines.attempt import attempts_fail
+from ..machines.attempt import attempt_run_item, attempts_fail
 from ..machines.work_item import LeaseLost
 from ..models import Run, RunItem, StepRun, WorkItem
 from ..states import (
@@ -24,6 +25,7 @@ from ..states import (
     StopPendingItems,
     WorkItemState,
 )
+from .children import CHILD_SETTLED, children_active, children_collect
 from .dispatch import step_runs_ensure
 
 log = logging.getLogger("runs.engine")
@@ -45,23 +47,49 @@ def run_progress(run: Run) -> str:
     """Move `run` on from what its items and step runs say; return its state.
 
     Running: start step runs for pending items; when nothing is pending or in
-    flight, wait for people (awaiting_input) or finish (completed,
+    flight, wait for people or child runs (awaiting_input) or finish (completed,
     completed_no_action, unresolved). Stopping or terminating: once nothing is in
-    flight, settle the remaining items as the stop asked and end cancelled (or
-    unresolved when actions failed).
+    flight (no child run either), settle the remaining items as the stop asked and
+    end cancelled (or unresolved when actions failed). A child run that this call
+    settled moves its job on.
     """
+    before = run.state
+    state = _progress(run)
+    if state in CHILD_SETTLED and state != before:
+        job_move_on(run)
+    return state
+
+
+def job_move_on(child: Run) -> None:
+    """A child run settled: its job takes the outcome. Called after the child's
+    own move committed (the callers hold no lock then), so the job's lock is never
+    taken under the child's; a move this misses, housekeeping's `jobs_collect`
+    catches."""
+    if child.parent_id:
+        parent = Run.objects.filter(pk=child.parent_id).first()
+        if parent is not None:
+            run_progress(parent)
+
+
+def _progress(run: Run) -> str:
     with transaction.atomic():
         current = ledger.run_lock(run)
         if current not in RUN_ACTIVE:
             return current
         run.refresh_from_db()
         counts = _item_counts(run)
+        if (
+            counts.get(WorkItemState.AWAITING_INPUT)
+            and current in (RunState.RUNNING, RunState.AWAITING_INPUT)
+            and children_collect(run)
+        ):
+            counts = _item_counts(run)
         in_flight = (
             counts.get(WorkItemState.IN_PROGRESS, 0)
             or StepRun.objects.filter(run=run, state__in=STEP_RUN_ACTIVE).exists()
         )
         if current in (RunState.STOPPING, RunState.TERMINATING):
-            if in_flight:
+            if in_flight or children_active(run):
                 return current
             return settle_stop(run)
         if counts.get(WorkItemState.PENDING):
@@ -117,11 +145,12 @@ def _summary(run: Run) -> dict:
 def settle_stop(run: Run) -> str:
     """Nothing is in flight any more: apply the stop's pending-items option."""
     option = run.stop_options.get("pending_items", StopPendingItems.FAILED)
-    open_items = list(
+    open_rows = list(
         WorkItem.objects.filter(
             run=run, state__in=[WorkItemState.PENDING, WorkItemState.AWAITING_INPUT]
-        ).values_list("pk", "state")
+        ).values_list("pk", "state", "step_id", "subject", "attempts", "updated_at")
     )
+    open_items = [(row[0], row[1]) for row in open_rows]
     by = run.stop_requested_by
     label = run.stop_options.get("by", "")
     to_done = (
@@ -160,7 +189,7 @@ def settle_stop(run: Run) -> str:
             },
             counters={"failed_items": F("failed_items") + len(chunk)},
         )
-    ledger.append(run=run, events=events)
+    ledger.append(run=run, events=events, run_items=_stop_run_items(run, open_rows))
     action_failures = (
         WorkItem.objects.filter(run=run, state=WorkItemState.FAILED)
         .exclude(failure_code__in=STOP_CODES)
@@ -169,6 +198,36 @@ def settle_stop(run: Run) -> str:
     final = RunState.UNRESOLVED if action_failures else RunState.CANCELLED
     run_move(run, final, actor_label="engine", details=_summary(run))
     return final
+
+
+def _stop_run_items(run: Run, rows: list) -> list[RunItem]:
+    """One `skipped` run item per item a stop settled before its action ran, the
+    stop as its cause (GRC: "items that haven't started yet are skipped …
+    cancellation is recorded")."""
+    if not rows:
+        return []
+    steps = {s.pk: s for s in Step.objects.filter(pk__in={row[2] for row in rows})}
+    options = run.stop_options
+    cause = (
+        f"run stopped by {options.get('by') or 'system'} "
+        f"({options.get('step_runs', 'complete')}, pending items "
+        f"{options.get('pending_items', StopPendingItems.FAILED)}) before it ran"
+    )
+    now = timezone.now()
+    return [
+        attempt_run_item(
+            run,
+            steps[step_id],
+            types.SimpleNamespace(
+                pk=pk, subject=subject, attempts=attempts, updated_at=updated_at
+            ),
+            step_run_id=None,
+            outcome=RunItemOutcome.SKIPPED,
+            now=now,
+            cause=cause,
+        )
+        for pk, _state, step_id, subject, attempts, updated_at in rows
+    ]
 
 
 def _force_fail_open(run: Run, *, code: str, message: str) -> int:
@@ -230,6 +289,7 @@ def _end_run(run: Run, to: str, *, reason: str, code: str, error: str = "") -> b
             )
     except IllegalTransition:
         return False
+    job_move_on(run)
     return True
 
 

@@ -24,7 +24,7 @@ from ..machines.work_item import claimed_rows
 from ..models import Run, StepRun, WorkItem
 from ..ops.logging import log_context
 from ..robots.runner import RobotRunner
-from ..states import STOP_CAUSES, RunState, StepRunState, WorkItemState
+from ..states import STOP_ASKED, STOP_CAUSES, RunState, StepRunState, WorkItemState
 from .commit import BatchCommit
 from .dispatch import enqueue
 from .items import ClaimedItem, ItemProcessing, ItemResult
@@ -49,6 +49,7 @@ class StepRunner(LeasedStepRun, ItemProcessing, BatchCommit):
         self.claimed = []
         self._stop_checked = 0.0
         self._stop_cause = ""
+        self._stop_asked = False
         self._next_step = None
         self._next_ensure = 0.0
 
@@ -63,6 +64,7 @@ class StepRunner(LeasedStepRun, ItemProcessing, BatchCommit):
                 )
                 self._stop_checked = time.monotonic()
                 self._stop_cause = STOP_CAUSES.get(state, "")
+                self._stop_asked = state in STOP_ASKED
                 if state not in (RunState.RUNNING, RunState.AWAITING_INPUT):
                     break  # stopping: in-flight work is done, start no new batch
                 if self._past_deadline():

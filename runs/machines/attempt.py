@@ -142,7 +142,6 @@ def attempts_fail(
         dropped = held_outputs_drop(retried + ([] if keep_failed_outputs else failed))
         if dropped:
             counters["total_items"] = F("total_items") - dropped
-            counters["output_items"] = F("output_items") - dropped
         ledger.append(run=run, run_items=run_items, counters=counters)
     return retried, failed
 

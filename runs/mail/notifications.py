@@ -30,6 +30,26 @@ from .models import AutomationSubscription, Notification, NotificationMode
 log = logging.getLogger("runs.mail")
 
 NOTIFY_STATES = frozenset({RunState.UNRESOLVED, RunState.FAILED, RunState.TIMED_OUT})
+
+
+def waiting_for_someone() -> Q:
+    """Runs that wait for a person (the dashboard's list, notifications): the
+    NOTIFY_STATES, and a cancelled run that left failed items (a stop failed them:
+    someone retries or resolves them)."""
+    return Q(state__in=NOTIFY_STATES) | Q(state=RunState.CANCELLED, failed_items__gt=0)
+
+
+def notify_state(run: Run, state: str) -> bool:
+    """Whether `run` entering `state` is notified (inside the move's transaction,
+    after the move's own writes)."""
+    if state in NOTIFY_STATES:
+        return True
+    return (
+        state == RunState.CANCELLED
+        and Run.objects.filter(pk=run.pk, failed_items__gt=0).exists()
+    )
+
+
 # Not a state: a run past its SLA (runs.ops.sla) is notified under this name.
 SLA_BREACHED = "sla_breached"
 NOTICE_LABELS = {SLA_BREACHED: "overdue"}

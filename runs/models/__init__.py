@@ -17,6 +17,7 @@ from .ledger import (
     Sequence,
     run_item_ledger_fields,
 )
+from .outputs import RunOutput
 from .runs import Run, RunQuerySet, StepRun
 
 # isort: split
@@ -44,6 +45,7 @@ __all__ = [
     "Notification",
     "Run",
     "RunItem",
+    "RunOutput",
     "RunQuerySet",
     "RunSlaBreach",
     "Sequence",

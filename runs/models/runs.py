@@ -73,6 +73,22 @@ class Run(models.Model):
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
     )
+    # a job's child run (builtin.run_automation): the job run, and the job's work
+    # item that waits for this run to settle and takes its outcome
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
+    )
+    parent_item = models.ForeignKey(
+        "runs.WorkItem",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="child_runs",
+    )
     stop_requested_at = models.DateTimeField(null=True, blank=True)
     stop_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -140,6 +156,21 @@ class Run(models.Model):
                 condition=Q(rerun_of__isnull=False),
                 name="run_reruns",
             ),
+            # run page and /children/: a job's child runs in order; partial for
+            # the same reason as run_reruns (nearly every run has no parent)
+            models.Index(
+                fields=["parent", "number"],
+                condition=Q(parent__isnull=False),
+                name="run_children",
+            ),
+            # the child run a job's work item waits for (builtin.run_automation)
+            models.Index(
+                fields=["parent_item"],
+                condition=Q(parent_item__isnull=False),
+                name="run_parent_item",
+            ),
+            # ?ordering=-completed_at
+            models.Index(fields=["completed_at"], name="run_completed_at"),
         ]
 
     def __str__(self):

@@ -98,10 +98,9 @@ def work_item_output(session: RobotSession, parent_id, body) -> dict:
         )
         ledger.append(
             run=session.run,
-            counters={
-                "total_items": F("total_items") + 1,
-                "output_items": F("output_items") + 1,
-            },
+            # an output for the next step: output_items counts the run's own
+            # outputs (its last step's), which a robot step never makes
+            counters={"total_items": F("total_items") + 1},
         )
     return {"id": str(output.pk)}
 

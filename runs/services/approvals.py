@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .. import ledger
+from ..engine.children import child_waits
 from ..engine.progress import run_progress
 from ..machines import work_items_move
 from ..models import Run, WorkItem
@@ -55,6 +56,15 @@ def work_item_decide(
             item.state,
             decision,
             reason=f"work item {item.pk} is {item.state}, not awaiting input",
+        )
+    child = child_waits(item)
+    if child is not None:
+        raise IllegalTransition(
+            item,
+            item.state,
+            decision,
+            reason=f"work item {item.pk} waits for child run #{child.number}, "
+            "not for a person: it takes that run's outcome",
         )
     if actor is None or not getattr(actor, "pk", None):
         raise NotAllowed("a decision needs a person")

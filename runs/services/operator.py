@@ -14,11 +14,11 @@ from django.utils import timezone
 from automations.models import TriggerKind
 
 from .. import ledger
-from ..engine.progress import run_progress
+from ..engine.children import child_items_reset, children_stop
+from ..engine.progress import job_move_on, run_progress
 from ..machines import run_move, step_runs_end, work_items_move
 from ..models import Run, WorkItem
 from ..states import (
-    RUN_ACTIVE,
     RUN_RETRYABLE,
     IllegalTransition,
     RunState,
@@ -92,33 +92,39 @@ def run_stop(
             from ..engine.progress import settle_stop
 
             settle_stop(run)
-            return run
-        target = (
-            RunState.TERMINATING
-            if step_runs == StopStepRuns.TERMINATE
-            else RunState.STOPPING
-        )
-        allowed = {RunState.RUNNING, RunState.AWAITING_INPUT}
-        if target == RunState.TERMINATING:
-            allowed.add(RunState.STOPPING)  # escalate a stop that takes too long
-        if current not in allowed:
-            raise IllegalTransition(
-                run,
-                current,
-                target,
-                reason=f"run {run.number} is {current}: only a pending, running or "
-                "awaiting run can be stopped",
+        else:
+            target = (
+                RunState.TERMINATING
+                if step_runs == StopStepRuns.TERMINATE
+                else RunState.STOPPING
             )
-        run_move(
-            run,
-            target,
-            actor=actor,
-            verb="run.stop_requested",
-            reason=reason,
-            allowed_from=frozenset(allowed),
-            updates=stop,
-            details=stop["stop_options"],
-        )
+            allowed = {RunState.RUNNING, RunState.AWAITING_INPUT}
+            if target == RunState.TERMINATING:
+                allowed.add(RunState.STOPPING)  # escalate a stop that takes too long
+            if current not in allowed:
+                raise IllegalTransition(
+                    run,
+                    current,
+                    target,
+                    reason=f"run {run.number} is {current}: only a pending, running or "
+                    "awaiting run can be stopped",
+                )
+            run_move(
+                run,
+                target,
+                actor=actor,
+                verb="run.stop_requested",
+                reason=reason,
+                allowed_from=frozenset(allowed),
+                updates=stop,
+                details=stop["stop_options"],
+            )
+    if current == RunState.PENDING:
+        job_move_on(run)
+        return run
+    # a job's stop reaches its child runs (after the job's own move committed: the
+    # child's lock is never taken under the job's)
+    children_stop(run, actor=actor, step_runs=step_runs, pending_items=pending_items)
     run_progress(run)
     run.refresh_from_db()
     return run
@@ -178,6 +184,7 @@ def run_retry(run: Run, *, actor=None, work_item_ids=None, reason: str = "") -> 
             events=events,
             counters={"failed_items": F("failed_items") - len(ids)},
         )
+        child_items_reset(run, ids)  # a job's item asks its child run again
         if current in RUN_RETRYABLE:
             updates = {}
             if run.version.run_timeout_seconds:
@@ -261,16 +268,10 @@ def run_resolve(run: Run, *, actor=None, note: str = "", work_item_ids=None) -> 
 
 def _set_archived(run: Run, archived: bool, actor, reason: str) -> None:
     with transaction.atomic():
-        current = ledger.run_lock(run, "state", "archived")
-        state, was = current
-        if archived and (state in RUN_ACTIVE or state == RunState.PENDING):
-            raise IllegalTransition(
-                run,
-                state,
-                "archived",
-                reason=f"run {run.number} is {state}: "
-                "only finished runs can be archived",
-            )
+        _state, was = ledger.run_lock(run, "state", "archived")
+        # an active run may be archived too, and keeps running to its end
+        # (Kognitos: "archiving a running process will not pause or stop its
+        # execution"); archived only hides it from the default lists
         changed = Run.objects.filter(pk=run.pk, archived=not archived).update(
             archived=archived
         )

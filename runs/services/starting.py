@@ -104,9 +104,12 @@ def run_start(
     fired_at=None,
     rerun_of: Run | None = None,
     is_test_case: bool = False,
+    parent: Run | None = None,
+    parent_item_id: int | None = None,
 ) -> Run:
     """Create a run pinned to its version, with one work item of step 1 per input
-    (no inputs: one empty item), and hand it to the engine after commit."""
+    (no inputs: one empty item), and hand it to the engine after commit. A job's
+    child run names its `parent` run and the work item waiting for it."""
     from ..engine.dispatch import step_runs_start
 
     inputs = inputs_clean(inputs)
@@ -134,6 +137,8 @@ def run_start(
                 else None
             ),
             rerun_of=rerun_of,
+            parent=parent,
+            parent_item_id=parent_item_id,
             is_test_case=is_test_case,
             total_items=max(len(inputs), 1),
             current_step=first_step.name,
@@ -157,6 +162,7 @@ def run_start(
                         "trigger": trigger_kind,
                         "inputs": len(inputs),
                         "rerun_of": str(rerun_of.pk) if rerun_of else None,
+                        **({"parent": str(parent.pk)} if parent else {}),
                     },
                 )
             ],

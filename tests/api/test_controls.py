@@ -166,10 +166,12 @@ def test_archive_and_unarchive(api, unresolved):
     assert control(api, unresolved, "unarchive").status_code == 409
 
 
-def test_archive_an_active_run_is_409(api, pending):
+def test_archive_an_active_run_is_allowed_and_it_keeps_its_state(api, pending):
     response = control(api, pending, "archive")
-    assert response.status_code == 409
-    assert "only finished runs can be archived" in response.json()["detail"]
+    assert response.status_code == 200
+    assert response.json()["archived"] is True
+    assert response.json()["state"] == "pending"
+    assert control(api, pending, "archive").status_code == 409  # already archived
 
 
 def test_rerun_answers_the_new_run(api, unresolved):

@@ -87,10 +87,12 @@ def test_repeated_calls_change_nothing_twice(
         [(int(first), RunItemOutcome.SUCCEEDED), (int(second), RunItemOutcome.FAILED)]
     )
     run.refresh_from_db()
+    # 2 outputs made once each, pending at the next step: not yet the run's own
+    # outputs (output_items counts the last step's, kept)
     assert (
         run.total_items,
         run.output_items,
         run.failed_items,
         run.actions_invoked,
-    ) == (4, 2, 1, 2)
+    ) == (4, 0, 1, 2)
     assert verify_chain(run) is None

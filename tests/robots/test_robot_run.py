@@ -98,7 +98,9 @@ def test_example_robot_runs_as_a_step(
     )
 
     assert run.state == RunState.UNRESOLVED  # bob's business failure waits for people
-    assert (run.total_items, run.output_items, run.failed_items) == (7, 6, 1)
+    # output_items: the run's outputs, its last step's (the echo step's 3), kept
+    assert (run.total_items, run.output_items, run.failed_items) == (7, 3, 1)
+    assert run.outputs.count() == 3
     # robot: 5 releases (ann, bob, flaky twice, cy); echo: 3 items
     assert run.actions_invoked == 8
     review_items = RunItem.objects.filter(run=run, step__name="review")

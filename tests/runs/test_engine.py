@@ -61,7 +61,9 @@ def test_three_step_run_completes_with_counters(automation):
     auto = automation("builtin.echo", "builtin.echo", "test.count")
     run = start_and_drain(auto, [{"subject": "acct-1"}, {"subject": "acct-2"}])
     assert run.state == RunState.COMPLETED
-    assert (run.total_items, run.output_items, run.failed_items) == (6, 6, 0)
+    # output_items: the run's outputs, what its last step returned (kept)
+    assert (run.total_items, run.output_items, run.failed_items) == (6, 2, 0)
+    assert run.outputs.count() == 2
     assert run.actions_invoked == 6 and run.current_step == "step3"
     assert run.started_at and run.completed_at and run.lead_time_seconds >= 0
     assert outcomes(run) == [RunItemOutcome.SUCCEEDED] * 6
