@@ -229,3 +229,64 @@ def worker_cluster_answers(run: Run) -> bool:
     return step_runs.filter(
         state=StepRunState.RUNNING, lease_expires_at__gt=timezone.now()
     ).exists()
+
+
+def run_error(run: Run) -> str:
+    """One line saying why a run is failed, timed out, unresolved or cancelled with
+    failed items ("" otherwise), from the run row alone (lists show it per run)."""
+    n = run.failed_items
+    items = f"{n} work item{'s' if n != 1 else ''}"
+    if run.state == RunState.FAILED:
+        return run.error or f"the run failed; {items} failed"
+    if run.state == RunState.TIMED_OUT:
+        return run.error or (
+            f"the run passed its timeout of {run.version.run_timeout_seconds}s; "
+            f"{items} failed"
+        )
+    if run.state == RunState.UNRESOLVED:
+        return f"{items} failed and wait for a retry or a resolution"
+    if run.state == RunState.CANCELLED and n:
+        by = (run.stop_options or {}).get("by") or "someone"
+        return f"stopped by {by}; {items} failed and wait for a retry or a resolution"
+    return run.error
+
+
+@dataclass
+class RunBreakdown:
+    """Outcome counts of a run's run items: per step (in order) and per action."""
+
+    outcomes: list  # the outcomes that occur, in RunItemOutcome order
+    by_step: list  # [(order, step name, action, {outcome: n})]
+    by_action: list  # [(action, {outcome: n})]
+    failures: list  # [(step name, failure code, n)] of the failed items, top first
+
+
+def run_breakdown(run: Run, *, failures_limit: int = 5) -> RunBreakdown:
+    """The run page's breakdown: two grouped queries over the run's rows."""
+    from .states import RunItemOutcome
+
+    by_step: dict = {}
+    by_action: dict = {}
+    seen = set()
+    for order, name, action, outcome, n in (
+        RunItem.objects.filter(run=run)
+        .values_list("step__order", "step__name", "action", "outcome")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        seen.add(outcome)
+        by_step.setdefault((order, name, action), {})[outcome] = n
+        counts = by_action.setdefault(action, {})
+        counts[outcome] = counts.get(outcome, 0) + n
+    failures = list(
+        WorkItem.objects.filter(run=run, state=WorkItemState.FAILED)
+        .values_list("step__name", "failure_code")
+        .annotate(n=Count("id"))
+        .order_by("-n", "step__name", "failure_code")[:failures_limit]
+    )
+    return RunBreakdown(
+        outcomes=[o for o in RunItemOutcome.values if o in seen],
+        by_step=[(*key, counts) for key, counts in sorted(by_step.items())],
+        by_action=sorted(by_action.items()),
+        failures=failures,
+    )

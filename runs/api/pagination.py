@@ -27,3 +27,9 @@ class IdCursorPagination(RunCursorPagination):
 
 class SeqCursorPagination(RunCursorPagination):
     ordering = "seq"
+
+
+class NumberCursorPagination(RunCursorPagination):
+    """A job's child runs in the order they started."""
+
+    ordering = "number"

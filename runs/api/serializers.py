@@ -10,8 +10,15 @@ from rest_framework.reverse import reverse
 from automations.models import TriggerKind
 from runs.conf import runs_settings
 
-from ..models import Run, RunItem, WorkItem
-from ..states import RunState, StopPendingItems, StopStepRuns, WorkItemState
+from ..models import Run, RunItem, RunOutput, StepRun, WorkItem
+from ..selectors import run_error
+from ..states import (
+    RunState,
+    StepRunState,
+    StopPendingItems,
+    StopStepRuns,
+    WorkItemState,
+)
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -26,6 +33,9 @@ class RunSerializer(serializers.ModelSerializer):
     rerun_of = serializers.UUIDField(
         source="rerun_of_id", read_only=True, allow_null=True
     )
+    # a job's child run: the job run
+    parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
+    error = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -50,14 +60,67 @@ class RunSerializer(serializers.ModelSerializer):
             "lead_time_seconds",
             "archived",
             "rerun_of",
+            "parent",
+            "error",
             "url",
         ]
         read_only_fields = fields
+
+    def get_error(self, run) -> str:
+        """Why the run is failed or unresolved ("" for a run that is neither)."""
+        return run_error(run)
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, run) -> str:
         return reverse(
             "runs-api:run-detail", args=[run.pk], request=self.context.get("request")
+        )
+
+
+class RunOutputSerializer(serializers.ModelSerializer):
+    payload = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = RunOutput
+        fields = ["id", "work_item", "subject", "payload", "created_at"]
+        read_only_fields = fields
+
+
+class StepRunSerializer(serializers.ModelSerializer):
+    step = serializers.CharField(source="step.name", read_only=True)
+    state = serializers.ChoiceField(choices=StepRunState.choices, read_only=True)
+    duration_seconds = serializers.SerializerMethodField()
+    log_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StepRun
+        fields = [
+            "id",
+            "step",
+            "state",
+            "worker",
+            "items_processed",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "exit_code",
+            "error",
+            "log_url",
+        ]
+        read_only_fields = fields
+
+    def get_duration_seconds(self, step_run) -> float | None:
+        if not (step_run.started_at and step_run.finished_at):
+            return None
+        return round((step_run.finished_at - step_run.started_at).total_seconds(), 3)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_log_url(self, step_run) -> str:
+        return reverse(
+            "runs-api:run-step-run-log",
+            args=[step_run.run_id, step_run.pk],
+            request=self.context.get("request"),
         )
 
 

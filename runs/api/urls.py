@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from . import audit, export, files, reports, views
+from . import audit, export, files, reports, run_views, views
 
 app_name = "runs-api"
 
@@ -32,6 +32,24 @@ urlpatterns = [
         name="run-work-items",
     ),
     path("runs/<str:pk>/items/", views.RunItemsView.as_view(), name="run-items"),
+    path(
+        "runs/<str:pk>/children/",
+        run_views.RunChildrenView.as_view(),
+        name="run-children",
+    ),
+    path(
+        "runs/<str:pk>/outputs/", run_views.RunOutputsView.as_view(), name="run-outputs"
+    ),
+    path(
+        "runs/<str:pk>/step-runs/",
+        run_views.RunStepRunsView.as_view(),
+        name="run-step-runs",
+    ),
+    path(
+        "runs/<str:pk>/step-runs/<int:step_run_id>/log/",
+        run_views.RunStepRunLogView.as_view(),
+        name="run-step-run-log",
+    ),
     path("", include(audit.urls)),  # audit events, evidence packs (issue 14)
     path("runs/<str:pk>/files/", files.RunFilesView.as_view(), name="run-files"),
     path(

@@ -25,7 +25,7 @@ from automations.models import Automation, TriggerKind
 from .. import services
 from ..models import Run, RunItem, WorkItem
 from . import serializers as s
-from .filters import RunFilter
+from .filters import RunFilter, RunOrdering
 from .idempotency import body_hash, key_claim, key_clean, key_complete, key_release
 from .pagination import IdCursorPagination, RunCursorPagination, SeqCursorPagination
 from .parsers import LimitedJSONParser
@@ -181,7 +181,7 @@ class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Run.objects.select_related("automation", "version")
     serializer_class = s.RunSerializer
     pagination_class = RunCursorPagination
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [DjangoFilterBackend, RunOrdering]
     filterset_class = RunFilter
     throttle_scope = None
     lookup_value_regex = "[^/]+"  # any id reaches the view and gets a JSON 404
@@ -246,7 +246,10 @@ class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
         )
         return self._answer(run)
 
-    @_control(s.ReasonSerializer, "Archive a finished run (hidden from default lists).")
+    @_control(
+        s.ReasonSerializer,
+        "Archive a run (hidden from default lists); an active run keeps running.",
+    )
     @action(detail=True, methods=["post"])
     def archive(self, request, pk=None):
         run = self.get_object()

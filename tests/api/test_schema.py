@@ -42,6 +42,10 @@ def test_schema_is_served_and_lists_every_endpoint(client, db):
         "/api/v1/audit-events/": ["get"],
         "/api/v1/runs/{id}/files/": ["get"],
         "/api/v1/runs/{id}/files/{file_id}/download/": ["get"],
+        "/api/v1/runs/{id}/children/": ["get"],
+        "/api/v1/runs/{id}/outputs/": ["get"],
+        "/api/v1/runs/{id}/step-runs/": ["get"],
+        "/api/v1/runs/{id}/step-runs/{step_run_id}/log/": ["get"],
         **{
             f"/api/v1/runs/{{id}}/{name}/": ["post"]
             for name in (
