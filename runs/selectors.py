@@ -256,8 +256,8 @@ class RunBreakdown:
     """Outcome counts of a run's run items: per step (in order) and per action."""
 
     outcomes: list  # the outcomes that occur, in RunItemOutcome order
-    by_step: list  # [(order, step name, action, {outcome: n})]
-    by_action: list  # [(action, {outcome: n})]
+    by_step: list  # [(order, step name, action, [n per outcome])]
+    by_action: list  # [(action, [n per outcome])]
     failures: list  # [(step name, failure code, n)] of the failed items, top first
 
 
@@ -284,9 +284,14 @@ def run_breakdown(run: Run, *, failures_limit: int = 5) -> RunBreakdown:
         .annotate(n=Count("id"))
         .order_by("-n", "step__name", "failure_code")[:failures_limit]
     )
+    outcomes = [o for o in RunItemOutcome.values if o in seen]
+
+    def cells(counts: dict) -> list:
+        return [counts.get(o, 0) for o in outcomes]
+
     return RunBreakdown(
-        outcomes=[o for o in RunItemOutcome.values if o in seen],
-        by_step=[(*key, counts) for key, counts in sorted(by_step.items())],
-        by_action=sorted(by_action.items()),
+        outcomes=outcomes,
+        by_step=[(*key, cells(counts)) for key, counts in sorted(by_step.items())],
+        by_action=[(action, cells(c)) for action, c in sorted(by_action.items())],
         failures=failures,
     )

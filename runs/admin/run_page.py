@@ -16,6 +16,11 @@ from .display import duration, state_badge
 from .run_actions import ACTIONS
 
 
+# how many child runs and outputs the run page shows (the API pages through all)
+PAGE_CHILDREN = 100
+PAGE_OUTPUTS = 50
+
+
 class RunPageMixin:
     """The run page and the per-run action views of `RunAdmin`."""
 
@@ -77,7 +82,7 @@ class RunPageMixin:
         if not self.has_view_or_change_permission(request, run):
             raise PermissionDenied
         run = Run.objects.select_related(
-            "automation", "version", "rerun_of", "trigger", "stop_requested_by"
+            "automation", "version", "rerun_of", "trigger", "stop_requested_by", "parent"
         ).get(pk=run.pk)
         state_filter = request.GET.get("item_state", "")
         if state_filter not in WorkItemState.values:
@@ -113,6 +118,16 @@ class RunPageMixin:
                 Run.objects.filter(rerun_of=run).order_by().values_list("number", "pk"),
                 reverse=True,
             )[:10],
+            # a job's child runs, in the order they started (index run_children)
+            "children": list(
+                Run.objects.filter(parent=run)
+                .select_related("automation")
+                .order_by("number")[: PAGE_CHILDREN + 1]
+            ),
+            "page_children": PAGE_CHILDREN,
+            "outputs": list(run.outputs.order_by("id")[:PAGE_OUTPUTS]),
+            "why": selectors.run_error(run),
+            "breakdown": selectors.run_breakdown(run),
             "actions": self.allowed_actions(request, run),
             "may_export": self.has_export_permission(request),
             "refresh_seconds": 5 if active else None,

@@ -59,6 +59,7 @@ class RunAdmin(RunPageMixin, ExportMixin, admin.ModelAdmin):
         "state_badge",
         "trigger",
         "created_at",
+        "completed_at",  # sortable (GRC: "sort by completion time")
         "lead_time",
         "progress",
         "failed_items",
