@@ -15,7 +15,6 @@ from . import reports
 from .display import duration, state_badge
 from .run_actions import ACTIONS
 
-
 # how many child runs and outputs the run page shows (the API pages through all)
 PAGE_CHILDREN = 100
 PAGE_OUTPUTS = 50
@@ -82,7 +81,12 @@ class RunPageMixin:
         if not self.has_view_or_change_permission(request, run):
             raise PermissionDenied
         run = Run.objects.select_related(
-            "automation", "version", "rerun_of", "trigger", "stop_requested_by", "parent"
+            "automation",
+            "version",
+            "rerun_of",
+            "trigger",
+            "stop_requested_by",
+            "parent",
         ).get(pk=run.pk)
         state_filter = request.GET.get("item_state", "")
         if state_filter not in WorkItemState.values:

@@ -60,8 +60,8 @@ def test_the_run_page_shows_outputs_and_outcomes_per_step_and_action(
     outputs = re.findall(r'<tr class="run-output">', html)
     assert len(outputs) == 1  # the one item that passed the last step
     steps = re.findall(
-        r'<tr class="breakdown-step"><td>(\d)\. (\w+)</td><td><code>([\w.]+)</code></td>'
-        r"((?:<td>\d+</td>)+)",
+        r'<tr class="breakdown-step"><td>(\d)\. (\w+)</td>'
+        r"<td><code>([\w.]+)</code></td>((?:<td>\d+</td>)+)",
         html,
     )
     cells = {name: re.findall(r"\d+", tail) for _, name, _, tail in steps}
