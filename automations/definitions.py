@@ -126,6 +126,12 @@ def _clean_step(raw, index: int) -> dict:
                 f"{path} ({name}).parameters.automation: required, the slug of the "
                 f"automation to run, got {slug!r}"
             )
+        pass_on = step["parameters"].get("pass_on", "outputs")
+        if pass_on not in ("outputs", "input"):
+            raise DefinitionError(
+                f"{path}.parameters.pass_on: 'outputs' (the child run's, the "
+                f"default) or 'input' (the item's own payload), got {pass_on!r}"
+            )
     for name, limit in STEP_LIMITS.items():
         _positive_int(step[name], f"{path}.{name}")
         if step[name] > limit:

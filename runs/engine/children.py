@@ -7,7 +7,9 @@ its run item `awaiting_approval` with the child run as `result_ref`). When the c
 settles, `children_collect` (run by the job's `run_progress`) sends the item back to
 pending with `approval = {"child": id, "state": state}`; the next call takes the
 child's outcome: completed (or completed, no action) → succeeded with the child's
-outputs as outputs; anything else → failed, business, `child_<state>`.
+outputs as outputs (with `"pass_on": "input"`: the item's own payload, so that a
+job's next step runs once per job item); anything else → failed, business,
+`child_<state>`.
 
 A retried job item asks its child again: a child that left failed items is retried
 (its failed items), any other settled child is started afresh (`rerun_of` the old
@@ -39,6 +41,7 @@ CHILD_OPEN = RUN_ACTIVE | {RunState.PENDING}
 # bounds what import cannot see, e.g. a definition changed since)
 MAX_DEPTH = 10
 AWAITING = frozenset({WorkItemState.AWAITING_INPUT})
+PASS_ON_INPUT = "input"
 
 
 def _ancestry(run: Run) -> list[Run]:
@@ -51,9 +54,13 @@ def _ancestry(run: Run) -> list[Run]:
     return chain
 
 
-def child_outcome(child: Run) -> Result:
-    """What the waiting item takes from its settled child."""
+def child_outcome(child: Run, ctx) -> Result:
+    """What the waiting item takes from its settled child: the child's outputs, or
+    with `"pass_on": "input"` its own payload (the next step then runs once per job
+    item, whatever the child returned)."""
     if child.state in CHILD_SUCCEEDED:
+        if ctx.parameters.get("pass_on") == PASS_ON_INPUT:
+            return Result(outputs=[ctx.payload], result_ref=str(child.pk))
         outputs = list(
             RunOutput.objects.filter(run=child)
             .order_by("id")
@@ -85,8 +92,12 @@ def child_run_step(ctx) -> Result:
     if child is not None:
         if child.state not in CHILD_SETTLED:
             raise AwaitChild(child_ref=str(child.pk))
-        if (ctx.approval or {}).get("child") == str(child.pk):
-            return child_outcome(child)
+        if child.state in CHILD_SUCCEEDED or (ctx.approval or {}).get("child") == str(
+            child.pk
+        ):
+            # settled since the item last asked (or completed after a person
+            # resolved its failures): the item takes its outcome
+            return child_outcome(child, ctx)
         if child.state in RUN_RETRYABLE and child.failed_items:
             run_retry(child, reason=f"retry of job run #{parent.number}")
             raise AwaitChild(child_ref=str(child.pk))

@@ -285,3 +285,46 @@ def test_a_shared_child_is_not_a_cycle(automation):
     assert [k.automation.slug for k in children(run)] == ["one", "shared"]
     (grandchild,) = children(children(run)[0])
     assert grandchild.automation.slug == "shared"
+
+
+def test_pass_on_input_runs_the_next_step_once_per_job_item(automation):
+    automation({"action": "test.fan_out", "parameters": {"n": 3}}, slug="fans")
+    automation("builtin.echo", slug="after")
+    job = automation(
+        {
+            **job_step("fans", "first"),
+            "parameters": {"automation": "fans", "pass_on": "input"},
+        },
+        job_step("after", "second"),
+        slug="in-order",
+    )
+    run = drain(run_start(automation=job, inputs=[{"quarter": "Q1"}]))
+    assert run.state == RunState.COMPLETED
+    assert [k.automation.slug for k in children(run)] == ["fans", "after"]
+    assert children(run)[1].inputs == [{"quarter": "Q1"}]
+
+
+def test_pass_on_is_outputs_or_input(automation):
+    automation("builtin.echo", slug="target")
+    with pytest.raises(DefinitionError, match="parameters.pass_on"):
+        automation(
+            {
+                "action": "builtin.run_automation",
+                "parameters": {"automation": "target", "pass_on": "both"},
+            }
+        )
+
+
+def test_a_child_completed_by_a_resolution_is_taken_on_retry(automation, user):
+    from runs.services import run_resolve
+
+    automation("test.business_fail", slug="resolvable")
+    job = automation(job_step("resolvable"), slug="resolve-job")
+    run = drain(run_start(automation=job, inputs=[{"bad": True}]))
+    (kid,) = children(run)
+    run_resolve(kid, actor=user, note="checked by phone")
+    kid.refresh_from_db()
+    assert kid.state == RunState.COMPLETED
+    run_retry(run)
+    drain(run)
+    assert run.state == RunState.COMPLETED and children(run) == [kid]

@@ -33,8 +33,9 @@ SUPPLIERS = [
 
 class Command(BaseCommand):
     help = (
-        "Seed the credit-union demo: subjects, three automations, demo users and a "
-        "few finished runs. With --admin, (re)create the 'admin' superuser and print "
+        "Seed the credit-union demo: subjects, its automations (and a quarterly "
+        "review job that runs two of them in order), demo users and a few finished "
+        "runs. With --admin, (re)create the 'admin' superuser and print "
         "its password."
     )
 
@@ -126,3 +127,41 @@ class Command(BaseCommand):
             run_until_idle(run)
             run.refresh_from_db()
             self.stdout.write(f"demo run #{run.number} of {slug}: {run.state}")
+        self._demo_job()
+
+    def _demo_job(self):
+        """The quarterly review, a job: its KYC child run leaves a business failure
+        (an account without a manager's e-mail), which a person resolves in the
+        child; the job's retry then takes the child's outcome and runs the supplier
+        attestations."""
+        from runs.engine import run_until_idle
+        from runs.models import Run
+        from runs.services import run_resolve, run_retry, run_start
+        from runs.states import RunState
+
+        job = Automation.objects.get(slug="quarterly-review")
+        run = run_start(
+            automation=job, inputs=[{"quarter": "demo"}], actor_label="seed_demo"
+        )
+        run_until_idle()
+        run.refresh_from_db()
+        self.stdout.write(f"demo job run #{run.number} of {job.slug}: {run.state}")
+        if run.state != RunState.UNRESOLVED:
+            return
+        for child in Run.objects.filter(parent=run, state=RunState.UNRESOLVED):
+            run_resolve(
+                child, note="manager e-mail missing: evidence requested by phone"
+            )
+        run_retry(run, reason="the KYC review's failure was resolved")
+        run_until_idle()
+        run.refresh_from_db()
+        children = ", ".join(
+            f"#{n} {slug} {state}"
+            for n, slug, state in Run.objects.filter(parent=run)
+            .order_by("number")
+            .values_list("number", "automation__slug", "state")
+        )
+        self.stdout.write(
+            f"demo job run #{run.number} after resolve and retry: {run.state} "
+            f"(child runs {children})"
+        )
