@@ -32,6 +32,9 @@ RUN_FIELDS = {
     "lead_time_seconds",
     "archived",
     "rerun_of",
+    # the Contract: "a run also has parent, priority, error, workspace"
+    "parent",
+    "error",
     "url",
 }
 

@@ -328,3 +328,25 @@ def test_a_child_completed_by_a_resolution_is_taken_on_retry(automation, user):
     run_retry(run)
     drain(run)
     assert run.state == RunState.COMPLETED and children(run) == [kid]
+
+
+def test_housekeeping_moves_a_job_on_when_its_child_settled_elsewhere(automation):
+    automation(
+        {"action": "builtin.request_approval", "parameters": {"approvers": ["bob"]}},
+        slug="settled-elsewhere",
+    )
+    job = automation(job_step("settled-elsewhere"), slug="collected-job")
+    run = drain(run_start(automation=job))
+    (kid,) = children(run)
+    # the child fails through the machine alone: nothing tells its job
+    from runs.machines import run_move
+
+    run_move(kid, RunState.RUNNING)
+    run_move(kid, RunState.FAILED, reason="failed elsewhere")
+    run.refresh_from_db()
+    assert run.state == RunState.AWAITING_INPUT
+    report = housekeeping()
+    assert report["jobs_collected"] == 1
+    drain(run)
+    assert run.state == RunState.UNRESOLVED
+    assert WorkItem.objects.get(run=run).failure_code == "child_failed"
