@@ -174,11 +174,9 @@ def child_waits(work_item: WorkItem) -> Run | None:
     """The child run an item awaiting input waits for (None: a person's decision)."""
     if work_item.state != WorkItemState.AWAITING_INPUT:
         return None
-    return (
-        Run.objects.filter(parent_item=work_item, state__in=CHILD_OPEN)
-        .order_by("-number")
-        .first()
-    )
+    # open, or settled and not yet taken by the job: either way the item waits for
+    # the engine, not for a person
+    return Run.objects.filter(parent_item=work_item).order_by("-number").first()
 
 
 def children_stop(run: Run, *, actor, step_runs: str, pending_items: str) -> int:
