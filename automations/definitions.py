@@ -22,6 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from runs.evidence.config import config_actor
+from runs.secrets.references import parameters_problem
 
 from .actions.registry import UnknownAction, get_action, robot_parameters_problem
 from .conditions import InvalidCondition, validate_condition
@@ -117,6 +118,10 @@ def _clean_step(raw, index: int) -> dict:
         if problem:
             name = step["name"].strip()
             raise DefinitionError(f"{path} ({name}).parameters.{problem}")
+    # secret references (and a robot step's `secrets`) name existing secrets
+    problem = parameters_problem(step["parameters"], robot=spec.robot)
+    if problem:
+        raise DefinitionError(f"{path} ({step['name'].strip()}).{problem}")
     for name, limit in STEP_LIMITS.items():
         _positive_int(step[name], f"{path}.{name}")
         if step[name] > limit:

@@ -21,6 +21,7 @@ from runs.conf import runs_settings
 from ..ledger import idempotency_key
 from ..machines.attempt import retry_at
 from ..models import ActionResult, Run
+from ..secrets.references import Resolved, SecretUnavailable, resolve
 from ..states import STOP_CAUSES, FailureType, RunItemOutcome, WorkItemState
 
 STOP_CHECK_SECONDS = 0.25
@@ -103,6 +104,15 @@ class ItemProcessing:
             self._stop_cause = "timed out"
         return bool(self._stop_cause)
 
+    _resolved: Resolved | None = None
+
+    def resolved(self) -> Resolved:
+        """The step's parameters with their secret references put in, and the
+        redactor of those values: once per step run, at the first call."""
+        if self._resolved is None:
+            self._resolved = resolve(self.step.parameters)
+        return self._resolved
+
     def _process(self, items: list[ClaimedItem]) -> list[ItemResult]:
         """Results for the first items of `items`: all of them, or as many as were
         done when RUNS_COMMIT_SECONDS ran out (slow actions still show progress,
@@ -167,9 +177,16 @@ class ItemProcessing:
             )
             result.outputs, result.result_ref = record.outputs, record.result_ref
             return result
+        try:
+            resolved = self.resolved()
+        except SecretUnavailable as exc:
+            return self._failed(
+                result, FailureType.BUSINESS, "secret_unavailable", str(exc)
+            )
+        redact = resolved.redactor
         context = ActionContext(
             payload=item.payload,
-            parameters=step.parameters,
+            parameters=resolved.parameters,
             run=self.run,
             step=step,
             work_item=item,
@@ -180,15 +197,19 @@ class ItemProcessing:
             approval=item.approval,
         )
         result.invoked = not self.spec.selects
+        # what the outside world answered is written only with the secret values
+        # the call used replaced by their references
         try:
             value = _normalise(self._call(context))
         except BusinessError as exc:
-            return self._failed(result, FailureType.BUSINESS, exc.code, str(exc))
+            return self._failed(
+                result, FailureType.BUSINESS, exc.code, redact.text(str(exc))
+            )
         except AwaitApproval as exc:
             result.invoked = False
             return self._awaiting(result, exc.approvers, exc.deadline_seconds)
         except Exception as exc:  # noqa: BLE001 (an application error: retried)
-            message = f"{type(exc).__name__}: {exc}"
+            message = redact.text(f"{type(exc).__name__}: {exc}")
             result.available_at = retry_at(step, item.attempts, timezone.now())
             if result.available_at is not None:
                 return self._failed(
@@ -200,6 +221,11 @@ class ItemProcessing:
                 )
             return self._failed(
                 result, FailureType.APPLICATION, "application_error", message
+            )
+        if redact.pairs:
+            value = Result(
+                outputs=redact.value(value.outputs),
+                result_ref=redact.text(value.result_ref),
             )
         if self.spec.journal:
             try:

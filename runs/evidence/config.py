@@ -63,6 +63,16 @@ AUDITED = {
     "runs.apiclient": Audited(
         "api_client", frozenset({"created_at"}), ("automations",)
     ),
+    # tokens by name, user and expiry; never the digest nor the key's prefix
+    "runs.apitoken": Audited(
+        "api_token", frozenset({"digest", "token_key", "created", "last_used_at"})
+    ),
+    # secrets by name and key names; the values' ciphertext shows as redacted
+    "runs.secret": Audited(
+        "secret",
+        frozenset({"created_at", "updated_at"}),
+        secret=frozenset({"ciphertext"}),
+    ),
     "auth.group": Audited("group", relations=("permissions",)),
     "__user__": Audited(
         "user", frozenset({"last_login", "date_joined"}), ("groups", "user_permissions")

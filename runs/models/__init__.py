@@ -28,6 +28,7 @@ from ..evidence.models import LedgerCheckpoint
 from ..mail.models import AutomationSubscription, InboundMessage, Notification
 from ..ops.models import RunSlaBreach
 from ..regression.models import TestCase, TestCaseRun
+from ..secrets.models import Secret
 from ..webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "RunItem",
     "RunQuerySet",
     "RunSlaBreach",
+    "Secret",
     "Sequence",
     "StepRun",
     "TestCase",

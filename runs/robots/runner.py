@@ -126,6 +126,9 @@ class RobotRunner(LeasedStepRun):
             RC_API_WORKITEM_TOKEN=tokens.token_for(self.step_run, "workitem"),
             RC_API_PROCESS_HOST=host,
             RC_API_PROCESS_TOKEN=tokens.token_for(self.step_run, "process"),
+            # robocorp-vault: the secrets the step names, while the step run lives
+            RC_API_SECRET_HOST=host,
+            RC_API_SECRET_TOKEN=tokens.token_for(self.step_run, "secret"),
             ROBOT_ROOT=self.launch.cwd,
             PYTHONUNBUFFERED="1",
         )
