@@ -63,10 +63,10 @@ AUDITED = {
     "runs.apiclient": Audited(
         "api_client", frozenset({"created_at"}), ("automations",)
     ),
-    # tokens by name, user and expiry; never the digest nor the key's prefix
-    "runs.apitoken": Audited(
-        "api_token", frozenset({"digest", "token_key", "created", "last_used_at"})
-    ),
+    # runs.ApiToken is not here: its primary key is the token's digest (an audit
+    # event's object_id would carry it), and its only doors, api_token_create and
+    # api_token_revoke (admin's delete too), record api_token.created|revoked
+    # with the user, name and expiry (runs.api.tokens)
     # secrets by name and key names; the values' ciphertext shows as redacted
     "runs.secret": Audited(
         "secret",

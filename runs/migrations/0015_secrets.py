@@ -8,20 +8,43 @@ import runs.secrets.crypto
 import runs.webhooks.models
 
 
-def _rewrite(apps, schema_editor, convert):
+def _rewrite(connection, convert):
     """Each webhook's secret column through `convert`, in SQL: the historical
     model's field would decrypt on read, which a plain value is not yet."""
-    table = apps.get_model("runs", "Webhook")._meta.db_table
-    quote = schema_editor.quote_name
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute(f"SELECT id, {quote('secret')} FROM {quote(table)}")
+    quote = connection.ops.quote_name
+    table, column = quote("runs_webhook"), quote("secret")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, {column} FROM {table}")
         rows = cursor.fetchall()
         for pk, value in rows:
             if value:
                 cursor.execute(
-                    f"UPDATE {quote(table)} SET {quote('secret')} = %s WHERE id = %s",
+                    f"UPDATE {table} SET {column} = %s WHERE id = %s",
                     [convert(value), pk],
                 )
+
+
+def webhook_secrets_encrypt_on(connection):
+    from runs.secrets import crypto
+
+    def convert(value):
+        try:
+            crypto.decrypt(value)
+            return value  # already encrypted (a migration run twice)
+        except crypto.UndecryptableError:
+            return crypto.encrypt(value)
+
+    _rewrite(connection, convert)
+
+
+def webhook_secrets_encrypt(apps, schema_editor):
+    webhook_secrets_encrypt_on(schema_editor.connection)
+
+
+def webhook_secrets_decrypt(apps, schema_editor):
+    from runs.secrets import crypto
+
+    _rewrite(schema_editor.connection, crypto.decrypt)
 
 
 # Authors write secrets; Viewers and Operators see their names (never values)
@@ -49,25 +72,6 @@ def secret_permissions_grant(apps, schema_editor):
                     content_type__app_label="runs", codename__in=codenames
                 )
             )
-
-
-def webhook_secrets_encrypt(apps, schema_editor):
-    from runs.secrets import crypto
-
-    def convert(value):
-        try:
-            crypto.decrypt(value)
-            return value  # already encrypted (a migration run twice)
-        except crypto.UndecryptableError:
-            return crypto.encrypt(value)
-
-    _rewrite(apps, schema_editor, convert)
-
-
-def webhook_secrets_decrypt(apps, schema_editor):
-    from runs.secrets import crypto
-
-    _rewrite(apps, schema_editor, crypto.decrypt)
 
 
 class Migration(migrations.Migration):

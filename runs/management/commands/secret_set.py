@@ -20,6 +20,8 @@ class Command(BaseCommand):
         "encrypted with RUNS_SECRET_KEYS and never shown again."
     )
 
+    stealth_options = ("stdin",)  # tests pass the values as a stream
+
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("--description", default=None)
