@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from runs.models import AuditEvent, Secret, Webhook
 from runs.secrets import crypto
-from runs.secrets.services import secret_set, secrets_reencrypt
+from runs.secrets.services import secret_set
 from tests.factories import make_automation
 
 VALUE = "s3cr3t-Pa55word-xyzzy"
@@ -78,9 +78,7 @@ def test_create_rotate_delete_are_audit_events_without_values(db):
     secret = set_secret("crm", {"password": VALUE})
     set_secret("crm", {"password": VALUE + "-2", "username": "svc"})
     Secret.objects.get(name="crm").delete()
-    events = list(
-        AuditEvent.objects.filter(object_type="runs.secret").order_by("seq")
-    )
+    events = list(AuditEvent.objects.filter(object_type="runs.secret").order_by("seq"))
     assert [e.verb for e in events] == [
         "secret.created",
         "secret.changed",
@@ -207,7 +205,8 @@ def test_author_writes_values_in_admin_and_never_sees_them(client, author):
     assert "pw" in page and VALUE not in page
     assert secret.ciphertext not in page
     # a form that fails does not render what was typed
-    bad = client.post(change, {"name": "crm", "values": '{"pw": 5, "x": "%s"}' % VALUE})
+    typed = json.dumps({"pw": 5, "x": VALUE})
+    bad = client.post(change, {"name": "crm", "values": typed})
     assert bad.status_code == 200 and VALUE not in bad.content.decode()
     # empty values keep the stored ones
     client.post(change, {"name": "crm", "description": "now described", "values": ""})
