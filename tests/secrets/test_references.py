@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from automations.definitions import DefinitionError, automation_import
+from automations.definitions import DefinitionError
 from automations.services import AutomationStateError, version_publish
 from runs.engine import run_until_idle
 from runs.models import AuditEvent, Run, RunItem, StepRun, WorkItem
@@ -29,7 +29,7 @@ class EchoHandler(BaseHTTPRequestHandler):
     """/ok answers 200 with the Authorization header in its JSON; /deny answers
     401 echoing it in the body (as careless servers do)."""
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         seen = self.headers.get("Authorization", "")
         if self.path.startswith("/ok"):
