@@ -21,6 +21,7 @@ from .models import KEY_RE, NAME_RE, Secret
 REFERENCE = "$secret"
 ROBOT_SECRETS = "secrets"  # a robot step's parameter naming the secrets it reads
 MAX_ROBOT_SECRETS = 50
+MIN_CUT = 4  # the shortest start of a cut-off value that is redacted
 
 
 class ReferenceError(ValueError):
@@ -135,6 +136,13 @@ class Redactor:
         for value, label in self.pairs:
             if value in text:
                 text = text.replace(value, label)
+        # a value cut off at the end (an action that kept the first 200
+        # characters of an error body): its start goes too
+        for value, label in self.pairs:
+            for size in range(len(value) - 1, MIN_CUT - 1, -1):
+                if text.endswith(value[:size]):
+                    text = text[:-size] + label
+                    break
         return text
 
     def value(self, value):

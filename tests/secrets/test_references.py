@@ -104,7 +104,9 @@ def test_a_reference_whose_secret_is_gone_fails_the_item_by_name(db):
     run_until_idle(run)
     item = WorkItem.objects.get(run=run)
     assert (item.state, item.failure_code) == ("failed", "secret_unavailable")
-    assert "crm.token" in item.failure_message
+    # names the reference (which one first: jsonb orders keys its own way)
+    assert "secret reference 'crm." in item.failure_message
+    assert "is unavailable" in item.failure_message
 
 
 def _collect(client, run, tmp_path) -> dict[str, str]:
@@ -236,3 +238,21 @@ def test_system_check_warns_about_literal_credentials(db):
     assert "literal v1, step step1: parameters.headers.Authorization" in warnings[0].msg
     assert "Token a" not in warnings[0].msg
     assert literal_credentials_in_steps(databases=None) == []
+
+
+def test_redactor_catches_escaped_encoded_and_cut_off_values():
+    from runs.secrets.references import _redactor
+
+    redact = _redactor({"crm": {"token": 'a"b/c d+é', "other": "zzzz-9999"}})
+    label = "[$secret crm.token]"
+    assert redact.text('x a"b/c d+é y') == f"x {label} y"
+    assert redact.text('{"t": "a\\"b/c d+\\u00e9"}') == f'{{"t": "{label}"}}'
+    assert redact.text("q=a%22b%2Fc%20d%2B%C3%A9&") == f"q={label}&"
+    assert redact.text("q=a%22b%2Fc+d%2B%C3%A9") == f"q={label}"
+    # an error body cut after the value's first characters
+    assert redact.text("denied: zzzz-9") == "denied: [$secret crm.other]"
+    assert redact.text("denied: zzz") == "denied: zzz"  # under 4: ordinary text
+    assert redact.value({"k": ["zzzz-9999"], "zzzz-9999": 1}) == {
+        "k": ["[$secret crm.other]"],
+        "[$secret crm.other]": 1,
+    }

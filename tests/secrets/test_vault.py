@@ -55,6 +55,7 @@ def test_a_real_robot_reads_the_named_secret_and_is_refused_another(
     assert output.payload["length"] == len(TOKEN)
     assert output.payload["description"] == "CRM"
     assert "Not authorized to read secret" in output.payload["refused"]
+    assert output.payload["echo"] == "token=[$secret crm.token]"
     # what the robot printed and failed with is kept with the reference
     assert "the token is [$secret crm.token]" in step_run.log
     assert TOKEN not in step_run.log

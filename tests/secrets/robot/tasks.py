@@ -27,5 +27,7 @@ def read_secrets():
                     "length": len(secret["token"]),
                     "description": secret.description,
                     "refused": refused,
+                    # and its outputs
+                    "echo": f"token={secret['token']}",
                 }
             )
