@@ -91,6 +91,11 @@ class EncryptedTextField(models.TextField):
             return value
         return decrypt(value)
 
+    def formfield(self, **kwargs):
+        from django import forms
+
+        return super().formfield(**{"widget": forms.TextInput, **kwargs})
+
     def get_prep_value(self, value):
         value = super().get_prep_value(value)
         if value is None or value == "":

@@ -62,7 +62,11 @@ def secrets_reencrypt() -> tuple[int, int]:
     """Every secret's and webhook secret's ciphertext under the newest key of
     RUNS_SECRET_KEYS; returns (secrets, webhooks). One transaction: a value no
     key opens (UndecryptableError) rewrites nothing. Values do not change, so the
-    rows are updated without the config-audit receivers."""
+    rows are updated without the config-audit receivers; one audit event
+    `secrets.reencrypted` records the rotation (counts only)."""
+    from .. import ledger
+    from ..evidence.config import current_actor
+
     secrets = webhooks = 0
     with transaction.atomic():
         for pk, token in Secret.objects.values_list("pk", "ciphertext"):
@@ -73,4 +77,20 @@ def secrets_reencrypt() -> tuple[int, int]:
             if hook.secret:
                 Webhook.objects.filter(pk=hook.pk).update(secret=hook.secret)
                 webhooks += 1
+        # one event for the rotation: how many, under which key count, no value
+        actor, label = current_actor()
+        ledger.append(
+            events=[
+                ledger.audit_event(
+                    verb="secrets.reencrypted",
+                    actor=actor,
+                    actor_label=label,
+                    after={
+                        "secrets": secrets,
+                        "webhooks": webhooks,
+                        "keys": len(crypto.configured_keys()) or "derived",
+                    },
+                )
+            ]
+        )
     return secrets, webhooks

@@ -111,6 +111,9 @@ def test_rotation_keeps_every_secret_and_webhook_secret_readable(db, settings):
     out = io.StringIO()
     call_command("secrets_reencrypt", stdout=out)
     assert "re-encrypted 1 secret(s) and 1 webhook secret(s)" in out.getvalue()
+    event = AuditEvent.objects.get(verb="secrets.reencrypted")
+    assert event.after == {"secrets": 1, "webhooks": 1, "keys": 2}
+    assert event.actor_label == "manage.py secrets_reencrypt"
     settings.RUNS_SECRET_KEYS = [new]  # the old key dropped
     assert Secret.objects.get(name="crm").get_values() == {"password": VALUE}
     assert Webhook.objects.get(pk=hook.pk).secret == plain_hook_secret
@@ -120,6 +123,7 @@ def test_rotation_keeps_every_secret_and_webhook_secret_readable(db, settings):
         Secret.objects.get(name="crm").get_values()
     with pytest.raises(CommandError, match="nothing was re-encrypted"):
         call_command("secrets_reencrypt")
+    assert AuditEvent.objects.filter(verb="secrets.reencrypted").count() == 1
     settings.RUNS_SECRET_KEYS = [new]
     assert Secret.objects.get(name="crm").get_values() == {"password": VALUE}
 

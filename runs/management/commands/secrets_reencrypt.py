@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from runs.evidence.config import config_actor
 from runs.secrets.crypto import UndecryptableError
 from runs.secrets.services import secrets_reencrypt
 
@@ -14,7 +15,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            secrets, webhooks = secrets_reencrypt()
+            with config_actor(label="manage.py secrets_reencrypt"):
+                secrets, webhooks = secrets_reencrypt()
         except UndecryptableError as exc:
             raise CommandError(f"{exc}: nothing was re-encrypted") from None
         self.stdout.write(
