@@ -5,6 +5,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from .actions.registry import UnknownAction, get_action
 from .models import (  # VersionFrozen: raised by Step, importable from here too
     Automation,
     AutomationStatus,
@@ -49,8 +50,6 @@ def record_event(verb, obj, actor, **kwargs):
 
 
 def _is_robot(action_key: str) -> bool:
-    from .actions.registry import UnknownAction, get_action
-
     try:
         return get_action(action_key).robot
     except UnknownAction:
