@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
+from .crypto import UndecryptableError
 from .models import KEY_RE, NAME_RE, Secret
 
 REFERENCE = "$secret"
@@ -172,8 +173,20 @@ def _redactor(values: dict[str, dict]) -> Redactor:
     return Redactor(pairs)
 
 
-def _load(names) -> dict[str, dict]:
-    return {s.name: s.get_values() for s in Secret.objects.filter(name__in=names)}
+def _load(names, *, strict: bool = True) -> dict[str, dict]:
+    """The values of the secrets `names` that exist. One no key opens is
+    SecretUnavailable (`strict`: it was to be used) or left out (to redact: no
+    one could have read it)."""
+    values = {}
+    for secret in Secret.objects.filter(name__in=names):
+        try:
+            values[secret.name] = secret.get_values()
+        except UndecryptableError:
+            if strict:
+                raise SecretUnavailable(
+                    f"secret {secret.name!r}: no key in RUNS_SECRET_KEYS decrypts it"
+                ) from None
+    return values
 
 
 @dataclass
@@ -229,4 +242,4 @@ def redactor_for(parameters: dict) -> Redactor:
     names |= {n for n in named_secrets(parameters) if isinstance(n, str)}
     if not names:
         return Redactor()
-    return _redactor(_load(names))
+    return _redactor(_load(names, strict=False))

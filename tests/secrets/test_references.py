@@ -256,3 +256,18 @@ def test_redactor_catches_escaped_encoded_and_cut_off_values():
         "k": ["[$secret crm.other]"],
         "[$secret crm.other]": 1,
     }
+
+
+def test_a_secret_no_key_opens_fails_the_item_by_name(db, settings):
+    from cryptography.fernet import Fernet
+
+    settings.RUNS_SECRET_KEYS = [Fernet.generate_key().decode()]
+    secret_set("crm", {"token": TOKEN, "user": "svc"})
+    auto = make_automation(http_step("http://127.0.0.1:9/"))
+    settings.RUNS_SECRET_KEYS = [Fernet.generate_key().decode()]  # the key lost
+    run = run_start(automation=auto, inputs=[{"subject": "a"}])
+    run_until_idle(run)
+    item = WorkItem.objects.get(run=run)
+    assert (item.state, item.failure_code) == ("failed", "secret_unavailable")
+    assert "no key in RUNS_SECRET_KEYS decrypts it" in item.failure_message
+    assert StepRun.objects.get(run=run).state == "finished"
