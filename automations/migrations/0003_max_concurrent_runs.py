@@ -6,20 +6,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automations', '0002_sla_seconds'),
+        ("automations", "0002_sla_seconds"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='automation',
-            name='max_concurrent_runs',
-            field=models.PositiveIntegerField(blank=True, help_text='How many runs may work at once; further runs wait in pending and start by priority, then age. Empty: no limit.', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10000)]),
+            model_name="automation",
+            name="max_concurrent_runs",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="How many runs may work at once; further runs wait in pending and start by priority, then age. Empty: no limit.",
+                null=True,
+                validators=[
+                    django.core.validators.MinValueValidator(1),
+                    django.core.validators.MaxValueValidator(10000),
+                ],
+            ),
         ),
         migrations.AddConstraint(
-            model_name='automation',
-            constraint=models.CheckConstraint(condition=models.Q(('max_concurrent_runs__isnull', True), ('max_concurrent_runs__gte', 1), _connector='OR'), name='automation_max_concurrent_runs_gte_1'),
+            model_name="automation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("max_concurrent_runs__isnull", True),
+                    ("max_concurrent_runs__gte", 1),
+                    _connector="OR",
+                ),
+                name="automation_max_concurrent_runs_gte_1",
+            ),
         ),
     ]

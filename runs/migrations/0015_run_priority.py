@@ -5,25 +5,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automations', '0003_max_concurrent_runs'),
-        ('runs', '0014_work_item_file_tokens'),
+        ("automations", "0003_max_concurrent_runs"),
+        ("runs", "0014_work_item_file_tokens"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='run',
-            name='priority',
+            model_name="run",
+            name="priority",
             field=models.SmallIntegerField(default=0),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(condition=models.Q(('state', 'pending')), fields=['automation', '-priority', 'created_at', 'number'], name='run_waiting_queue'),
+            model_name="run",
+            index=models.Index(
+                condition=models.Q(("state", "pending")),
+                fields=["automation", "-priority", "created_at", "number"],
+                name="run_waiting_queue",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='run',
-            constraint=models.CheckConstraint(condition=models.Q(('priority__gte', -100), ('priority__lte', 100)), name='run_priority_bounded'),
+            model_name="run",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("priority__gte", -100), ("priority__lte", 100)),
+                name="run_priority_bounded",
+            ),
         ),
     ]

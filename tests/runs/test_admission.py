@@ -15,7 +15,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _limited(limit, *steps, **extra):
-    return make_automation(*(steps or ["builtin.echo"]), max_concurrent_runs=limit, **extra)
+    return make_automation(
+        *(steps or ["builtin.echo"]), max_concurrent_runs=limit, **extra
+    )
 
 
 def _states(runs):
@@ -23,7 +25,9 @@ def _states(runs):
 
 
 def _positions(runs):
-    fresh = list(Run.objects.select_related("automation").filter(pk__in=[r.pk for r in runs]))
+    fresh = list(
+        Run.objects.select_related("automation").filter(pk__in=[r.pk for r in runs])
+    )
     found = queue_positions(fresh)
     return [found.get(r.pk) for r in runs]
 

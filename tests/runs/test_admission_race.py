@@ -1,0 +1,100 @@
+"""Two clusters racing for one free slot (PostgreSQL): exactly one run starts.
+
+Each side has its own connection (a thread), as two `qcluster` processes do; a
+barrier lets them decide at the same moment. Without the automation row lock both
+would count the same free slot and both start a run.
+"""
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from runs.engine import run_until_idle
+from runs.engine.admission import runs_admit
+from runs.models import Run, StepRun
+from runs.services import run_start
+from runs.states import RunState
+from tests.factories import make_automation
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _race(*functions):
+    barrier = threading.Barrier(len(functions))
+    errors, results = [], []
+
+    def side(function):
+        try:
+            barrier.wait(timeout=30)
+            results.append(function())
+        except BaseException as exc:  # noqa: BLE001 (reported by the test)
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=side, args=(f,)) for f in functions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a side is stuck"
+    assert not errors, errors
+    return results
+
+
+def _running(auto) -> int:
+    return Run.objects.filter(automation=auto, state=RunState.RUNNING).count()
+
+
+@pytest.fixture
+def postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's single writer serialises every transaction")
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_two_clusters_admitting_at_once_start_one_run(postgres_only, attempt):
+    auto = make_automation("builtin.echo", max_concurrent_runs=1)
+    holder = run_start(automation=auto)
+    # two left waiting when the slot frees: without the lock each side would
+    # start one (SKIP LOCKED alone only keeps them off the same run)
+    waiting = [run_start(automation=auto) for _ in range(4)]
+    run_until_idle(holder)  # its end admitted waiting[0]
+    run_until_idle(waiting[0])  # and that one's end waiting[1]
+    # the slot is taken again: free it behind the engine's back, so both sides
+    # find it free and race for it
+    Run.objects.filter(pk=waiting[1].pk).update(state=RunState.COMPLETED)
+    admitted = _race(lambda: runs_admit(auto.pk), lambda: runs_admit(auto.pk))
+    assert sorted(len(a) for a in admitted) == [0, 1]
+    assert _running(auto) == 1
+    assert Run.objects.get(pk=waiting[2].pk).state == RunState.RUNNING
+    assert StepRun.objects.filter(run=waiting[2]).count() == 1
+    assert Run.objects.get(pk=waiting[3].pk).state == RunState.PENDING
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_a_new_run_and_a_run_ending_race_for_one_slot(postgres_only, attempt):
+    """One cluster ends the run holding the slot (admitting the oldest waiting
+    run), another starts a new run at the same moment: one of them runs."""
+    auto = make_automation("builtin.echo", max_concurrent_runs=1)
+    holder = run_start(automation=auto)
+    waiting = run_start(automation=auto)
+    results = _race(
+        lambda: run_until_idle(holder),
+        lambda: run_start(automation=auto, inputs=[{"n": 1}]),
+    )
+    new = next(r for r in results if isinstance(r, Run))
+    assert Run.objects.get(pk=holder.pk).state == RunState.COMPLETED
+    assert _running(auto) == 1
+    # the oldest waits longest: whichever side decided, the older run starts
+    assert Run.objects.get(pk=waiting.pk).state == RunState.RUNNING
+    assert Run.objects.get(pk=new.pk).state == RunState.PENDING
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_many_new_runs_at_once_never_exceed_the_limit(postgres_only, attempt):
+    auto = make_automation("builtin.echo", max_concurrent_runs=2)
+    _race(*(lambda: run_start(automation=auto) for _ in range(6)))
+    assert _running(auto) == 2
+    assert Run.objects.filter(automation=auto, state=RunState.PENDING).count() == 4
