@@ -196,3 +196,13 @@ def test_the_definition_key_round_trips_and_a_change_is_no_new_version():
     removed = make_automation("builtin.echo", slug="limited")
     assert removed.max_concurrent_runs is None
     assert "max_concurrent_runs" not in automation_export(removed)
+
+
+def test_a_rerun_keeps_the_priority_of_its_run():
+    from runs.services import run_rerun
+
+    auto = _limited(1)
+    original = run_start(automation=auto, priority=4)
+    run_until_idle(original)
+    rerun = run_rerun(Run.objects.get(pk=original.pk), version="original")
+    assert rerun.priority == 4
