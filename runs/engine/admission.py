@@ -26,6 +26,7 @@ import logging
 
 from django.db import DatabaseError, transaction
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from automations.models import Automation, Step
 
@@ -84,8 +85,13 @@ def runs_admit(automation_id, *, unlimited_orphans: bool = False) -> list[Run]:
             room = limit - occupying
             if room <= 0:
                 return []
-        # a run's inputs may be large and are not needed to start it
-        chosen = waiting.select_for_update(skip_locked=True).defer("inputs")
+        # a run's inputs may be large and are not needed to start it; its
+        # version gives the timeout (`of`: the version row is not locked)
+        chosen = (
+            waiting.select_related("version")
+            .select_for_update(skip_locked=True, of=("self",))
+            .defer("inputs")
+        )
         chosen = list(chosen if room is None else chosen[:room])
         admitted = []
         for run in chosen:
@@ -97,7 +103,12 @@ def runs_admit(automation_id, *, unlimited_orphans: bool = False) -> list[Run]:
 def run_admit(run: Run) -> bool:
     """Move a waiting run to running and queue its first step runs (in the
     caller's transaction, under its automation's row lock). False when it had
-    moved on meanwhile (stopped)."""
+    moved on meanwhile (stopped).
+
+    The run's timeout counts from here, not from the time it was created: a run
+    never times out while it waits."""
+    now = timezone.now()
+    timeout = run.version.run_timeout_seconds
     try:
         run_move(
             run,
@@ -105,6 +116,12 @@ def run_admit(run: Run) -> bool:
             actor_label="engine",
             verb="run.started",
             allowed_from=frozenset({RunState.PENDING}),
+            updates={
+                "started_at": now,
+                "deadline_at": now + timezone.timedelta(seconds=timeout)
+                if timeout
+                else None,
+            },
             details={"admitted": True, "priority": run.priority},
         )
     except IllegalTransition:

@@ -2,6 +2,7 @@
 start by priority, then age, as slots free (runs.engine.admission)."""
 
 import pytest
+from django.utils import timezone
 
 from automations.definitions import DefinitionError, automation_export
 from runs.engine import housekeeping, run_until_idle
@@ -206,3 +207,21 @@ def test_a_rerun_keeps_the_priority_of_its_run():
     run_until_idle(original)
     rerun = run_rerun(Run.objects.get(pk=original.pk), version="original")
     assert rerun.priority == 4
+
+
+def test_a_waiting_run_times_out_only_from_when_it_started():
+    auto = _limited(1, timeout=60)
+    holder = run_start(automation=auto)
+    waiting = run_start(automation=auto)
+    # it waited far longer than its timeout
+    Run.objects.filter(pk=waiting.pk).update(
+        created_at=timezone.now() - timezone.timedelta(hours=2),
+        deadline_at=timezone.now() - timezone.timedelta(hours=1),
+    )
+    assert housekeeping()["timed_out"] == 0
+    run_until_idle(holder)
+    started = Run.objects.get(pk=waiting.pk)
+    assert started.state == RunState.RUNNING
+    assert started.deadline_at == started.started_at + timezone.timedelta(seconds=60)
+    run_until_idle(started)
+    assert Run.objects.get(pk=waiting.pk).state == RunState.COMPLETED
