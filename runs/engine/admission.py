@@ -33,7 +33,7 @@ from automations.models import Automation, Step
 from ..machines import run_move
 from ..models import Run, StepRun
 from ..states import RUN_OCCUPYING, IllegalTransition, RunState
-from .dispatch import step_runs_ensure
+from .dispatch import step_runs_start
 
 log = logging.getLogger("runs.engine")
 
@@ -42,10 +42,14 @@ WAITING_ORDER = ("-priority", "created_at", "number")
 
 
 def waiting_runs(automation_id):
-    """The automation's pending runs in the order they are admitted."""
-    return Run.objects.filter(
-        automation_id=automation_id, state=RunState.PENDING
-    ).order_by(*WAITING_ORDER)
+    """The automation's waiting runs in the order they are admitted: pending and
+    without a step run (a pending run with one is already on its way: its step
+    run starts it, as for an automation without a limit)."""
+    return (
+        Run.objects.filter(automation_id=automation_id, state=RunState.PENDING)
+        .filter(~Exists(StepRun.objects.filter(run=OuterRef("pk"))))
+        .order_by(*WAITING_ORDER)
+    )
 
 
 def _limit_lock(automation_id, *, limited_only: bool) -> tuple[bool, int | None]:
@@ -74,9 +78,6 @@ def runs_admit(automation_id, *, unlimited_orphans: bool = False) -> list[Run]:
         if limit is None:
             if not unlimited_orphans:
                 return []
-            waiting = waiting.filter(
-                ~Exists(StepRun.objects.filter(run=OuterRef("pk")))
-            )
             room = None
         else:
             occupying = Run.objects.filter(
@@ -91,16 +92,18 @@ def runs_admit(automation_id, *, unlimited_orphans: bool = False) -> list[Run]:
             waiting.select_related("version")
             .select_for_update(skip_locked=True, of=("self",))
             .defer("inputs")
+            .order_by(*WAITING_ORDER)
         )
         chosen = list(chosen if room is None else chosen[:room])
         admitted = []
+        first_steps: dict = {}
         for run in chosen:
-            if run_admit(run):
+            if run_admit(run, first_steps=first_steps):
                 admitted.append(run)
         return admitted
 
 
-def run_admit(run: Run) -> bool:
+def run_admit(run: Run, *, first_steps: dict | None = None) -> bool:
     """Move a waiting run to running and queue its first step runs (in the
     caller's transaction, under its automation's row lock). False when it had
     moved on meanwhile (stopped).
@@ -126,9 +129,14 @@ def run_admit(run: Run) -> bool:
         )
     except IllegalTransition:
         return False
-    # a waiting run's items are all of its first step
-    step = Step.objects.filter(version_id=run.version_id).order_by("order").first()
-    step_runs_ensure(run, step)
+    # a waiting run has no step run and its items are all of its first step,
+    # due since it was created: its first step runs start as at creation
+    steps = first_steps if first_steps is not None else {}
+    if run.version_id not in steps:
+        steps[run.version_id] = (
+            Step.objects.filter(version_id=run.version_id).order_by("order").first()
+        )
+    step_runs_start(run, steps[run.version_id], run.total_items)
     return True
 
 

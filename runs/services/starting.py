@@ -199,7 +199,8 @@ def run_start(
             return run
         # the run's row is inserted before the automation's is locked (the lock
         # order of runs.engine.admission); it may start now or wait its turn
-        admitted = runs_admit(automation.pk, unlimited_orphans=True)
-        if any(other.pk == run.pk for other in admitted):
-            run.refresh_from_db()
+        for other in runs_admit(automation.pk, unlimited_orphans=True):
+            if other.pk == run.pk:
+                run.state, run.started_at = other.state, other.started_at
+                run.deadline_at = other.deadline_at
     return run

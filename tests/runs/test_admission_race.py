@@ -98,3 +98,27 @@ def test_many_new_runs_at_once_never_exceed_the_limit(postgres_only, attempt):
     _race(*(lambda: run_start(automation=auto) for _ in range(6)))
     assert _running(auto) == 2
     assert Run.objects.filter(automation=auto, state=RunState.PENDING).count() == 4
+
+
+# run_start of an automation with a limit, pinned so that admission cannot silently
+# grow: run number, run, items and its event as without a limit; then the automation
+# row lock, the count of occupying runs, the waiting runs, and for the one admitted
+# its move (lock, update, event, outbox) and first step run. SQLite counts its
+# BEGIN IMMEDIATE and pragmas too.
+ADMITTED_STATEMENTS = {"sqlite": 39, "postgresql": 32}
+WAITING_STATEMENTS = {"sqlite": 18, "postgresql": 16}
+
+
+def test_run_start_with_a_limit_stays_within_its_statement_count():
+    from django.test.utils import CaptureQueriesContext
+
+    auto = make_automation("builtin.echo", max_concurrent_runs=2)
+    run_start(automation=auto)  # the first run also creates the run-number counter
+    with CaptureQueriesContext(connection) as admitted:
+        assert run_start(automation=auto).state == RunState.RUNNING
+    with CaptureQueriesContext(connection) as waiting:
+        assert run_start(automation=auto).state == RunState.PENDING
+    sql = [q["sql"] for q in admitted.captured_queries]
+    assert len(sql) <= ADMITTED_STATEMENTS[connection.vendor], "\n".join(sql)
+    sql = [q["sql"] for q in waiting.captured_queries]
+    assert len(sql) <= WAITING_STATEMENTS[connection.vendor], "\n".join(sql)
