@@ -100,6 +100,37 @@ def test_many_new_runs_at_once_never_exceed_the_limit(postgres_only, attempt):
     assert Run.objects.filter(automation=auto, state=RunState.PENDING).count() == 4
 
 
+@pytest.mark.parametrize("attempt", range(4))
+def test_an_end_a_new_run_and_a_stop_of_a_waiting_run_at_once_deadlock_nothing(
+    postgres_only, attempt
+):
+    """The lock order: the run that moved, its automation row, waiting runs (SKIP
+    LOCKED). A stop locks only the waiting run; a new run is inserted before the
+    automation row is locked. Three sides at once: none waits on another for
+    ever (PostgreSQL would abort one with a deadlock error)."""
+    from runs.services import run_stop
+
+    auto = make_automation("builtin.echo", max_concurrent_runs=1)
+    holder = run_start(automation=auto, inputs=[{"n": i} for i in range(50)])
+    stopped, waiting = run_start(automation=auto), run_start(automation=auto)
+    _race(
+        lambda: run_until_idle(holder),
+        lambda: run_start(automation=auto),
+        lambda: run_stop(Run.objects.get(pk=stopped.pk)),
+    )
+    assert Run.objects.get(pk=holder.pk).state == RunState.COMPLETED
+    # the stop came first (the run never started), was passed over while it held
+    # the run (SKIP LOCKED), or came just after the run was admitted (it started,
+    # was stopped and its end admitted the next): it ends cancelled either way
+    stopped = Run.objects.get(pk=stopped.pk)
+    assert stopped.state == RunState.CANCELLED
+    if stopped.started_at is None:
+        assert not StepRun.objects.filter(run=stopped).exists()
+    assert _running(auto) == 1
+    started = Run.objects.get(automation=auto, state=RunState.RUNNING)
+    assert started.pk == waiting.pk
+
+
 # run_start of an automation with a limit, pinned so that admission cannot silently
 # grow: run number, run, items and its event as without a limit; then the automation
 # row lock, the count of occupying runs, the waiting runs, and for the one admitted
