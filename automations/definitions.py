@@ -27,6 +27,7 @@ from runs.secrets.references import parameters_problem
 from .actions.registry import UnknownAction, get_action, robot_parameters_problem
 from .conditions import InvalidCondition, validate_condition
 from .models import (
+    MAX_CONCURRENT_RUNS_MAX,
     SLA_SECONDS_MAX,
     Automation,
     AutomationStatus,
@@ -61,6 +62,7 @@ TOP_LEVEL = {
     "triggers",
     "owners",
     "sla_seconds",
+    "max_concurrent_runs",
 }
 
 
@@ -235,6 +237,15 @@ def _sla_seconds(value):
     return value
 
 
+def _max_concurrent_runs(value):
+    value = _positive_int(value, "max_concurrent_runs", allow_none=True)
+    if value is not None and value > MAX_CONCURRENT_RUNS_MAX:
+        raise DefinitionError(
+            f"max_concurrent_runs: at most {MAX_CONCURRENT_RUNS_MAX}, got {value}"
+        )
+    return value
+
+
 def definition_clean(data) -> dict:
     """Validate a raw definition and return it normalised; raise DefinitionError."""
     if not isinstance(data, dict):
@@ -283,6 +294,9 @@ def definition_clean(data) -> dict:
         "owners": owners,
         # the automation's SLA (runs.ops.sla), not part of the version's hash
         "sla_seconds": _sla_seconds(data.get("sla_seconds")),
+        # the automation's admission limit (runs.engine.admission), not hashed
+        # either: a changed limit is no new version
+        "max_concurrent_runs": _max_concurrent_runs(data.get("max_concurrent_runs")),
     }
 
 
@@ -353,8 +367,15 @@ def automation_import(data, *, actor=None) -> ImportResult:
         automation.name = definition["name"]
         automation.description = definition["description"]
         automation.sla_seconds = definition["sla_seconds"]
+        automation.max_concurrent_runs = definition["max_concurrent_runs"]
         automation.save(
-            update_fields=["name", "description", "sla_seconds", "updated_at"]
+            update_fields=[
+                "name",
+                "description",
+                "sla_seconds",
+                "max_concurrent_runs",
+                "updated_at",
+            ]
         )
         if owners:
             automation.owners.set(owners)
@@ -403,6 +424,8 @@ def automation_export(
         definition["run_timeout_seconds"] = version.run_timeout_seconds
     if automation.sla_seconds:
         definition["sla_seconds"] = automation.sla_seconds
+    if automation.max_concurrent_runs:
+        definition["max_concurrent_runs"] = automation.max_concurrent_runs
     definition["steps"] = steps
     definition["triggers"] = [
         t.definition() for t in automation.triggers.order_by("id")

@@ -31,6 +31,9 @@ class TriggerKind(models.TextChoices):
 
 # a year: longer is no SLA anyone alerts on
 SLA_SECONDS_MAX = 366 * 86400
+# more runs at once than this is no limit anyone needs (and the admission count
+# stays a small number)
+MAX_CONCURRENT_RUNS_MAX = 10_000
 
 
 class Automation(models.Model):
@@ -52,6 +55,15 @@ class Automation(models.Model):
         help_text="Lead time in seconds after which a run's owners are told "
         "(once per run); empty: no SLA.",
     )
+    # runs working at once (runs.engine.admission); further runs wait in
+    # `pending` and start by priority, then age. None: no limit
+    max_concurrent_runs = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CONCURRENT_RUNS_MAX)],
+        help_text="How many runs may work at once; further runs wait in pending "
+        "and start by priority, then age. Empty: no limit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -61,6 +73,11 @@ class Automation(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=AutomationStatus.values),
                 name="automation_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_concurrent_runs__isnull=True)
+                | Q(max_concurrent_runs__gte=1),
+                name="automation_max_concurrent_runs_gte_1",
             ),
         ]
 

@@ -323,7 +323,9 @@ def run_lock(run: Run, *fields: str):
     The first lock a transaction takes on a run's rows is this one. Locks are taken
     in one order everywhere, the run row, then its work items, then its step runs,
     so two writers of one run queue instead of deadlocking (PostgreSQL; SQLite's
-    IMMEDIATE transaction already holds the one write lock)."""
+    IMMEDIATE transaction already holds the one write lock). Run admission
+    (runs.engine.admission) locks the automation row after the row of the run that
+    moved and before the waiting runs it starts, which it takes with SKIP LOCKED."""
     names = fields or ("state",)
     values = (
         Run.objects.select_for_update().filter(pk=run.pk).values_list(*names).first()

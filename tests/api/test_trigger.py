@@ -32,6 +32,8 @@ RUN_FIELDS = {
     "lead_time_seconds",
     "archived",
     "rerun_of",
+    "priority",
+    "queue_position",
     "url",
 }
 
