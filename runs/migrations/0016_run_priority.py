@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("automations", "0003_max_concurrent_runs"),
-        ("runs", "0014_work_item_file_tokens"),
+        ("runs", "0015_secrets"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
