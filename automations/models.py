@@ -6,6 +6,7 @@ automation never rewrites the history of what ran.
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -31,6 +32,8 @@ class TriggerKind(models.TextChoices):
 
 # a year: longer is no SLA anyone alerts on
 SLA_SECONDS_MAX = 366 * 86400
+# calls one step run makes at once (runs.engine.in_flight)
+MAX_IN_FLIGHT = 256
 
 
 class Automation(models.Model):
@@ -122,6 +125,13 @@ class Step(models.Model):
     max_attempts = models.PositiveIntegerField(default=1)
     retry_backoff_seconds = models.PositiveIntegerField(default=10)
     item_timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # how many items one step run calls its action on at once (runs.engine.in_flight)
+    max_in_flight = models.PositiveIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_IN_FLIGHT)],
+        help_text="Items one step run calls the action on at once "
+        f"(1..{MAX_IN_FLIGHT}, at most the batch size).",
+    )
     # A registered predicate ({"predicate": "key"}) or a small declarative filter
     # ({"field": "status", "op": "eq", "value": "active"}); never code to eval.
     condition = models.JSONField(null=True, blank=True)
@@ -145,10 +155,24 @@ class Step(models.Model):
             models.CheckConstraint(
                 condition=Q(max_attempts__gte=1), name="step_max_attempts_gte_1"
             ),
+            models.CheckConstraint(
+                condition=Q(max_in_flight__gte=1), name="step_max_in_flight_gte_1"
+            ),
         ]
 
     def __str__(self):
         return f"{self.order}. {self.name} ({self.action})"
+
+    def clean(self):
+        super().clean()
+        if (
+            self.max_in_flight
+            and self.batch_size
+            and self.max_in_flight > self.batch_size
+        ):
+            raise ValidationError(
+                {"max_in_flight": "At most the batch size: a step run calls one batch."}
+            )
 
     def save(self, *args, **kwargs):
         self._refuse_if_frozen()
