@@ -28,6 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from django.db import connections
 
+from ..models import ActionResult
 from . import items as item_module
 
 
@@ -103,10 +104,13 @@ def process_in_flight(runner, items: list, journal: dict, commit_by: float) -> l
             done, _ = wait(
                 out, timeout=_wake(out, timeout), return_when=FIRST_COMPLETED
             )
+            records = []  # the journal of the calls that returned, in one insert
             for future in done:
                 index, result, _ = out.pop(future)
                 value, exc = future.result()  # a BaseException ends the step run
-                results[index] = runner._finish(result, value, exc)
+                results[index] = runner._finish(result, value, exc, records)
+            if records:
+                ActionResult.objects.bulk_create(records, ignore_conflicts=True)
             runner.heartbeat()
             if runner.should_stop():
                 for future, (index, result, _) in out.items():

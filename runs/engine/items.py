@@ -207,9 +207,10 @@ class ItemProcessing:
         result.invoked = not self.spec.selects
         return result, context
 
-    def _finish(self, result: ItemResult, value, exc) -> ItemResult:
+    def _finish(self, result: ItemResult, value, exc, journal=None) -> ItemResult:
         """In the step run's thread: the outcome of a call that returned `value`
-        (normalised) or raised `exc`; a journalled action's result is recorded."""
+        (normalised) or raised `exc`; a journalled action's result is recorded
+        (or, given a `journal` list, added to it for the caller to write)."""
         step, item = self.step, result.item
         if isinstance(exc, BusinessError):
             return self._failed(result, FailureType.BUSINESS, exc.code, str(exc))
@@ -231,15 +232,19 @@ class ItemProcessing:
                 result, FailureType.APPLICATION, "application_error", message
             )
         if self.spec.journal:
-            try:
-                ActionResult.objects.create(
-                    idempotency_key=result.key,
-                    run=self.run,
-                    outputs=value.outputs,
-                    result_ref=value.result_ref,
-                )
-            except IntegrityError:
-                pass
+            record = ActionResult(
+                idempotency_key=result.key,
+                run=self.run,
+                outputs=value.outputs,
+                result_ref=value.result_ref,
+            )
+            if journal is not None:
+                journal.append(record)
+            else:
+                try:
+                    record.save(force_insert=True)
+                except IntegrityError:
+                    pass
         result.outcome, result.state = RunItemOutcome.SUCCEEDED, WorkItemState.DONE
         result.outputs, result.result_ref = value.outputs, value.result_ref
         return result
