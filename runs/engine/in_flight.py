@@ -126,8 +126,10 @@ class _Batch:
 
     def _finished(self) -> bool:
         with self.lock:
-            if not self.closed and time.monotonic() >= self.commit_by:
-                self.closed = True  # the commit interval ended: finish what is out
+            if not self.closed and self.taken and time.monotonic() >= self.commit_by:
+                # the commit interval ended: finish what is out (at least one
+                # call, so that every round moves on)
+                self.closed = True
             return not self.out and (self.closed or self.taken >= len(self.calls))
 
     def _collect(self, wait: bool = True) -> None:

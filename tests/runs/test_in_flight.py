@@ -130,6 +130,21 @@ def test_a_call_past_the_item_timeout_on_its_last_attempt_fails(automation):
     ]
 
 
+def test_the_commit_interval_commits_a_prefix_and_each_item_once(automation, settings):
+    """With RUNS_COMMIT_SECONDS 0 each round commits the calls it took (at least
+    one) and leaves the rest claimed: every item is called and written once."""
+    settings.RUNS_COMMIT_SECONDS = 0
+    auto = automation(together(max_in_flight=4, batch_size=16))
+    run = drain(auto, [{"n": n} for n in range(16)])
+    assert run.state == RunState.COMPLETED
+    assert StepRun.objects.filter(run=run).count() == 1
+    keys = list(
+        RunItem.objects.filter(run=run).values_list("idempotency_key", flat=True)
+    )
+    assert len(keys) == len(set(keys)) == 16
+    assert set(test_actions.calls.values()) == {1}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_leases_are_renewed_while_items_are_in_flight(automation, settings):
     """A heartbeat every third of the lease, from the step run's thread, while its
