@@ -126,8 +126,11 @@ class Step(models.Model):
     retry_backoff_seconds = models.PositiveIntegerField(default=10)
     item_timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
     # how many items one step run calls its action on at once (runs.engine.in_flight)
+    # db_default: rows written by code that predates the column (a rolling deploy,
+    # a migration's historical models) get 1 too
     max_in_flight = models.PositiveIntegerField(
         default=1,
+        db_default=1,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_IN_FLIGHT)],
         help_text="Items one step run calls the action on at once "
         f"(1..{MAX_IN_FLIGHT}, at most the batch size).",
