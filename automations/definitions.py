@@ -28,6 +28,7 @@ from .actions.registry import UnknownAction, get_action, robot_parameters_proble
 from .conditions import InvalidCondition, validate_condition
 from .models import (
     MAX_CONCURRENT_RUNS_MAX,
+    MAX_IN_FLIGHT,
     SLA_SECONDS_MAX,
     Automation,
     AutomationStatus,
@@ -46,12 +47,21 @@ STEP_DEFAULTS = {
     "max_attempts": 1,
     "retry_backoff_seconds": 10,
     "item_timeout_seconds": None,
+    "max_in_flight": 1,
     "condition": None,
     "requires_approval": False,
 }
 # a batch is claimed and settled in single statements (SQLite binds at most
 # 32,766 values); more parallel step runs than this only queue on the workers
-STEP_LIMITS = {"batch_size": 5000, "concurrency": 64, "max_attempts": 100}
+STEP_LIMITS = {
+    "batch_size": 5000,
+    "concurrency": 64,
+    "max_attempts": 100,
+    "max_in_flight": MAX_IN_FLIGHT,
+}
+# step keys added after versions were first hashed: left out of the hash at their
+# default, so the same definition imported again still changes nothing
+HASH_OMITS_DEFAULT = {"max_in_flight": 1}
 TOP_LEVEL = {
     "slug",
     "name",
@@ -115,6 +125,10 @@ def _clean_step(raw, index: int) -> dict:
         raise DefinitionError(f"{path}.action: {exc}") from None
     if not isinstance(step["parameters"], dict):
         raise DefinitionError(f"{path}.parameters: must be an object")
+    if spec.robot and step["max_in_flight"] != 1:
+        raise DefinitionError(
+            f"{path}.max_in_flight: a robot step takes its items one at a time"
+        )
     if spec.robot:
         problem = robot_parameters_problem(step["parameters"])
         if problem:
@@ -134,6 +148,11 @@ def _clean_step(raw, index: int) -> dict:
     _positive_int(
         step["item_timeout_seconds"], f"{path}.item_timeout_seconds", allow_none=True
     )
+    if step["max_in_flight"] > step["batch_size"]:
+        raise DefinitionError(
+            f"{path}.max_in_flight: at most the step's batch_size "
+            f"({step['batch_size']}), got {step['max_in_flight']}"
+        )
     if not isinstance(step["requires_approval"], bool):
         raise DefinitionError(f"{path}.requires_approval: must be true or false")
     try:
@@ -304,7 +323,14 @@ def definition_hash(definition: dict) -> str:
     body = json.dumps(
         {
             "run_timeout_seconds": definition["run_timeout_seconds"],
-            "steps": definition["steps"],
+            "steps": [
+                {
+                    k: v
+                    for k, v in step.items()
+                    if not (k in HASH_OMITS_DEFAULT and v == HASH_OMITS_DEFAULT[k])
+                }
+                for step in definition["steps"]
+            ],
         },
         sort_keys=True,
         separators=(",", ":"),
