@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("automations", "0002_sla_seconds"),
-        ("runs", "0014_work_item_file_tokens"),
+        ("runs", "0016_run_priority"),
     ]
 
     operations = [
