@@ -22,11 +22,14 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from runs.evidence.config import config_actor
+from runs.secrets.references import parameters_problem
 
 from .actions.registry import UnknownAction, get_action, robot_parameters_problem
 from .conditions import InvalidCondition, validate_condition
 from .jobs import RUN_AUTOMATION, job_problem
 from .models import (
+    MAX_CONCURRENT_RUNS_MAX,
+    MAX_IN_FLIGHT,
     SLA_SECONDS_MAX,
     Automation,
     AutomationStatus,
@@ -45,12 +48,21 @@ STEP_DEFAULTS = {
     "max_attempts": 1,
     "retry_backoff_seconds": 10,
     "item_timeout_seconds": None,
+    "max_in_flight": 1,
     "condition": None,
     "requires_approval": False,
 }
 # a batch is claimed and settled in single statements (SQLite binds at most
 # 32,766 values); more parallel step runs than this only queue on the workers
-STEP_LIMITS = {"batch_size": 5000, "concurrency": 64, "max_attempts": 100}
+STEP_LIMITS = {
+    "batch_size": 5000,
+    "concurrency": 64,
+    "max_attempts": 100,
+    "max_in_flight": MAX_IN_FLIGHT,
+}
+# step keys added after versions were first hashed: left out of the hash at their
+# default, so the same definition imported again still changes nothing
+HASH_OMITS_DEFAULT = {"max_in_flight": 1}
 TOP_LEVEL = {
     "slug",
     "name",
@@ -61,6 +73,7 @@ TOP_LEVEL = {
     "triggers",
     "owners",
     "sla_seconds",
+    "max_concurrent_runs",
 }
 
 
@@ -113,6 +126,10 @@ def _clean_step(raw, index: int) -> dict:
         raise DefinitionError(f"{path}.action: {exc}") from None
     if not isinstance(step["parameters"], dict):
         raise DefinitionError(f"{path}.parameters: must be an object")
+    if spec.robot and step["max_in_flight"] != 1:
+        raise DefinitionError(
+            f"{path}.max_in_flight: a robot step takes its items one at a time"
+        )
     if spec.robot:
         problem = robot_parameters_problem(step["parameters"])
         if problem:
@@ -132,6 +149,10 @@ def _clean_step(raw, index: int) -> dict:
                 f"{path}.parameters.pass_on: 'outputs' (the child run's, the "
                 f"default) or 'input' (the item's own payload), got {pass_on!r}"
             )
+    # secret references (and a robot step's `secrets`) name existing secrets
+    problem = parameters_problem(step["parameters"], robot=spec.robot)
+    if problem:
+        raise DefinitionError(f"{path} ({step['name'].strip()}).{problem}")
     for name, limit in STEP_LIMITS.items():
         _positive_int(step[name], f"{path}.{name}")
         if step[name] > limit:
@@ -142,6 +163,11 @@ def _clean_step(raw, index: int) -> dict:
     _positive_int(
         step["item_timeout_seconds"], f"{path}.item_timeout_seconds", allow_none=True
     )
+    if step["max_in_flight"] > step["batch_size"]:
+        raise DefinitionError(
+            f"{path}.max_in_flight: at most the step's batch_size "
+            f"({step['batch_size']}), got {step['max_in_flight']}"
+        )
     if not isinstance(step["requires_approval"], bool):
         raise DefinitionError(f"{path}.requires_approval: must be true or false")
     try:
@@ -245,6 +271,15 @@ def _sla_seconds(value):
     return value
 
 
+def _max_concurrent_runs(value):
+    value = _positive_int(value, "max_concurrent_runs", allow_none=True)
+    if value is not None and value > MAX_CONCURRENT_RUNS_MAX:
+        raise DefinitionError(
+            f"max_concurrent_runs: at most {MAX_CONCURRENT_RUNS_MAX}, got {value}"
+        )
+    return value
+
+
 def definition_clean(data) -> dict:
     """Validate a raw definition and return it normalised; raise DefinitionError."""
     if not isinstance(data, dict):
@@ -293,6 +328,9 @@ def definition_clean(data) -> dict:
         "owners": owners,
         # the automation's SLA (runs.ops.sla), not part of the version's hash
         "sla_seconds": _sla_seconds(data.get("sla_seconds")),
+        # the automation's admission limit (runs.engine.admission), not hashed
+        # either: a changed limit is no new version
+        "max_concurrent_runs": _max_concurrent_runs(data.get("max_concurrent_runs")),
     }
 
 
@@ -300,7 +338,14 @@ def definition_hash(definition: dict) -> str:
     body = json.dumps(
         {
             "run_timeout_seconds": definition["run_timeout_seconds"],
-            "steps": definition["steps"],
+            "steps": [
+                {
+                    k: v
+                    for k, v in step.items()
+                    if not (k in HASH_OMITS_DEFAULT and v == HASH_OMITS_DEFAULT[k])
+                }
+                for step in definition["steps"]
+            ],
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -366,8 +411,15 @@ def automation_import(data, *, actor=None) -> ImportResult:
         automation.name = definition["name"]
         automation.description = definition["description"]
         automation.sla_seconds = definition["sla_seconds"]
+        automation.max_concurrent_runs = definition["max_concurrent_runs"]
         automation.save(
-            update_fields=["name", "description", "sla_seconds", "updated_at"]
+            update_fields=[
+                "name",
+                "description",
+                "sla_seconds",
+                "max_concurrent_runs",
+                "updated_at",
+            ]
         )
         if owners:
             automation.owners.set(owners)
@@ -416,6 +468,8 @@ def automation_export(
         definition["run_timeout_seconds"] = version.run_timeout_seconds
     if automation.sla_seconds:
         definition["sla_seconds"] = automation.sla_seconds
+    if automation.max_concurrent_runs:
+        definition["max_concurrent_runs"] = automation.max_concurrent_runs
     definition["steps"] = steps
     definition["triggers"] = [
         t.definition() for t in automation.triggers.order_by("id")

@@ -6,6 +6,7 @@ automation never rewrites the history of what ran.
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -31,6 +32,11 @@ class TriggerKind(models.TextChoices):
 
 # a year: longer is no SLA anyone alerts on
 SLA_SECONDS_MAX = 366 * 86400
+# more runs at once than this is no limit anyone needs (and the admission count
+# stays a small number)
+MAX_CONCURRENT_RUNS_MAX = 10_000
+# calls one step run makes at once (runs.engine.in_flight)
+MAX_IN_FLIGHT = 256
 
 
 class Automation(models.Model):
@@ -52,6 +58,15 @@ class Automation(models.Model):
         help_text="Lead time in seconds after which a run's owners are told "
         "(once per run); empty: no SLA.",
     )
+    # runs working at once (runs.engine.admission); further runs wait in
+    # `pending` and start by priority, then age. None: no limit
+    max_concurrent_runs = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CONCURRENT_RUNS_MAX)],
+        help_text="How many runs may work at once; further runs wait in pending "
+        "and start by priority, then age. Empty: no limit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -61,6 +76,11 @@ class Automation(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=AutomationStatus.values),
                 name="automation_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_concurrent_runs__isnull=True)
+                | Q(max_concurrent_runs__gte=1),
+                name="automation_max_concurrent_runs_gte_1",
             ),
         ]
 
@@ -122,6 +142,16 @@ class Step(models.Model):
     max_attempts = models.PositiveIntegerField(default=1)
     retry_backoff_seconds = models.PositiveIntegerField(default=10)
     item_timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # how many items one step run calls its action on at once (runs.engine.in_flight)
+    # db_default: rows written by code that predates the column (a rolling deploy,
+    # a migration's historical models) get 1 too
+    max_in_flight = models.PositiveIntegerField(
+        default=1,
+        db_default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_IN_FLIGHT)],
+        help_text="Items one step run calls the action on at once "
+        f"(1..{MAX_IN_FLIGHT}, at most the batch size).",
+    )
     # A registered predicate ({"predicate": "key"}) or a small declarative filter
     # ({"field": "status", "op": "eq", "value": "active"}); never code to eval.
     condition = models.JSONField(null=True, blank=True)
@@ -145,10 +175,24 @@ class Step(models.Model):
             models.CheckConstraint(
                 condition=Q(max_attempts__gte=1), name="step_max_attempts_gte_1"
             ),
+            models.CheckConstraint(
+                condition=Q(max_in_flight__gte=1), name="step_max_in_flight_gte_1"
+            ),
         ]
 
     def __str__(self):
         return f"{self.order}. {self.name} ({self.action})"
+
+    def clean(self):
+        super().clean()
+        if (
+            self.max_in_flight
+            and self.batch_size
+            and self.max_in_flight > self.batch_size
+        ):
+            raise ValidationError(
+                {"max_in_flight": "At most the batch size: a step run calls one batch."}
+            )
 
     def save(self, *args, **kwargs):
         self._refuse_if_frozen()

@@ -5,6 +5,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from .actions.registry import UnknownAction, get_action
 from .models import (  # VersionFrozen: raised by Step, importable from here too
     Automation,
     AutomationStatus,
@@ -48,8 +49,21 @@ def record_event(verb, obj, actor, **kwargs):
     )
 
 
+def _is_robot(action_key: str) -> bool:
+    try:
+        return get_action(action_key).robot
+    except UnknownAction:
+        return False
+
+
 def version_publish(version: AutomationVersion, *, actor=None) -> AutomationVersion:
     """Freeze `version` and make it the one schedule, e-mail and API triggers use."""
+    from runs.secrets.references import parameters_problem
+
+    for step in version.steps.all():
+        problem = parameters_problem(step.parameters, robot=_is_robot(step.action))
+        if problem:
+            raise AutomationStateError(f"step {step.name}: {problem}")
     with transaction.atomic():
         changed = AutomationVersion.objects.filter(
             pk=version.pk, published_at__isnull=True

@@ -18,6 +18,8 @@ class RunsConfig(AppConfig):
         post_migrate.connect(_schedule_housekeeping, sender=self)
         from .mail import admin as mail_admin  # noqa: F401  (registers its admin)
         from .mail import checks as mail_checks  # noqa: F401  (its system checks)
+        from .secrets import admin as secrets_admin  # noqa: F401  (registers)
+        from .secrets import checks as secrets_checks  # noqa: F401  (its checks)
         from .webhooks import admin as webhooks_admin  # noqa: F401  (registers)
 
 

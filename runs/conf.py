@@ -42,6 +42,8 @@ DEFAULTS = {
     # empty: derived from SECRET_KEY), and a directory for the checkpoint log
     "LEDGER_SIGNING_KEY": "",
     "CHECKPOINT_DIR": "",
+    # secrets: Fernet keys, newest first (empty: one derived from SECRET_KEY)
+    "SECRET_KEYS": [],
     # robots the deployer registered (runs.robots.registry); definitions name one
     "ROBOTS": {},
     # definitions may carry their own command (the format before registration)

@@ -323,7 +323,9 @@ def run_lock(run: Run, *fields: str):
     The first lock a transaction takes on a run's rows is this one. Locks are taken
     in one order everywhere, the run row, then its work items, then its step runs,
     so two writers of one run queue instead of deadlocking (PostgreSQL; SQLite's
-    IMMEDIATE transaction already holds the one write lock)."""
+    IMMEDIATE transaction already holds the one write lock). Run admission
+    (runs.engine.admission) locks the automation row after the row of the run that
+    moved and before the waiting runs it starts, which it takes with SKIP LOCKED."""
     names = fields or ("state",)
     values = (
         Run.objects.select_for_update().filter(pk=run.pk).values_list(*names).first()
@@ -359,6 +361,23 @@ def batch_head(run: Run) -> BatchHead:
         return BatchHead(*cursor.fetchone())
 
 
+def head_update(
+    run: Run, seq: int, prev: str, increments: dict[str, int], sets: dict
+) -> tuple[str, list]:
+    """The UPDATE that moves the run's chain head to (seq, prev) and its counters
+    (`increments` added, `sets` set), as plain SQL and parameters."""
+    quote = connection.ops.quote_name
+    table = quote(Run._meta.db_table)
+    pk = Run._meta.pk.get_db_prep_value(run.pk, connection)
+    assignments = ["ledger_seq = %s", "ledger_hash = %s"]
+    assignments += [f"{quote(name)} = {quote(name)} + %s" for name in increments]
+    assignments += [f"{quote(name)} = %s" for name in sets]
+    return (
+        f"UPDATE {table} SET {', '.join(assignments)} WHERE id = %s",
+        [seq, prev, *increments.values(), *sets.values(), pk],
+    )
+
+
 def append_batch(
     run: Run,
     prepared: PreparedRunItems,
@@ -371,18 +390,9 @@ def append_batch(
     `head` (read by `batch_head` in this transaction) and move the run's head and
     counters, in plain statements (this runs under the write lock once per batch;
     the ORM's query building would double its hold)."""
-    quote = connection.ops.quote_name
-    table = quote(Run._meta.db_table)
-    pk = Run._meta.pk.get_db_prep_value(run.pk, connection)
-    assignments = ["ledger_seq = %s", "ledger_hash = %s"]
-    assignments += [f"{quote(name)} = {quote(name)} + %s" for name in increments]
-    assignments += [f"{quote(name)} = %s" for name in sets]
     # called inside the step run's commit: no savepoint of its own
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         seq, prev = prepared.link_and_insert(head.seq, head.hash)
-        cursor.execute(
-            f"UPDATE {table} SET {', '.join(assignments)} WHERE id = %s",
-            [seq, prev, *increments.values(), *sets.values(), pk],
-        )
+        cursor.execute(*head_update(run, seq, prev, increments, sets))
     run.ledger_seq, run.ledger_hash = seq, prev
     head.seq, head.hash = seq, prev

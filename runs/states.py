@@ -29,6 +29,15 @@ RUN_FINAL = frozenset(
 )
 # States in which the engine may still start or finish work.
 RUN_ACTIVE = frozenset({R.RUNNING, R.AWAITING_INPUT, R.STOPPING, R.TERMINATING})
+# States that hold one of an automation's `max_concurrent_runs` slots
+# (runs.engine.admission): the run is working or will go on by itself (an approval
+# resumes it without asking again). `pending` is waiting for a slot; `unresolved`
+# waits for people and, like every final state, holds none: a move from one of
+# these states to any other frees a slot, in the move's own transaction.
+RUN_OCCUPYING = RUN_ACTIVE
+# Bounds of a run's `priority` (API body, admin run now, run_automation --priority):
+# waiting runs start higher first, then oldest.
+RUN_PRIORITY_MIN, RUN_PRIORITY_MAX = -100, 100
 # States whose failed items may be retried (retry reopens the run).
 RUN_RETRYABLE = frozenset({R.UNRESOLVED, R.CANCELLED, R.FAILED, R.TIMED_OUT})
 # Run states in which a step run (Python or robot) stops at the next item, and the

@@ -297,6 +297,9 @@ RUNS_NOTIFY_MAX_ATTEMPTS = env_int("RUNS_NOTIFY_MAX_ATTEMPTS", 5)
 # `check --deploy` warns), and a directory where checkpoints are also appended.
 RUNS_LEDGER_SIGNING_KEY = os.environ.get("RUNS_LEDGER_SIGNING_KEY", "")
 RUNS_CHECKPOINT_DIR = os.environ.get("RUNS_CHECKPOINT_DIR", "")
+# Fernet keys of secrets and webhook secrets, newest first, comma-separated (empty:
+# one derived from SECRET_KEY); `manage.py secrets_reencrypt` after adding a key
+RUNS_SECRET_KEYS = env_list("RUNS_SECRET_KEYS", [])
 # Operations (docs/operations.md): a bearer token /metrics asks for (empty: none),
 # how recently /readyz must have seen a worker cluster (and whether it looks),
 # and how long a work item may wait pending before its run's owners are told.

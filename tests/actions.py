@@ -2,6 +2,7 @@
 through RUNS_ACTION_MODULES=tests.actions)."""
 
 import os
+import threading
 import time
 from collections import Counter
 
@@ -12,10 +13,27 @@ failures_left: dict = {}
 clock = {"now": 0.0}  # a clock tests give the engine instead of time.monotonic
 
 
+# in-flight tests: barriers calls meet at (all N out at once), events that let
+# held calls go, and the calls that returned after the engine gave up on them
+barriers: dict = {}
+events: dict = {}
+returned: Counter = Counter()
+WAIT_SECONDS = 30  # a safety net for a broken test, never a measure
+
+
 def reset():
     calls.clear()
     failures_left.clear()
     clock["now"] = 0.0
+    for event in events.values():
+        event.set()  # let calls a test held go
+    barriers.clear()
+    events.clear()
+    returned.clear()
+
+
+def event(name: str) -> threading.Event:
+    return events.setdefault(name, threading.Event())
 
 
 @action("test.tick")
@@ -127,6 +145,71 @@ LONG_ACTION = "test.long_" + "x" * 190
 @action(LONG_ACTION, journal=True)
 def long_named(ctx):
     return Result(outputs=[ctx.payload], result_ref=ctx.idempotency_key[-20:])
+
+
+@action("test.together", journal=True)
+def together(ctx):
+    """In flight with others: wait at barrier `barrier` (when given) until as many
+    calls are out, then do what the payload's `do` says: "raise" an application
+    error, "business" error, "bad_return" (not a dict), "hold" until event `hold`
+    is set (or, with `first_only`, on attempt 1 only), "stop" the run (parameters
+    `step_runs`, `pending_items`) and set event `stopped`, "after_stop" wait
+    for `stopped`, "lease" wait until its item's lease was renewed; else pass the
+    item on."""
+    calls[ctx.idempotency_key] += 1
+    name = ctx.parameters.get("barrier")
+    if name:
+        barriers[name].wait(timeout=WAIT_SECONDS)
+    do = ctx.payload.get("do")
+    if do == "raise":
+        raise RuntimeError("this one broke")
+    if do == "business":
+        raise BusinessError("not eligible", code="not_eligible")
+    if do == "bad_return":
+        return "not a dict"
+    if do == "hold" and not (ctx.payload.get("first_only") and ctx.attempt > 1):
+        event("hold").wait(timeout=WAIT_SECONDS)
+        returned["hold"] += 1
+    if do == "stop":
+        from runs.services import run_stop
+
+        run_stop(
+            ctx.run,
+            step_runs=ctx.parameters.get("step_runs", "complete"),
+            pending_items=ctx.parameters.get("pending_items", "failed"),
+        )
+        event("stopped").set()
+    if do == "after_stop":
+        event("stopped").wait(timeout=WAIT_SECONDS)
+    if do == "lease":
+        return [{**ctx.payload, "renewed": _lease_renewed(ctx.work_item.pk)}]
+    return Result(outputs=[ctx.payload], result_ref=f"ref-{ctx.work_item.pk}")
+
+
+def _lease_renewed(item_id: int) -> bool:
+    """Wait (on this call's own connection) until the item's lease moves on."""
+    from runs.models import WorkItem
+
+    def lease():
+        return (
+            WorkItem.objects.filter(pk=item_id)
+            .values_list("lease_expires_at", flat=True)
+            .get()
+        )
+
+    first = lease()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if lease() > first:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@action("test.thread", journal=True)
+def thread(ctx):
+    """Say which thread the call ran on."""
+    return [{**ctx.payload, "thread": threading.current_thread().name}]
 
 
 @action("test.stop_then_look")

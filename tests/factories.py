@@ -59,9 +59,11 @@ def groups_ensure() -> None:
     """The role groups of migration runs.0002 (a transactional test's flush removes
     them; the migration's own list is the truth)."""
     migration = importlib.import_module("runs.migrations.0002_admin_groups")
+    secrets = importlib.import_module("runs.migrations.0015_secrets")
     for name, perms in migration.GROUPS.items():
         group, created = Group.objects.get_or_create(name=name)
         if created:
+            perms = [*perms, *secrets.SECRET_PERMISSIONS.get(name, [])]
             group.permissions.add(*(_permission(perm) for perm in perms))
 
 

@@ -5,6 +5,7 @@ import functools
 import httpx
 from django.core.mail import EmailMessage
 
+from ..models import MAX_IN_FLIGHT
 from .registry import AwaitApproval, BusinessError, Result, action, get_subject_source
 
 
@@ -71,8 +72,14 @@ def select_subjects(ctx):
 @functools.cache
 def http_client() -> httpx.Client:
     """One pooled client per process: building a client (and its TLS context) per
-    request costs ~100 ms, far more than a request to a nearby service."""
-    return httpx.Client()
+    request costs ~100 ms, far more than a request to a nearby service. It keeps
+    as many connections open as a step may have calls in flight (httpx's default
+    20 would reconnect for every call beyond them)."""
+    return httpx.Client(
+        limits=httpx.Limits(
+            max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT
+        )
+    )
 
 
 @action("builtin.http_request", journal=True)

@@ -208,6 +208,7 @@ class AutomationAdmin(admin.ModelAdmin):
         )
         if request.method == "POST" and form.is_valid():
             from runs.services import RunsError, run_start
+            from runs.states import RunState
 
             try:
                 run = run_start(
@@ -216,13 +217,19 @@ class AutomationAdmin(admin.ModelAdmin):
                     trigger_kind=TriggerKind.MANUAL,
                     actor=request.user,
                     version=form.cleaned_data["version"],
+                    priority=form.cleaned_data["priority"],
                 )
             except RunsError as exc:
                 form.add_error(None, str(exc))
             else:
-                self.message_user(
-                    request, f"Started run #{run.number}.", messages.SUCCESS
+                started = (
+                    f"Run #{run.number} waits for a free slot "
+                    f"(max concurrent runs {automation.max_concurrent_runs})."
+                    if run.state == RunState.PENDING
+                    and automation.max_concurrent_runs is not None
+                    else f"Started run #{run.number}."
                 )
+                self.message_user(request, started, messages.SUCCESS)
                 return HttpResponseRedirect(
                     reverse("admin:runs_run_change", args=[run.pk])
                 )

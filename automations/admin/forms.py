@@ -1,9 +1,19 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from runs.states import RUN_PRIORITY_MAX, RUN_PRIORITY_MIN
+
 
 class RunNowForm(forms.Form):
     version = forms.ModelChoiceField(queryset=None, empty_label=None)
+    priority = forms.IntegerField(
+        required=False,
+        initial=0,
+        min_value=RUN_PRIORITY_MIN,
+        max_value=RUN_PRIORITY_MAX,
+        help_text="When the automation is at its max concurrent runs, the run waits: "
+        "higher priority starts first, then oldest.",
+    )
     inputs = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 8, "cols": 80}),
@@ -14,6 +24,7 @@ class RunNowForm(forms.Form):
 
     def __init__(self, *args, automation, **kwargs):
         super().__init__(*args, **kwargs)
+
         versions = automation.versions.order_by("-number")
         self.fields["version"].queryset = versions
         self.fields["version"].label_from_instance = lambda v: (
@@ -22,6 +33,10 @@ class RunNowForm(forms.Form):
         latest = automation.latest_published_version() or automation.latest_version()
         if latest:
             self.fields["version"].initial = latest.pk
+
+    def clean_priority(self):
+        priority = self.cleaned_data["priority"]
+        return 0 if priority is None else priority
 
     def clean_inputs(self):
         text = self.cleaned_data["inputs"].strip()

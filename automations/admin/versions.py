@@ -31,6 +31,7 @@ class StepInline(admin.TabularInline):
         "max_attempts",
         "retry_backoff_seconds",
         "item_timeout_seconds",
+        "max_in_flight",
         "condition",
         "requires_approval",
     ]

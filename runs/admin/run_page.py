@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from .. import selectors
+from ..engine.admission import queue_positions, waiting_runs
 from ..evidence import admin as evidence
 from ..models import Run, WorkItem
 from ..states import RUN_ACTIVE, RunState, WorkItemState
@@ -101,6 +102,7 @@ class RunPageMixin:
             run, state=state_filter, step_id=step_filter, after=after
         )
         active = run.state in RUN_ACTIVE or run.state == RunState.PENDING
+        position = queue_positions([run]).get(run.pk)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -136,5 +138,10 @@ class RunPageMixin:
             "may_export": self.has_export_permission(request),
             "refresh_seconds": 5 if active else None,
             "lead": duration(run.lead_time) if run.lead_time else None,
+            # a waiting run (max_concurrent_runs): its place and the queue's length
+            "queue_position": position,
+            "queue_length": (
+                waiting_runs(run.automation_id).order_by().count() if position else None
+            ),
         }
         return TemplateResponse(request, "admin/runs/run/detail.html", context)

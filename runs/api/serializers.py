@@ -10,15 +10,28 @@ from rest_framework.reverse import reverse
 from automations.models import TriggerKind
 from runs.conf import runs_settings
 
+from ..engine.admission import queue_positions
 from ..models import Run, RunItem, RunOutput, StepRun, WorkItem
 from ..selectors import run_error
 from ..states import (
+    RUN_PRIORITY_MAX,
+    RUN_PRIORITY_MIN,
     RunState,
     StepRunState,
     StopPendingItems,
     StopStepRuns,
     WorkItemState,
 )
+
+
+class RunListSerializer(serializers.ListSerializer):
+    """A page of runs: the queue positions of its waiting runs are counted once
+    for the page, before its rows are written."""
+
+    def to_representation(self, data):
+        runs = list(data.all() if hasattr(data, "all") else data)
+        self.child.positions = queue_positions(runs)
+        return super().to_representation(runs)
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -33,6 +46,10 @@ class RunSerializer(serializers.ModelSerializer):
     rerun_of = serializers.UUIDField(
         source="rerun_of_id", read_only=True, allow_null=True
     )
+    queue_position = serializers.SerializerMethodField(
+        help_text="A waiting run's place among its automation's waiting runs (1: "
+        "next to start; max_concurrent_runs), else null."
+    )
     # a job's child run: the job run
     parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
     error = serializers.SerializerMethodField()
@@ -40,6 +57,7 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Run
+        list_serializer_class = RunListSerializer
         fields = [
             "id",
             "number",
@@ -60,11 +78,22 @@ class RunSerializer(serializers.ModelSerializer):
             "lead_time_seconds",
             "archived",
             "rerun_of",
+            "priority",
+            "queue_position",
             "parent",
             "error",
             "url",
         ]
         read_only_fields = fields
+
+    positions: dict | None = None
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True, min_value=1))
+    def get_queue_position(self, run) -> int | None:
+        positions = self.positions
+        if positions is None:
+            positions = queue_positions([run])
+        return positions.get(run.pk)
 
     def get_error(self, run) -> str:
         """Why the run is failed or unresolved ("" for a run that is neither)."""
@@ -208,6 +237,14 @@ class TriggerSerializer(serializers.Serializer):
         required=False,
         default=list,
         help_text="Payloads of the first step's work items (none: one empty item).",
+    )
+    priority = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=RUN_PRIORITY_MIN,
+        max_value=RUN_PRIORITY_MAX,
+        help_text="Where the run waits when its automation is at max_concurrent_runs: "
+        "higher starts first, then oldest.",
     )
 
     def validate_inputs(self, inputs):

@@ -116,15 +116,21 @@ class TriggerView(ApiMixin, generics.GenericAPIView):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         inputs = body.validated_data["inputs"]
+        self.priority = body.validated_data["priority"]
         raw_key = request.headers.get("Idempotency-Key")
         if raw_key is None:
             run = self._start(automation, inputs)
             return self._accepted(run)
+        # the default priority hashes as before it existed: keys stored then
+        # still replay
+        hashed = {"inputs": inputs}
+        if self.priority:
+            hashed["priority"] = self.priority
         claim = key_claim(
             user=request.user,
             automation=automation,
             key=key_clean(raw_key),
-            request_hash=body_hash({"inputs": inputs}),
+            request_hash=body_hash(hashed),
         )
         if claim.replay:
             return self._accepted(claim.key.run, replayed=True)
@@ -144,6 +150,7 @@ class TriggerView(ApiMixin, generics.GenericAPIView):
             trigger_kind=TriggerKind.API,
             trigger=self.trigger,
             actor=self.request.user,
+            priority=self.priority,
         )
 
     def _accepted(self, run, *, replayed=False) -> Response:

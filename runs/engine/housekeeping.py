@@ -18,6 +18,7 @@ from ..evidence.checkpoints import checkpoints_sign
 from ..models import Run, StepRun
 from ..ops.sla import sla_breaches_check
 from ..states import RUN_ACTIVE, STEP_RUN_ACTIVE, RunState, StepRunState, WorkItemState
+from .admission import admissions_sweep
 from .approvals import approvals_expire
 from .children import jobs_collect
 from .dispatch import enqueue
@@ -51,8 +52,8 @@ def housekeeping_part(report: dict, name: str, part, *args) -> None:
 
 def housekeeping() -> dict:
     """One pass: expired leases, lost tasks, run timeouts, stuck terminations,
-    approval deadlines, runs whose items came out of backoff, and jobs whose child
-    runs settled."""
+    approval deadlines, runs whose items came out of backoff, waiting runs with a
+    free slot, and jobs whose child runs settled."""
     now = timezone.now()
     report: dict = {}
     housekeeping_part(report, "leases", leases_reap, now)
@@ -61,6 +62,9 @@ def housekeeping() -> dict:
     housekeeping_part(report, "terminating_failed", _terminating_expire, now)
     housekeeping_part(report, "approvals_expired", approvals_expire, now)
     housekeeping_part(report, "progressed", _progress_idle, now)
+    # waiting runs where a slot is free (a limit raised or removed; the safety net
+    # of the admission done when a run ends)
+    housekeeping_part(report, "admitted", admissions_sweep)
     housekeeping_part(report, "jobs_collected", jobs_collect)
     # signed heads of the ledger chains that moved (docs/evidence.md)
     housekeeping_part(report, "checkpoints", checkpoints_sign)

@@ -1,6 +1,7 @@
 """Item processing: a step run calls its action on each claimed item, outside any
 transaction, and keeps the outcome as an `ItemResult` for the batch commit."""
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -22,6 +23,7 @@ from runs.conf import runs_settings
 from ..ledger import idempotency_key
 from ..machines.attempt import retry_at
 from ..models import ActionResult, Run
+from ..secrets.references import Resolved, SecretUnavailable, resolve
 from ..states import STOP_ASKED, STOP_CAUSES, FailureType, RunItemOutcome, WorkItemState
 
 STOP_CHECK_SECONDS = 0.25
@@ -85,13 +87,21 @@ class ItemProcessing:
     """The item half of a Python step run (mixed into StepRunner): `self.run`,
     `self.run_key`, `self.step` and `self.spec` are the step run's."""
 
-    def _stop_poll(self) -> None:
-        """Read the run's state (at most every STOP_CHECK_SECONDS)."""
+    _thread = None  # the step run's own thread (set per batch): see should_stop
+    _stop_asked = False  # the run is stopping (or past): see stop_asked
+
+    def should_stop(self) -> bool:
+        """True once the run is terminating, timed out or failed (checked at most
+        every STOP_CHECK_SECONDS; actions may call it between units of work). An
+        action in flight on another thread gets what the step run's thread last
+        read: only that thread touches the database."""
         if self._stop_cause:
-            return
+            return True
+        if self._thread is not None and threading.get_ident() != self._thread:
+            return False
         now = time.monotonic()
         if now - self._stop_checked < STOP_CHECK_SECONDS:
-            return
+            return False
         self._stop_checked = now
         state = Run.objects.filter(pk=self.run.pk).values_list("state", flat=True).get()
         self._stop_cause = STOP_CAUSES.get(state, "")
@@ -102,24 +112,29 @@ class ItemProcessing:
             and timezone.now() >= self.run.deadline_at
         ):
             self._stop_cause = "timed out"
-
-    def should_stop(self) -> bool:
-        """True once the run is terminating, timed out or failed: the engine fails
-        the rest of the batch (checked at most every STOP_CHECK_SECONDS)."""
-        self._stop_poll()
         return bool(self._stop_cause)
 
     def stop_asked(self) -> bool:
         """An action's `ctx.should_stop()`: true from the moment any stop is asked
         (stopping too, where the engine itself lets the batch in hand finish), so
-        an action may end its own unit of work early."""
-        self._stop_poll()
-        return bool(self._stop_cause) or self._stop_asked
+        an action may end its own unit of work early. The engine's own check is
+        `should_stop` (terminating, timed out, failed)."""
+        return self.should_stop() or self._stop_asked
+
+    _resolved: Resolved | None = None
+
+    def resolved(self) -> Resolved:
+        """The step's parameters with their secret references put in, and the
+        redactor of those values: once per step run, at the first call."""
+        if self._resolved is None:
+            self._resolved = resolve(self.step.parameters)
+        return self._resolved
 
     def _process(self, items: list[ClaimedItem]) -> list[ItemResult]:
         """Results for the first items of `items`: all of them, or as many as were
         done when RUNS_COMMIT_SECONDS ran out (slow actions still show progress,
         and hand their outputs to the next step, that often)."""
+        self._thread = threading.get_ident()
         results = []
         journal = {}
         if self.spec.journal:
@@ -128,6 +143,10 @@ class ItemProcessing:
             ]
             journal = {r.pk: r for r in ActionResult.objects.filter(pk__in=keys)}
         commit_by = time.monotonic() + runs_settings.COMMIT_SECONDS
+        if self.step.max_in_flight > 1 and len(items) > 1:
+            from .in_flight import process_in_flight
+
+            return process_in_flight(self, items, journal, commit_by)
         for item in items:
             if results and time.monotonic() >= commit_by:
                 break
@@ -152,6 +171,19 @@ class ItemProcessing:
         )
 
     def _process_one(self, item: ClaimedItem, journal: dict) -> ItemResult:
+        prepared = self._prepare(item, journal)
+        if isinstance(prepared, ItemResult):
+            return prepared
+        result, context = prepared
+        try:
+            value, exc = _normalise(self._call(context)), None
+        except Exception as error:  # noqa: BLE001 (classified by _finish)
+            value, exc = None, error
+        return self._finish(result, value, exc)
+
+    def _prepare(self, item: ClaimedItem, journal: dict):
+        """In the step run's thread: the item's result when no call is needed
+        (skipped, awaiting approval, replayed), else (result, context) to call."""
         step = self.step
         started = timezone.now()
         key = idempotency_key(self.run_key, item.pk, step.action)
@@ -180,9 +212,15 @@ class ItemProcessing:
             )
             result.outputs, result.result_ref = record.outputs, record.result_ref
             return result
+        try:
+            resolved = self.resolved()
+        except SecretUnavailable as exc:
+            return self._failed(
+                result, FailureType.BUSINESS, "secret_unavailable", str(exc)
+            )
         context = ActionContext(
             payload=item.payload,
-            parameters=step.parameters,
+            parameters=resolved.parameters,
             run=self.run,
             step=step,
             work_item=item,
@@ -193,21 +231,31 @@ class ItemProcessing:
             approval=item.approval,
         )
         result.invoked = not self.spec.selects
-        try:
-            value = _normalise(self._call(context))
-        except BusinessError as exc:
+        return result, context
+
+    def _finish(self, result: ItemResult, value, exc, journal=None) -> ItemResult:
+        """In the step run's thread: the outcome of a call that returned `value`
+        (normalised) or raised `exc`; a journalled action's result is recorded
+        (or, given a `journal` list, added to it for the caller to write). What
+        the outside world answered is written only with the secret values the call
+        used replaced by their references."""
+        step, item = self.step, result.item
+        redact = self.resolved().redactor
+        if isinstance(exc, BusinessError):
             result.result_ref = str(exc.result_ref or "")[:254]
-            return self._failed(result, FailureType.BUSINESS, exc.code, str(exc))
-        except AwaitApproval as exc:
+            return self._failed(
+                result, FailureType.BUSINESS, exc.code, redact.text(str(exc))
+            )
+        if isinstance(exc, AwaitApproval):
             result.invoked = False
             return self._awaiting(result, exc.approvers, exc.deadline_seconds)
-        except AwaitChild as exc:
+        if isinstance(exc, AwaitChild):
             # waits like an approval (no worker held) until the child settles;
             # the run item names the child run
             result.result_ref = exc.child_ref
             return self._awaiting(result, [], None)
-        except Exception as exc:  # noqa: BLE001 (an application error: retried)
-            message = f"{type(exc).__name__}: {exc}"
+        if exc is not None:  # an application error: retried
+            message = redact.text(f"{type(exc).__name__}: {exc}")
             result.available_at = retry_at(step, item.attempts, timezone.now())
             if result.available_at is not None:
                 return self._failed(
@@ -220,16 +268,25 @@ class ItemProcessing:
             return self._failed(
                 result, FailureType.APPLICATION, "application_error", message
             )
+        if redact.pairs:
+            value = Result(
+                outputs=redact.value(value.outputs),
+                result_ref=redact.text(value.result_ref),
+            )
         if self.spec.journal:
-            try:
-                ActionResult.objects.create(
-                    idempotency_key=key,
-                    run=self.run,
-                    outputs=value.outputs,
-                    result_ref=value.result_ref,
-                )
-            except IntegrityError:
-                pass
+            record = ActionResult(
+                idempotency_key=result.key,
+                run=self.run,
+                outputs=value.outputs,
+                result_ref=value.result_ref,
+            )
+            if journal is not None:
+                journal.append(record)
+            else:
+                try:
+                    record.save(force_insert=True)
+                except IntegrityError:
+                    pass
         result.outcome, result.state = RunItemOutcome.SUCCEEDED, WorkItemState.DONE
         result.outputs, result.result_ref = value.outputs, value.result_ref
         return result
@@ -239,12 +296,22 @@ class ItemProcessing:
         if not timeout:
             return self.spec.func(context)
         # The thread is abandoned on timeout (Python cannot kill it); its result, if
-        # any, is ignored and the item fails as an application error.
+        # any, is ignored and the item fails as an application error. Meanwhile this
+        # thread keeps reading the run's state for the action's should_stop().
         pool = ThreadPoolExecutor(max_workers=1)
+        deadline = time.monotonic() + timeout
         try:
-            return pool.submit(self.spec.func, context).result(timeout=timeout)
-        except FutureTimeout:
-            raise TimeoutError(f"item took longer than {timeout}s") from None
+            future = pool.submit(self.spec.func, context)
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    return future.result(timeout=max(min(left, 0.25), 0.001))
+                except FutureTimeout:
+                    if left <= 0:
+                        raise TimeoutError(
+                            f"item took longer than {timeout}s"
+                        ) from None
+                    self.should_stop()
         finally:
             pool.shutdown(wait=False)
 

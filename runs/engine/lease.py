@@ -16,6 +16,7 @@ from ..conf import runs_settings
 from ..machines import run_move, step_run_lease_extend, step_run_move
 from ..machines.work_item import LeaseLost
 from ..models import Run, StepRun
+from ..secrets.references import redactor_for
 from ..states import STOP_CAUSES, IllegalTransition, RunState, StepRunState
 from .progress import run_fail, run_progress, run_time_out
 
@@ -123,6 +124,12 @@ class LeasedStepRun:
         self._last_heartbeat = time.monotonic()
 
     def finish(self, to: str, error: str = "", **updates) -> None:
+        # a step run's error and a robot's log carry no value of the step's
+        # secrets (runs.secrets.references)
+        redact = redactor_for(self.step.parameters)
+        error = redact.text(error)
+        if "log" in updates:
+            updates["log"] = redact.text(updates["log"])
         step_run_move(
             self.step_run,
             to,

@@ -25,6 +25,7 @@ from ..states import (
     StopPendingItems,
     WorkItemState,
 )
+from .admission import run_settle
 from .children import CHILD_SETTLED, children_active, children_collect
 from .dispatch import step_runs_ensure
 
@@ -126,7 +127,7 @@ def _progress(run: Run) -> str:
             final = RunState.COMPLETED_NO_ACTION
         else:
             final = RunState.COMPLETED
-        run_move(run, final, actor_label="engine", details=_summary(run))
+        run_settle(run, final, actor_label="engine", details=_summary(run))
         return final
 
 
@@ -196,7 +197,7 @@ def settle_stop(run: Run) -> str:
         .exists()
     )
     final = RunState.UNRESOLVED if action_failures else RunState.CANCELLED
-    run_move(run, final, actor_label="engine", details=_summary(run))
+    run_settle(run, final, actor_label="engine", details=_summary(run))
     return final
 
 
@@ -271,7 +272,7 @@ def _end_run(run: Run, to: str, *, reason: str, code: str, error: str = "") -> b
     now = timezone.now()
     try:
         with transaction.atomic():
-            run_move(
+            run_settle(
                 run,
                 to,
                 actor_label="engine",

@@ -134,19 +134,21 @@ class StepRunner(LeasedStepRun, ItemProcessing, BatchCommit):
             return None
         return (earliest - timezone.now()).total_seconds()
 
+    def _claim_args(self, now) -> dict:
+        return {
+            "limit": self.step.batch_size,
+            "token": self.token,
+            "owner_id": self.step_run.pk,
+            "expires": now + timezone.timedelta(seconds=self.lease),
+            "now": now,
+        }
+
     def _claim(self, decoded: bool = True) -> list:
         """Claim the next batch. With `decoded=False` (inside the commit's
         transaction), return the claim as `_claimed` takes it after the commit."""
         now = timezone.now()
         rows = work_items_claim(
-            self.run,
-            self.step,
-            limit=self.step.batch_size,
-            token=self.token,
-            owner_id=self.step_run.pk,
-            expires=now + timezone.timedelta(seconds=self.lease),
-            now=now,
-            decoded=False,
+            self.run, self.step, **self._claim_args(now), decoded=False
         )
         self._last_heartbeat = time.monotonic()
         claim = (rows, now)

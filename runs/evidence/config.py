@@ -63,6 +63,16 @@ AUDITED = {
     "runs.apiclient": Audited(
         "api_client", frozenset({"created_at"}), ("automations",)
     ),
+    # runs.ApiToken is not here: its primary key is the token's digest (an audit
+    # event's object_id would carry it), and its only doors, api_token_create and
+    # api_token_revoke (admin's delete too), record api_token.created|revoked
+    # with the user, name and expiry (runs.api.tokens)
+    # secrets by name and key names; the values' ciphertext shows as redacted
+    "runs.secret": Audited(
+        "secret",
+        frozenset({"created_at", "updated_at"}),
+        secret=frozenset({"ciphertext"}),
+    ),
     "auth.group": Audited("group", relations=("permissions",)),
     "__user__": Audited(
         "user", frozenset({"last_login", "date_joined"}), ("groups", "user_permissions")

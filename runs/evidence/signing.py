@@ -24,16 +24,22 @@ class SigningKeyError(ValueError):
     """RUNS_LEDGER_SIGNING_KEY is set but is not an Ed25519 key."""
 
 
+def derived_from_secret_key(secret_key: str, salt: bytes, info: bytes) -> bytes:
+    """32 bytes derived from SECRET_KEY with HKDF-SHA256 for one purpose (`salt`,
+    `info`): the key of a RUNS_* key setting left unset (this one, and
+    RUNS_SECRET_KEYS in runs.secrets.crypto)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(
+        secret_key.encode()
+    )
+
+
 @functools.lru_cache(maxsize=4)
 def _load(configured: str, secret_key: str) -> Ed25519PrivateKey:
     configured = configured.strip()
     if not configured:
-        seed = HKDF(
-            algorithm=hashes.SHA256(),
-            length=32,
-            salt=b"runs.ledger",
-            info=b"runs ledger signing key v1",
-        ).derive(secret_key.encode())
+        seed = derived_from_secret_key(
+            secret_key, b"runs.ledger", b"runs ledger signing key v1"
+        )
         return Ed25519PrivateKey.from_private_bytes(seed)
     if configured.startswith("-----BEGIN"):
         try:

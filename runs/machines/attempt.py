@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from .. import ledger
 from ..models import RunItem, WorkItem
+from ..secrets.references import redactor_for
 from ..states import FailureType, RunItemOutcome, WorkItemState
 from .work_item import HELD_UNTIL, work_items_move
 
@@ -91,7 +92,8 @@ def attempts_fail(
     failed ids); raises LeaseLost (nothing written) when any item is no longer
     leased under `token`."""
     now = timezone.now()
-    cause = cause[:4000]
+    # a robot's release message, an engine error: no value of the step's secrets
+    cause = redactor_for(step.parameters).text(cause)[:4000]
     failure = {
         "failure_type": failure_type,
         "failure_code": code[:100],

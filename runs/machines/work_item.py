@@ -85,41 +85,24 @@ def work_items_move(
     return changed
 
 
-def work_items_claim(
-    run: Run,
-    step,
-    *,
-    limit: int,
-    token,
-    owner_id: int,
-    expires,
-    now,
-    decoded: bool = True,
-) -> list:
-    """Claim up to `limit` due pending items of one step: pending -> in_progress.
+CLAIMED_COLUMNS = "id, step_id, payload, subject, attempts, approval, lease_owner_id"
 
-    One conditional UPDATE of the picked pending ids, RETURNING the claimed rows,
-    written per vendor: on PostgreSQL the ids come from a MATERIALIZED CTE that
-    skips rows other step runs hold (FOR UPDATE SKIP LOCKED); on SQLite from an
-    `IN (SELECT … LIMIT n)`, the IMMEDIATE transaction already excluding others. The
-    claim writes no ledger row: the run item written when the attempt ends
-    records it (attempt number, start and end).
 
-    With `decoded=False` the rows come back as the database returned them: pass
-    them to `claimed_rows` once the caller's transaction has committed, so that
-    the write lock is not held while their JSON is parsed.
-    """
-    quote = connection.ops.quote_name
-    table = quote(WorkItem._meta.db_table)
-    # by vendor, not by a feature flag: the two statements below are written for
-    # these two databases (another backend with SKIP LOCKED would still need its own)
+def claim_statement(
+    run: Run, step, *, limit: int, token, owner_id: int, expires, now
+) -> tuple[str, list, str, list]:
+    """The claim's two halves as SQL: the pick of due pending ids and the UPDATE of
+    those ids (to be completed by the picked ids, as a subquery or a CTE), each with
+    its parameters. By vendor, not by a feature flag: the statements are written
+    for these two databases (another backend with SKIP LOCKED would still need
+    its own)."""
     if connection.vendor not in ("postgresql", "sqlite"):
         raise NotSupportedError(
             "the engine claims work items on PostgreSQL or SQLite, "
             f"not {connection.vendor}"
         )
-    postgresql = connection.vendor == "postgresql"
-    lock = " FOR UPDATE SKIP LOCKED" if postgresql else ""
+    table = connection.ops.quote_name(WorkItem._meta.db_table)
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     adapt_dt = connection.ops.adapt_datetimefield_value
     token_value = WorkItem._meta.get_field("lease_token").get_db_prep_value(
         token, connection
@@ -143,21 +126,61 @@ def work_items_claim(
         adapt_dt(now),
         WorkItemState.PENDING,
     ]
-    returning = (
-        " RETURNING id, step_id, payload, subject, attempts, approval, lease_owner_id"
+    return pick, pick_params, update, update_params
+
+
+def claim_ctes(run: Run, step, **claim) -> tuple[str, list]:
+    """PostgreSQL: the claim as two CTEs, `picked` and `claimed` (RETURNING the
+    claimed rows), for a statement to end with (the claim alone, or the batch
+    commit's one statement). PostgreSQL may run an `IN (SELECT … LIMIT n FOR UPDATE
+    SKIP LOCKED)` subquery more than once per statement, each run skipping the rows
+    the last one locked, and so claim more than `limit` items; a MATERIALIZED CTE
+    is evaluated exactly once."""
+    pick, pick_params, update, update_params = claim_statement(run, step, **claim)
+    ctes = (
+        f"picked AS MATERIALIZED ({pick}), claimed AS ({update}"
+        f"(SELECT id FROM picked) RETURNING {CLAIMED_COLUMNS})"
     )
-    if postgresql:
-        # PostgreSQL may run an `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`
-        # subquery more than once per statement, each run skipping the rows the
-        # last one locked, and so claim more than `limit` items; a MATERIALIZED
-        # CTE is evaluated exactly once
-        sql = (
-            f"WITH picked AS MATERIALIZED ({pick}) "
-            f"{update}(SELECT id FROM picked){returning}"
-        )
-        params = [*pick_params, *update_params]
+    return ctes, [*pick_params, *update_params]
+
+
+def work_items_claim(
+    run: Run,
+    step,
+    *,
+    limit: int,
+    token,
+    owner_id: int,
+    expires,
+    now,
+    decoded: bool = True,
+) -> list:
+    """Claim up to `limit` due pending items of one step: pending -> in_progress.
+
+    One conditional UPDATE of the picked pending ids, RETURNING the claimed rows,
+    written per vendor: on PostgreSQL the ids come from a MATERIALIZED CTE that
+    skips rows other step runs hold (FOR UPDATE SKIP LOCKED, `claim_ctes`); on
+    SQLite from an `IN (SELECT … LIMIT n)`, the IMMEDIATE transaction already
+    excluding others. The claim writes no ledger row: the run item written when the
+    attempt ends records it (attempt number, start and end).
+
+    With `decoded=False` the rows come back as the database returned them: pass
+    them to `claimed_rows` once the caller's transaction has committed, so that
+    the write lock is not held while their JSON is parsed.
+    """
+    claim = {
+        "limit": limit,
+        "token": token,
+        "owner_id": owner_id,
+        "expires": expires,
+        "now": now,
+    }
+    if connection.vendor == "postgresql":
+        ctes, params = claim_ctes(run, step, **claim)
+        sql = f"WITH {ctes} SELECT {CLAIMED_COLUMNS} FROM claimed"
     else:
-        sql = f"{update}({pick}){returning}"
+        pick, pick_params, update, update_params = claim_statement(run, step, **claim)
+        sql = f"{update}({pick}) RETURNING {CLAIMED_COLUMNS}"
         params = [*update_params, *pick_params]
     # in the caller's transaction if there is one (the engine claims its next
     # batch in the transaction that commits the last): no savepoint of its own
@@ -191,50 +214,71 @@ def claimed_rows(rows, now) -> list[dict]:
     return claimed
 
 
+def settle_statements(token, groups: dict[tuple, list[int]], now) -> list:
+    """The settle's conditional UPDATEs, one per (state, available_at) group, as
+    (sql, params, expected row count); see `work_items_settle`."""
+    table = connection.ops.quote_name(WorkItem._meta.db_table)
+    adapt_dt = connection.ops.adapt_datetimefield_value
+    token_value = WorkItem._meta.get_field("lease_token").get_db_prep_value(
+        token, connection
+    )
+    postgresql = connection.vendor == "postgresql"
+    statements = []
+    for (state, available_at), ids in groups.items():
+        if (
+            state not in WORK_ITEM_TRANSITIONS
+            or WorkItemState.IN_PROGRESS not in (WORK_ITEM_TRANSITIONS[state])
+        ):
+            raise IllegalTransition(WorkItem(), WorkItemState.IN_PROGRESS, state)
+        sets = [
+            "state = %s",
+            "updated_at = %s",
+            "lease_token = NULL",
+            "lease_owner_id = NULL",
+            "lease_expires_at = NULL",
+        ]
+        params = [state, adapt_dt(now)]
+        if state == WorkItemState.DONE:
+            sets += ["failure_type = ''", "failure_code = ''", "failure_message = ''"]
+        if available_at is not None:
+            sets.append("available_at = %s")
+            params.append(adapt_dt(available_at))
+        # PostgreSQL: one array parameter, not a list of them to quote and parse
+        where = (
+            "id = ANY(%s)" if postgresql else f"id IN ({', '.join(['%s'] * len(ids))})"
+        )
+        # fenced by the token alone: a lease token is set exactly while the item
+        # is in progress (the check work_item_lease_iff_in_progress). A `state =
+        # 'in_progress'` term would let PostgreSQL's planner AND in the partial
+        # lease index, whose dead entries (every item passes through in_progress)
+        # it then reads by the hundred thousand before autovacuum catches up.
+        sql = f"UPDATE {table} SET {', '.join(sets)} WHERE lease_token = %s AND {where}"
+        statements.append(
+            (
+                sql,
+                [*params, token_value, *([list(ids)] if postgresql else ids)],
+                len(ids),
+            )
+        )
+    return statements
+
+
+def settle_check(expected: int, changed: int) -> None:
+    if changed != expected:
+        raise LeaseLost(
+            f"{expected - changed} of {expected} items are no longer leased by this "
+            "step run"
+        )
+
+
 def work_items_settle(run: Run, token, groups: dict[tuple, list[int]], now) -> None:
     """End a step run's attempt on its claimed items: in_progress -> done, failed,
     pending (retry at `available_at`) or awaiting_input, one conditional UPDATE per
     target, fenced by the lease token. `groups` maps (state, available_at) to ids.
     Any item no longer leased under `token` raises LeaseLost: nothing is written."""
-    quote = connection.ops.quote_name
-    table = quote(WorkItem._meta.db_table)
-    adapt_dt = connection.ops.adapt_datetimefield_value
-    token_value = WorkItem._meta.get_field("lease_token").get_db_prep_value(
-        token, connection
-    )
+    statements = settle_statements(token, groups, now)
     # called inside the step run's commit: no savepoint of its own
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        for (state, available_at), ids in groups.items():
-            if (
-                state not in WORK_ITEM_TRANSITIONS
-                or WorkItemState.IN_PROGRESS not in (WORK_ITEM_TRANSITIONS[state])
-            ):
-                raise IllegalTransition(WorkItem(), WorkItemState.IN_PROGRESS, state)
-            sets = [
-                "state = %s",
-                "updated_at = %s",
-                "lease_token = NULL",
-                "lease_owner_id = NULL",
-                "lease_expires_at = NULL",
-            ]
-            params = [state, adapt_dt(now)]
-            if state == WorkItemState.DONE:
-                sets += [
-                    "failure_type = ''",
-                    "failure_code = ''",
-                    "failure_message = ''",
-                ]
-            if available_at is not None:
-                sets.append("available_at = %s")
-                params.append(adapt_dt(available_at))
-            marks = ", ".join(["%s"] * len(ids))
-            cursor.execute(
-                f"UPDATE {table} SET {', '.join(sets)} WHERE lease_token = %s AND "
-                f"state = %s AND id IN ({marks})",
-                [*params, token_value, WorkItemState.IN_PROGRESS, *ids],
-            )
-            if cursor.rowcount != len(ids):
-                raise LeaseLost(
-                    f"{len(ids) - cursor.rowcount} of {len(ids)} items are no longer "
-                    "leased by this step run"
-                )
+        for sql, params, expected in statements:
+            cursor.execute(sql, params)
+            settle_check(expected, cursor.rowcount)

@@ -29,6 +29,7 @@ from ..evidence.models import LedgerCheckpoint
 from ..mail.models import AutomationSubscription, InboundMessage, Notification
 from ..ops.models import RunSlaBreach
 from ..regression.models import TestCase, TestCaseRun
+from ..secrets.models import Secret
 from ..webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "RunOutput",
     "RunQuerySet",
     "RunSlaBreach",
+    "Secret",
     "Sequence",
     "StepRun",
     "TestCase",

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from automations.models import TriggerKind
 
-from ..states import RunState, StepRunState
+from ..states import RUN_PRIORITY_MAX, RUN_PRIORITY_MIN, RunState, StepRunState
 
 
 class RunQuerySet(models.QuerySet):
@@ -56,6 +56,9 @@ class Run(models.Model):
     )
     run_by_label = models.CharField(max_length=254, blank=True)
     inputs = models.JSONField(default=list, blank=True)
+    # waiting runs of an automation with max_concurrent_runs start higher first,
+    # then oldest (runs.engine.admission)
+    priority = models.SmallIntegerField(default=0)
     state = models.CharField(
         max_length=30, choices=RunState.choices, default=RunState.PENDING
     )
@@ -131,6 +134,11 @@ class Run(models.Model):
                 | Q(completed_at__gte=models.F("created_at")),
                 name="run_completed_after_created",
             ),
+            models.CheckConstraint(
+                condition=Q(priority__gte=RUN_PRIORITY_MIN)
+                & Q(priority__lte=RUN_PRIORITY_MAX),
+                name="run_priority_bounded",
+            ),
             models.UniqueConstraint(
                 fields=["trigger", "fired_at"],
                 condition=Q(fired_at__isnull=False),
@@ -151,6 +159,13 @@ class Run(models.Model):
             # run page: re-runs of a run. Partial: nearly every run has no
             # rerun_of, and a full index on a column of NULLs looks useless to
             # SQLite's planner after ANALYZE (it then scans the table)
+            # admission: an automation's waiting runs in the order they start,
+            # and a waiting run's position. Partial: only pending runs wait
+            models.Index(
+                fields=["automation", "-priority", "created_at", "number"],
+                condition=Q(state=RunState.PENDING),
+                name="run_waiting_queue",
+            ),
             models.Index(
                 fields=["rerun_of"],
                 condition=Q(rerun_of__isnull=False),

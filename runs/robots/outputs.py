@@ -17,6 +17,7 @@ from ..conf import runs_settings
 from ..files import content_sha256
 from ..machines.work_item import HELD_UNTIL
 from ..models import WorkItem, WorkItemFile
+from ..secrets.references import redactor_for
 from ..states import WorkItemState
 from .services import (
     Conflict,
@@ -56,7 +57,8 @@ def work_item_output(session: RobotSession, parent_id, body) -> dict:
     """Create an output of the robot's current item: a pending item of the next step."""
     if not isinstance(body, dict):
         raise RobotApiError("the body must be a JSON object")
-    payload = _payload(body.get("payload"))
+    # a value of the step's secrets reaches no payload (nor its audit event)
+    payload = redactor_for(session.step.parameters).value(_payload(body.get("payload")))
     parent = _held_input(session, parent_id)
     next_step = session.next_step()
     if next_step is None:
@@ -155,7 +157,7 @@ def work_item_payload(session: RobotSession, item_id) -> dict:
 
 
 def work_item_payload_set(session: RobotSession, item_id, payload) -> dict:
-    payload = _payload(payload)
+    payload = redactor_for(session.step.parameters).value(_payload(payload))
     with transaction.atomic():
         item = _writable_item(session, item_id)
         if item.payload == payload:

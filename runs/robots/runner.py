@@ -30,6 +30,7 @@ from ..engine.progress import run_fail
 from ..machines import work_items_claim
 from ..machines.attempt import attempts_fail
 from ..models import WorkItem
+from ..secrets.references import redactor_for
 from ..states import STOP_CAUSES, StepRunState, WorkItemState
 from . import registry, tokens
 
@@ -102,7 +103,11 @@ class RobotRunner(LeasedStepRun):
             to,
             error=error,
             exit_code=exit_code,
-            log=capped(output, runs_settings.ROBOT_LOG_BYTES),
+            # redacted before the cut, so no half of a value survives it
+            log=capped(
+                redactor_for(self.step.parameters).text(output),
+                runs_settings.ROBOT_LOG_BYTES,
+            ),
         )
         return "finished" if to == StepRunState.FINISHED else error
 
@@ -126,6 +131,9 @@ class RobotRunner(LeasedStepRun):
             RC_API_WORKITEM_TOKEN=tokens.token_for(self.step_run, "workitem"),
             RC_API_PROCESS_HOST=host,
             RC_API_PROCESS_TOKEN=tokens.token_for(self.step_run, "process"),
+            # robocorp-vault: the secrets the step names, while the step run lives
+            RC_API_SECRET_HOST=host,
+            RC_API_SECRET_TOKEN=tokens.token_for(self.step_run, "secret"),
             ROBOT_ROOT=self.launch.cwd,
             PYTHONUNBUFFERED="1",
         )

@@ -2,7 +2,8 @@
 
 A token is `rc1.<step run id>.<HMAC of the step run id and its lease token>`, one
 per scope ("workitem" for RC_API_WORKITEM_TOKEN, "process" for
-RC_API_PROCESS_TOKEN). Nothing is stored: the step run's lease token changes
+RC_API_PROCESS_TOKEN, "secret" for RC_API_SECRET_TOKEN, the Vault API). Nothing
+is stored: the step run's lease token changes
 each time the step run starts, and a token is accepted only while its step run is
 running under that lease, so a token dies with its step run.
 """
@@ -14,7 +15,7 @@ from ..models import StepRun, WorkItemFile
 from ..states import StepRunState
 
 PREFIX = "rc1"
-SCOPES = ("workitem", "process")
+SCOPES = ("workitem", "process", "secret")
 
 
 class BadToken(Exception):

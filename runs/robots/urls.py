@@ -3,6 +3,7 @@ set RUNS_ROBOT_API_URL to the URL of that prefix's parent plus "robots"."""
 
 from django.urls import path
 
+from ..secrets.vault import SecretView
 from . import views
 
 app_name = "runs-robots"
@@ -25,6 +26,12 @@ urlpatterns = [
         PROCESS + "work-items/<str:parent>/output",
         views.OutputView.as_view(),
         name="output",
+    ),
+    # the Vault API as robocorp-vault calls it (runs.secrets.vault)
+    path(
+        "secrets-v1/workspaces/<str:workspace>/secrets/<str:name>",
+        SecretView.as_view(),
+        name="secret",
     ),
     path("files/<str:signed>", views.file_download, name="download"),
     path("uploads/<str:signed>", views.file_upload, name="upload"),

@@ -12,16 +12,25 @@ from .operator import (
     run_stop,
     run_unarchive,
 )
-from .starting import InvalidInputs, NotRunnable, inputs_clean, run_start
+from .starting import (
+    InvalidInputs,
+    InvalidPriority,
+    NotRunnable,
+    inputs_clean,
+    priority_clean,
+    run_start,
+)
 
 __all__ = [
     "InvalidInputs",
+    "InvalidPriority",
     "InvalidRequest",
     "NotAllowed",
     "NotRunnable",
     "RunsError",
     "approvals_expire",
     "inputs_clean",
+    "priority_clean",
     "run_archive",
     "run_mark_test_case",
     "run_rerun",

@@ -358,4 +358,6 @@ def run_rerun(
         actor=actor,
         version=chosen,
         rerun_of=run,
+        # same inputs, same place in a queue (max_concurrent_runs)
+        priority=run.priority,
     )

@@ -14,6 +14,7 @@ from automations.models import (
 from .. import ledger
 from ..engine.bulk import PendingItems
 from ..models import Run, Sequence
+from ..states import RUN_PRIORITY_MAX, RUN_PRIORITY_MIN
 from .errors import RunsError
 
 MAX_INPUTS = 100_000
@@ -25,6 +26,24 @@ class InvalidInputs(RunsError):
 
 class NotRunnable(RunsError):
     code = "not_runnable"
+
+
+class InvalidPriority(RunsError):
+    code = "invalid_priority"
+
+
+def priority_clean(priority) -> int:
+    """A run's priority: an integer from RUN_PRIORITY_MIN to RUN_PRIORITY_MAX."""
+    if priority is None:
+        return 0
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidPriority(f"priority must be an integer, got {priority!r}")
+    if not RUN_PRIORITY_MIN <= priority <= RUN_PRIORITY_MAX:
+        raise InvalidPriority(
+            f"priority must be from {RUN_PRIORITY_MIN} to {RUN_PRIORITY_MAX}, "
+            f"got {priority}"
+        )
+    return priority
 
 
 def next_number(name: str = "run") -> int:
@@ -104,15 +123,25 @@ def run_start(
     fired_at=None,
     rerun_of: Run | None = None,
     is_test_case: bool = False,
+    priority: int = 0,
     parent: Run | None = None,
     parent_item_id: int | None = None,
 ) -> Run:
     """Create a run pinned to its version, with one work item of step 1 per input
     (no inputs: one empty item), and hand it to the engine after commit. A job's
-    child run names its `parent` run and the work item waiting for it."""
+    child run names its `parent` run and the work item waiting for it.
+
+    An automation with `max_concurrent_runs` gets its run `pending` and waiting:
+    it starts in this transaction if a slot is free and it is first in line
+    (`priority`, then age), else when a slot frees (runs.engine.admission)."""
+    # runs.engine imports the machines and robots, which import runs.services:
+    # loaded here, after both packages are
+    from ..engine.admission import runs_admit
     from ..engine.dispatch import step_runs_start
 
     inputs = inputs_clean(inputs)
+    priority = priority_clean(priority)
+    limited = automation.max_concurrent_runs is not None
     version = version_for(automation, trigger_kind, version)
     first_step = version.steps.order_by("order").first()
     if first_step is None:
@@ -140,6 +169,7 @@ def run_start(
             parent=parent,
             parent_item_id=parent_item_id,
             is_test_case=is_test_case,
+            priority=priority,
             total_items=max(len(inputs), 1),
             current_step=first_step.name,
         )
@@ -147,6 +177,18 @@ def run_start(
         for payload in inputs or [{}]:
             items.add(payload, subject_of(payload))
         items.insert()
+        created = {
+            "state": run.state,
+            "automation": automation.slug,
+            "version": version.number,
+            "trigger": trigger_kind,
+            "inputs": len(inputs),
+            "rerun_of": str(rerun_of.pk) if rerun_of else None,
+        }
+        if parent is not None:
+            created["parent"] = str(parent.pk)
+        if priority or limited:
+            created["priority"] = priority
         ledger.append(
             run=run,
             events=[
@@ -155,17 +197,17 @@ def run_start(
                     run=run,
                     actor=actor,
                     actor_label=run.run_by_label,
-                    after={
-                        "state": run.state,
-                        "automation": automation.slug,
-                        "version": version.number,
-                        "trigger": trigger_kind,
-                        "inputs": len(inputs),
-                        "rerun_of": str(rerun_of.pk) if rerun_of else None,
-                        **({"parent": str(parent.pk)} if parent else {}),
-                    },
+                    after=created,
                 )
             ],
         )
-        step_runs_start(run, first_step, run.total_items)
+        if not limited:
+            step_runs_start(run, first_step, run.total_items)
+            return run
+        # the run's row is inserted before the automation's is locked (the lock
+        # order of runs.engine.admission); it may start now or wait its turn
+        for other in runs_admit(automation.pk, unlimited_orphans=True):
+            if other.pk == run.pk:
+                run.state, run.started_at = other.state, other.started_at
+                run.deadline_at = other.deadline_at
     return run

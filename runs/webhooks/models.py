@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ..secrets.crypto import EncryptedTextField
 from ..states import RunState
 
 # run.<state> on every state change; run.sla_breached once per run (runs.ops.sla)
@@ -37,7 +38,8 @@ class Webhook(models.Model):
         "automations.Automation", on_delete=models.CASCADE, related_name="webhooks"
     )
     url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=200, default=new_secret)
+    # Fernet-encrypted at rest under RUNS_SECRET_KEYS; Python reads the plain key
+    secret = EncryptedTextField(default=new_secret)
     events = models.JSONField(
         default=list,
         blank=True,

@@ -32,6 +32,8 @@ RUN_FIELDS = {
     "lead_time_seconds",
     "archived",
     "rerun_of",
+    "priority",
+    "queue_position",
     # the Contract: "a run also has parent, priority, error, workspace"
     "parent",
     "error",

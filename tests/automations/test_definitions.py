@@ -113,6 +113,21 @@ def test_changed_definition_becomes_a_new_version(imported):
     assert imported.automation.latest_published_version().number == 1
 
 
+def test_max_in_flight_imports_exports_and_its_default_keeps_the_version(imported):
+    same = json.loads(json.dumps(CONTRACT_EXAMPLE))
+    same["steps"][2]["max_in_flight"] = 1  # the default, written out
+    assert not automation_import(same).new_version
+    changed = json.loads(json.dumps(CONTRACT_EXAMPLE))
+    changed["steps"][2]["max_in_flight"] = 16
+    result = automation_import(changed)
+    assert result.new_version
+    assert result.version.steps.get(name="notify").max_in_flight == 16
+    exported = automation_export(result.automation)
+    assert exported["steps"][2]["max_in_flight"] == 16
+    assert "max_in_flight" not in exported["steps"][0]
+    assert not automation_import(exported).new_version
+
+
 def test_export_round_trips(imported):
     exported = automation_export(imported.automation)
     assert exported["steps"] == CONTRACT_EXAMPLE["steps"]
@@ -188,6 +203,37 @@ def test_publishing_twice_is_refused(imported):
         (lambda d: d.update(sla_seconds=True), "sla_seconds: must be an integer"),
         (lambda d: d.update(sla_seconds="60"), "sla_seconds: must be an integer"),
         (lambda d: d.update(sla_seconds=2**40), "sla_seconds: at most 31622400"),
+        (
+            lambda d: d["steps"][2].update(max_in_flight=0),
+            r"steps\[2\].max_in_flight: must be an integer >= 1",
+        ),
+        (
+            lambda d: d["steps"][2].update(max_in_flight="8"),
+            r"steps\[2\].max_in_flight: must be an integer",
+        ),
+        (
+            lambda d: d["steps"][2].update(max_in_flight=True),
+            r"steps\[2\].max_in_flight: must be an integer",
+        ),
+        (
+            lambda d: d["steps"][2].update(batch_size=5000, max_in_flight=257),
+            r"steps\[2\].max_in_flight: at most 256",
+        ),
+        (
+            lambda d: d["steps"][2].update(max_in_flight=51),
+            r"steps\[2\].max_in_flight: at most the step's batch_size \(50\)",
+        ),
+        (
+            lambda d: d["steps"].append(
+                {
+                    "name": "robot",
+                    "action": "builtin.robot",
+                    "parameters": {"command": ["true"]},
+                    "max_in_flight": 2,
+                }
+            ),
+            r"steps\[3\].max_in_flight: a robot step takes its items one at a time",
+        ),
     ],
 )
 def test_bad_definition_names_the_field_and_imports_nothing(db, mutate, message):

@@ -27,6 +27,13 @@ class Command(BaseCommand):
         parser.add_argument("--input", help="JSON object or list of objects")
         parser.add_argument("--wait", action="store_true")
         parser.add_argument("--inline", action="store_true")
+        parser.add_argument(
+            "--priority",
+            type=int,
+            default=0,
+            help="where the run waits when the automation is at max_concurrent_runs "
+            "(-100..100, higher first; default 0)",
+        )
         parser.add_argument("--timeout", type=float, default=600)
         parser.add_argument(
             "--cluster-seconds",
@@ -43,6 +50,7 @@ class Command(BaseCommand):
         input=None,
         wait=False,
         inline=False,
+        priority=0,
         timeout=600,
         cluster_seconds=CLUSTER_SECONDS,
         **options,
@@ -58,11 +66,20 @@ class Command(BaseCommand):
             raise CommandError(f"--input is not valid JSON: {exc}") from None
         try:
             run = run_start(
-                automation=automation, inputs=inputs, actor_label="command line"
+                automation=automation,
+                inputs=inputs,
+                actor_label="command line",
+                priority=priority,
             )
         except RunsError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"run #{run.number} ({run.pk}) started")
+        if run.state == RunState.PENDING and automation.max_concurrent_runs:
+            self.stdout.write(
+                f"run #{run.number} ({run.pk}) waits for a free slot "
+                f"(max_concurrent_runs {automation.max_concurrent_runs})"
+            )
+        else:
+            self.stdout.write(f"run #{run.number} ({run.pk}) started")
         if inline:
             run_until_idle(run)
         elif wait:

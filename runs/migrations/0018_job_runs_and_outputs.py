@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("automations", "0002_sla_seconds"),
-        ("runs", "0014_work_item_file_tokens"),
+        ("runs", "0017_work_item_claim_in_id_order"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
