@@ -83,9 +83,7 @@ class WorkItem(models.Model):
             # (and, by its first column, every lookup of a run's items). The id
             # is SQLite's implicit last column; PostgreSQL, without it, sorted
             # every pending item of the step at each claim of a batch
-            models.Index(
-                fields=["run", "step", "state", "id"], name="work_item_claim"
-            ),
+            models.Index(fields=["run", "step", "state", "id"], name="work_item_claim"),
             # housekeeping's lease reaper and approval deadlines. Partial: the
             # engine moves every item in and out of progress, and an index entry
             # per item only while it is there is what that costs least
