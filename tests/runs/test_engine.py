@@ -769,6 +769,38 @@ def test_a_commit_by_a_step_run_that_lost_its_lease_writes_nothing(automation):
     assert StepRun.objects.get(pk=runner.step_run.pk).items_processed == 0
 
 
+def test_a_lost_lease_undoes_the_outputs_and_the_next_claim_of_a_commit(automation):
+    """The whole commit rolls back: the outputs written for the next step (on
+    PostgreSQL before the run's lock), the run items, the settle and the claim of
+    the next batch that the commit makes in the same statement."""
+    import uuid
+
+    from runs.machines import run_move
+
+    run = run_start(
+        automation=automation(
+            {"action": "test.count", "batch_size": 1}, "builtin.echo"
+        ),
+        inputs=[{"n": 1}, {"n": 2}],
+    )
+    # running, so that the commit claims the next batch
+    run_move(run, RunState.RUNNING, actor_label="engine", verb="run.started")
+    runner = _running_runner(run)
+    results = runner._process(runner._claim())
+    StepRun.objects.filter(pk=runner.step_run.pk).update(lease_token=uuid.uuid4())
+    with pytest.raises(LeaseLost, match="lost its lease"):
+        runner._commit(results, claim_next=True)
+    first_step = runner.step
+    assert not WorkItem.objects.filter(run=run).exclude(step=first_step).exists()
+    assert not RunItem.objects.filter(run=run).exists()
+    assert sorted(WorkItem.objects.filter(run=run).values_list("state", flat=True)) == [
+        WorkItemState.IN_PROGRESS,
+        WorkItemState.PENDING,
+    ]
+    run.refresh_from_db()
+    assert (run.ledger_seq, run.total_items) == (2, 2)  # run.created, run.started
+
+
 def test_a_step_run_delivered_twice_runs_once(automation):
     from runs.engine import step_run_execute
 
