@@ -2,6 +2,7 @@
 
 import logging
 import math
+import os
 from contextlib import nullcontext
 
 from django.conf import settings
@@ -15,6 +16,25 @@ from ..states import STEP_RUN_ACTIVE, RunState, WorkItemState
 log = logging.getLogger("runs.engine")
 
 STEP_RUN_TASK = "runs.tasks.step_run_execute"
+
+
+_brokers: dict = {}
+
+
+def _broker():
+    """This process's django-q2 broker. `async_task` builds a broker per call unless
+    given one, and django-q2's Redis broker opens a new connection pool, so a new
+    connection to Redis, each time: a trigger paid for a TCP connect. Keyed by
+    process (a forked worker makes its own) and by the broker's settings."""
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+
+    key = (os.getpid(), Conf.CLUSTER_NAME, repr(Conf.REDIS), Conf.ORM)
+    broker = _brokers.get(key)
+    if broker is None:
+        _brokers.clear()
+        broker = _brokers[key] = get_broker()
+    return broker
 
 
 def enqueue(step_run_id: int) -> None:
@@ -41,7 +61,10 @@ def enqueue(step_run_id: int) -> None:
                 STEP_RUN_TASK,
                 step_run_id,
                 task_name=f"step-run-{step_run_id}",
-                q_options={"timeout": settings.Q_CLUSTER.get("timeout")},
+                q_options={
+                    "timeout": settings.Q_CLUSTER.get("timeout"),
+                    "broker": _broker(),
+                },
             )
 
     transaction.on_commit(send)

@@ -104,14 +104,19 @@ def run_start(
     fired_at=None,
     rerun_of: Run | None = None,
     is_test_case: bool = False,
+    first_step=None,
 ) -> Run:
     """Create a run pinned to its version, with one work item of step 1 per input
-    (no inputs: one empty item), and hand it to the engine after commit."""
+    (no inputs: one empty item), and hand it to the engine after commit.
+
+    `first_step`: the version's first step when the caller read it with the
+    version (the API trigger); otherwise it is looked up here."""
     from ..engine.dispatch import step_runs_start
 
     inputs = inputs_clean(inputs)
     version = version_for(automation, trigger_kind, version)
-    first_step = version.steps.order_by("order").first()
+    if first_step is None or first_step.version_id != version.pk:
+        first_step = version.steps.order_by("order").first()
     if first_step is None:
         raise NotRunnable(f"{version} has no steps")
     now = timezone.now()
@@ -144,6 +149,7 @@ def run_start(
         items.insert()
         ledger.append(
             run=run,
+            head=(run.ledger_seq, run.ledger_hash),  # just inserted: not re-read
             events=[
                 ledger.audit_event(
                     verb="run.created",
