@@ -128,3 +128,25 @@ def test_a_known_ledger_head_needs_the_callers_transaction():
         ledger.append(run=run, events=[event])
     run.refresh_from_db()
     assert run.ledger_seq == 2  # run.created, then this one, in one chain
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_orm_brokers_task_row_is_written_with_the_run(settings):
+    """On the ORM broker the step run's task is queued in the run's transaction:
+    a start that rolls back leaves no task, one that commits leaves exactly one."""
+    if not settings.Q_CLUSTER.get("orm"):
+        pytest.skip("the Redis broker sends after the commit")
+    from django_q.models import OrmQ
+
+    auto = make_automation()
+
+    class Undone(Exception):
+        pass
+
+    with pytest.raises(Undone), transaction.atomic():
+        run_start(automation=auto)
+        assert OrmQ.objects.count() == 1  # written, not yet committed
+        raise Undone
+    assert OrmQ.objects.count() == 0 and not Run.objects.exists()
+    run_start(automation=auto)
+    assert OrmQ.objects.count() == 1

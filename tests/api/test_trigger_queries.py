@@ -14,10 +14,10 @@ from .test_trigger import post
 
 # the token; the automation with its api trigger, latest published version and
 # that version's first step (one SELECT); the run number, run, item, ledger event
-# and head update, step run, commit; the task row (ORM broker: its own
-# transaction). No re-read for the answer. SQLite counts its BEGIN IMMEDIATE and
+# and head update, step run, the task row (ORM broker: in the same transaction),
+# commit. No re-read for the answer. SQLite counts its BEGIN IMMEDIATE and
 # busy_timeout pragmas as statements too.
-MAX_STATEMENTS = {"sqlite": 17, "postgresql": 10}
+MAX_STATEMENTS = {"sqlite": 13, "postgresql": 10}
 
 
 @pytest.mark.django_db(transaction=True)
