@@ -2,8 +2,12 @@
 authenticated DRF endpoint (GET /api/v1/me/) on the same server, and the ratio
 (bar: trigger >= 50% of bare).
 
-    .venv/bin/python benchmarks/api.py [--seconds 5] [--clients 4]
+    .venv/bin/python benchmarks/api.py [--seconds 10] [--rounds 5] [--clients 4]
         [--server gunicorn|runserver] [--web-workers 2] [--threads 4]
+
+Each endpoint is measured for `--seconds` in all, in `--rounds` slices taken in
+turn (bare, trigger, keyed trigger, bare, ...), so that the load of a shared box,
+which drifts over a minute, weighs on the three alike.
 
 Starts gunicorn (as `./dev up` does, DEBUG off) on a free 127.0.0.1 port over a
 fresh SQLite database in a temporary directory (or DATABASE_URL if set: a scratch
@@ -88,7 +92,10 @@ def hammer(base, token, seconds, clients, make_request) -> tuple[float, dict]:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved slices per measurement"
+    )
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument(
         "--server", choices=["gunicorn", "runserver"], default="gunicorn"
@@ -167,13 +174,26 @@ def main():
             )
 
         hammer(base, token, 1, args.clients, bare)  # warm up
-        results = {}
-        for name, fn in [
-            ("bare GET /api/v1/me/", bare),
-            ("trigger POST", trigger),
-            ("trigger POST + Idempotency-Key", trigger_keyed),
-        ]:
-            results[name] = hammer(base, token, args.seconds, args.clients, fn)
+        hammer(base, token, 1, args.clients, trigger)
+        # interleaved slices, so that a shared box's load drifting over the minute
+        # weighs on every measurement alike: the ratios compare like with like
+        measured = {}
+        for _ in range(args.rounds):
+            for name, fn in [
+                ("bare GET /api/v1/me/", bare),
+                ("trigger POST", trigger),
+                ("trigger POST + Idempotency-Key", trigger_keyed),
+            ]:
+                slice_ = args.seconds / args.rounds
+                rps, counts = hammer(base, token, slice_, args.clients, fn)
+                elapsed, statuses = measured.get(name, (0.0, {}))
+                for status, count in counts.items():
+                    statuses[status] = statuses.get(status, 0) + count
+                measured[name] = (elapsed + sum(counts.values()) / rps, statuses)
+        results = {
+            name: (sum(statuses.values()) / elapsed, statuses)
+            for name, (elapsed, statuses) in measured.items()
+        }
     finally:
         server.terminate()
         server.wait(10)
@@ -181,7 +201,9 @@ def main():
     print(
         f"API benchmark: {server_name}, {database}"
         f"{' + Redis broker' if env.get('REDIS_URL') else ''}, {args.clients} clients, "
-        f"{args.seconds:g} s each"
+        f"{args.seconds:g} s each in {args.rounds} interleaved slices, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"load {os.getloadavg()[0]:.1f}"
     )
     for name, (rps, counts) in results.items():
         print(f"  {name:34s} {rps:8.1f} req/s   statuses {counts}")

@@ -280,16 +280,26 @@ def append(
     run_items: list[RunItem] = (),
     prepared: PreparedRunItems | None = None,
     counters: dict | None = None,
+    head: tuple[int, str] | None = None,
 ) -> None:
     """Chain and save ledger rows for one run (or the global chain when run is None).
 
     `prepared` run items (the engine's bulk path) are chained after `run_items`.
     `counters` are extra field updates for the run row (F expressions allowed),
     written in the same UPDATE that moves the chain head.
+
+    `head` (seq, hash): the run's chain head, from a caller that already holds the
+    run's row in its own transaction (`run_start`: the run it just inserted), so it
+    is not locked and read again; the rows are then written without a savepoint of
+    their own (a failure undoes the caller's whole transaction, the run with them).
     """
     if not events and not run_items and not prepared and not counters:
         return
-    with transaction.atomic():
+    if head is not None and (
+        run is None or not transaction.get_connection().in_atomic_block
+    ):
+        raise ValueError("a known head needs its run and the caller's transaction")
+    with transaction.atomic(savepoint=head is None):
         if run is None:
             if run_items or prepared:
                 raise ValueError("run items always belong to a run")
@@ -300,7 +310,7 @@ def append(
             AuditEvent.objects.bulk_create(events)
             LedgerHead.objects.filter(key=GLOBAL_CHAIN).update(seq=seq, hash=prev)
             return
-        seq, prev = run_lock(run, "ledger_seq", "ledger_hash")
+        seq, prev = head or run_lock(run, "ledger_seq", "ledger_hash")
         # audit events first, then run items: the order is part of the chain
         seq, prev = _chain(events, seq, prev)
         seq, prev = _chain(run_items, seq, prev)

@@ -85,3 +85,30 @@ def test_writer_gives_up_after_the_busy_timeout(holder):
         cursor.execute("PRAGMA busy_timeout")
         assert cursor.fetchone() == (300,)
     db.close()
+
+
+def test_closing_a_writers_connection_does_not_checkpoint_the_wal(
+    tmp_path, django_db_blocker
+):
+    """The process keeps an idle connection to the file, so a request's connection
+    closing is not the last one: SQLite does not checkpoint the whole WAL into the
+    database (and sync it) at every close. What was written stays readable."""
+    path = tmp_path / "kept.sqlite3"
+    wal = tmp_path / "kept.sqlite3-wal"
+    with django_db_blocker.unblock():
+        for n in range(3):
+            db = wrapper(path, timeout=5)
+            with db.cursor() as cursor:
+                if n == 0:
+                    cursor.execute("CREATE TABLE t (n INTEGER)")
+                cursor.execute("INSERT INTO t VALUES (%s)", [n])
+            db.close()
+            # the last connection's close would have checkpointed and deleted it
+            assert wal.exists() and wal.stat().st_size > 0
+        reader = sqlite3.connect(path)
+        assert reader.execute("SELECT n FROM t ORDER BY n").fetchall() == [
+            (0,),
+            (1,),
+            (2,),
+        ]
+        reader.close()

@@ -99,8 +99,12 @@ def api_trigger_check(automation):
         .first()
     )
     if trigger is None:
-        raise exceptions.PermissionDenied(
-            f"automation {automation.slug} has no enabled api trigger",
-            code="no_api_trigger",
-        )
+        raise no_api_trigger(automation)
     return trigger
+
+
+def no_api_trigger(automation) -> exceptions.PermissionDenied:
+    return exceptions.PermissionDenied(
+        f"automation {automation.slug} has no enabled api trigger",
+        code="no_api_trigger",
+    )

@@ -20,7 +20,7 @@ from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
-from automations.models import Automation, TriggerKind
+from automations.models import TriggerKind
 
 from .. import services
 from ..models import Run, RunItem, WorkItem
@@ -33,9 +33,11 @@ from .permissions import (
     HasRunPermission,
     api_trigger_check,
     may_trigger,
+    no_api_trigger,
     runs_visible_to,
 )
 from .throttling import TriggerRateThrottle
+from .triggering import trigger_target
 
 REPLAY_HEADER = "Idempotent-Replayed"
 
@@ -106,13 +108,18 @@ class TriggerView(ApiMixin, generics.GenericAPIView):
     serializer_class = s.TriggerSerializer
 
     def post(self, request, slug):
-        automation = get_object_or_404(Automation, slug=slug)
+        target = trigger_target(slug)
+        if target is None:
+            raise exceptions.NotFound("No Automation matches the given query.")
+        automation = target.automation
         if not may_trigger(request, automation):
             raise exceptions.PermissionDenied(
                 f"this API client may not trigger {automation.slug}",
                 code="not_granted",
             )
-        self.trigger = api_trigger_check(automation)
+        if target.trigger is None:
+            raise no_api_trigger(automation)
+        self.target = target
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         inputs = body.validated_data["inputs"]
@@ -148,19 +155,24 @@ class TriggerView(ApiMixin, generics.GenericAPIView):
             automation=automation,
             inputs=inputs,
             trigger_kind=TriggerKind.API,
-            trigger=self.trigger,
+            trigger=self.target.trigger,
             actor=self.request.user,
             priority=self.priority,
+            # read with the automation; run_start still validates them (None:
+            # it looks them up itself and says what is missing)
+            version=self.target.version,
+            first_step=self.target.first_step,
         )
 
     def _accepted(self, run, *, replayed=False) -> Response:
-        data = s.RunSerializer(
-            _run_for_response(run), context={"request": self.request}
+        # a new run answers from what was just written; a replay reads the run now
+        data = s.run_representation(
+            _run_for_response(run) if replayed else run, self.request
         )
-        headers = {"Location": data.data["url"]}
+        headers = {"Location": data["url"]}
         if replayed:
             headers[REPLAY_HEADER] = "true"
-        return Response(data.data, status=status.HTTP_202_ACCEPTED, headers=headers)
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
 def _control(body, description, responses=None):

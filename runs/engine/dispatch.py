@@ -2,6 +2,7 @@
 
 import logging
 import math
+import os
 from contextlib import nullcontext
 
 from django.conf import settings
@@ -17,34 +18,70 @@ log = logging.getLogger("runs.engine")
 STEP_RUN_TASK = "runs.tasks.step_run_execute"
 
 
+_brokers: dict = {}
+
+
+def _broker():
+    """This process's django-q2 broker. `async_task` builds a broker per call unless
+    given one, and django-q2's Redis broker opens a new connection pool, so a new
+    connection to Redis, each time: a trigger paid for a TCP connect. Keyed by
+    process (a forked worker makes its own) and by the broker's settings."""
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+
+    key = (os.getpid(), Conf.CLUSTER_NAME, repr(Conf.REDIS), Conf.ORM)
+    broker = _brokers.get(key)
+    if broker is None:
+        _brokers.clear()
+        broker = _brokers[key] = get_broker()
+    return broker
+
+
 def enqueue(step_run_id: int) -> None:
-    """Queue the step run's task once the current transaction commits.
+    """Queue the step run's task with the current transaction.
+
+    On Redis (not transactional) the task is sent once the transaction commits. On
+    django-q2's ORM broker its row is written in the transaction itself: committed
+    with the step run or not at all, and on SQLite one write lock per trigger
+    instead of two (the task row used to take the lock again after the commit).
+    With Q_SYNC, where sending runs the task, it runs after the commit.
 
     The database is the truth: a task that is lost (Redis) is re-queued by
     housekeeping, and one delivered twice finds its step run taken and does nothing.
     """
+    orm_broker = settings.Q_CLUSTER.get("orm")
+    if (
+        orm_broker
+        and not settings.Q_CLUSTER.get("sync")
+        and transaction.get_connection(orm_broker).in_atomic_block
+    ):
+        _send(step_run_id)
+        return
+    transaction.on_commit(lambda: _send(step_run_id))
 
-    def send():
-        # django_q.tasks loads django_q's models: importing it with this module
-        # would need the app registry ready before runs.models is imported
-        from django_q.tasks import async_task
 
-        # django-q2's ORM broker closes "old" connections whenever it is called
-        # outside a transaction, which in a request is the request's own
-        # connection: it then reconnects for the rest of the request (and on
-        # SQLite the close checkpoints the WAL). Its insert in a block of its own
-        # keeps the connection; the task row is still committed on its own,
-        # after the run's transaction.
-        orm_broker = settings.Q_CLUSTER.get("orm")
-        with transaction.atomic(using=orm_broker) if orm_broker else nullcontext():
-            async_task(
-                STEP_RUN_TASK,
-                step_run_id,
-                task_name=f"step-run-{step_run_id}",
-                q_options={"timeout": settings.Q_CLUSTER.get("timeout")},
-            )
+def _send(step_run_id: int) -> None:
+    # django_q.tasks loads django_q's models: importing it with this module
+    # would need the app registry ready before runs.models is imported
+    from django_q.tasks import async_task
 
-    transaction.on_commit(send)
+    # django-q2's ORM broker closes "old" connections whenever it is called
+    # outside a transaction, which in a request is the request's own connection:
+    # it then reconnects for the rest of the request (and on SQLite the close
+    # checkpoints the WAL). Called in a transaction, or in a block of its own, it
+    # keeps the connection.
+    orm_broker = settings.Q_CLUSTER.get("orm")
+    outside = orm_broker and not transaction.get_connection(orm_broker).in_atomic_block
+    with transaction.atomic(using=orm_broker) if outside else nullcontext():
+        async_task(
+            STEP_RUN_TASK,
+            step_run_id,
+            task_name=f"step-run-{step_run_id}",
+            q_options={
+                "timeout": settings.Q_CLUSTER.get("timeout"),
+                "broker": _broker(),
+            },
+        )
 
 
 def step_runs_ensure(run: Run, step) -> list[StepRun]:

@@ -126,6 +126,7 @@ def run_start(
     priority: int = 0,
     parent: Run | None = None,
     parent_item_id: int | None = None,
+    first_step=None,
 ) -> Run:
     """Create a run pinned to its version, with one work item of step 1 per input
     (no inputs: one empty item), and hand it to the engine after commit. A job's
@@ -133,7 +134,10 @@ def run_start(
 
     An automation with `max_concurrent_runs` gets its run `pending` and waiting:
     it starts in this transaction if a slot is free and it is first in line
-    (`priority`, then age), else when a slot frees (runs.engine.admission)."""
+    (`priority`, then age), else when a slot frees (runs.engine.admission).
+
+    `first_step`: the version's first step when the caller read it with the
+    version (the API trigger); otherwise it is looked up here."""
     # runs.engine imports the machines and robots, which import runs.services:
     # loaded here, after both packages are
     from ..engine.admission import runs_admit
@@ -143,7 +147,8 @@ def run_start(
     priority = priority_clean(priority)
     limited = automation.max_concurrent_runs is not None
     version = version_for(automation, trigger_kind, version)
-    first_step = version.steps.order_by("order").first()
+    if first_step is None or first_step.version_id != version.pk:
+        first_step = version.steps.order_by("order").first()
     if first_step is None:
         raise NotRunnable(f"{version} has no steps")
     now = timezone.now()
@@ -191,6 +196,7 @@ def run_start(
             created["priority"] = priority
         ledger.append(
             run=run,
+            head=(run.ledger_seq, run.ledger_hash),  # just inserted: not re-read
             events=[
                 ledger.audit_event(
                     verb="run.created",

@@ -12,15 +12,16 @@ from tests.factories import make_user
 from .conftest import client_for
 from .test_trigger import post
 
-# token lookup, automation, trigger, version, first step; run number, run, item,
-# ledger head and event, step run, commit; the task row (ORM broker: its own
-# transaction); the response's read. SQLite counts its BEGIN IMMEDIATE and
-# busy_timeout pragmas as statements too.
-MAX_STATEMENTS = {"sqlite": 24, "postgresql": 17}
+# the token; the automation with its api trigger, latest published version and
+# that version's first step (one SELECT); the run number, run, item, ledger event
+# and head update, step run, commit; on the ORM broker the task row too (in the
+# same transaction; Redis gets it after the commit). No re-read for the answer.
+# SQLite counts its BEGIN IMMEDIATE and busy_timeout pragmas as statements too.
+MAX_STATEMENTS = {"sqlite": 12, "postgresql": 10}
 
 
 @pytest.mark.django_db(transaction=True)
-def test_one_trigger_stays_within_its_statement_count(automation):
+def test_one_trigger_stays_within_its_statement_count(automation, settings):
     admin = make_user("root", is_superuser=True)
     client = client_for(admin, token=True)
     slug = automation().slug
@@ -33,4 +34,6 @@ def test_one_trigger_stays_within_its_statement_count(automation):
     assert run.number == 2 and WorkItem.objects.filter(run=run).count() == 2
     assert StepRun.objects.filter(run=run).count() == 1
     statements = [q["sql"] for q in queries.captured_queries]
-    assert len(statements) <= MAX_STATEMENTS[connection.vendor], "\n".join(statements)
+    task_row = 1 if settings.Q_CLUSTER.get("orm") else 0
+    ceiling = MAX_STATEMENTS[connection.vendor] + task_row
+    assert len(statements) <= ceiling, "\n".join(statements)
