@@ -126,6 +126,9 @@ class Step(models.Model):
     # ({"field": "status", "op": "eq", "value": "active"}); never code to eval.
     condition = models.JSONField(null=True, blank=True)
     requires_approval = models.BooleanField(default=False)
+    # a deep link to what an action made: `{result_ref}` is filled with the run
+    # item's result reference (checked at import: http(s) only)
+    result_url = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["version", "order"]

@@ -231,3 +231,32 @@ def worker_cluster_answers(run: Run) -> bool:
     return step_runs.filter(
         state=StepRunState.RUNNING, lease_expires_at__gt=timezone.now()
     ).exists()
+
+
+# -- approvals --------------------------------------------------------------------
+
+DECIDE_PERMISSION = "runs.approve_run"
+
+
+def work_items_awaiting_decision(user, items=None):
+    """Items awaiting input on which `user` may decide (of `items`, default all):
+    they hold the decide permission, did not start the run (four eyes) and are
+    among the item's approvers (none named: anyone who may decide). The same rule
+    as `runs.services.approvals.decision_refusal`, as a queryset."""
+    items = WorkItem.objects.all() if items is None else items
+    if not (user and user.is_authenticated and user.has_perm(DECIDE_PERMISSION)):
+        return items.none()
+    waiting = items.filter(state=WorkItemState.AWAITING_INPUT).exclude(run__run_by=user)
+    names = {user.get_username()} | {
+        f"group:{name}" for name in user.groups.values_list("name", flat=True)
+    }
+    # named approvers are few and JSON list containment differs per database:
+    # the lists of the waiting items are read and matched here
+    named = [
+        pk
+        for pk, approvers in waiting.exclude(approvers=[]).values_list(
+            "pk", "approvers"
+        )
+        if names & set(approvers or [])
+    ]
+    return waiting.filter(Q(approvers=[]) | Q(pk__in=named))

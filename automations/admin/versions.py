@@ -33,6 +33,7 @@ class StepInline(admin.TabularInline):
         "item_timeout_seconds",
         "condition",
         "requires_approval",
+        "result_url",
     ]
 
     def has_change_permission(self, request, obj=None):

@@ -11,6 +11,7 @@ from import_export.formats.base_formats import CSV
 from ..files import file_response
 from ..models import ActionResult, AuditEvent, RunItem, StepRun, WorkItem
 from ..resources import RunItemResource
+from ..selectors import work_items_awaiting_decision
 from .changelist import WindowPaginator
 from .display import state_badge
 from .run_actions import EXPORT_PERMISSION
@@ -67,6 +68,22 @@ class StepRunAdmin(BigTableAdmin):
     list_select_related = ["run", "step"]
 
 
+class AwaitingMyDecisionFilter(admin.SimpleListFilter):
+    """`?awaiting=me`: the items awaiting input on which the viewer may decide
+    (runs.selectors.work_items_awaiting_decision: four eyes and approvers)."""
+
+    title = "awaiting decision"
+    parameter_name = "awaiting"
+
+    def lookups(self, request, model_admin):
+        return [("me", "Awaiting my decision")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "me":
+            return work_items_awaiting_decision(request.user, queryset)
+        return queryset
+
+
 @admin.register(WorkItem)
 class WorkItemAdmin(BigTableAdmin):
     list_display = [
@@ -80,7 +97,7 @@ class WorkItemAdmin(BigTableAdmin):
         "failure_code",
         "failure_message",
     ]
-    list_filter = ["state", "failure_type"]
+    list_filter = [AwaitingMyDecisionFilter, "state", "failure_type"]
     list_select_related = ["run", "step"]
     search_fields = ["=subject"]
     readonly_fields = ["run_link", "files_list"]

@@ -12,6 +12,7 @@ from ..evidence import admin as evidence
 from ..models import Run, WorkItem
 from ..states import RUN_ACTIVE, RunState, WorkItemState
 from . import reports
+from .approvals import decide_view
 from .display import duration, state_badge
 from .run_actions import ACTIONS
 
@@ -37,6 +38,15 @@ class RunPageMixin:
                 "<path:pk>/evidence.zip",
                 view(lambda r, pk: evidence.run_evidence_view(self, r, pk)),
                 name="runs_run_evidence",
+            ),
+            path(
+                "<path:object_id>/decide/<int:item_id>/",
+                view(
+                    lambda r, object_id, item_id: decide_view(
+                        self, r, object_id, item_id
+                    )
+                ),
+                name="runs_run_decide",
             ),
             path(
                 "<path:object_id>/act/<slug:action_name>/",

@@ -21,6 +21,7 @@ from ..exports import audit_csv
 from ..models import Run, RunItem, WorkItem
 from ..resources import RunItemResource, RunResource
 from ..services import RunsError
+from ..services.approvals import DecisionRefused
 from ..states import IllegalTransition, WorkItemState
 from . import forms
 from .changelist import ArchivedFilter, TestSuiteRunsFilter, WindowPaginator
@@ -270,6 +271,9 @@ class RunAdmin(RunPageMixin, ExportMixin, admin.ModelAdmin):
                 with transaction.atomic():
                     message = action.apply(run, request.user, form)
             except (RunsError, IllegalTransition) as exc:
+                if isinstance(exc, DecisionRefused):
+                    # the refusal's audit event went with the rolled-back block
+                    exc.record()
                 refused.append(f"run #{run.number}: {exc}")
                 continue
             done.append(f"run #{run.number}: {message}")

@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from . import audit, export, files, reports, views
+from . import audit, export, files, reports, views, work_items
 
 app_name = "runs-api"
 
@@ -32,6 +32,7 @@ urlpatterns = [
         name="run-work-items",
     ),
     path("runs/<str:pk>/items/", views.RunItemsView.as_view(), name="run-items"),
+    path("work-items/", work_items.WorkItemListView.as_view(), name="work-items"),
     path("", include(audit.urls)),  # audit events, evidence packs (issue 14)
     path("runs/<str:pk>/files/", files.RunFilesView.as_view(), name="run-files"),
     path(

@@ -15,6 +15,7 @@ from django.utils import timezone
 from ..ledger import PreparedRunItems, append_batch, batch_head
 from ..machines.work_item import LeaseLost, work_items_settle
 from ..models import StepRun, WorkItem
+from ..outbox import work_items_awaiting_outbox
 from ..states import STOP_CAUSES, RunState, WorkItemState
 from .bulk import PendingItems
 from .dispatch import step_runs_ensure
@@ -158,6 +159,14 @@ class BatchCommit:
         """Under the run's lock: settle the items, write their failure fields and
         the outputs, append the run items and move the counters."""
         work_items_settle(self.run, self.token, batch.groups, now)
+        awaiting = [
+            pk
+            for (state, _), ids in batch.groups.items()
+            if state == WorkItemState.AWAITING_INPUT
+            for pk in ids
+        ]
+        if awaiting:  # approvers are told in the transaction that parked them
+            work_items_awaiting_outbox(self.run, awaiting)
         if batch.per_item:
             WorkItem.objects.bulk_update(
                 batch.per_item, PER_ITEM_FIELDS, batch_size=500

@@ -1,7 +1,12 @@
 """Services: every write on runs goes through these (admin, API, commands, e-mail)."""
 
 from ..engine.approvals import approvals_expire
-from .approvals import work_item_decide
+from .approvals import (
+    DecisionRefused,
+    InvalidInput,
+    decision_refusal,
+    work_item_decide,
+)
 from .errors import InvalidRequest, NotAllowed, RunsError
 from .operator import (
     run_archive,
@@ -15,12 +20,15 @@ from .operator import (
 from .starting import InvalidInputs, NotRunnable, inputs_clean, run_start
 
 __all__ = [
+    "DecisionRefused",
+    "InvalidInput",
     "InvalidInputs",
     "InvalidRequest",
     "NotAllowed",
     "NotRunnable",
     "RunsError",
     "approvals_expire",
+    "decision_refusal",
     "inputs_clean",
     "run_archive",
     "run_mark_test_case",
