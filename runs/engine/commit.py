@@ -159,18 +159,19 @@ class BatchCommit:
         """Under the run's lock: settle the items, write their failure fields and
         the outputs, append the run items and move the counters."""
         work_items_settle(self.run, self.token, batch.groups, now)
+        if batch.per_item:
+            WorkItem.objects.bulk_update(
+                batch.per_item, PER_ITEM_FIELDS, batch_size=500
+            )
         awaiting = [
             pk
             for (state, _), ids in batch.groups.items()
             if state == WorkItemState.AWAITING_INPUT
             for pk in ids
         ]
-        if awaiting:  # approvers are told in the transaction that parked them
+        if awaiting:  # approvers are told in the transaction that parked
+            # them, once their approvers and deadline are written
             work_items_awaiting_outbox(self.run, awaiting)
-        if batch.per_item:
-            WorkItem.objects.bulk_update(
-                batch.per_item, PER_ITEM_FIELDS, batch_size=500
-            )
         if batch.new_items:
             batch.new_items.insert()
         append_batch(

@@ -31,13 +31,16 @@ def code_step(**parameters):
 
 @pytest.fixture
 def starter(db):
-    return make_user("sam", ["approve_run", "view_run"], is_staff=True)
+    return make_user("sam", ["approve_run", "view_run", "view_workitem"], is_staff=True)
 
 
 @pytest.fixture
 def approver(db):
     return make_user(
-        "bob", ["approve_run", "view_run"], is_staff=True, email="bob@example.com"
+        "bob",
+        ["approve_run", "view_run", "view_workitem"],
+        is_staff=True,
+        email="bob@example.com",
     )
 
 
