@@ -6,6 +6,7 @@ import time
 from collections import Counter
 
 from automations.actions import BusinessError, Result, action
+from automations.actions.registry import subject_source
 
 calls: Counter = Counter()
 failures_left: dict = {}
@@ -16,6 +17,7 @@ def reset():
     calls.clear()
     failures_left.clear()
     clock["now"] = 0.0
+    accounts.clear()
 
 
 @action("test.tick")
@@ -127,3 +129,13 @@ LONG_ACTION = "test.long_" + "x" * 190
 @action(LONG_ACTION, journal=True)
 def long_named(ctx):
     return Result(outputs=[ctx.payload], result_ref=ctx.idempotency_key[-20:])
+
+
+# the accounts `test.accounts` selects (tests change them between a run and its
+# retry, as a source of record changes)
+accounts: dict = {}
+
+
+@subject_source("test.accounts")
+def test_accounts(run, parameters):
+    return [dict(row, subject=key) for key, row in sorted(accounts.items())]

@@ -12,7 +12,9 @@ from ..files import file_response
 from ..models import ActionResult, AuditEvent, RunItem, StepRun, WorkItem
 from ..resources import RunItemResource
 from ..selectors import work_items_awaiting_decision
+from ..states import WorkItemState
 from .changelist import WindowPaginator
+from .corrections import payload_edit_view
 from .display import state_badge
 from .run_actions import EXPORT_PERMISSION
 
@@ -100,7 +102,7 @@ class WorkItemAdmin(BigTableAdmin):
     list_filter = [AwaitingMyDecisionFilter, "state", "failure_type"]
     list_select_related = ["run", "step"]
     search_fields = ["=subject"]
-    readonly_fields = ["run_link", "files_list"]
+    readonly_fields = ["run_link", "files_list", "corrections"]
 
     def get_ordering(self, request):
         # one run's items in order (index work_item_run_order); all runs' items
@@ -132,13 +134,31 @@ class WorkItemAdmin(BigTableAdmin):
             ),
         )
 
+    @admin.display(description="Decide / correct")
+    def corrections(self, item):
+        if item.state == WorkItemState.AWAITING_INPUT:
+            url = reverse("admin:runs_run_decide", args=[item.run_id, item.pk])
+            return format_html('<a class="button" href="{}">Decide</a>', url)
+        if item.state == WorkItemState.FAILED:
+            url = reverse("admin:runs_workitem_payload_edit", args=[item.pk])
+            return format_html('<a class="button" href="{}">Edit payload</a>', url)
+        return "-"
+
     def get_urls(self):
-        download = path(
-            "<int:item_id>/files/<int:file_id>/download/",
-            self.admin_site.admin_view(self.file_download_view),
-            name="runs_workitem_file_download",
-        )
-        return [download, *super().get_urls()]
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<int:item_id>/files/<int:file_id>/download/",
+                view(self.file_download_view),
+                name="runs_workitem_file_download",
+            ),
+            path(
+                "<int:item_id>/payload/",
+                view(lambda r, item_id: payload_edit_view(self, r, item_id)),
+                name="runs_workitem_payload_edit",
+            ),
+            *super().get_urls(),
+        ]
 
     def file_download_view(self, request, item_id, file_id):
         """A work item's file, as a download, for whoever may view the work item

@@ -125,6 +125,7 @@ class RunPageMixin:
             )[:10],
             "actions": self.allowed_actions(request, run),
             "may_export": self.has_export_permission(request),
+            "may_correct": request.user.has_perm("runs.retry_run"),
             "refresh_seconds": 5 if active else None,
             "lead": duration(run.lead_time) if run.lead_time else None,
         }

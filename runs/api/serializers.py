@@ -189,6 +189,11 @@ class RetrySerializer(ReasonSerializer):
         allow_empty=False,
         help_text="Failed work items to retry; none named: all failed items.",
     )
+    reread_subjects = serializers.BooleanField(
+        default=False,
+        help_text="Read each item's subject again from the run's subject source "
+        "and update its payload before the retry.",
+    )
 
 
 class ResolveSerializer(serializers.Serializer):
@@ -205,6 +210,9 @@ class ResolveSerializer(serializers.Serializer):
 class RerunSerializer(serializers.Serializer):
     version = serializers.ChoiceField(
         choices=[("original", "original"), ("latest", "latest")], default="original"
+    )
+    failed_only = serializers.BooleanField(
+        default=False, help_text="Only the inputs whose items failed."
     )
 
 

@@ -7,6 +7,7 @@ from .approvals import (
     decision_refusal,
     work_item_decide,
 )
+from .corrections import work_item_payload_edit
 from .errors import InvalidRequest, NotAllowed, RunsError
 from .operator import (
     run_archive,
@@ -39,4 +40,5 @@ __all__ = [
     "run_stop",
     "run_unarchive",
     "work_item_decide",
+    "work_item_payload_edit",
 ]
