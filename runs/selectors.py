@@ -11,7 +11,7 @@ from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .models import AuditEvent, Run, RunItem, StepRun, WorkItem
+from .models import AuditEvent, Run, RunItem, StepRun, WorkItem, WorkItemFile
 from .states import RUN_ACTIVE, RunState, StepRunState, WorkItemState
 
 FINISHED_ITEM_STATES = (
@@ -260,3 +260,19 @@ def work_items_awaiting_decision(user, items=None):
         if names & set(approvers or [])
     ]
     return waiting.filter(Q(approvers=[]) | Q(pk__in=named))
+
+
+# -- files ------------------------------------------------------------------------
+
+
+def run_files(run_id):
+    """A run's files, oldest first: its work items' (e-mail attachments, robot
+    uploads) and its step runs' own (a robot's artifacts)."""
+    return (
+        WorkItemFile.objects.filter(
+            Q(work_item__run_id=run_id)
+            | Q(step_run__run_id=run_id, work_item__isnull=True)
+        )
+        .select_related("work_item__step", "step_run__step")
+        .order_by("id")
+    )

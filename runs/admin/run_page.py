@@ -9,12 +9,15 @@ from django.urls import path, reverse
 
 from .. import selectors
 from ..evidence import admin as evidence
+from ..files import file_response
 from ..models import Run, WorkItem
 from ..states import RUN_ACTIVE, RunState, WorkItemState
 from . import reports
 from .approvals import decide_view
 from .display import duration, state_badge
 from .run_actions import ACTIONS
+
+FILES_SHOWN = 200
 
 
 class RunPageMixin:
@@ -40,6 +43,11 @@ class RunPageMixin:
                 name="runs_run_evidence",
             ),
             path(
+                "<path:object_id>/files/<int:file_id>/download/",
+                view(self.run_file_download_view),
+                name="runs_run_file_download",
+            ),
+            path(
                 "<path:object_id>/decide/<int:item_id>/",
                 view(
                     lambda r, object_id, item_id: decide_view(
@@ -55,6 +63,17 @@ class RunPageMixin:
             ),
             *super().get_urls(),
         ]
+
+    def run_file_download_view(self, request, object_id, file_id):
+        """One of the run's files, as a download, for whoever may view the run;
+        anyone else gets a 404, as for a file that does not exist."""
+        run = self.get_object(request, unquote(object_id))
+        if run is None or not self.has_view_permission(request, run):
+            raise Http404("no such file")
+        found = selectors.run_files(run.pk).filter(pk=file_id).first()
+        if found is None:
+            raise Http404("no such file")
+        return file_response(found)
 
     def run_action_view(self, request, object_id, action_name):
         action = ACTIONS.get(action_name)
@@ -118,6 +137,7 @@ class RunPageMixin:
             "step_filter": step_filter,
             "run_items": selectors.run_items_recent(run),
             "audit": selectors.run_audit_trail(run),
+            "files": list(selectors.run_files(run.pk)[:FILES_SHOWN]),
             # no ORDER BY: SQLite would walk the number index instead of rerun_of's
             "reruns": sorted(
                 Run.objects.filter(rerun_of=run).order_by().values_list("number", "pk"),
