@@ -129,9 +129,7 @@ class Step(models.Model):
     # a deep link to what an action made: `{result_ref}` is filled with the run
     # item's result reference (checked at import: http(s) only)
     # (db_default: rows written by code that predates the column get "")
-    result_url = models.CharField(
-        max_length=500, blank=True, default="", db_default=""
-    )
+    result_url = models.CharField(max_length=500, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["version", "order"]

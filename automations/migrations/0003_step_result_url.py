@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automations', '0002_sla_seconds'),
+        ("automations", "0002_sla_seconds"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='step',
-            name='result_url',
-            field=models.CharField(blank=True, db_default='', default='', max_length=500),
+            model_name="step",
+            name="result_url",
+            field=models.CharField(
+                blank=True, db_default="", default="", max_length=500
+            ),
         ),
     ]
