@@ -5,6 +5,8 @@ Definitions (Automation, AutomationVersion, Step, Trigger) stay apart from execu
 automation never rewrites the history of what ran.
 """
 
+from urllib.parse import quote
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -109,6 +111,17 @@ class AutomationVersion(models.Model):
         return self.published_at is not None
 
 
+def result_url_fill(template: str, result_ref: str) -> str:
+    if not (template and result_ref):
+        return ""
+    if not template.lower().startswith(("https://", "http://")):
+        return ""
+    try:
+        return template.format(result_ref=quote(str(result_ref), safe=""))
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return ""
+
+
 class Step(models.Model):
     version = models.ForeignKey(
         AutomationVersion, on_delete=models.CASCADE, related_name="steps"
@@ -161,6 +174,12 @@ class Step(models.Model):
     def delete(self, *args, **kwargs):
         self._refuse_if_frozen()
         return super().delete(*args, **kwargs)
+
+    def result_url_for(self, result_ref: str) -> str:
+        """The deep link of a run item's result reference: `result_url` with
+        `{result_ref}` filled (URL-quoted), or '' (no template, no reference, or a
+        template that is not http(s): never a javascript: link)."""
+        return result_url_fill(self.result_url, result_ref)
 
     def _refuse_if_frozen(self):
         if AutomationVersion.objects.filter(

@@ -183,7 +183,7 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
         "subject",
         "attempt",
         "outcome",
-        "result_ref",
+        "result",
         "failure_cause",
         "finished_at",
     ]
@@ -195,6 +195,18 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
 
     def has_export_permission(self, request):
         return request.user.has_perm(EXPORT_PERMISSION)
+
+    @admin.display(description="Result", ordering="result_ref")
+    def result(self, item):
+        """The result reference, as a link where its step has a `result_url`."""
+        link = item.result_link
+        if not link:
+            return item.result_ref
+        return format_html(
+            '<a href="{}" rel="noopener noreferrer" target="_blank">{}</a>',
+            link,
+            item.result_ref,
+        )
 
 
 @admin.register(AuditEvent)

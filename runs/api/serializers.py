@@ -91,6 +91,7 @@ class WorkItemSerializer(serializers.ModelSerializer):
 
 class RunItemSerializer(serializers.ModelSerializer):
     step = serializers.CharField(source="step.name", read_only=True)
+    result_url = serializers.SerializerMethodField()
 
     class Meta:
         model = RunItem
@@ -104,11 +105,17 @@ class RunItemSerializer(serializers.ModelSerializer):
             "idempotency_key",
             "outcome",
             "result_ref",
+            "result_url",
             "failure_cause",
             "started_at",
             "finished_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_result_url(self, item) -> str:
+        """The step's `result_url` with the result reference filled ('' if none)."""
+        return item.result_link
 
 
 class ErrorSerializer(serializers.Serializer):
