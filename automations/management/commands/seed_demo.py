@@ -33,7 +33,7 @@ SUPPLIERS = [
 
 class Command(BaseCommand):
     help = (
-        "Seed the credit-union demo: subjects, three automations, demo users and a "
+        "Seed the credit-union demo: subjects, its automations, demo users and a "
         "few finished runs. With --admin, (re)create the 'admin' superuser and print "
         "its password."
     )
@@ -117,6 +117,18 @@ class Command(BaseCommand):
             (
                 "aml-monitor-failure",
                 [{"monitor": "wire-velocity", "result": "threshold breached"}],
+            ),
+            # waits in awaiting_input for the six-digit code (docs/human-input.md)
+            (
+                "payment-release",
+                [
+                    {
+                        "payment": "PAY-2041",
+                        "subject": "PAY-2041",
+                        "amount": 12500,
+                        "beneficiary": "CoreBanking Cloud",
+                    }
+                ],
             ),
         ):
             automation = Automation.objects.get(slug=slug)
