@@ -20,6 +20,7 @@ from import_export.formats.base_formats import CSV
 from ..exports import audit_csv
 from ..models import Run, RunItem, WorkItem
 from ..resources import RunItemResource, RunResource
+from ..selectors import work_items_awaiting_decision
 from ..services import RunsError
 from ..services.approvals import DecisionRefused
 from ..states import IllegalTransition, WorkItemState
@@ -107,11 +108,18 @@ class RunAdmin(RunPageMixin, ExportMixin, admin.ModelAdmin):
         return request.user.has_perm(action.permission)
 
     def allowed_actions(self, request, run=None):
-        return [
+        actions = [
             a
             for a in ACTIONS.values()
             if self.may(request, a) and (run is None or a.offered(run))
         ]
+        if run is not None and any(a.name == "decide" for a in actions):
+            # Approve / reject shows only to who may decide on one of its items
+            # (four eyes, approvers): the same rule as the service's
+            waiting = WorkItem.objects.filter(run=run)
+            if not work_items_awaiting_decision(request.user, waiting).exists():
+                actions = [a for a in actions if a.name != "decide"]
+        return actions
 
     # -- changelist ----------------------------------------------------------
 

@@ -165,3 +165,14 @@ def test_dashboard_and_work_item_filter_list_what_awaits_me(
         reverse("admin:runs_workitem_changelist"), {"awaiting": "me"}
     ).context["cl"]
     assert list(listed.result_list) == []
+
+
+def test_the_run_page_offers_approve_reject_only_to_who_may_decide(
+    client, code_run, approver, starter
+):
+    url = reverse("admin:runs_run_change", args=[code_run.pk])
+    action = reverse("admin:runs_run_action", args=[code_run.pk, "decide"])
+    client.force_login(approver)
+    assert action in client.get(url).content.decode()
+    client.force_login(starter)
+    assert action not in client.get(url).content.decode()
