@@ -112,7 +112,7 @@ class RunItemSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(OpenApiTypes.STR)  # '' when none: not always a URI
     def get_result_url(self, item) -> str:
         """The step's `result_url` with the result reference filled ('' if none)."""
         return item.result_link
