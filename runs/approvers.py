@@ -72,7 +72,8 @@ def awaiting_notices_record(run: Run, item_ids: list[int]) -> list:
         before=run.state,
         after=run.state,
         event=AWAITING_INPUT_EVENT,
-        extra={
+        # built only when a webhook wants the event
+        extra=lambda: {
             "work_items": [
                 {
                     "id": item.pk,

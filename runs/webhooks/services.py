@@ -91,13 +91,14 @@ def deliveries_create(
     before: str,
     after: str,
     event: str | None = None,
-    extra: dict | None = None,
+    extra=None,
     **kwargs,
 ) -> list:
     """Deliveries for every active webhook of the run's automation that wants
-    `event` (default `run.<after>`), written in the caller's transaction (the
-    move's: an outbox); each is queued for sending after commit. `extra` keys go
-    into the body beside `run` (the items of `work_item.awaiting_input`)."""
+        `event` (default `run.<after>`), written in the caller's transaction (the
+        move's: an outbox); each is queued for sending after commit. `extra` keys go
+        into the body beside `run` (the items of `work_item.awaiting_input`); a callable
+    `extra` is called only when some webhook wants the event."""
     from ..models import Run
 
     event = event or f"run.{after}"
@@ -113,6 +114,8 @@ def deliveries_create(
     ]
     if not hooks:
         return []
+    if callable(extra):
+        extra = extra()
     deliveries = []
     for hook in hooks:
         delivery = WebhookDelivery(webhook=hook, run=run, event=event)
