@@ -14,6 +14,7 @@ the path of the field (`steps[2].batch_size: …`) and nothing is written.
 import hashlib
 import json
 import re
+import string
 from dataclasses import dataclass, field
 
 import regex
@@ -26,6 +27,7 @@ from runs.secrets.references import parameters_problem
 
 from .actions.registry import UnknownAction, get_action, robot_parameters_problem
 from .conditions import InvalidCondition, validate_condition
+from .input_schema import schema_problem
 from .jobs import RUN_AUTOMATION, job_problem
 from .models import (
     MAX_CONCURRENT_RUNS_MAX,
@@ -51,7 +53,12 @@ STEP_DEFAULTS = {
     "max_in_flight": 1,
     "condition": None,
     "requires_approval": False,
+    "result_url": "",
 }
+# step fields added after versions were hashed: left out of the hash at their
+# default, so importing an unchanged definition makes no new version
+HASH_OMITS_DEFAULT = ("max_in_flight", "result_url")
+RESULT_URL_MAX = 500
 # a batch is claimed and settled in single statements (SQLite binds at most
 # 32,766 values); more parallel step runs than this only queue on the workers
 STEP_LIMITS = {
@@ -60,9 +67,6 @@ STEP_LIMITS = {
     "max_attempts": 100,
     "max_in_flight": MAX_IN_FLIGHT,
 }
-# step keys added after versions were first hashed: left out of the hash at their
-# default, so the same definition imported again still changes nothing
-HASH_OMITS_DEFAULT = {"max_in_flight": 1}
 TOP_LEVEL = {
     "slug",
     "name",
@@ -174,8 +178,69 @@ def _clean_step(raw, index: int) -> dict:
         validate_condition(step["condition"], f"{path}.condition")
     except InvalidCondition as exc:
         raise DefinitionError(str(exc)) from None
+    _clean_approval(step, path)
+    step["result_url"] = _clean_result_url(step["result_url"], f"{path}.result_url")
     step["name"] = step["name"].strip()
     return step
+
+
+def _clean_approval(step: dict, path: str) -> None:
+    """The parameters of an approval (`builtin.request_approval`, or any step with
+    `requires_approval`): approvers, deadline and the typed `input_schema`."""
+    parameters = step["parameters"]
+    if step["action"] != "builtin.request_approval" and not step["requires_approval"]:
+        if "input_schema" in parameters:
+            raise DefinitionError(
+                f"{path}.parameters.input_schema: only for builtin.request_approval "
+                "or a step that requires approval"
+            )
+        return
+    approvers = parameters.get("approvers", [])
+    if not isinstance(approvers, list) or not all(
+        isinstance(a, str) and a for a in approvers
+    ):
+        raise DefinitionError(
+            f"{path}.parameters.approvers: must be a list of usernames or group:NAME"
+        )
+    _positive_int(
+        parameters.get("deadline_seconds"),
+        f"{path}.parameters.deadline_seconds",
+        allow_none=True,
+    )
+    if "input_schema" in parameters:
+        problem = schema_problem(parameters["input_schema"])
+        if problem:
+            raise DefinitionError(f"{path}.parameters.input_schema: {problem}")
+
+
+def _clean_result_url(template, path: str) -> str:
+    """A deep link template for a step's result reference: an http(s) URL with
+    `{result_ref}` as its only placeholder, or ''."""
+    if template in (None, ""):
+        return ""
+    if not isinstance(template, str) or len(template) > RESULT_URL_MAX:
+        raise DefinitionError(
+            f"{path}: must be a URL of at most {RESULT_URL_MAX} characters"
+        )
+    if not re.match(r"^https?://[^/\s{}]+", template, re.IGNORECASE):
+        raise DefinitionError(
+            f"{path}: must start with https:// or http:// and a host, got "
+            f"{template[:80]!r}"
+        )
+    try:
+        names = {
+            name
+            for _, name, _, _ in string.Formatter().parse(template)
+            if name is not None
+        }
+        template.format(result_ref="x")
+    except (ValueError, KeyError, IndexError, AttributeError):
+        names = None
+    if names != {"result_ref"}:
+        raise DefinitionError(
+            f"{path}: the only placeholder must be {{result_ref}}, got {template!r}"
+        )
+    return template
 
 
 def _clean_trigger(raw, index: int) -> dict:
@@ -335,18 +400,16 @@ def definition_clean(data) -> dict:
 
 
 def definition_hash(definition: dict) -> str:
-    body = json.dumps(
+    steps = [
         {
-            "run_timeout_seconds": definition["run_timeout_seconds"],
-            "steps": [
-                {
-                    k: v
-                    for k, v in step.items()
-                    if not (k in HASH_OMITS_DEFAULT and v == HASH_OMITS_DEFAULT[k])
-                }
-                for step in definition["steps"]
-            ],
-        },
+            k: v
+            for k, v in step.items()
+            if not (k in HASH_OMITS_DEFAULT and v == STEP_DEFAULTS[k])
+        }
+        for step in definition["steps"]
+    ]
+    body = json.dumps(
+        {"run_timeout_seconds": definition["run_timeout_seconds"], "steps": steps},
         sort_keys=True,
         separators=(",", ":"),
     )

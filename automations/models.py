@@ -5,6 +5,8 @@ Definitions (Automation, AutomationVersion, Step, Trigger) stay apart from execu
 automation never rewrites the history of what ran.
 """
 
+from urllib.parse import quote
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -129,6 +131,17 @@ class AutomationVersion(models.Model):
         return self.published_at is not None
 
 
+def result_url_fill(template: str, result_ref: str) -> str:
+    if not (template and result_ref):
+        return ""
+    if not template.lower().startswith(("https://", "http://")):
+        return ""
+    try:
+        return template.format(result_ref=quote(str(result_ref), safe=""))
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return ""
+
+
 class Step(models.Model):
     version = models.ForeignKey(
         AutomationVersion, on_delete=models.CASCADE, related_name="steps"
@@ -156,6 +169,10 @@ class Step(models.Model):
     # ({"field": "status", "op": "eq", "value": "active"}); never code to eval.
     condition = models.JSONField(null=True, blank=True)
     requires_approval = models.BooleanField(default=False)
+    # a deep link to what an action made: `{result_ref}` is filled with the run
+    # item's result reference (checked at import: http(s) only)
+    # (db_default: rows written by code that predates the column get "")
+    result_url = models.CharField(max_length=500, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["version", "order"]
@@ -201,6 +218,12 @@ class Step(models.Model):
     def delete(self, *args, **kwargs):
         self._refuse_if_frozen()
         return super().delete(*args, **kwargs)
+
+    def result_url_for(self, result_ref: str) -> str:
+        """The deep link of a run item's result reference: `result_url` with
+        `{result_ref}` filled (URL-quoted), or '' (no template, no reference, or a
+        template that is not http(s): never a javascript: link)."""
+        return result_url_fill(self.result_url, result_ref)
 
     def _refuse_if_frozen(self):
         if AutomationVersion.objects.filter(

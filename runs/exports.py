@@ -26,7 +26,7 @@ import json
 
 from django.db import connection
 
-from automations.models import Step
+from automations.models import Step, result_url_fill
 
 from .csv import Echo, csv_safe
 from .models import AuditEvent, RunItem
@@ -63,6 +63,9 @@ AUDIT_COLUMNS = [
     "after",
     "reason",
     "hash",
+    # after the hash: a link derived from result_ref and the step's result_url
+    # template, not part of the ledger record
+    "result_url",
 ]
 
 _RUN_FIELDS = [
@@ -133,7 +136,20 @@ def _step_name(step_id, names) -> str:
     return name
 
 
-def _item_row(head, v, step_names) -> list:
+def _result_url(step_id, result_ref, templates) -> str:
+    """The run item's deep link (`Step.result_url` filled), or ''."""
+    if not result_ref:
+        return ""
+    template = templates.get(step_id)
+    if template is None:
+        template = templates[step_id] = (
+            Step.objects.filter(pk=step_id).values_list("result_url", flat=True).first()
+            or ""
+        )
+    return result_url_fill(template, result_ref)
+
+
+def _item_row(head, v, step_names, templates) -> list:
     (
         seq,
         pk,
@@ -177,6 +193,7 @@ def _item_row(head, v, step_names) -> list:
         "",
         "",  # actor … reason
         digest,
+        _result_url(step_id, result_ref, templates),
     ]
 
 
@@ -208,6 +225,7 @@ def _event_row(head, v) -> list:
         _json(after),
         _text(reason),
         digest,
+        "",  # result_url
     ]
 
 
@@ -290,7 +308,8 @@ def _run_item_lines_sql() -> str:
     ]
     tail = " || ',' || ".join(cells)
     return (
-        f"SELECT seq, id, step_id, CASE WHEN {flag} THEN NULL ELSE {numbers} END, "
+        f"SELECT seq, id, step_id, {quote('result_ref')}, "
+        f"CASE WHEN {flag} THEN NULL ELSE {numbers} END, "
         f"CASE WHEN {flag} THEN NULL ELSE {tail} END "
         f"FROM {table} WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT {CHUNK_SIZE}"
     )
@@ -357,6 +376,7 @@ def audit_lines(runs):
     line = csv.writer(Echo()).writerow
     step_names: dict[int, str] = {}
     step_cells: dict[int, str] = {}
+    templates: dict[int, str] = {}
     run_field = RunItem._meta.get_field("run").target_field
     for run_id, head in _runs(runs):
         prefix = line(["run_item", *head])[:-2] + ","
@@ -364,17 +384,19 @@ def audit_lines(runs):
         with connection.cursor() as cursor:
             events = _pages(cursor, events_sql, run_value)
             event = next(events, None)
-            for seq, pk, step_id, first, rest in _pages(cursor, sql, run_value):
+            for seq, pk, step_id, ref, first, rest in _pages(cursor, sql, run_value):
                 while event is not None and event[0] < seq:
                     yield line(_event_row(head, event))
                     event = next(events, None)
                 if rest is None:  # a cell to neutralise: the reference path
-                    yield line(_item_row(head, _run_item_row(pk), step_names))
+                    row = _run_item_row(pk)
+                    yield line(_item_row(head, row, step_names, templates))
                     continue
                 step = step_cells.get(step_id)
                 if step is None:
                     step = step_cells[step_id] = _cell(_step_name(step_id, step_names))
-                yield f"{prefix}{first},{step},{rest}\r\n"
+                url = _cell(_result_url(step_id, ref, templates))
+                yield f"{prefix}{first},{step},{rest},{url}\r\n"
             while event is not None:
                 yield line(_event_row(head, event))
                 event = next(events, None)

@@ -11,6 +11,7 @@ import logging
 
 from django.db import transaction
 
+from .approvers import awaiting_notices_record
 from .mail.models import NotificationMode
 from .mail.notifications import notifications_record, notifications_send, notify_state
 from .webhooks.services import deliveries_create
@@ -40,3 +41,19 @@ def run_move_outbox(run, *, before: str, after: str) -> None:
         # robust: a failed send is already kept in the outbox and retried; it must
         # not surface as an error of the move that committed
         transaction.on_commit(lambda: notifications_send(ids=immediate), robust=True)
+
+
+def work_items_awaiting_outbox(run, item_ids: list[int]) -> None:
+    """Write the notices that `item_ids` of `run` now wait for a decision (an
+    e-mail per approver, a `work_item.awaiting_input` webhook event); send the
+    e-mails after commit. Must be called inside the transaction that parked them."""
+    notices = []
+    try:
+        with transaction.atomic():  # a savepoint, as for a run's move
+            notices = awaiting_notices_record(run, item_ids)
+    except Exception:
+        log.exception("approval notices of run %s not written", run.pk)
+        return
+    if notices:
+        ids = [row.pk for row in notices]
+        transaction.on_commit(lambda: notifications_send(ids=ids), robust=True)

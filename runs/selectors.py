@@ -12,7 +12,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from .mail.notifications import waiting_for_someone
-from .models import AuditEvent, Run, RunItem, StepRun, WorkItem
+from .models import AuditEvent, Run, RunItem, StepRun, WorkItem, WorkItemFile
 from .states import RUN_ACTIVE, RunState, StepRunState, WorkItemState
 
 FINISHED_ITEM_STATES = (
@@ -294,4 +294,49 @@ def run_breakdown(run: Run, *, failures_limit: int = 5) -> RunBreakdown:
         by_step=[(*key, cells(counts)) for key, counts in sorted(by_step.items())],
         by_action=[(action, cells(c)) for action, c in sorted(by_action.items())],
         failures=failures,
+    )
+
+
+# -- approvals --------------------------------------------------------------------
+
+DECIDE_PERMISSION = "runs.approve_run"
+
+
+def work_items_awaiting_decision(user, items=None):
+    """Items awaiting input on which `user` may decide (of `items`, default all):
+    they hold the decide permission, did not start the run (four eyes) and are
+    among the item's approvers (none named: anyone who may decide). The same rule
+    as `runs.services.approvals.decision_refusal`, as a queryset."""
+    items = WorkItem.objects.all() if items is None else items
+    if not (user and user.is_authenticated and user.has_perm(DECIDE_PERMISSION)):
+        return items.none()
+    waiting = items.filter(state=WorkItemState.AWAITING_INPUT).exclude(run__run_by=user)
+    names = {user.get_username()} | {
+        f"group:{name}" for name in user.groups.values_list("name", flat=True)
+    }
+    # named approvers are few and JSON list containment differs per database:
+    # the lists of the waiting items are read and matched here
+    named = [
+        pk
+        for pk, approvers in waiting.exclude(approvers=[]).values_list(
+            "pk", "approvers"
+        )
+        if names & set(approvers or [])
+    ]
+    return waiting.filter(Q(approvers=[]) | Q(pk__in=named))
+
+
+# -- files ------------------------------------------------------------------------
+
+
+def run_files(run_id):
+    """A run's files, oldest first: its work items' (e-mail attachments, robot
+    uploads) and its step runs' own (a robot's artifacts)."""
+    return (
+        WorkItemFile.objects.filter(
+            Q(work_item__run_id=run_id)
+            | Q(step_run__run_id=run_id, work_item__isnull=True)
+        )
+        .select_related("work_item__step", "step_run__step")
+        .order_by("id")
     )

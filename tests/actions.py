@@ -7,6 +7,7 @@ import time
 from collections import Counter
 
 from automations.actions import BusinessError, Result, action
+from automations.actions.registry import subject_source
 
 calls: Counter = Counter()
 failures_left: dict = {}
@@ -30,6 +31,7 @@ def reset():
     barriers.clear()
     events.clear()
     returned.clear()
+    accounts.clear()
 
 
 def event(name: str) -> threading.Event:
@@ -222,3 +224,13 @@ def stop_then_look(ctx):
     else:
         calls[f"should_stop:{ctx.work_item.pk}"] = int(ctx.should_stop())
     return [ctx.payload]
+
+
+# the accounts `test.accounts` selects (tests change them between a run and its
+# retry, as a source of record changes)
+accounts: dict = {}
+
+
+@subject_source("test.accounts")
+def test_accounts(run, parameters):
+    return [dict(row, subject=key) for key, row in sorted(accounts.items())]

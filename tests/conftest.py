@@ -25,7 +25,8 @@ def user(db):
 
 @pytest.fixture
 def other_user(db):
-    return make_user("bob", is_staff=True)
+    # an approver: may decide on items of runs others started
+    return make_user("bob", ["approve_run"], is_staff=True)
 
 
 # The product's roles (groups of migration runs.0002), the same for admin and API

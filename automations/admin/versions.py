@@ -34,6 +34,7 @@ class StepInline(admin.TabularInline):
         "max_in_flight",
         "condition",
         "requires_approval",
+        "result_url",
     ]
 
     def has_change_permission(self, request, obj=None):

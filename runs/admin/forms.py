@@ -66,6 +66,29 @@ class StopForm(ActionForm):
 
 class RetryForm(ActionForm):
     item_state = WorkItemState.FAILED
+    reread_subjects = forms.BooleanField(
+        required=False,
+        label="Re-read each item's subject first",
+        help_text="Asks the run's subject source again and updates each failed "
+        "item's payload with its subject's current data (recorded, before and "
+        "after) before the retry.",
+    )
+
+
+class PayloadEditForm(forms.Form):
+    payload = forms.JSONField(widget=forms.Textarea(attrs={"rows": 12, "cols": 80}))
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required: why the data is corrected (recorded with the payload "
+        "before and after).",
+    )
+
+    def clean_payload(self):
+        payload = self.cleaned_data["payload"]
+        if not isinstance(payload, dict):
+            raise ValidationError("The payload must be a JSON object.")
+        return payload
 
 
 class ResolveForm(ActionForm):
@@ -92,6 +115,11 @@ class RerunForm(ActionForm):
         ],
         widget=forms.RadioSelect,
         initial="original",
+    )
+    failed_only = forms.BooleanField(
+        required=False,
+        label="Only the inputs whose items failed",
+        help_text="The new run starts with the inputs that led to a failed item.",
     )
     reason = None
 

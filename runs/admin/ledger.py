@@ -11,7 +11,10 @@ from import_export.formats.base_formats import CSV
 from ..files import file_response
 from ..models import ActionResult, AuditEvent, RunItem, StepRun, WorkItem
 from ..resources import RunItemResource
+from ..selectors import work_items_awaiting_decision
+from ..states import WorkItemState
 from .changelist import WindowPaginator
+from .corrections import payload_edit_view
 from .display import state_badge
 from .run_actions import EXPORT_PERMISSION
 
@@ -67,6 +70,22 @@ class StepRunAdmin(BigTableAdmin):
     list_select_related = ["run", "step"]
 
 
+class AwaitingMyDecisionFilter(admin.SimpleListFilter):
+    """`?awaiting=me`: the items awaiting input on which the viewer may decide
+    (runs.selectors.work_items_awaiting_decision: four eyes and approvers)."""
+
+    title = "awaiting decision"
+    parameter_name = "awaiting"
+
+    def lookups(self, request, model_admin):
+        return [("me", "Awaiting my decision")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "me":
+            return work_items_awaiting_decision(request.user, queryset)
+        return queryset
+
+
 @admin.register(WorkItem)
 class WorkItemAdmin(BigTableAdmin):
     list_display = [
@@ -80,10 +99,10 @@ class WorkItemAdmin(BigTableAdmin):
         "failure_code",
         "failure_message",
     ]
-    list_filter = ["state", "failure_type"]
+    list_filter = [AwaitingMyDecisionFilter, "state", "failure_type"]
     list_select_related = ["run", "step"]
     search_fields = ["=subject"]
-    readonly_fields = ["run_link", "files_list"]
+    readonly_fields = ["run_link", "files_list", "corrections"]
 
     def get_ordering(self, request):
         # one run's items in order (index work_item_run_order); all runs' items
@@ -115,13 +134,31 @@ class WorkItemAdmin(BigTableAdmin):
             ),
         )
 
+    @admin.display(description="Decide / correct")
+    def corrections(self, item):
+        if item.state == WorkItemState.AWAITING_INPUT:
+            url = reverse("admin:runs_run_decide", args=[item.run_id, item.pk])
+            return format_html('<a class="button" href="{}">Decide</a>', url)
+        if item.state == WorkItemState.FAILED:
+            url = reverse("admin:runs_workitem_payload_edit", args=[item.pk])
+            return format_html('<a class="button" href="{}">Edit payload</a>', url)
+        return "-"
+
     def get_urls(self):
-        download = path(
-            "<int:item_id>/files/<int:file_id>/download/",
-            self.admin_site.admin_view(self.file_download_view),
-            name="runs_workitem_file_download",
-        )
-        return [download, *super().get_urls()]
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<int:item_id>/files/<int:file_id>/download/",
+                view(self.file_download_view),
+                name="runs_workitem_file_download",
+            ),
+            path(
+                "<int:item_id>/payload/",
+                view(lambda r, item_id: payload_edit_view(self, r, item_id)),
+                name="runs_workitem_payload_edit",
+            ),
+            *super().get_urls(),
+        ]
 
     def file_download_view(self, request, item_id, file_id):
         """A work item's file, as a download, for whoever may view the work item
@@ -146,7 +183,7 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
         "subject",
         "attempt",
         "outcome",
-        "result_ref",
+        "result",
         "failure_cause",
         "finished_at",
     ]
@@ -158,6 +195,18 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
 
     def has_export_permission(self, request):
         return request.user.has_perm(EXPORT_PERMISSION)
+
+    @admin.display(description="Result", ordering="result_ref")
+    def result(self, item):
+        """The result reference, as a link where its step has a `result_url`."""
+        link = item.result_link
+        if not link:
+            return item.result_ref
+        return format_html(
+            '<a href="{}" rel="noopener noreferrer" target="_blank">{}</a>',
+            link,
+            item.result_ref,
+        )
 
 
 @admin.register(AuditEvent)

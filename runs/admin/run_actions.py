@@ -56,8 +56,10 @@ def _retry(run, actor, form):
         actor=actor,
         work_item_ids=form.selected_items(),
         reason=form.cleaned_data.get("reason", ""),
+        reread_subjects=form.cleaned_data.get("reread_subjects", False),
     )
-    return f"{n} failed item(s) sent back to pending"
+    reread = " (subjects re-read)" if form.cleaned_data.get("reread_subjects") else ""
+    return f"{n} failed item(s) sent back to pending{reread}"
 
 
 def _resolve(run, actor, form):
@@ -81,8 +83,15 @@ def _unarchive(run, actor, form):
 
 
 def _rerun(run, actor, form):
-    new = run_rerun(run, actor=actor, version=form.cleaned_data["version"])
-    return f"re-run as run #{new.number} ({new.version})"
+    failed_only = form.cleaned_data.get("failed_only", False)
+    new = run_rerun(
+        run,
+        actor=actor,
+        version=form.cleaned_data["version"],
+        failed_only=failed_only,
+    )
+    which = " with the failed inputs only" if failed_only else ""
+    return f"re-run as run #{new.number} ({new.version}){which}"
 
 
 def _decide(run, actor, form):

@@ -10,15 +10,18 @@ from django.urls import path, reverse
 from .. import selectors
 from ..engine.admission import queue_positions, waiting_runs
 from ..evidence import admin as evidence
+from ..files import file_response
 from ..models import Run, WorkItem
 from ..states import RUN_ACTIVE, RunState, WorkItemState
 from . import reports
+from .approvals import decide_view
 from .display import duration, state_badge
 from .run_actions import ACTIONS
 
 # how many child runs and outputs the run page shows (the API pages through all)
 PAGE_CHILDREN = 100
 PAGE_OUTPUTS = 50
+FILES_SHOWN = 200
 
 
 class RunPageMixin:
@@ -44,12 +47,37 @@ class RunPageMixin:
                 name="runs_run_evidence",
             ),
             path(
+                "<path:object_id>/files/<int:file_id>/download/",
+                view(self.run_file_download_view),
+                name="runs_run_file_download",
+            ),
+            path(
+                "<path:object_id>/decide/<int:item_id>/",
+                view(
+                    lambda r, object_id, item_id: decide_view(
+                        self, r, object_id, item_id
+                    )
+                ),
+                name="runs_run_decide",
+            ),
+            path(
                 "<path:object_id>/act/<slug:action_name>/",
                 view(self.run_action_view),
                 name="runs_run_action",
             ),
             *super().get_urls(),
         ]
+
+    def run_file_download_view(self, request, object_id, file_id):
+        """One of the run's files, as a download, for whoever may view the run;
+        anyone else gets a 404, as for a file that does not exist."""
+        run = self.get_object(request, unquote(object_id))
+        if run is None or not self.has_view_permission(request, run):
+            raise Http404("no such file")
+        found = selectors.run_files(run.pk).filter(pk=file_id).first()
+        if found is None:
+            raise Http404("no such file")
+        return file_response(found)
 
     def run_action_view(self, request, object_id, action_name):
         action = ACTIONS.get(action_name)
@@ -119,6 +147,7 @@ class RunPageMixin:
             "step_filter": step_filter,
             "run_items": selectors.run_items_recent(run),
             "audit": selectors.run_audit_trail(run),
+            "files": list(selectors.run_files(run.pk)[:FILES_SHOWN]),
             # no ORDER BY: SQLite would walk the number index instead of rerun_of's
             "reruns": sorted(
                 Run.objects.filter(rerun_of=run).order_by().values_list("number", "pk"),
@@ -136,6 +165,7 @@ class RunPageMixin:
             "breakdown": selectors.run_breakdown(run),
             "actions": self.allowed_actions(request, run),
             "may_export": self.has_export_permission(request),
+            "may_correct": request.user.has_perm("runs.retry_run"),
             "refresh_seconds": 5 if active else None,
             "lead": duration(run.lead_time) if run.lead_time else None,
             # a waiting run (max_concurrent_runs): its place and the queue's length

@@ -20,7 +20,9 @@ from import_export.formats.base_formats import CSV
 from ..exports import audit_csv
 from ..models import Run, RunItem, WorkItem
 from ..resources import RunItemResource, RunResource
+from ..selectors import work_items_awaiting_decision
 from ..services import RunsError
+from ..services.approvals import DecisionRefused
 from ..states import IllegalTransition, WorkItemState
 from . import forms
 from .changelist import ArchivedFilter, TestSuiteRunsFilter, WindowPaginator
@@ -107,11 +109,18 @@ class RunAdmin(RunPageMixin, ExportMixin, admin.ModelAdmin):
         return request.user.has_perm(action.permission)
 
     def allowed_actions(self, request, run=None):
-        return [
+        actions = [
             a
             for a in ACTIONS.values()
             if self.may(request, a) and (run is None or a.offered(run))
         ]
+        if run is not None and any(a.name == "decide" for a in actions):
+            # Approve / reject shows only to who may decide on one of its items
+            # (four eyes, approvers): the same rule as the service's
+            waiting = WorkItem.objects.filter(run=run)
+            if not work_items_awaiting_decision(request.user, waiting).exists():
+                actions = [a for a in actions if a.name != "decide"]
+        return actions
 
     # -- changelist ----------------------------------------------------------
 
@@ -271,6 +280,9 @@ class RunAdmin(RunPageMixin, ExportMixin, admin.ModelAdmin):
                 with transaction.atomic():
                     message = action.apply(run, request.user, form)
             except (RunsError, IllegalTransition) as exc:
+                if isinstance(exc, DecisionRefused):
+                    # the refusal's audit event went with the rolled-back block
+                    exc.record()
                 refused.append(f"run #{run.number}: {exc}")
                 continue
             done.append(f"run #{run.number}: {message}")

@@ -46,6 +46,11 @@ def _service_error(exc: Exception) -> exceptions.APIException:
         return exceptions.PermissionDenied(message, code=code)
     if code == "not_found":
         return exceptions.NotFound(message, code=code)
+    problems = getattr(exc, "problems", None)  # InvalidInput: per field
+    if problems:
+        return exceptions.ValidationError(
+            {where: [text] for where, text in problems}, code=code
+        )
     return exceptions.ValidationError({"detail": message}, code=code)
 
 

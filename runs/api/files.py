@@ -11,13 +11,14 @@ from rest_framework.reverse import reverse
 
 from ..files import file_response
 from ..models import Run, WorkItemFile
+from ..selectors import run_files
 from .pagination import IdCursorPagination
 from .permissions import runs_visible_to
 from .views import ApiMixin, error_responses
 
 
 class RunFileSerializer(serializers.ModelSerializer):
-    step = serializers.CharField(source="work_item.step.name", read_only=True)
+    step = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -36,10 +37,15 @@ class RunFileSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def get_step(self, found) -> str:
+        owner = found.work_item or found.step_run
+        return owner.step.name
+
     def get_download_url(self, found) -> str:
+        owner = found.work_item or found.step_run
         return reverse(
             "runs-api:run-file-download",
-            args=[found.work_item.run_id, found.pk],
+            args=[owner.run_id, found.pk],
             request=self.context.get("request"),
         )
 
@@ -52,9 +58,7 @@ class _RunFiles(ApiMixin):
         return get_object_or_404(runs, pk=self.kwargs["pk"])
 
     def get_queryset(self):
-        return WorkItemFile.objects.filter(work_item__run=self.run()).select_related(
-            "work_item__step"
-        )
+        return run_files(self.run().pk)
 
 
 @extend_schema(
@@ -65,7 +69,9 @@ class _RunFiles(ApiMixin):
     },
 )
 class RunFilesView(_RunFiles, generics.ListAPIView):
-    """The run's work item files, oldest first, with download links."""
+    """The run's files, oldest first, with download links: its work items' (e-mail
+    attachments, robot uploads) and its step runs' (a robot's `output/` artifacts,
+    `work_item` null)."""
 
     serializer_class = RunFileSerializer
     pagination_class = IdCursorPagination

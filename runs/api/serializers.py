@@ -228,6 +228,7 @@ class WorkItemSerializer(serializers.ModelSerializer):
 
 class RunItemSerializer(serializers.ModelSerializer):
     step = serializers.CharField(source="step.name", read_only=True)
+    result_url = serializers.SerializerMethodField()
 
     class Meta:
         model = RunItem
@@ -241,11 +242,17 @@ class RunItemSerializer(serializers.ModelSerializer):
             "idempotency_key",
             "outcome",
             "result_ref",
+            "result_url",
             "failure_cause",
             "started_at",
             "finished_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.STR)  # '' when none: not always a URI
+    def get_result_url(self, item) -> str:
+        """The step's `result_url` with the result reference filled ('' if none)."""
+        return item.result_link
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -334,6 +341,11 @@ class RetrySerializer(ReasonSerializer):
         allow_empty=False,
         help_text="Failed work items to retry; none named: all failed items.",
     )
+    reread_subjects = serializers.BooleanField(
+        default=False,
+        help_text="Read each item's subject again from the run's subject source "
+        "and update its payload before the retry.",
+    )
 
 
 class ResolveSerializer(serializers.Serializer):
@@ -350,6 +362,9 @@ class ResolveSerializer(serializers.Serializer):
 class RerunSerializer(serializers.Serializer):
     version = serializers.ChoiceField(
         choices=[("original", "original"), ("latest", "latest")], default="original"
+    )
+    failed_only = serializers.BooleanField(
+        default=False, help_text="Only the inputs whose items failed."
     )
 
 

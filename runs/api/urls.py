@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from . import audit, export, files, reports, run_views, views
+from . import audit, export, files, reports, run_views, views, work_items
 
 app_name = "runs-api"
 
@@ -50,6 +50,7 @@ urlpatterns = [
         run_views.RunStepRunLogView.as_view(),
         name="run-step-run-log",
     ),
+    path("work-items/", work_items.WorkItemListView.as_view(), name="work-items"),
     path("", include(audit.urls)),  # audit events, evidence packs (issue 14)
     path("runs/<str:pk>/files/", files.RunFilesView.as_view(), name="run-files"),
     path(

@@ -248,6 +248,7 @@ class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
             actor=request.user,
             work_item_ids=body["work_items"],
             reason=body["reason"],
+            reread_subjects=body["reread_subjects"],
         )
         return self._answer(run)
 
@@ -303,6 +304,7 @@ class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
             actor=request.user,
             version=body["version"],
             trigger_kind=TriggerKind.API,
+            failed_only=body["failed_only"],
         )
         return self._answer(new, status.HTTP_202_ACCEPTED)
 

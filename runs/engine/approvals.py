@@ -1,5 +1,6 @@
 """Approval deadlines: items nobody decided on in time fail (engine work, run by
-housekeeping)."""
+housekeeping). Telling the approvers of items that begin to wait is
+`runs.approvers`."""
 
 import logging
 

@@ -29,6 +29,7 @@ from ..machines.work_item import (
     work_items_settle,
 )
 from ..models import RunOutput, StepRun, WorkItem
+from ..outbox import work_items_awaiting_outbox
 from ..states import STOP_ASKED, STOP_CAUSES, RunState, WorkItemState
 from .bulk import PendingItems
 from .dispatch import step_runs_ensure
@@ -152,6 +153,7 @@ class BatchCommit:
         if rows[0][len(expected)] != 1:
             raise LeaseLost(f"step run {self.step_run.pk} lost its lease")
         self.run.ledger_seq, self.run.ledger_hash = seq, prev
+        self._tell_approvers(batch)
         self._ensure_next(batch)
         if not claiming:
             return None
@@ -257,6 +259,7 @@ class BatchCommit:
             WorkItem.objects.bulk_update(
                 batch.per_item, PER_ITEM_FIELDS, batch_size=500
             )
+        self._tell_approvers(batch)
         if batch.new_items:
             batch.new_items.insert()
         if batch.outputs:
@@ -268,6 +271,18 @@ class BatchCommit:
             increments=batch.increments,
             sets={"current_step": self.step.name},
         )
+
+    def _tell_approvers(self, batch: Batch) -> None:
+        """Approvers are told in the transaction that parked their items, once
+        the items' approvers and deadline are written."""
+        awaiting = [
+            pk
+            for (state, _), ids in batch.groups.items()
+            if state == WorkItemState.AWAITING_INPUT
+            for pk in ids
+        ]
+        if awaiting:
+            work_items_awaiting_outbox(self.run, awaiting)
 
     def _ensure_next(self, batch: Batch) -> None:
         """The next step starts as soon as it has items. While it is busy the check

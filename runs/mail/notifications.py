@@ -19,12 +19,12 @@ from collections import defaultdict
 from django.core.mail import EmailMessage, get_connection
 from django.db.models import Max, Q
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from ..conf import runs_settings
 from ..models import Run
-from ..states import RunState
+from ..states import RunState, WorkItemState
 from .models import AutomationSubscription, Notification, NotificationMode
 
 log = logging.getLogger("runs.mail")
@@ -52,7 +52,10 @@ def notify_state(run: Run, state: str) -> bool:
 
 # Not a state: a run past its SLA (runs.ops.sla) is notified under this name.
 SLA_BREACHED = "sla_breached"
-NOTICE_LABELS = {SLA_BREACHED: "overdue"}
+# Not a run state either: items of the run wait for the notified approver.
+AWAITING_NOTICE = "awaiting_input"
+NOTICE_LABELS = {SLA_BREACHED: "overdue", AWAITING_NOTICE: "awaiting a decision"}
+AWAITING_LISTED_MAX = 20
 # A claim older than this belongs to a sender that died: the row is free again.
 CLAIM_STALE = timezone.timedelta(minutes=10)
 
@@ -63,6 +66,28 @@ def run_admin_url(run: Run) -> str:
     except NoReverseMatch:
         return ""
     return runs_settings.ADMIN_BASE_URL.rstrip("/") + path
+
+
+def approval_url(run: Run, item_id: int) -> str:
+    """The absolute link of an item's approval page (e-mails, webhooks)."""
+    try:
+        path = reverse("admin:runs_run_decide", args=[run.pk, item_id])
+    except NoReverseMatch:  # a host project without the runs admin
+        return ""
+    return runs_settings.ADMIN_BASE_URL.rstrip("/") + path
+
+
+def awaiting_items(run: Run) -> list[dict]:
+    """The first items of `run` awaiting input, with their approval page links."""
+    items = (
+        run.work_items.filter(state=WorkItemState.AWAITING_INPUT)
+        .select_related("step")
+        .order_by("id")[:AWAITING_LISTED_MAX]
+    )
+    return [
+        {"item": item, "url": approval_url(run, item.pk), "step": item.step.name}
+        for item in items
+    ]
 
 
 def notification_recipients(automation) -> list[tuple]:
@@ -162,8 +187,12 @@ def notifications_send(*, ids=None) -> int:
         "run__automation", "run__version"
     ):
         context = _context(row)
-        subject = render_to_string("runs/mail/run_notification_subject.txt", context)
-        body = render_to_string("runs/mail/run_notification.txt", context)
+        # a notice to approvers (runs.engine.approvals) or a run's state
+        name = "awaiting_input" if row.state == AWAITING_NOTICE else "run_notification"
+        if name == "awaiting_input":
+            context["awaiting"] = awaiting_items(row.run)
+        subject = render_to_string(f"runs/mail/{name}_subject.txt", context)
+        body = render_to_string(f"runs/mail/{name}.txt", context)
         messages.append(
             ([row.pk], EmailMessage(" ".join(subject.split()), body, to=[row.email]))
         )

@@ -110,15 +110,23 @@ class WorkItem(models.Model):
 
 
 def work_item_file_path(instance, filename):
+    if instance.work_item_id is None:  # a robot's artifact: its step run's
+        step_run = instance.step_run
+        return f"step-runs/{step_run.run_id}/{step_run.pk}/{filename}"
     return f"work-items/{instance.work_item.run_id}/{instance.work_item_id}/{filename}"
 
 
 class WorkItemFile(models.Model):
-    """A file of a work item (an e-mail attachment, a robot's upload). Served only
-    through permission-checked views and signed URLs, never from MEDIA_URL."""
+    """A file of a work item (an e-mail attachment, a robot's upload) or of a step
+    run alone (a robot's `output/` artifacts, no work item). Served only through
+    permission-checked views and signed URLs, never from MEDIA_URL."""
 
     work_item = models.ForeignKey(
-        WorkItem, on_delete=models.CASCADE, related_name="files"
+        WorkItem,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="files",
     )
     name = models.CharField(max_length=255)
     file = models.FileField(upload_to=work_item_file_path, max_length=500)
@@ -132,12 +140,13 @@ class WorkItemFile(models.Model):
     token = models.CharField(
         max_length=64, default=work_item_file_token, editable=False
     )
-    # the robot's step run that uploaded it (none for e-mail attachments)
+    # the robot's step run that uploaded or left it (none for e-mail
+    # attachments); step runs go only with their run, and its files with them
     step_run = models.ForeignKey(
         "StepRun",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.CASCADE,
         related_name="files",
     )
     created_at = models.DateTimeField(default=timezone.now)
@@ -146,6 +155,17 @@ class WorkItemFile(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["work_item", "name"], name="work_item_file_name_unique"
+            ),
+            # a step run's own artifacts: one per name (a path under output/)
+            models.UniqueConstraint(
+                fields=["step_run", "name"],
+                condition=Q(work_item__isnull=True),
+                name="step_run_file_name_unique",
+            ),
+            # every file belongs to a work item, a step run, or both
+            models.CheckConstraint(
+                condition=Q(work_item__isnull=False) | Q(step_run__isnull=False),
+                name="work_item_file_has_owner",
             ),
         ]
 

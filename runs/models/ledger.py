@@ -120,6 +120,11 @@ class RunItem(LedgerRecord):
     def __str__(self):
         return f"Run item {self.pk} ({self.outcome})"
 
+    @property
+    def result_link(self) -> str:
+        """The deep link of `result_ref` by its step's `result_url` ('' if none)."""
+        return self.step.result_url_for(self.result_ref)
+
     def ledger_fields(self) -> dict:
         return run_item_ledger_fields(self.__dict__)
 

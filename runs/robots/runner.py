@@ -9,7 +9,9 @@ process group, then SIGKILL after `grace_seconds`; whatever item the robot still
 holds then fails with the stop's cause ("terminated"). A robot that exits without
 releasing its item (non-zero exit, crash, or a bug) has that item fail as an
 application error, retried per the step's max attempts. The robot's output is kept
-as the step run's log (head and tail past RUNS_ROBOT_LOG_BYTES).
+as the step run's log, without terminal escape codes (head and tail past
+RUNS_ROBOT_LOG_BYTES), and the files it leaves in its artifacts directory as the
+step run's files (`runs.robots.artifacts`).
 """
 
 import logging
@@ -33,6 +35,7 @@ from ..models import WorkItem
 from ..secrets.references import redactor_for
 from ..states import STOP_CAUSES, StepRunState, WorkItemState
 from . import registry, tokens
+from .artifacts import ansi_strip, artifacts_keep
 
 log = logging.getLogger("runs.robots")
 
@@ -170,7 +173,11 @@ class RobotRunner(LeasedStepRun):
                 process.wait()
                 raise
             console.seek(0)
-            output = console.read().decode("utf-8", "replace")
+            output = ansi_strip(console.read().decode("utf-8", "replace"))
+            # before the directory goes: its artifacts become the step run's files
+            notes = artifacts_keep(self.step_run, Path(env["ROBOT_ARTIFACTS"]))
+            if notes:
+                output = "\n".join([output.rstrip("\n"), *notes]) + "\n"
         return process.returncode, output
 
     def _as_user(self, artifacts: str) -> dict:

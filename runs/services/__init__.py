@@ -1,7 +1,13 @@
 """Services: every write on runs goes through these (admin, API, commands, e-mail)."""
 
 from ..engine.approvals import approvals_expire
-from .approvals import work_item_decide
+from .approvals import (
+    DecisionRefused,
+    InvalidInput,
+    decision_refusal,
+    work_item_decide,
+)
+from .corrections import work_item_payload_edit
 from .errors import InvalidRequest, NotAllowed, RunsError
 from .operator import (
     run_archive,
@@ -22,6 +28,8 @@ from .starting import (
 )
 
 __all__ = [
+    "DecisionRefused",
+    "InvalidInput",
     "InvalidInputs",
     "InvalidPriority",
     "InvalidRequest",
@@ -29,6 +37,7 @@ __all__ = [
     "NotRunnable",
     "RunsError",
     "approvals_expire",
+    "decision_refusal",
     "inputs_clean",
     "priority_clean",
     "run_archive",
@@ -40,4 +49,5 @@ __all__ = [
     "run_stop",
     "run_unarchive",
     "work_item_decide",
+    "work_item_payload_edit",
 ]

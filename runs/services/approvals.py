@@ -1,8 +1,10 @@
-"""Approvals: a person decides on an item awaiting input (the deadline is engine
-work: `runs.engine.approvals.approvals_expire`).
+"""Approvals: a person decides on an item awaiting input (the deadline and the
+notices to approvers are engine work: `runs.engine.approvals`).
 
 Like every service: validates, changes state only through `runs.machines`, records
 who did it, and refuses with RunsError / IllegalTransition; nothing is half-done.
+A refusal of the decider (four eyes, not an approver, no permission) is itself
+recorded: `work_item.decision_refused` in the run's audit trail.
 """
 
 from dataclasses import dataclass
@@ -11,11 +13,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from automations.input_schema import data_problems
+
 from .. import ledger
 from ..engine.children import child_waits
 from ..engine.progress import run_progress
 from ..machines import work_items_move
 from ..models import Run, WorkItem
+from ..selectors import DECIDE_PERMISSION
 from ..states import FailureType, IllegalTransition, WorkItemState
 from .errors import InvalidRequest, NotAllowed
 
@@ -26,7 +31,41 @@ class Decision:
     decision: str
 
 
-def _may_approve(actor, approvers: list[str]) -> bool:
+class DecisionRefused(NotAllowed):
+    """The person may not decide on this item. `record()` writes the refusal to the
+    run's audit trail; the service calls it, and an interface that undoes its own
+    transaction on a refusal (admin bulk actions) calls it again after that."""
+
+    def __init__(self, message: str, *, run, item, actor, decision: str):
+        super().__init__(message, code="not_an_approver")
+        self.run, self.item, self.actor, self.decision = run, item, actor, decision
+
+    def record(self) -> None:
+        event = ledger.audit_event(
+            verb="work_item.decision_refused",
+            run=self.run,
+            actor=self.actor,
+            reason=str(self),
+            before={"work_item": self.item.pk, "state": self.item.state},
+            after={"decision": self.decision},
+        )
+        with transaction.atomic():
+            ledger.append(run=self.run, events=[event])
+
+
+class InvalidInput(InvalidRequest):
+    """Input data that does not match the step's `input_schema`; `problems` are
+    (field, message) pairs, the field named as in the API body (`data.code`)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        super().__init__(
+            "; ".join(f"{where}: {message}" for where, message in problems),
+            code="invalid_input",
+        )
+        self.problems = problems
+
+
+def _is_approver(actor, approvers: list[str]) -> bool:
     if not approvers:
         return True
     if actor.get_username() in approvers:
@@ -35,17 +74,44 @@ def _may_approve(actor, approvers: list[str]) -> bool:
     return any(a.startswith("group:") and a[6:] in groups for a in approvers)
 
 
+def decision_refusal(run: Run, item: WorkItem, actor) -> str:
+    """Why `actor` may not decide on `item` of `run` ('' when they may): the one
+    rule the admin page (which buttons show), the API (`?awaiting=me`) and
+    `work_item_decide` share."""
+    if actor is None or not getattr(actor, "pk", None):
+        return "a decision needs a person"
+    if run.run_by_id and run.run_by_id == actor.pk:
+        return "four eyes: the person who started the run may not approve its items"
+    if not _is_approver(actor, item.approvers):
+        return (
+            f"{actor.get_username()} is not among the approvers: "
+            f"{', '.join(item.approvers)}"
+        )
+    if not actor.has_perm(DECIDE_PERMISSION):
+        return f"{actor.get_username()} lacks the {DECIDE_PERMISSION} permission"
+    return ""
+
+
+def input_schema_of(item: WorkItem) -> dict | None:
+    """The JSON Schema the approval data of `item` must match, if its step has one."""
+    schema = (item.step.parameters or {}).get("input_schema")
+    return schema if isinstance(schema, dict) else None
+
+
 def work_item_decide(
     run: Run, *, actor, work_item_id, decision: str, data=None, reason: str = ""
 ) -> Decision:
     """Approve or reject an item awaiting input. Four eyes: the person who started
     the run may not decide its items; named approvers (usernames or group:NAME)
-    only."""
+    only; a refusal is recorded. A rejection needs a reason; an approval's data
+    must match the step's `input_schema` (InvalidInput names the field)."""
     if decision not in ("approve", "reject"):
         raise InvalidRequest("decision must be 'approve' or 'reject'")
     if data is not None and not isinstance(data, dict):
         raise InvalidRequest("data must be a JSON object")
-    item = WorkItem.objects.filter(pk=work_item_id, run=run).first()
+    item = (
+        WorkItem.objects.filter(pk=work_item_id, run=run).select_related("step").first()
+    )
     if item is None:
         raise InvalidRequest(
             f"work item {work_item_id} is not in run {run.number}", code="not_found"
@@ -66,23 +132,33 @@ def work_item_decide(
             reason=f"work item {item.pk} waits for child run #{child.number}, "
             "not for a person: it takes that run's outcome",
         )
-    if actor is None or not getattr(actor, "pk", None):
-        raise NotAllowed("a decision needs a person")
-    if run.run_by_id and run.run_by_id == actor.pk:
-        raise NotAllowed(
-            "four eyes: the person who started the run may not approve its items"
+    refusal = decision_refusal(run, item, actor)
+    if refusal:
+        refused = DecisionRefused(
+            refusal, run=run, item=item, actor=actor, decision=decision
         )
-    if not _may_approve(actor, item.approvers):
-        raise NotAllowed(
-            f"{actor.get_username()} is not among the approvers: "
-            f"{', '.join(item.approvers)}"
-        )
+        if getattr(actor, "pk", None):  # nobody to record without a person
+            refused.record()
+        raise refused
+    reason = (reason or "").strip()
+    data = data or {}
+    if decision == "reject":
+        if not reason:
+            raise InvalidRequest(
+                "a reason is required to reject a work item", code="reason_required"
+            )
+        data = {}
+    else:
+        schema = input_schema_of(item)
+        problems = data_problems(schema, data) if schema else []
+        if problems:
+            raise InvalidInput(problems)
     now = timezone.now()
     approval = {
         "decision": decision,
         "by": actor.get_username(),
         "at": now.isoformat(),
-        "data": data or {},
+        "data": data,
         "reason": reason,
     }
     event = ledger.audit_event(
@@ -95,7 +171,7 @@ def work_item_decide(
             "state": WorkItemState.PENDING
             if decision == "approve"
             else WorkItemState.FAILED,
-            "data": data or {},
+            "data": data,
         },
     )
     with transaction.atomic():
@@ -118,7 +194,7 @@ def work_item_decide(
                     "approval": approval,
                     "failure_type": FailureType.BUSINESS,
                     "failure_code": "rejected",
-                    "failure_message": reason or f"rejected by {actor.get_username()}",
+                    "failure_message": reason,
                 },
                 events=[event],
                 counters={"failed_items": F("failed_items") + 1},

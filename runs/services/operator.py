@@ -27,6 +27,7 @@ from ..states import (
     StopStepRuns,
     WorkItemState,
 )
+from .corrections import failed_inputs, payloads_reread_write, subjects_reread
 from .errors import InvalidRequest
 from .starting import run_start
 
@@ -151,9 +152,24 @@ def _failed_ids(run: Run, work_item_ids) -> list[int]:
     return sorted(set(work_item_ids))
 
 
-def run_retry(run: Run, *, actor=None, work_item_ids=None, reason: str = "") -> int:
-    """Send failed items (all, or the ones named) back to pending; reopens the run."""
+def run_retry(
+    run: Run,
+    *,
+    actor=None,
+    work_item_ids=None,
+    reason: str = "",
+    reread_subjects: bool = False,
+) -> int:
+    """Send failed items (all, or the ones named) back to pending; reopens the run.
+    With `reread_subjects`, each item's subject is first read again from the run's
+    subject source and its payload updated (`work_item.payload_reread`)."""
     ids = _failed_ids(run, work_item_ids)
+    fresh, old = {}, {}
+    if reread_subjects:  # the source is asked outside the lock
+        fresh = subjects_reread(run, ids)
+        old = dict(
+            WorkItem.objects.filter(pk__in=list(fresh)).values_list("pk", "payload")
+        )
     with transaction.atomic():
         current = ledger.run_lock(run)
         if current not in RUN_RETRYABLE | {RunState.RUNNING, RunState.AWAITING_INPUT}:
@@ -175,6 +191,8 @@ def run_retry(run: Run, *, actor=None, work_item_ids=None, reason: str = "") -> 
             )
             for pk in ids
         ]
+        if fresh:
+            payloads_reread_write(run, actor=actor, reason=reason, fresh=fresh, old=old)
         work_items_move(
             run,
             ids,
@@ -342,18 +360,24 @@ def run_mark_test_case(
 
 
 def run_rerun(
-    run: Run, *, actor=None, version: str = "original", trigger_kind=TriggerKind.MANUAL
+    run: Run,
+    *,
+    actor=None,
+    version: str = "original",
+    trigger_kind=TriggerKind.MANUAL,
+    failed_only: bool = False,
 ) -> Run:
     """A new run with the same inputs, `rerun_of` set, on the original version or
     the latest published one, recorded with the caller's `trigger_kind`: a draft
     re-runs only when that is manual (a person in admin); an API re-run of a draft
-    is refused by `run_start` (not quietly recorded as manual)."""
+    is refused by `run_start` (not quietly recorded as manual). `failed_only`:
+    only the inputs whose items failed (refused when none did)."""
     if version not in ("original", "latest"):
         raise InvalidRequest("version must be 'original' or 'latest'")
     chosen = run.version if version == "original" else None
     return run_start(
         automation=run.automation,
-        inputs=run.inputs,
+        inputs=failed_inputs(run) if failed_only else run.inputs,
         trigger_kind=trigger_kind,
         actor=actor,
         version=chosen,

@@ -22,12 +22,14 @@ def runs_dashboard(context):
     if user is None or not user.has_perm("runs.view_run"):
         return {"show": False}
     from ..admin.charts import legend_html, outcomes_bar_html, runs_by_day_svg
-    from ..selectors import dashboard
+    from ..selectors import dashboard, work_items_awaiting_decision
 
     board = dashboard()
+    mine = work_items_awaiting_decision(user).select_related("run", "step")
     return {
         "show": True,
         "board": board,
+        "awaiting_mine": list(mine.order_by("id")[:20]),
         "chart": runs_by_day_svg(board.days, board.by_day, board.states),
         "legend": legend_html(board.states),
         "outcomes": [

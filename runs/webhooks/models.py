@@ -12,9 +12,16 @@ from django.utils.translation import gettext_lazy as _
 from ..secrets.crypto import EncryptedTextField
 from ..states import RunState
 
-# run.<state> on every state change; run.sla_breached once per run (runs.ops.sla)
+# run.<state> on every state change; run.sla_breached once per run (runs.ops.sla);
+# work_item.awaiting_input when items begin to wait for a decision
+# (runs.engine.approvals)
 SLA_BREACHED_EVENT = "run.sla_breached"
-EVENTS = (*(f"run.{state}" for state in RunState.values), SLA_BREACHED_EVENT)
+AWAITING_INPUT_EVENT = "work_item.awaiting_input"
+EVENTS = (
+    *(f"run.{state}" for state in RunState.values),
+    SLA_BREACHED_EVENT,
+    AWAITING_INPUT_EVENT,
+)
 
 
 def new_secret() -> str:

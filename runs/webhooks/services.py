@@ -64,7 +64,7 @@ def backoff_seconds(attempts: int) -> int:
     return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
 
 
-def _payload(run, event: str, before: str, after: str, delivery_id) -> str:
+def _payload(run, event: str, before: str, after: str, delivery_id, extra) -> str:
     from ..api.serializers import RunSerializer
 
     data = RunSerializer(run).data
@@ -78,6 +78,7 @@ def _payload(run, event: str, before: str, after: str, delivery_id) -> str:
             "before": before,
             "after": after,
             "run": data,
+            **(extra or {}),
         },
         separators=(",", ":"),
         default=str,
@@ -85,11 +86,19 @@ def _payload(run, event: str, before: str, after: str, delivery_id) -> str:
 
 
 def deliveries_create(
-    *, run_id, before: str, after: str, event: str | None = None, **kwargs
+    *,
+    run_id,
+    before: str,
+    after: str,
+    event: str | None = None,
+    extra=None,
+    **kwargs,
 ) -> list:
     """Deliveries for every active webhook of the run's automation that wants
-    `event` (default `run.<after>`), written in the caller's transaction (the
-    move's: an outbox); each is queued for sending after commit."""
+        `event` (default `run.<after>`), written in the caller's transaction (the
+        move's: an outbox); each is queued for sending after commit. `extra` keys go
+        into the body beside `run` (the items of `work_item.awaiting_input`); a callable
+    `extra` is called only when some webhook wants the event."""
     from ..models import Run
 
     event = event or f"run.{after}"
@@ -105,10 +114,12 @@ def deliveries_create(
     ]
     if not hooks:
         return []
+    if callable(extra):
+        extra = extra()
     deliveries = []
     for hook in hooks:
         delivery = WebhookDelivery(webhook=hook, run=run, event=event)
-        delivery.body = _payload(run, event, before, after, delivery.id)
+        delivery.body = _payload(run, event, before, after, delivery.id, extra)
         deliveries.append(delivery)
     with transaction.atomic():
         WebhookDelivery.objects.bulk_create(deliveries)

@@ -300,7 +300,14 @@ def test_approve_with_input_data(login, operator, awaiting_run):
 @pytest.mark.django_db
 def test_reject_fails_the_item(login, operator, awaiting_run):
     run = awaiting_run()
-    _bulk(login(operator), "decide_runs", [run], decision="reject", data="")
+    _bulk(
+        login(operator),
+        "decide_runs",
+        [run],
+        decision="reject",
+        data="",
+        reason="not ours",
+    )
     item = WorkItem.objects.get(run=run, step__order=1)
     assert item.state == WorkItemState.FAILED and item.failure_code == "rejected"
 
@@ -334,7 +341,11 @@ def test_decide_refuses_the_person_who_started_the_run(login, operator, automati
     before = _snapshot(run)
     response = _act(login(operator), run, "decide", decision="approve", data="")
     assert "four eyes" in " ".join(_messages(response))
-    assert _snapshot(run) == before
+    # nothing changed but the record of the refused attempt (one audit event)
+    *same, seq, items = _snapshot(run)
+    assert (*same, seq - 1, items) == before
+    refused = AuditEvent.objects.get(run=run, verb="work_item.decision_refused")
+    assert refused.actor == operator and "four eyes" in refused.reason
 
 
 # -- add as test case ------------------------------------------------------------------

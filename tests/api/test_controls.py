@@ -210,9 +210,11 @@ def test_input_approves(api, awaiting):
 
 def test_input_rejects(api, awaiting):
     item = WorkItem.objects.get(run=awaiting, state="awaiting_input")
-    response = control(
-        api, awaiting, "input", {"work_item": item.pk, "decision": "reject"}
-    )
+    body = {"work_item": item.pk, "decision": "reject"}
+    response = control(api, awaiting, "input", body)
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == "reason_required"
+    response = control(api, awaiting, "input", {**body, "reason": "a duplicate"})
     assert response.status_code == 200, response.json()
     assert response.json()["failed_items"] == 1
 
@@ -311,7 +313,10 @@ def test_rejecting_the_last_awaiting_item_settles_the_run(api, awaiting):
     the machine refuses; the decision committed but the caller got an error."""
     item = WorkItem.objects.get(run=awaiting, state="awaiting_input")
     response = control(
-        api, awaiting, "input", {"work_item": item.pk, "decision": "reject"}
+        api,
+        awaiting,
+        "input",
+        {"work_item": item.pk, "decision": "reject", "reason": "no"},
     )
     assert response.status_code == 200
     assert response.json()["state"] == "unresolved"

@@ -22,6 +22,7 @@ RUN_ITEM_FIELDS = {
     "idempotency_key",
     "outcome",
     "result_ref",
+    "result_url",
     "failure_cause",
     "started_at",
     "finished_at",

@@ -40,6 +40,7 @@ def test_schema_is_served_and_lists_every_endpoint(client, db):
         "/api/v1/runs/{id}/items/": ["get"],
         "/api/v1/runs/{id}/evidence.zip": ["get"],
         "/api/v1/audit-events/": ["get"],
+        "/api/v1/work-items/": ["get"],
         "/api/v1/runs/{id}/files/": ["get"],
         "/api/v1/runs/{id}/files/{file_id}/download/": ["get"],
         "/api/v1/runs/{id}/children/": ["get"],

@@ -336,7 +336,11 @@ def test_only_named_approvers_decide(approval_run, django_user_model):
 def test_deciding_twice_is_refused(approval_run, other_user):
     item = WorkItem.objects.get(run=approval_run)
     work_item_decide(
-        approval_run, actor=other_user, work_item_id=item.pk, decision="reject"
+        approval_run,
+        actor=other_user,
+        work_item_id=item.pk,
+        decision="reject",
+        reason="no",
     )
     with pytest.raises(IllegalTransition, match="not awaiting input"):
         work_item_decide(

@@ -119,6 +119,18 @@ class Command(BaseCommand):
                 "aml-monitor-failure",
                 [{"monitor": "wire-velocity", "result": "threshold breached"}],
             ),
+            # waits in awaiting_input for the six-digit code (docs/human-input.md)
+            (
+                "payment-release",
+                [
+                    {
+                        "payment": "PAY-2041",
+                        "subject": "PAY-2041",
+                        "amount": 12500,
+                        "beneficiary": "CoreBanking Cloud",
+                    }
+                ],
+            ),
         ):
             automation = Automation.objects.get(slug=slug)
             run = run_start(
