@@ -26,6 +26,7 @@ from runs.evidence.config import config_actor
 from .actions.registry import UnknownAction, get_action, robot_parameters_problem
 from .conditions import InvalidCondition, validate_condition
 from .models import (
+    DEFAULT_WORKSPACE,
     SLA_SECONDS_MAX,
     Automation,
     AutomationStatus,
@@ -33,8 +34,10 @@ from .models import (
     Step,
     Trigger,
     TriggerKind,
+    Workspace,
 )
 from .services import version_publish
+from .workspaces import UnknownWorkspace, may, workspace_get
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
 STEP_DEFAULTS = {
@@ -60,6 +63,7 @@ TOP_LEVEL = {
     "triggers",
     "owners",
     "sla_seconds",
+    "workspace",
 }
 
 
@@ -265,8 +269,15 @@ def definition_clean(data) -> dict:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise DefinitionError("description: must be a string")
+    workspace = data.get("workspace", DEFAULT_WORKSPACE)
+    if not isinstance(workspace, str) or not SLUG_RE.match(workspace):
+        raise DefinitionError(
+            f"workspace: a workspace's slug (letters, digits, - and _), "
+            f"got {workspace!r}"
+        )
     return {
         "slug": slug,
+        "workspace": workspace,
         "name": name.strip(),
         "description": description,
         "publish": publish,
@@ -322,6 +333,23 @@ def _sync_triggers(automation: Automation, wanted: list[dict]) -> None:
             trigger.delete()
 
 
+def _workspace_for(definition: dict, actor) -> Workspace:
+    """The definition's workspace. An unknown one is an error for everyone (a typo
+    must not make a new workspace): `manage.py workspace_add` makes them. A person
+    importing needs the Author permissions there (`actor=None`: the server's own
+    command line, which may import anywhere)."""
+    try:
+        workspace = workspace_get(definition["workspace"])
+    except UnknownWorkspace as exc:
+        raise DefinitionError(f"workspace: {exc}") from None
+    if actor is not None and not may(actor, "automations.add_automation", workspace.pk):
+        raise DefinitionError(
+            f"workspace: {actor.get_username()} may not author automations in "
+            f"workspace {workspace.slug}"
+        )
+    return workspace
+
+
 def automation_import(data, *, actor=None) -> ImportResult:
     """Create or update an automation from a definition, atomically."""
     definition = definition_clean(data)
@@ -332,6 +360,7 @@ def automation_import(data, *, actor=None) -> ImportResult:
         if user is None:
             raise DefinitionError(f"owners: no user named {username!r}")
         owners.append(user)
+    workspace = _workspace_for(definition, actor)
     digest = definition_hash(definition)
     # the changes below are audit events (version.created, trigger.deleted, …)
     # recorded by runs.evidence.config in this transaction
@@ -341,8 +370,15 @@ def automation_import(data, *, actor=None) -> ImportResult:
             defaults={
                 "name": definition["name"],
                 "description": definition["description"],
+                "workspace": workspace,
             },
         )
+        if automation.workspace_id != workspace.pk:
+            raise DefinitionError(
+                f"workspace: automation {automation.slug} belongs to workspace "
+                f"{automation.workspace.slug}; an import does not move it "
+                f"(a superuser may, in admin)"
+            )
         if automation.status == AutomationStatus.RETIRED and definition["publish"]:
             raise DefinitionError(f"slug: automation {automation.slug} is retired")
         automation.name = definition["name"]
@@ -392,6 +428,8 @@ def automation_export(
         "name": automation.name,
         "publish": version.is_published,
     }
+    if automation.workspace.slug != DEFAULT_WORKSPACE:
+        definition["workspace"] = automation.workspace.slug
     if automation.description:
         definition["description"] = automation.description
     if version.run_timeout_seconds:

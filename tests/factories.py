@@ -56,10 +56,13 @@ def make_automation(
 
 
 def groups_ensure() -> None:
-    """The role groups of migration runs.0002 (a transactional test's flush removes
-    them; the migration's own list is the truth)."""
-    migration = importlib.import_module("runs.migrations.0002_admin_groups")
-    for name, perms in migration.GROUPS.items():
+    """The role groups of migrations runs.0002 and runs.0015 (a transactional
+    test's flush removes them; the migrations' own lists are the truth)."""
+    groups = {
+        **importlib.import_module("runs.migrations.0002_admin_groups").GROUPS,
+        **importlib.import_module("runs.migrations.0015_approver_group").GROUPS,
+    }
+    for name, perms in groups.items():
         group, created = Group.objects.get_or_create(name=name)
         if created:
             group.permissions.add(*(_permission(perm) for perm in perms))

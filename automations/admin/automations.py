@@ -22,6 +22,7 @@ from ..definitions import automation_export
 from ..models import Automation, AutomationVersion, Trigger, TriggerKind
 from ..services import schedules_sync
 from .forms import DefinitionsConfirmForm, DefinitionsUploadForm, RunNowForm
+from .scoping import WorkspaceScopedAdmin, WorkspaceScopedInline
 
 TRIGGER_PERMISSION = "runs.trigger_run"
 IMPORT_PERMISSION = "automations.add_automation"
@@ -38,7 +39,7 @@ def _schedule_next_run(trigger):
     )
 
 
-class TriggerInline(admin.TabularInline):
+class TriggerInline(WorkspaceScopedInline, admin.TabularInline):
     model = Trigger
     extra = 0
     fields = [
@@ -61,7 +62,7 @@ class TriggerInline(admin.TabularInline):
         return super().get_queryset(request).select_related("schedule")
 
 
-class VersionInline(admin.TabularInline):
+class VersionInline(WorkspaceScopedInline, admin.TabularInline):
     model = AutomationVersion
     extra = 0
     fields = ["number", "published_at", "run_timeout_seconds", "created_at", "tools"]
@@ -97,7 +98,8 @@ class VersionInline(admin.TabularInline):
 
 
 @admin.register(Automation)
-class AutomationAdmin(admin.ModelAdmin):
+class AutomationAdmin(WorkspaceScopedAdmin):
+    workspace_path = "workspace"
     list_display = ["name", "slug", "status", "updated_at", "run_now_link"]
     list_filter = ["status"]
     search_fields = ["=slug", "name"]
@@ -318,7 +320,7 @@ class AutomationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Trigger)
-class TriggerAdmin(admin.ModelAdmin):
+class TriggerAdmin(WorkspaceScopedAdmin):
     list_display = ["__str__", "kind", "enabled", "schedule_next_run", "last_fired_at"]
     list_filter = ["kind", "enabled"]
     list_select_related = ["automation", "schedule"]

@@ -14,11 +14,14 @@ from django.urls import path, reverse
 from ..definitions import automation_export
 from ..models import AutomationVersion, Step
 from ..services import AutomationStateError, version_publish
+from .scoping import WorkspaceScopedAdmin, WorkspaceScopedInline
 
 PUBLISH_PERMISSION = "automations.change_automationversion"
 
 
-class StepInline(admin.TabularInline):
+class StepInline(WorkspaceScopedInline, admin.TabularInline):
+    parent_path = "automation__workspace"
+
     model = Step
     extra = 0
     fields = [
@@ -52,7 +55,7 @@ class StepInline(admin.TabularInline):
 
 
 @admin.register(AutomationVersion)
-class AutomationVersionAdmin(admin.ModelAdmin):
+class AutomationVersionAdmin(WorkspaceScopedAdmin):
     list_display = ["__str__", "automation", "number", "published_at", "created_at"]
     list_filter = ["automation"]
     list_select_related = ["automation"]

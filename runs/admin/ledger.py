@@ -8,6 +8,8 @@ from django.utils.safestring import mark_safe
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
+from automations.admin.scoping import WorkspaceScopedAdmin
+
 from ..files import file_response
 from ..models import ActionResult, AuditEvent, RunItem, StepRun, WorkItem
 from ..resources import RunItemResource
@@ -16,8 +18,11 @@ from .display import state_badge
 from .run_actions import EXPORT_PERMISSION
 
 
-class BigTableAdmin(admin.ModelAdmin):
-    """Read-only, and fast on millions of rows: no counts, no facets."""
+class BigTableAdmin(WorkspaceScopedAdmin):
+    """Read-only, and fast on millions of rows: no counts, no facets; rows of the
+    workspaces the person may see only (through their run)."""
+
+    workspace_path = "run__automation__workspace"
 
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER

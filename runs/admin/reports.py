@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from automations.admin.scoping import WorkspaceScopedAdmin
 from automations.models import Automation
 
 from ..api.reports import report_csv_response
@@ -113,7 +114,7 @@ class SuiteForm(forms.Form):
 
 
 @admin.register(TestCase)
-class TestCaseAdmin(admin.ModelAdmin):
+class TestCaseAdmin(WorkspaceScopedAdmin):
     list_display = [
         "name",
         "automation",

@@ -17,6 +17,8 @@ from django.utils.html import format_html
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
+from automations.admin.scoping import WorkspaceScopedAdmin
+
 from ..exports import audit_csv
 from ..models import Run, RunItem, WorkItem
 from ..resources import RunItemResource, RunResource
@@ -51,7 +53,7 @@ def _bulk(action):
 
 
 @admin.register(Run)
-class RunAdmin(RunPageMixin, ExportMixin, admin.ModelAdmin):
+class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
     list_display = [
         "number_link",
         "automation",
