@@ -319,7 +319,7 @@ def _sync_triggers(automation: Automation, wanted: list[dict]) -> None:
             None,
         )
         if match is None:
-            match = Trigger.objects.create(
+            match = Trigger(
                 automation=automation,
                 kind=spec["kind"],
                 cron=spec.get("cron", ""),
@@ -327,6 +327,10 @@ def _sync_triggers(automation: Automation, wanted: list[dict]) -> None:
                 senders=spec.get("senders", []),
                 subject_pattern=spec.get("subject", ""),
             )
+            problem = match.address_problem()
+            if problem:
+                raise DefinitionError(f"triggers: {match.address}: {problem}")
+            match.save()
         keep.append(match)
     for trigger in existing:
         if trigger not in keep:

@@ -6,6 +6,7 @@ automation never rewrites the history of what ran.
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -286,6 +287,28 @@ class Trigger(models.Model):
         if self.kind == TriggerKind.EMAIL:
             return f"{self.automation.slug}: e-mail to {self.address}"
         return f"{self.automation.slug}: {self.get_kind_display()}"
+
+    def clean(self):
+        problem = self.address_problem()
+        if problem:
+            raise ValidationError({"address": problem})
+
+    def address_problem(self) -> str:
+        """An e-mail address belongs to one workspace: a message to it starts
+        automations of that workspace only (runs.mail.matching)."""
+        if self.kind != TriggerKind.EMAIL or not self.address or not self.automation_id:
+            return ""
+        workspace_id = (
+            Automation.objects.filter(pk=self.automation_id)
+            .values_list("workspace_id", flat=True)
+            .first()
+        )
+        taken = (
+            Trigger.objects.filter(kind=TriggerKind.EMAIL, address__iexact=self.address)
+            .exclude(automation__workspace_id=workspace_id)
+            .exists()
+        )
+        return "this address belongs to another workspace" if taken else ""
 
     def definition(self) -> dict:
         """This trigger as it stands in an automation definition file."""

@@ -11,8 +11,33 @@ from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from automations.workspaces import VIEW_RUNS, scoped, workspaces_where
+
 from .models import AuditEvent, Run, RunItem, StepRun, WorkItem
 from .states import RUN_ACTIVE, RunState, StepRunState, WorkItemState
+
+# from a run to its workspace (automations.workspaces.scoped's path)
+RUN_WORKSPACE = "automation__workspace"
+
+
+def runs_for(user, runs=None, *perms, workspace: str = ""):
+    """`runs` (default: every run) narrowed to the workspaces where `user` holds
+    any of `perms` (default: may view runs), and to the workspace `workspace` (a
+    slug) when given. The one start of every run list a person sees: admin pages,
+    dashboard, reports, exports, evidence packs (the API narrows further to a
+    token's grants: runs.api.permissions.runs_visible_to)."""
+    runs = Run.objects.all() if runs is None else runs
+    runs = scoped(runs, user, *(perms or (VIEW_RUNS,)), path=RUN_WORKSPACE)
+    if workspace:
+        runs = runs.filter(automation__workspace__slug=workspace)
+    return runs
+
+
+def sees_every_workspace(user, perm: str = VIEW_RUNS) -> bool:
+    """Whether `user` holds `perm` tenant-wide: only then do configuration events
+    (the global chain, of every workspace) reach their lists and packs."""
+    return workspaces_where(user, perm) is None
+
 
 FINISHED_ITEM_STATES = (
     WorkItemState.DONE,
@@ -169,13 +194,17 @@ class Dashboard:
     states: list
 
 
-def dashboard(*, days: int = DASHBOARD_DAYS, waiting_limit: int = 20) -> Dashboard:
+def dashboard(
+    *, days: int = DASHBOARD_DAYS, waiting_limit: int = 20, within=None
+) -> Dashboard:
     """Runs by state per day and outcomes per automation over the last `days`
-    (an indexed range on created_at), and runs waiting for someone."""
+    (an indexed range on created_at), and runs waiting for someone; out of
+    `within` (a Run queryset: what the person may see, `runs_for`)."""
+    runs = Run.objects.all() if within is None else within
     today = timezone.localdate()
     first = today - datetime.timedelta(days=days - 1)
     since = timezone.make_aware(datetime.datetime.combine(first, datetime.time.min))
-    window = Run.objects.filter(created_at__gte=since)
+    window = runs.filter(created_at__gte=since)
     by_day: dict = {first + datetime.timedelta(days=i): {} for i in range(days)}
     for day, state, n in (
         window.annotate(day=TruncDate("created_at"))
@@ -200,7 +229,7 @@ def dashboard(*, days: int = DASHBOARD_DAYS, waiting_limit: int = 20) -> Dashboa
         key=lambda row: (-row[2], row[0]),
     )
     waiting = list(
-        Run.objects.filter(
+        runs.filter(
             state__in=[RunState.UNRESOLVED, RunState.FAILED, RunState.TIMED_OUT],
             archived=False,
         )

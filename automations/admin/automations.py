@@ -21,6 +21,7 @@ from ..definition_files import (
 from ..definitions import automation_export
 from ..models import Automation, AutomationVersion, Trigger, TriggerKind
 from ..services import schedules_sync
+from ..workspaces import may, may_somewhere
 from .forms import DefinitionsConfirmForm, DefinitionsUploadForm, RunNowForm
 from .scoping import WorkspaceScopedAdmin, WorkspaceScopedInline
 
@@ -113,6 +114,12 @@ class AutomationAdmin(WorkspaceScopedAdmin):
     class Media:
         css = {"all": ["runs/admin.css"]}
 
+    def get_readonly_fields(self, request, obj=None):
+        # moving an automation moves its whole history: superusers only
+        if obj is not None and not request.user.is_superuser:
+            return [*self.readonly_fields, "workspace"]
+        return self.readonly_fields
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         schedules_sync()  # triggers edited here: mirror them into django-q2 now
@@ -183,14 +190,16 @@ class AutomationAdmin(WorkspaceScopedAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
-            "may_import_definitions": request.user.has_perm(IMPORT_PERMISSION),
+            "may_import_definitions": may_somewhere(request.user, IMPORT_PERMISSION),
         }
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        automation = self.get_object(request, unquote(object_id))
         extra_context = {
             **(extra_context or {}),
-            "may_run": request.user.has_perm(TRIGGER_PERMISSION),
+            "may_run": automation is not None
+            and may(request.user, TRIGGER_PERMISSION, automation.workspace_id),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -202,9 +211,9 @@ class AutomationAdmin(WorkspaceScopedAdmin):
 
     def run_now_view(self, request, object_id):
         """Start a manual run with the inputs given (validated JSON)."""
-        if not request.user.has_perm(TRIGGER_PERMISSION):
+        automation = self._automation(request, object_id)  # 404: not visible
+        if not may(request.user, TRIGGER_PERMISSION, automation.workspace_id):
             raise PermissionDenied
-        automation = self._automation(request, object_id)
         form = RunNowForm(
             request.POST if request.method == "POST" else None, automation=automation
         )
@@ -254,7 +263,8 @@ class AutomationAdmin(WorkspaceScopedAdmin):
     def import_definitions_view(self, request):
         """Upload → preview (a rolled-back import, errors per definition) → confirm
         (all or nothing)."""
-        if not request.user.has_perm(IMPORT_PERMISSION):
+        # each definition's workspace is checked on import (definitions.py)
+        if not may_somewhere(request.user, IMPORT_PERMISSION):
             raise PermissionDenied
         upload = DefinitionsUploadForm()
         outcomes, payload, errors = None, "", False

@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from ..definitions import automation_export
 from ..models import AutomationVersion, Step
 from ..services import AutomationStateError, version_publish
+from ..workspaces import may, may_somewhere, scoped
 from .scoping import WorkspaceScopedAdmin, WorkspaceScopedInline
 
 PUBLISH_PERMISSION = "automations.change_automationversion"
@@ -74,13 +75,20 @@ class AutomationVersionAdmin(WorkspaceScopedAdmin):
             ]
         return self.readonly_fields
 
-    def has_publish_permission(self, request):
-        return request.user.has_perm(PUBLISH_PERMISSION)
+    def has_publish_permission(self, request, version=None):
+        if version is not None:
+            return may(
+                request.user, PUBLISH_PERMISSION, version.automation.workspace_id
+            )
+        return may_somewhere(request.user, PUBLISH_PERMISSION)
 
     @admin.action(description="Publish selected versions", permissions=["publish"])
     def publish_versions(self, request, queryset):
         done, refused = [], []
-        for version in queryset.select_related("automation"):
+        allowed = scoped(
+            queryset, request.user, PUBLISH_PERMISSION, path=self.workspace_path
+        )
+        for version in allowed.select_related("automation"):
             try:
                 version_publish(version, actor=request.user)
                 done.append(str(version))
@@ -115,19 +123,19 @@ class AutomationVersionAdmin(WorkspaceScopedAdmin):
         version = self.get_object(request, unquote(object_id))
         extra_context = {
             **(extra_context or {}),
-            "may_publish": self.has_publish_permission(request)
-            and version is not None
+            "may_publish": version is not None
+            and self.has_publish_permission(request, version)
             and not version.is_published,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def publish_view(self, request, object_id):
-        if not self.has_publish_permission(request):
-            raise PermissionDenied
         version = get_object_or_404(
-            AutomationVersion.objects.select_related("automation"),
+            self.get_queryset(request).select_related("automation"),
             pk=unquote(object_id),
         )
+        if not self.has_publish_permission(request, version):
+            raise PermissionDenied
         if request.method == "POST":
             try:
                 version_publish(version, actor=request.user)
@@ -153,7 +161,7 @@ class AutomationVersionAdmin(WorkspaceScopedAdmin):
 
     def diff_view(self, request, object_id):
         version = get_object_or_404(
-            AutomationVersion.objects.select_related("automation"),
+            self.get_queryset(request).select_related("automation"),
             pk=unquote(object_id),
         )
         if not self.has_view_or_change_permission(request, version):

@@ -9,6 +9,7 @@ from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
 from automations.admin.scoping import WorkspaceScopedAdmin
+from automations.workspaces import may_somewhere, scoped
 
 from ..files import file_response
 from ..models import ActionResult, AuditEvent, RunItem, StepRun, WorkItem
@@ -162,7 +163,16 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
     formats = [CSV]
 
     def has_export_permission(self, request):
-        return request.user.has_perm(EXPORT_PERMISSION)
+        return may_somewhere(request.user, EXPORT_PERMISSION)
+
+    def get_export_queryset(self, request):
+        # the run items of the runs the person may export only
+        return scoped(
+            super().get_export_queryset(request),
+            request.user,
+            EXPORT_PERMISSION,
+            path=self.workspace_path,
+        )
 
 
 @admin.register(AuditEvent)

@@ -50,11 +50,11 @@ class RunPageMixin:
         action = ACTIONS.get(action_name)
         if action is None:
             raise Http404(f"no run action {action_name!r}")
-        if not self.may(request, action):
-            raise PermissionDenied
         run = self.get_object(request, unquote(object_id))
-        if run is None:
+        if run is None:  # unknown, or of a workspace the person may not see
             raise Http404("no such run")
+        if not self.may(request, action, run):
+            raise PermissionDenied
         items = None
         if action.form_class.item_state:
             items = list(
@@ -77,7 +77,12 @@ class RunPageMixin:
         if not self.has_view_or_change_permission(request, run):
             raise PermissionDenied
         run = Run.objects.select_related(
-            "automation", "version", "rerun_of", "trigger", "stop_requested_by"
+            "automation",
+            "automation__workspace",
+            "version",
+            "rerun_of",
+            "trigger",
+            "stop_requested_by",
         ).get(pk=run.pk)
         state_filter = request.GET.get("item_state", "")
         if state_filter not in WorkItemState.values:
@@ -114,7 +119,7 @@ class RunPageMixin:
                 reverse=True,
             )[:10],
             "actions": self.allowed_actions(request, run),
-            "may_export": self.has_export_permission(request),
+            "may_export": self.has_export_permission(request, run),
             "refresh_seconds": 5 if active else None,
             "lead": duration(run.lead_time) if run.lead_time else None,
         }

@@ -27,6 +27,9 @@ class RunSerializer(serializers.ModelSerializer):
         source="rerun_of_id", read_only=True, allow_null=True
     )
     url = serializers.SerializerMethodField()
+    workspace = serializers.CharField(
+        source="automation.workspace.slug", read_only=True
+    )
 
     class Meta:
         model = Run
@@ -51,6 +54,7 @@ class RunSerializer(serializers.ModelSerializer):
             "archived",
             "rerun_of",
             "url",
+            "workspace",
         ]
         read_only_fields = fields
 

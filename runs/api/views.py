@@ -20,7 +20,8 @@ from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
-from automations.models import Automation, TriggerKind
+from automations.models import TriggerKind
+from automations.workspaces import VIEW_RUNS, automations_visible_to, may
 
 from .. import services
 from ..models import Run, RunItem, WorkItem
@@ -38,6 +39,7 @@ from .permissions import (
 from .throttling import TriggerRateThrottle
 
 REPLAY_HEADER = "Idempotent-Replayed"
+TRIGGER = "runs.trigger_run"
 
 
 def error_responses(*codes) -> dict:
@@ -69,7 +71,9 @@ class ApiMixin:
 
 
 def _run_for_response(run: Run) -> Run:
-    return Run.objects.select_related("automation", "version").get(pk=run.pk)
+    return Run.objects.select_related(
+        "automation", "automation__workspace", "version"
+    ).get(pk=run.pk)
 
 
 @extend_schema(
@@ -99,14 +103,21 @@ class TriggerView(ApiMixin, generics.GenericAPIView):
     The automation needs an enabled api trigger (403 `no_api_trigger`); a token
     needs a grant for it (403 `not_granted`)."""
 
-    required_permission = "runs.trigger_run"
+    required_permission = TRIGGER
     requires_view = False
     throttle_classes = [TriggerRateThrottle]
     throttle_scope = "runs_trigger"
     serializer_class = s.TriggerSerializer
 
     def post(self, request, slug):
-        automation = get_object_or_404(Automation, slug=slug)
+        # another workspace's automation is a 404, as an unknown slug
+        automation = get_object_or_404(
+            automations_visible_to(request.user, VIEW_RUNS, TRIGGER), slug=slug
+        )
+        if not may(request.user, TRIGGER, automation.workspace_id):
+            raise exceptions.PermissionDenied(
+                f"you need the {TRIGGER} permission in this workspace"
+            )
         if not may_trigger(request, automation):
             raise exceptions.PermissionDenied(
                 f"this API client may not trigger {automation.slug}",
@@ -178,7 +189,9 @@ def _control(body, description, responses=None):
 class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
     """Runs, newest first, and the operator's controls on one run."""
 
-    queryset = Run.objects.select_related("automation", "version")
+    queryset = Run.objects.select_related(
+        "automation", "automation__workspace", "version"
+    )
     serializer_class = s.RunSerializer
     pagination_class = RunCursorPagination
     filter_backends = [DjangoFilterBackend]

@@ -11,12 +11,18 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from automations.models import WorkspaceRole
+from automations.workspaces import holds_role
+
 from .. import ledger
 from ..engine.progress import run_progress
 from ..machines import work_items_move
 from ..models import Run, WorkItem
 from ..states import FailureType, IllegalTransition, WorkItemState
 from .errors import InvalidRequest, NotAllowed
+
+# the roles `workspace:ROLE` may name among a step's approvers
+WORKSPACE_APPROVER_ROLES = frozenset({WorkspaceRole.OPERATOR, WorkspaceRole.APPROVER})
 
 
 @dataclass
@@ -25,13 +31,23 @@ class Decision:
     decision: str
 
 
-def _may_approve(actor, approvers: list[str]) -> bool:
+def _may_approve(actor, approvers: list[str], workspace_id) -> bool:
+    """A named approver: a username, `group:NAME` (a member of the group), or
+    `workspace:ROLE` (`operator` or `approver`: who holds that role in the run's
+    workspace, as a member there or through the tenant-wide group)."""
     if not approvers:
         return True
     if actor.get_username() in approvers:
         return True
     groups = set(actor.groups.values_list("name", flat=True))
-    return any(a.startswith("group:") and a[6:] in groups for a in approvers)
+    if any(a.startswith("group:") and a[6:] in groups for a in approvers):
+        return True
+    return any(
+        a.startswith("workspace:")
+        and a[10:] in WORKSPACE_APPROVER_ROLES
+        and holds_role(actor, a[10:], workspace_id)
+        for a in approvers
+    )
 
 
 def work_item_decide(
@@ -62,7 +78,7 @@ def work_item_decide(
         raise NotAllowed(
             "four eyes: the person who started the run may not approve its items"
         )
-    if not _may_approve(actor, item.approvers):
+    if not _may_approve(actor, item.approvers, run.automation.workspace_id):
         raise NotAllowed(
             f"{actor.get_username()} is not among the approvers: "
             f"{', '.join(item.approvers)}"

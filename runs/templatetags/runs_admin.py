@@ -2,6 +2,8 @@
 
 from django import template
 
+from automations.workspaces import VIEW_RUNS, may_somewhere, workspaces_visible_to
+
 from ..admin.changelist import date_hierarchy_links
 
 register = template.Library()
@@ -19,14 +21,19 @@ def runs_dashboard(context):
     """The dashboard on the admin index, for people who may see runs."""
     request = context.get("request")
     user = getattr(request, "user", None)
-    if user is None or not user.has_perm("runs.view_run"):
+    if user is None or not may_somewhere(user, VIEW_RUNS):
         return {"show": False}
     from ..admin.charts import legend_html, outcomes_bar_html, runs_by_day_svg
-    from ..selectors import dashboard
+    from ..selectors import dashboard, runs_for
 
-    board = dashboard()
+    workspace = request.GET.get("workspace", "")[:100]
+    board = dashboard(within=runs_for(user, workspace=workspace))
     return {
         "show": True,
+        "workspace": workspace,
+        "workspaces": list(
+            workspaces_visible_to(user).values_list("slug", "name")[:50]
+        ),
         "board": board,
         "chart": runs_by_day_svg(board.days, board.by_day, board.states),
         "legend": legend_html(board.states),

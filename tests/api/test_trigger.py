@@ -33,6 +33,7 @@ RUN_FIELDS = {
     "archived",
     "rerun_of",
     "url",
+    "workspace",  # issue 15
 }
 
 
