@@ -243,3 +243,41 @@ def test_notifications_skip_people_without_a_role_there(foreign, lena):
     AutomationSubscription.objects.create(automation=auto, user=lena)
     names = [u.username for u, _mode in notification_recipients(auto)]
     assert "lena" not in names
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_puts_everything_in_default_with_the_groups_roles():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [
+        ("runs", "0014_work_item_file_tokens"),
+        ("automations", "0002_sla_seconds"),
+    ]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        old.get_model("automations", "Automation").objects.create(
+            slug="old", name="Old"
+        )
+        old.get_model("automations", "Subject").objects.create(
+            kind="account", reference="OLD-1"
+        )
+        Group = old.get_model("auth", "Group")
+        person = old.get_model("auth", "User").objects.create(username="olaf")
+        person.groups.add(Group.objects.get_or_create(name="Operator")[0])
+    finally:
+        MigrationExecutor(connection).migrate(
+            MigrationExecutor(connection).loader.graph.leaf_nodes()
+        )
+    from automations.models import Automation
+
+    default = Workspace.objects.get(slug="default")
+    assert Automation.objects.get(slug="old").workspace == default
+    assert Subject.objects.get(reference="OLD-1").workspace == default
+    assert list(
+        Membership.objects.filter(user__username="olaf").values_list(
+            "workspace__slug", "role"
+        )
+    ) == [("default", "operator")]
