@@ -30,6 +30,7 @@ from .conditions import InvalidCondition, validate_condition
 from .input_schema import schema_problem
 from .jobs import RUN_AUTOMATION, job_problem
 from .models import (
+    DEFAULT_WORKSPACE,
     MAX_CONCURRENT_RUNS_MAX,
     MAX_IN_FLIGHT,
     SLA_SECONDS_MAX,
@@ -39,8 +40,10 @@ from .models import (
     Step,
     Trigger,
     TriggerKind,
+    Workspace,
 )
 from .services import version_publish
+from .workspaces import UnknownWorkspace, may, workspace_get
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
 STEP_DEFAULTS = {
@@ -78,6 +81,7 @@ TOP_LEVEL = {
     "owners",
     "sla_seconds",
     "max_concurrent_runs",
+    "workspace",
 }
 
 
@@ -380,8 +384,15 @@ def definition_clean(data) -> dict:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise DefinitionError("description: must be a string")
+    workspace = data.get("workspace", DEFAULT_WORKSPACE)
+    if not isinstance(workspace, str) or not SLUG_RE.match(workspace):
+        raise DefinitionError(
+            f"workspace: a workspace's slug (letters, digits, - and _), "
+            f"got {workspace!r}"
+        )
     return {
         "slug": slug,
+        "workspace": workspace,
         "name": name.strip(),
         "description": description,
         "publish": publish,
@@ -431,7 +442,7 @@ def _sync_triggers(automation: Automation, wanted: list[dict]) -> None:
             None,
         )
         if match is None:
-            match = Trigger.objects.create(
+            match = Trigger(
                 automation=automation,
                 kind=spec["kind"],
                 cron=spec.get("cron", ""),
@@ -439,10 +450,31 @@ def _sync_triggers(automation: Automation, wanted: list[dict]) -> None:
                 senders=spec.get("senders", []),
                 subject_pattern=spec.get("subject", ""),
             )
+            problem = match.address_problem()
+            if problem:
+                raise DefinitionError(f"triggers: {match.address}: {problem}")
+            match.save()
         keep.append(match)
     for trigger in existing:
         if trigger not in keep:
             trigger.delete()
+
+
+def _workspace_for(definition: dict, actor) -> Workspace:
+    """The definition's workspace. An unknown one is an error for everyone (a typo
+    must not make a new workspace): `manage.py workspace_add` makes them. A person
+    importing needs the Author permissions there (`actor=None`: the server's own
+    command line, which may import anywhere)."""
+    try:
+        workspace = workspace_get(definition["workspace"])
+    except UnknownWorkspace as exc:
+        raise DefinitionError(f"workspace: {exc}") from None
+    if actor is not None and not may(actor, "automations.add_automation", workspace.pk):
+        raise DefinitionError(
+            f"workspace: {actor.get_username()} may not author automations in "
+            f"workspace {workspace.slug}"
+        )
+    return workspace
 
 
 def automation_import(data, *, actor=None) -> ImportResult:
@@ -458,6 +490,7 @@ def automation_import(data, *, actor=None) -> ImportResult:
     problem = job_problem(definition["slug"], definition["steps"])
     if problem:
         raise DefinitionError(problem)
+    workspace = _workspace_for(definition, actor)
     digest = definition_hash(definition)
     # the changes below are audit events (version.created, trigger.deleted, …)
     # recorded by runs.evidence.config in this transaction
@@ -467,8 +500,15 @@ def automation_import(data, *, actor=None) -> ImportResult:
             defaults={
                 "name": definition["name"],
                 "description": definition["description"],
+                "workspace": workspace,
             },
         )
+        if automation.workspace_id != workspace.pk:
+            raise DefinitionError(
+                f"workspace: automation {automation.slug} belongs to workspace "
+                f"{automation.workspace.slug}; an import does not move it "
+                f"(a superuser may, in admin)"
+            )
         if automation.status == AutomationStatus.RETIRED and definition["publish"]:
             raise DefinitionError(f"slug: automation {automation.slug} is retired")
         automation.name = definition["name"]
@@ -525,6 +565,8 @@ def automation_export(
         "name": automation.name,
         "publish": version.is_published,
     }
+    if automation.workspace.slug != DEFAULT_WORKSPACE:
+        definition["workspace"] = automation.workspace.slug
     if automation.description:
         definition["description"] = automation.description
     if version.run_timeout_seconds:

@@ -40,10 +40,83 @@ MAX_CONCURRENT_RUNS_MAX = 10_000
 # calls one step run makes at once (runs.engine.in_flight)
 MAX_IN_FLIGHT = 256
 
+DEFAULT_WORKSPACE = "default"
+
+
+class WorkspaceRole(models.TextChoices):
+    """A role held in one workspace; each means the permissions of the group of the
+    same name (migration runs.0002 and runs.0015), there only."""
+
+    VIEWER = "viewer", _("Viewer")
+    OPERATOR = "operator", _("Operator")
+    APPROVER = "approver", _("Approver")
+    AUTHOR = "author", _("Author")
+
+
+class Workspace(models.Model):
+    """A team's share of the product (UiPath folder, Robocorp workspace): its
+    automations, and with them their runs, items, files, reports and addresses.
+    Nothing of one workspace is visible or changeable from another
+    (`automations.workspaces` holds the rule)."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.name or self.slug
+
+
+def default_workspace_id() -> int:
+    """The `default` workspace (made on first use: a fresh or flushed database)."""
+    workspace, _ = Workspace.objects.get_or_create(
+        slug=DEFAULT_WORKSPACE, defaults={"name": "Default"}
+    )
+    return workspace.pk
+
+
+class Membership(models.Model):
+    """A person's role in one workspace (the groups stay roles in every one)."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="workspace_memberships",
+    )
+    role = models.CharField(max_length=20, choices=WorkspaceRole.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workspace", "user", "role"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "user", "role"], name="membership_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=WorkspaceRole.values),
+                name="membership_role_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.user} · {self.role} in {self.workspace.slug}"
+
 
 class Automation(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
+    workspace = models.ForeignKey(
+        Workspace,
+        on_delete=models.PROTECT,
+        related_name="automations",
+        default=default_workspace_id,
+    )
     description = models.TextField(blank=True)
     owners = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="owned_automations"
@@ -281,6 +354,28 @@ class Trigger(models.Model):
             return f"{self.automation.slug}: e-mail to {self.address}"
         return f"{self.automation.slug}: {self.get_kind_display()}"
 
+    def clean(self):
+        problem = self.address_problem()
+        if problem:
+            raise ValidationError({"address": problem})
+
+    def address_problem(self) -> str:
+        """An e-mail address belongs to one workspace: a message to it starts
+        automations of that workspace only (runs.mail.matching)."""
+        if self.kind != TriggerKind.EMAIL or not self.address or not self.automation_id:
+            return ""
+        workspace_id = (
+            Automation.objects.filter(pk=self.automation_id)
+            .values_list("workspace_id", flat=True)
+            .first()
+        )
+        taken = (
+            Trigger.objects.filter(kind=TriggerKind.EMAIL, address__iexact=self.address)
+            .exclude(automation__workspace_id=workspace_id)
+            .exists()
+        )
+        return "this address belongs to another workspace" if taken else ""
+
     def definition(self) -> dict:
         """This trigger as it stands in an automation definition file."""
         data = {"kind": self.kind}
@@ -302,6 +397,14 @@ class Subject(models.Model):
     subject it acted on by `kind:reference`.
     """
 
+    # subjects belong to no automation, so to a workspace of their own: sources
+    # select those of the run's workspace
+    workspace = models.ForeignKey(
+        Workspace,
+        on_delete=models.PROTECT,
+        related_name="subjects",
+        default=default_workspace_id,
+    )
     kind = models.CharField(max_length=50)
     reference = models.CharField(max_length=200)
     name = models.CharField(max_length=200, blank=True)
@@ -313,12 +416,16 @@ class Subject(models.Model):
         ordering = ["kind", "reference"]
         constraints = [
             models.UniqueConstraint(
-                fields=["kind", "reference"], name="subject_kind_reference_unique"
+                fields=["workspace", "kind", "reference"],
+                name="subject_ws_kind_reference_unique",
             ),
         ]
         indexes = [
-            # subject sources: subjects of a kind due before a date
-            models.Index(fields=["kind", "status", "due_on"], name="subject_kind_due"),
+            # subject sources: a workspace's subjects of a kind due before a date
+            models.Index(
+                fields=["workspace", "kind", "status", "due_on"],
+                name="subject_ws_kind_due",
+            ),
         ]
 
     def __str__(self):

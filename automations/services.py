@@ -10,9 +10,12 @@ from .models import (  # VersionFrozen: raised by Step, importable from here too
     Automation,
     AutomationStatus,
     AutomationVersion,
+    Membership,
     Trigger,
     TriggerKind,
     VersionFrozen,
+    Workspace,
+    WorkspaceRole,
 )
 
 __all__ = [
@@ -177,3 +180,46 @@ def _schedule_sync(trigger: Trigger, counts: dict) -> int:
         schedule.save()
         counts["updated"] += 1
     return schedule.pk
+
+
+# -- workspaces -----------------------------------------------------------------
+# Workspace and Membership changes are audit events in the global chain through
+# runs.evidence.config's receivers, whichever door made them (these, admin).
+
+
+def workspace_add(*, slug: str, name: str = "", actor=None):
+    """Create the workspace `slug` (or rename it); returns (workspace, created)."""
+    with transaction.atomic():
+        workspace, created = Workspace.objects.get_or_create(
+            slug=slug, defaults={"name": name or slug}
+        )
+        if not created and name and workspace.name != name:
+            workspace.name = name
+            workspace.save(update_fields=["name"])
+    return workspace, created
+
+
+def workspace_grant(*, user, workspace, role: str, revoke: bool = False):
+    """Give `user` the role `role` in `workspace` (or take it back). A person
+    with a workspace role signs in to admin, so granting one marks them staff.
+    Returns True when something changed."""
+    if role not in WorkspaceRole.values:
+        raise ValueError(
+            f"role must be one of {', '.join(WorkspaceRole.values)}, got {role!r}"
+        )
+    with transaction.atomic():
+        if revoke:
+            found = Membership.objects.filter(
+                user=user, workspace=workspace, role=role
+            ).first()
+            if found is None:
+                return False
+            found.delete()
+            return True
+        _, created = Membership.objects.get_or_create(
+            user=user, workspace=workspace, role=role
+        )
+        if not user.is_staff:
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
+    return created

@@ -37,7 +37,6 @@ DEFAULTS = {
     "ROBOT_MAX_FILE_BYTES": 52_428_800,
     "ROBOT_URL_SECONDS": 300,
     "ROBOT_LOG_BYTES": 262_144,
-    "ROBOT_WORKSPACE_ID": "runs",
     # evidence: the Ed25519 key of checkpoints and packs (PEM or base64 seed;
     # empty: derived from SECRET_KEY), and a directory for the checkpoint log
     "LEDGER_SIGNING_KEY": "",

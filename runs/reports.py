@@ -287,6 +287,12 @@ class PeriodForm(forms.Form):
         required=False,
         help_text="Also count the runs the test suite started.",
     )
+    workspace = forms.SlugField(
+        required=False,
+        max_length=100,
+        help_text="Only this workspace's automations (its slug); default: every "
+        "workspace you may see.",
+    )
 
     def clean(self):
         data = super().clean()
@@ -303,6 +309,10 @@ def report_from_query(query, *, within=None) -> tuple[PeriodForm, PeriodReport |
     if not form.is_valid():
         return form, None
     data = form.cleaned_data
+    if data["workspace"]:  # another workspace's slug: an empty report, as unknown
+        within = (Run.objects.all() if within is None else within).filter(
+            automation__workspace__slug=data["workspace"]
+        )
     return form, period_report(
         start=data["start"],
         end=data["end"],

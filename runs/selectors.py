@@ -11,9 +11,34 @@ from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from automations.workspaces import VIEW_RUNS, holds_role, scoped, workspaces_where
+
 from .mail.notifications import waiting_for_someone
 from .models import AuditEvent, Run, RunItem, StepRun, WorkItem, WorkItemFile
 from .states import RUN_ACTIVE, RunState, StepRunState, WorkItemState
+
+# from a run to its workspace (automations.workspaces.scoped's path)
+RUN_WORKSPACE = "automation__workspace"
+
+
+def runs_for(user, runs=None, *perms, workspace: str = ""):
+    """`runs` (default: every run) narrowed to the workspaces where `user` holds
+    any of `perms` (default: may view runs), and to the workspace `workspace` (a
+    slug) when given. The one start of every run list a person sees: admin pages,
+    dashboard, reports, exports, evidence packs (the API narrows further to a
+    token's grants: runs.api.permissions.runs_visible_to)."""
+    runs = Run.objects.all() if runs is None else runs
+    runs = scoped(runs, user, *(perms or (VIEW_RUNS,)), path=RUN_WORKSPACE)
+    if workspace:
+        runs = runs.filter(automation__workspace__slug=workspace)
+    return runs
+
+
+def sees_every_workspace(user, perm: str = VIEW_RUNS) -> bool:
+    """Whether `user` holds `perm` tenant-wide: only then do configuration events
+    (the global chain, of every workspace) reach their lists and packs."""
+    return workspaces_where(user, perm) is None
+
 
 FINISHED_ITEM_STATES = (
     WorkItemState.DONE,
@@ -170,13 +195,17 @@ class Dashboard:
     states: list
 
 
-def dashboard(*, days: int = DASHBOARD_DAYS, waiting_limit: int = 20) -> Dashboard:
+def dashboard(
+    *, days: int = DASHBOARD_DAYS, waiting_limit: int = 20, within=None
+) -> Dashboard:
     """Runs by state per day and outcomes per automation over the last `days`
-    (an indexed range on created_at), and runs waiting for someone."""
+    (an indexed range on created_at), and runs waiting for someone; out of
+    `within` (a Run queryset: what the person may see, `runs_for`)."""
+    runs = Run.objects.all() if within is None else within
     today = timezone.localdate()
     first = today - datetime.timedelta(days=days - 1)
     since = timezone.make_aware(datetime.datetime.combine(first, datetime.time.min))
-    window = Run.objects.filter(created_at__gte=since)
+    window = runs.filter(created_at__gte=since)
     by_day: dict = {first + datetime.timedelta(days=i): {} for i in range(days)}
     for day, state, n in (
         window.annotate(day=TruncDate("created_at"))
@@ -201,7 +230,7 @@ def dashboard(*, days: int = DASHBOARD_DAYS, waiting_limit: int = 20) -> Dashboa
         key=lambda row: (-row[2], row[0]),
     )
     waiting = list(
-        Run.objects.filter(waiting_for_someone(), archived=False)
+        runs.filter(waiting_for_someone(), archived=False)
         .select_related("automation", "version")
         .order_by("-number")[:waiting_limit]
     )
@@ -304,24 +333,42 @@ DECIDE_PERMISSION = "runs.approve_run"
 
 def work_items_awaiting_decision(user, items=None):
     """Items awaiting input on which `user` may decide (of `items`, default all):
-    they hold the decide permission, did not start the run (four eyes) and are
-    among the item's approvers (none named: anyone who may decide). The same rule
-    as `runs.services.approvals.decision_refusal`, as a queryset."""
+    they hold the decide permission in the run's workspace, did not start the run
+    (four eyes) and are among the item's approvers (none named: anyone who may
+    decide). The same rule as `runs.services.approvals.decision_refusal`, as a
+    queryset."""
     items = WorkItem.objects.all() if items is None else items
-    if not (user and user.is_authenticated and user.has_perm(DECIDE_PERMISSION)):
+    if not (user and user.is_authenticated):
         return items.none()
+    # the decide permission where the item's run is (a workspace role, or the
+    # tenant-wide Approver/Operator groups)
+    items = scoped(items, user, DECIDE_PERMISSION, path="run__" + RUN_WORKSPACE)
     waiting = items.filter(state=WorkItemState.AWAITING_INPUT).exclude(run__run_by=user)
     names = {user.get_username()} | {
         f"group:{name}" for name in user.groups.values_list("name", flat=True)
     }
     # named approvers are few and JSON list containment differs per database:
     # the lists of the waiting items are read and matched here
+    roles: dict = {}  # (role, workspace id) -> held, for `workspace:ROLE`
+
+    def named_here(approvers, workspace_id) -> bool:
+        if names & set(approvers):
+            return True
+        for name in approvers:
+            if name.startswith("workspace:"):
+                key = (name[10:], workspace_id)
+                if key not in roles:
+                    roles[key] = holds_role(user, *key)
+                if roles[key]:
+                    return True
+        return False
+
     named = [
         pk
-        for pk, approvers in waiting.exclude(approvers=[]).values_list(
-            "pk", "approvers"
+        for pk, approvers, workspace_id in waiting.exclude(approvers=[]).values_list(
+            "pk", "approvers", "run__automation__workspace_id"
         )
-        if names & set(approvers or [])
+        if named_here(approvers or [], workspace_id)
     ]
     return waiting.filter(Q(approvers=[]) | Q(pk__in=named))
 

@@ -229,12 +229,12 @@ RUNS_WEBHOOK_MAX_ATTEMPTS = env_int("RUNS_WEBHOOK_MAX_ATTEMPTS", 8)
 RUNS_WEBHOOK_BACKOFF_SECONDS = env_int("RUNS_WEBHOOK_BACKOFF_SECONDS", 30)
 # Robots (docs/robots.md): the base URL robots reach this server's work-items API
 # at, the largest work item file, how long a signed file URL lives, how much of a
-# robot's output is kept as its step run's log, and the workspace id in the paths.
+# robot's output is kept as its step run's log (a robot's RC_WORKSPACE_ID is its
+# automation's workspace).
 RUNS_ROBOT_API_URL = os.environ.get("RUNS_ROBOT_API_URL", RUNS_ADMIN_BASE_URL)
 RUNS_ROBOT_MAX_FILE_BYTES = env_int("RUNS_ROBOT_MAX_FILE_BYTES", 52_428_800)
 RUNS_ROBOT_URL_SECONDS = env_int("RUNS_ROBOT_URL_SECONDS", 300)
 RUNS_ROBOT_LOG_BYTES = env_int("RUNS_ROBOT_LOG_BYTES", 262_144)
-RUNS_ROBOT_WORKSPACE_ID = os.environ.get("RUNS_ROBOT_WORKSPACE_ID", "runs")
 # Robots are registered here, by the deployer, never typed into a definition:
 # RUNS_ROBOTS is a JSON object of name -> {"command": [...], "cwd", "env"} or
 # {"robot_yaml": ".../robot.yaml", "task": "..."}. Unset: the demo's robot.

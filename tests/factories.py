@@ -56,11 +56,14 @@ def make_automation(
 
 
 def groups_ensure() -> None:
-    """The role groups of migration runs.0002 (a transactional test's flush removes
-    them; the migration's own list is the truth)."""
-    migration = importlib.import_module("runs.migrations.0002_admin_groups")
+    """The role groups of migrations runs.0002 and runs.0020 (a transactional
+    test's flush removes them; the migrations' own lists are the truth)."""
+    groups = {
+        **importlib.import_module("runs.migrations.0002_admin_groups").GROUPS,
+        **importlib.import_module("runs.migrations.0020_approver_group").GROUPS,
+    }
     secrets = importlib.import_module("runs.migrations.0015_secrets")
-    for name, perms in migration.GROUPS.items():
+    for name, perms in groups.items():
         group, created = Group.objects.get_or_create(name=name)
         if created:
             perms = [*perms, *secrets.SECRET_PERMISSIONS.get(name, [])]

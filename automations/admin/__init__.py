@@ -1,4 +1,9 @@
 """Automation admin: definitions, versions (publish, diff), run now, triggers and
 their schedules, subjects (CSV import/export), definitions import."""
 
-from . import automations, subjects, versions  # noqa: F401  (registers the ModelAdmins)
+from . import (  # noqa: F401  (registers the ModelAdmins)
+    automations,
+    subjects,
+    versions,
+    workspaces,
+)

@@ -21,7 +21,9 @@ from ..definition_files import (
 from ..definitions import automation_export
 from ..models import Automation, AutomationVersion, Trigger, TriggerKind
 from ..services import schedules_sync
+from ..workspaces import may, may_somewhere
 from .forms import DefinitionsConfirmForm, DefinitionsUploadForm, RunNowForm
+from .scoping import WorkspaceScopedAdmin, WorkspaceScopedInline
 
 TRIGGER_PERMISSION = "runs.trigger_run"
 IMPORT_PERMISSION = "automations.add_automation"
@@ -38,7 +40,7 @@ def _schedule_next_run(trigger):
     )
 
 
-class TriggerInline(admin.TabularInline):
+class TriggerInline(WorkspaceScopedInline, admin.TabularInline):
     model = Trigger
     extra = 0
     fields = [
@@ -61,7 +63,7 @@ class TriggerInline(admin.TabularInline):
         return super().get_queryset(request).select_related("schedule")
 
 
-class VersionInline(admin.TabularInline):
+class VersionInline(WorkspaceScopedInline, admin.TabularInline):
     model = AutomationVersion
     extra = 0
     fields = ["number", "published_at", "run_timeout_seconds", "created_at", "tools"]
@@ -97,7 +99,8 @@ class VersionInline(admin.TabularInline):
 
 
 @admin.register(Automation)
-class AutomationAdmin(admin.ModelAdmin):
+class AutomationAdmin(WorkspaceScopedAdmin):
+    workspace_path = "workspace"
     list_display = ["name", "slug", "status", "updated_at", "run_now_link"]
     list_filter = ["status"]
     search_fields = ["=slug", "name"]
@@ -110,6 +113,12 @@ class AutomationAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ["runs/admin.css"]}
+
+    def get_readonly_fields(self, request, obj=None):
+        # moving an automation moves its whole history: superusers only
+        if obj is not None and not request.user.is_superuser:
+            return [*self.readonly_fields, "workspace"]
+        return self.readonly_fields
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -181,14 +190,16 @@ class AutomationAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
-            "may_import_definitions": request.user.has_perm(IMPORT_PERMISSION),
+            "may_import_definitions": may_somewhere(request.user, IMPORT_PERMISSION),
         }
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        automation = self.get_object(request, unquote(object_id))
         extra_context = {
             **(extra_context or {}),
-            "may_run": request.user.has_perm(TRIGGER_PERMISSION),
+            "may_run": automation is not None
+            and may(request.user, TRIGGER_PERMISSION, automation.workspace_id),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -200,9 +211,9 @@ class AutomationAdmin(admin.ModelAdmin):
 
     def run_now_view(self, request, object_id):
         """Start a manual run with the inputs given (validated JSON)."""
-        if not request.user.has_perm(TRIGGER_PERMISSION):
+        automation = self._automation(request, object_id)  # 404: not visible
+        if not may(request.user, TRIGGER_PERMISSION, automation.workspace_id):
             raise PermissionDenied
-        automation = self._automation(request, object_id)
         form = RunNowForm(
             request.POST if request.method == "POST" else None, automation=automation
         )
@@ -259,7 +270,8 @@ class AutomationAdmin(admin.ModelAdmin):
     def import_definitions_view(self, request):
         """Upload → preview (a rolled-back import, errors per definition) → confirm
         (all or nothing)."""
-        if not request.user.has_perm(IMPORT_PERMISSION):
+        # each definition's workspace is checked on import (definitions.py)
+        if not may_somewhere(request.user, IMPORT_PERMISSION):
             raise PermissionDenied
         upload = DefinitionsUploadForm()
         outcomes, payload, errors = None, "", False
@@ -325,7 +337,7 @@ class AutomationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Trigger)
-class TriggerAdmin(admin.ModelAdmin):
+class TriggerAdmin(WorkspaceScopedAdmin):
     list_display = ["__str__", "kind", "enabled", "schedule_next_run", "last_fired_at"]
     list_filter = ["kind", "enabled"]
     list_select_related = ["automation", "schedule"]

@@ -1,13 +1,16 @@
 from django.contrib import admin
-from import_export.admin import ImportExportModelAdmin
+from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV
 
 from ..models import Subject
 from ..resources import SubjectResource
+from ..workspaces import may_somewhere
+from .scoping import WorkspaceScopedAdmin
 
 
 @admin.register(Subject)
-class SubjectAdmin(ImportExportModelAdmin):
+class SubjectAdmin(ImportExportMixin, WorkspaceScopedAdmin):
+    workspace_path = "workspace"
     """Subjects; CSV import previews every row and imports nothing if one fails."""
 
     list_display = ["reference", "kind", "name", "status", "due_on"]
@@ -23,4 +26,4 @@ class SubjectAdmin(ImportExportModelAdmin):
         ) and request.user.has_perm("automations.change_subject")
 
     def has_export_permission(self, request):
-        return request.user.has_perm("automations.view_subject")
+        return may_somewhere(request.user, "automations.view_subject")

@@ -14,11 +14,15 @@ from django.urls import path, reverse
 from ..definitions import automation_export
 from ..models import AutomationVersion, Step
 from ..services import AutomationStateError, version_publish
+from ..workspaces import may, may_somewhere, scoped
+from .scoping import WorkspaceScopedAdmin, WorkspaceScopedInline
 
 PUBLISH_PERMISSION = "automations.change_automationversion"
 
 
-class StepInline(admin.TabularInline):
+class StepInline(WorkspaceScopedInline, admin.TabularInline):
+    parent_path = "automation__workspace"
+
     model = Step
     extra = 0
     fields = [
@@ -54,7 +58,7 @@ class StepInline(admin.TabularInline):
 
 
 @admin.register(AutomationVersion)
-class AutomationVersionAdmin(admin.ModelAdmin):
+class AutomationVersionAdmin(WorkspaceScopedAdmin):
     list_display = ["__str__", "automation", "number", "published_at", "created_at"]
     list_filter = ["automation"]
     list_select_related = ["automation"]
@@ -73,13 +77,20 @@ class AutomationVersionAdmin(admin.ModelAdmin):
             ]
         return self.readonly_fields
 
-    def has_publish_permission(self, request):
-        return request.user.has_perm(PUBLISH_PERMISSION)
+    def has_publish_permission(self, request, version=None):
+        if version is not None:
+            return may(
+                request.user, PUBLISH_PERMISSION, version.automation.workspace_id
+            )
+        return may_somewhere(request.user, PUBLISH_PERMISSION)
 
     @admin.action(description="Publish selected versions", permissions=["publish"])
     def publish_versions(self, request, queryset):
         done, refused = [], []
-        for version in queryset.select_related("automation"):
+        allowed = scoped(
+            queryset, request.user, PUBLISH_PERMISSION, path=self.workspace_path
+        )
+        for version in allowed.select_related("automation"):
             try:
                 version_publish(version, actor=request.user)
                 done.append(str(version))
@@ -114,19 +125,19 @@ class AutomationVersionAdmin(admin.ModelAdmin):
         version = self.get_object(request, unquote(object_id))
         extra_context = {
             **(extra_context or {}),
-            "may_publish": self.has_publish_permission(request)
-            and version is not None
+            "may_publish": version is not None
+            and self.has_publish_permission(request, version)
             and not version.is_published,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def publish_view(self, request, object_id):
-        if not self.has_publish_permission(request):
-            raise PermissionDenied
         version = get_object_or_404(
-            AutomationVersion.objects.select_related("automation"),
+            self.get_queryset(request).select_related("automation"),
             pk=unquote(object_id),
         )
+        if not self.has_publish_permission(request, version):
+            raise PermissionDenied
         if request.method == "POST":
             try:
                 version_publish(version, actor=request.user)
@@ -152,7 +163,7 @@ class AutomationVersionAdmin(admin.ModelAdmin):
 
     def diff_view(self, request, object_id):
         version = get_object_or_404(
-            AutomationVersion.objects.select_related("automation"),
+            self.get_queryset(request).select_related("automation"),
             pk=unquote(object_id),
         )
         if not self.has_view_or_change_permission(request, version):

@@ -172,15 +172,10 @@ def date_hierarchy_links(cl):
                 for d in range(1, days + 1)
             ],
         }
-    dates = cl.model._default_manager.order_by(field_name).values_list(
-        field_name, flat=True
-    )
-    first = dates.first()
-    last = (
-        cl.model._default_manager.order_by(f"-{field_name}")
-        .values_list(field_name, flat=True)
-        .first()
-    )
+    # the rows the person may see (their workspaces'), not the whole table's
+    rows = cl.root_queryset.order_by()
+    first = rows.order_by(field_name).values_list(field_name, flat=True).first()
+    last = rows.order_by(f"-{field_name}").values_list(field_name, flat=True).first()
     if first is None:
         return {"show": False}
     first, last = _local(first), _local(last)

@@ -8,6 +8,9 @@ from django.utils.safestring import mark_safe
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
+from automations.admin.scoping import WorkspaceScopedAdmin
+from automations.workspaces import may_somewhere, scoped
+
 from ..files import file_response
 from ..models import ActionResult, AuditEvent, RunItem, StepRun, WorkItem
 from ..resources import RunItemResource
@@ -19,8 +22,11 @@ from .display import state_badge
 from .run_actions import EXPORT_PERMISSION
 
 
-class BigTableAdmin(admin.ModelAdmin):
-    """Read-only, and fast on millions of rows: no counts, no facets."""
+class BigTableAdmin(WorkspaceScopedAdmin):
+    """Read-only, and fast on millions of rows: no counts, no facets; rows of the
+    workspaces the person may see only (through their run)."""
+
+    workspace_path = "run__automation__workspace"
 
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
@@ -194,7 +200,16 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
     formats = [CSV]
 
     def has_export_permission(self, request):
-        return request.user.has_perm(EXPORT_PERMISSION)
+        return may_somewhere(request.user, EXPORT_PERMISSION)
+
+    def get_export_queryset(self, request):
+        # the run items of the runs the person may export only
+        return scoped(
+            super().get_export_queryset(request),
+            request.user,
+            EXPORT_PERMISSION,
+            path=self.workspace_path,
+        )
 
     @admin.display(description="Result", ordering="result_ref")
     def result(self, item):

@@ -12,13 +12,14 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from automations.models import Automation
+from automations.admin.scoping import WorkspaceScopedAdmin
+from automations.workspaces import VIEW_RUNS, automations_visible_to, may, may_somewhere
 
 from ..api.reports import report_csv_response
 from ..regression.models import TestCase, TestCaseRun
 from ..regression.services import suite_refresh, test_suite_run
 from ..reports import report_from_query
-from ..selectors import STATE_COLOURS
+from ..selectors import STATE_COLOURS, runs_for
 from ..services import RunsError
 from ..states import RunItemOutcome
 from .charts import legend_html, outcomes_bar_html
@@ -36,9 +37,9 @@ SUITE_PERMISSION = "automations.change_automation"
 def report_view(model_admin, request):
     """The period report page; `?format=csv` downloads it, `?print=1` is the
     printable page (no admin chrome, print stylesheet)."""
-    if not request.user.has_perm("runs.view_run"):
+    if not may_somewhere(request.user, VIEW_RUNS):
         raise PermissionDenied
-    form, report = report_from_query(request.GET)
+    form, report = report_from_query(request.GET, within=runs_for(request.user))
     if report is not None and request.GET.get("format") == "csv":
         return report_csv_response(report)
     rows = []
@@ -113,7 +114,7 @@ class SuiteForm(forms.Form):
 
 
 @admin.register(TestCase)
-class TestCaseAdmin(admin.ModelAdmin):
+class TestCaseAdmin(WorkspaceScopedAdmin):
     list_display = [
         "name",
         "automation",
@@ -160,9 +161,14 @@ class TestCaseAdmin(admin.ModelAdmin):
 
     def suite_view(self, request, automation_id):
         """Run an automation's test cases against a version; show the results."""
-        if not request.user.has_perm(SUITE_PERMISSION):
+        if not may_somewhere(request.user, SUITE_PERMISSION):
             raise PermissionDenied
-        automation = get_object_or_404(Automation, pk=automation_id)
+        automation = get_object_or_404(
+            automations_visible_to(request.user, SUITE_PERMISSION, VIEW_RUNS),
+            pk=automation_id,
+        )
+        if not may(request.user, SUITE_PERMISSION, automation.workspace_id):
+            raise PermissionDenied
         form = SuiteForm(
             request.POST if request.method == "POST" else None, automation=automation
         )

@@ -7,6 +7,8 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from automations.workspaces import may
+
 from .. import selectors
 from ..engine.admission import queue_positions, waiting_runs
 from ..evidence import admin as evidence
@@ -83,11 +85,11 @@ class RunPageMixin:
         action = ACTIONS.get(action_name)
         if action is None:
             raise Http404(f"no run action {action_name!r}")
-        if not self.may(request, action):
-            raise PermissionDenied
         run = self.get_object(request, unquote(object_id))
-        if run is None:
+        if run is None:  # unknown, or of a workspace the person may not see
             raise Http404("no such run")
+        if not self.may(request, action, run):
+            raise PermissionDenied
         items = None
         if action.form_class.item_state:
             items = list(
@@ -111,6 +113,7 @@ class RunPageMixin:
             raise PermissionDenied
         run = Run.objects.select_related(
             "automation",
+            "automation__workspace",
             "version",
             "rerun_of",
             "trigger",
@@ -164,8 +167,10 @@ class RunPageMixin:
             "why": selectors.run_error(run),
             "breakdown": selectors.run_breakdown(run),
             "actions": self.allowed_actions(request, run),
-            "may_export": self.has_export_permission(request),
-            "may_correct": request.user.has_perm("runs.retry_run"),
+            "may_export": self.has_export_permission(request, run),
+            "may_correct": may(
+                request.user, "runs.retry_run", run.automation.workspace_id
+            ),
             "refresh_seconds": 5 if active else None,
             "lead": duration(run.lead_time) if run.lead_time else None,
             # a waiting run (max_concurrent_runs): its place and the queue's length

@@ -17,6 +17,9 @@ from django.utils.html import format_html
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
+from automations.admin.scoping import WorkspaceScopedAdmin
+from automations.workspaces import may, may_somewhere, scoped
+
 from ..exports import audit_csv
 from ..models import Run, RunItem, WorkItem
 from ..resources import RunItemResource, RunResource
@@ -53,7 +56,7 @@ def _bulk(action):
 
 
 @admin.register(Run)
-class RunAdmin(RunPageMixin, ExportMixin, admin.ModelAdmin):
+class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
     list_display = [
         "number_link",
         "automation",
@@ -102,17 +105,34 @@ class RunAdmin(RunPageMixin, ExportMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def has_export_permission(self, request):
-        return request.user.has_perm(EXPORT_PERMISSION)
+    def has_export_permission(self, request, run=None):
+        if run is not None:
+            return may(request.user, EXPORT_PERMISSION, run.automation.workspace_id)
+        return may_somewhere(request.user, EXPORT_PERMISSION)
 
-    def may(self, request, action) -> bool:
-        return request.user.has_perm(action.permission)
+    def may(self, request, action, run=None) -> bool:
+        """The action's permission: in `run`'s workspace, or (no run) somewhere;
+        bulk actions narrow their runs with `runs_may`."""
+        if run is not None:
+            return may(request.user, action.permission, run.automation.workspace_id)
+        return may_somewhere(request.user, action.permission)
+
+    def get_export_queryset(self, request):
+        # import-export's export page: the runs the person may export only
+        return self.runs_may(
+            request, super().get_export_queryset(request), EXPORT_PERMISSION
+        )
+
+    def runs_may(self, request, queryset, permission):
+        """The runs of `queryset` in the workspaces where the person holds
+        `permission` (the queryset is already narrowed to what they may see)."""
+        return scoped(queryset, request.user, permission, path=self.workspace_path)
 
     def allowed_actions(self, request, run=None):
         actions = [
             a
             for a in ACTIONS.values()
-            if self.may(request, a) and (run is None or a.offered(run))
+            if self.may(request, a, run) and (run is None or a.offered(run))
         ]
         if run is not None and any(a.name == "decide" for a in actions):
             # Approve / reject shows only to who may decide on one of its items
@@ -214,7 +234,16 @@ class RunAdmin(RunPageMixin, ExportMixin, admin.ModelAdmin):
     def bulk_action(self, request, queryset, action):
         if not self.may(request, action):
             raise PermissionDenied
-        runs = list(queryset.select_related("automation", "version")[: MAX_BULK + 1])
+        allowed = self.runs_may(request, queryset, action.permission)
+        runs = list(allowed.select_related("automation", "version")[: MAX_BULK + 1])
+        if not runs:
+            self.message_user(
+                request,
+                f"{action.label}: you may not do this in the workspace of any "
+                "selected run; nothing changed.",
+                messages.ERROR,
+            )
+            return None
         if len(runs) > MAX_BULK:
             self.message_user(
                 request,
@@ -233,7 +262,7 @@ class RunAdmin(RunPageMixin, ExportMixin, admin.ModelAdmin):
         if not self.has_export_permission(request):
             raise PermissionDenied
         form = forms.ExportForm(request.POST if request.POST.get("confirm") else None)
-        runs = queryset.order_by("number")
+        runs = self.runs_may(request, queryset, EXPORT_PERMISSION).order_by("number")
         if form.is_bound and form.is_valid():
             return self.export_response(form.cleaned_data["what"], runs)
         return self.confirmation(

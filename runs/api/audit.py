@@ -14,6 +14,7 @@ from rest_framework.renderers import JSONRenderer
 
 from ..evidence.packs import pack_response, run_pack
 from ..models import AuditEvent, Run
+from ..selectors import sees_every_workspace
 from .export import FileRenderer
 from .filters import UtcIsoDateTimeFilter
 from .pagination import RunCursorPagination
@@ -89,9 +90,12 @@ class AuditEventListView(ApiMixin, generics.ListAPIView):
     filterset_class = AuditEventFilter
 
     def get_queryset(self):
-        # a token narrowed to some automations sees the events of their runs only
-        # (no configuration events: those are of every automation)
-        if automations_granted(self.request) is None:
+        # a token narrowed to some automations, and a person with roles in some
+        # workspaces only, see the events of their runs only (no configuration
+        # events: those are of every automation of every workspace)
+        if automations_granted(self.request) is None and sees_every_workspace(
+            self.request.user
+        ):
             return AuditEvent.objects.all()
         return AuditEvent.objects.filter(
             run__in=runs_visible_to(self.request).values("pk")

@@ -10,10 +10,13 @@ from rest_framework import generics
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from ..exports import audit_csv
+from ..selectors import runs_for
 from . import serializers as s
 from .filters import RunFilter
 from .permissions import runs_visible_to
 from .views import ApiMixin, error_responses
+
+EXPORT = "runs.export_run"
 
 
 class FileRenderer(BaseRenderer):
@@ -54,7 +57,7 @@ class RunExportView(ApiMixin, generics.ListAPIView):
     item and audit event, streamed in constant memory. Cells a spreadsheet would
     run as formulas are prefixed with `'`."""
 
-    required_permission = "runs.export_run"
+    required_permission = EXPORT
     filter_backends = [DjangoFilterBackend]
     filterset_class = RunFilter
     pagination_class = None
@@ -62,7 +65,8 @@ class RunExportView(ApiMixin, generics.ListAPIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
 
     def get_queryset(self):
-        return runs_visible_to(self.request)
+        # the runs of the workspaces where the caller may export, not only view
+        return runs_for(self.request.user, runs_visible_to(self.request), EXPORT)
 
     def list(self, request, *args, **kwargs):
         runs = self.filter_queryset(self.get_queryset())

@@ -39,6 +39,11 @@ class RunFilter(django_filters.FilterSet):
     automation = django_filters.CharFilter(
         field_name="automation__slug", help_text="Automation slug."
     )
+    workspace = django_filters.CharFilter(
+        field_name="automation__workspace__slug",
+        max_length=100,
+        help_text="Workspace slug (another workspace's: no runs, as an unknown one).",
+    )
     trigger = django_filters.ChoiceFilter(
         field_name="trigger_kind", choices=TriggerKind.choices
     )
@@ -59,6 +64,7 @@ class RunFilter(django_filters.FilterSet):
         fields = [
             "state",
             "automation",
+            "workspace",
             "trigger",
             "created_after",
             "created_before",

@@ -4,6 +4,12 @@ Roles: Django model permissions, as in the admin groups. Viewer reads
 (`runs.view_run`); Operator controls (the custom permissions on
 `Run.Meta.permissions`); triggering needs `runs.trigger_run`.
 
+Workspaces (DESIGN "Workspace"): a permission counts where it is held
+(`automations.workspaces`): the endpoint needs it somewhere, the run or automation
+it addresses needs it in its workspace, and `runs_visible_to` starts from the runs
+of the workspaces where the caller may view runs, so a run of another workspace is
+a 404 (never a 403 that confirms it) and absent from lists, exports and reports.
+
 Grants (DESIGN "Trust"): a request authenticated by an API token acts with its user's
 roles narrowed to the automations its user's ApiClient lists, on *every* endpoint:
 `runs_visible_to(request)` is the only queryset of runs an API view starts from, so a
@@ -16,8 +22,10 @@ from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 
 from automations.models import Automation, TriggerKind
+from automations.workspaces import VIEW_RUNS, may, may_somewhere
 
 from ..models import Run
+from ..selectors import runs_for
 from .authentication import TOKEN_AUTHENTICATORS
 
 # control endpoint → the permission it needs
@@ -42,15 +50,28 @@ class HasRunPermission(BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
-        needed = ["runs.view_run"] if getattr(view, "requires_view", True) else []
-        extra = getattr(view, "required_permission", None)
-        action = getattr(view, "action", None)
-        if action in CONTROL_PERMISSIONS:
-            extra = CONTROL_PERMISSIONS[action]
-        if extra:
-            needed.append(extra)
-            self.message = f"you need the {extra} permission"
-        return user.has_perms(needed)
+        needed = self._needed(view)
+        if len(needed) > 1 or (needed and needed[0] != VIEW_RUNS):
+            self.message = f"you need the {needed[-1]} permission"
+        return all(may_somewhere(user, perm) for perm in needed)
+
+    def has_object_permission(self, request, view, obj):
+        """On one run: the permissions in the run's workspace (it is visible, so
+        a refusal here is a 403 that confirms nothing new)."""
+        if not isinstance(obj, Run):
+            return True
+        workspace_id = obj.automation.workspace_id
+        needed = self._needed(view)
+        if needed:
+            self.message = f"you need the {needed[-1]} permission in this workspace"
+        return all(may(request.user, perm, workspace_id) for perm in needed)
+
+    def _needed(self, view) -> list[str]:
+        needed = [VIEW_RUNS] if getattr(view, "requires_view", True) else []
+        extra = CONTROL_PERMISSIONS.get(getattr(view, "action", None)) or getattr(
+            view, "required_permission", None
+        )
+        return [*needed, extra] if extra else needed
 
 
 def by_token(request) -> bool:
@@ -78,6 +99,7 @@ def runs_visible_to(request, runs=None):
     user = getattr(request, "user", None)
     if not (user and user.is_authenticated):
         return runs.none()
+    runs = runs_for(user, runs)
     granted = automations_granted(request)
     if granted is None:
         return runs

@@ -54,6 +54,9 @@ class RunSerializer(serializers.ModelSerializer):
     parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
     error = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
+    workspace = serializers.CharField(
+        source="automation.workspace.slug", read_only=True
+    )
 
     class Meta:
         model = Run
@@ -83,6 +86,7 @@ class RunSerializer(serializers.ModelSerializer):
             "parent",
             "error",
             "url",
+            "workspace",
         ]
         read_only_fields = fields
 

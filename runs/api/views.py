@@ -21,6 +21,7 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from automations.models import TriggerKind
+from automations.workspaces import VIEW_RUNS, may
 
 from .. import services
 from ..models import Run, RunItem, WorkItem
@@ -40,6 +41,7 @@ from .throttling import TriggerRateThrottle
 from .triggering import trigger_target
 
 REPLAY_HEADER = "Idempotent-Replayed"
+TRIGGER = "runs.trigger_run"
 
 
 def error_responses(*codes) -> dict:
@@ -71,7 +73,9 @@ class ApiMixin:
 
 
 def _run_for_response(run: Run) -> Run:
-    return Run.objects.select_related("automation", "version").get(pk=run.pk)
+    return Run.objects.select_related(
+        "automation", "automation__workspace", "version"
+    ).get(pk=run.pk)
 
 
 @extend_schema(
@@ -101,7 +105,7 @@ class TriggerView(ApiMixin, generics.GenericAPIView):
     The automation needs an enabled api trigger (403 `no_api_trigger`); a token
     needs a grant for it (403 `not_granted`)."""
 
-    required_permission = "runs.trigger_run"
+    required_permission = TRIGGER
     requires_view = False
     throttle_classes = [TriggerRateThrottle]
     throttle_scope = "runs_trigger"
@@ -109,9 +113,17 @@ class TriggerView(ApiMixin, generics.GenericAPIView):
 
     def post(self, request, slug):
         target = trigger_target(slug)
-        if target is None:
+        automation = target.automation if target is not None else None
+        # another workspace's automation is a 404, as an unknown slug
+        if automation is None or not (
+            may(request.user, VIEW_RUNS, automation.workspace_id)
+            or may(request.user, TRIGGER, automation.workspace_id)
+        ):
             raise exceptions.NotFound("No Automation matches the given query.")
-        automation = target.automation
+        if not may(request.user, TRIGGER, automation.workspace_id):
+            raise exceptions.PermissionDenied(
+                f"you need the {TRIGGER} permission in this workspace"
+            )
         if not may_trigger(request, automation):
             raise exceptions.PermissionDenied(
                 f"this API client may not trigger {automation.slug}",
@@ -197,7 +209,9 @@ def _control(body, description, responses=None):
 class RunViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
     """Runs, newest first, and the operator's controls on one run."""
 
-    queryset = Run.objects.select_related("automation", "version")
+    queryset = Run.objects.select_related(
+        "automation", "automation__workspace", "version"
+    )
     serializer_class = s.RunSerializer
     pagination_class = RunCursorPagination
     filter_backends = [DjangoFilterBackend, RunOrdering]

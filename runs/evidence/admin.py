@@ -7,7 +7,10 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 
+from automations.workspaces import VIEW_RUNS, may_somewhere
+
 from ..reports import PeriodForm, report_runs
+from ..selectors import runs_for, sees_every_workspace
 from .packs import MAX_WEB_PACK_RUNS, pack_response, period_pack, run_pack
 
 
@@ -24,7 +27,7 @@ def run_evidence_view(model_admin, request, object_id):
 
 def period_evidence_view(model_admin, request):
     """The evidence pack of the period report's runs (its query string)."""
-    if not request.user.has_perm("runs.view_run"):
+    if not may_somewhere(request.user, VIEW_RUNS):
         raise PermissionDenied
     form = PeriodForm(request.GET)
     back = reverse("admin:runs_run_report") + "?" + request.GET.urlencode()
@@ -35,8 +38,13 @@ def period_evidence_view(model_admin, request):
         return HttpResponseRedirect(back)
     data = form.cleaned_data
     runs = report_runs(
-        data["start"], data["end"], include_test_cases=data["include_test_cases"]
+        data["start"],
+        data["end"],
+        include_test_cases=data["include_test_cases"],
+        within=runs_for(request.user, workspace=data["workspace"]),
     )
+    # configuration events are of every workspace: only for whoever sees them all
+    with_global = sees_every_workspace(request.user) and not data["workspace"]
     if runs.count() > MAX_WEB_PACK_RUNS:
         model_admin.message_user(
             request,
@@ -47,5 +55,8 @@ def period_evidence_view(model_admin, request):
         return HttpResponseRedirect(back)
     name = f"evidence-{data['start']:%Y%m%d}-{data['end']:%Y%m%d}.zip"
     return pack_response(
-        lambda out: period_pack(out, data["start"], data["end"], runs=runs), name
+        lambda out: period_pack(
+            out, data["start"], data["end"], runs=runs, with_global=with_global
+        ),
+        name,
     )

@@ -11,6 +11,9 @@ audited field write nothing; `bulk_create` and `QuerySet.update` send no signals
 so the services that use them on these models record their own events
 (`version.published`, `automation.retired`).
 
+Workspaces and memberships (who holds which role where) are audited like the
+rest: `membership.created` / `membership.deleted` name the user, workspace and role.
+
 Verbs are `<name>.created|changed|deleted` and `<name>.<relation>_changed`;
 `before`/`after` carry the changed fields only (all of them on create and
 delete), with related users, groups, automations and permissions by name. Fields
@@ -56,6 +59,9 @@ AUDITED = {
     "automations.automationversion": Audited("version", frozenset({"created_at"})),
     "automations.step": Audited("step"),
     "automations.trigger": Audited("trigger", frozenset({"schedule", "last_fired_at"})),
+    # who holds which role where (issue 15)
+    "automations.workspace": Audited("workspace", frozenset({"created_at"})),
+    "automations.membership": Audited("membership", frozenset({"created_at"})),
     "runs.automationsubscription": Audited("subscription", frozenset({"created_at"})),
     "runs.webhook": Audited(
         "webhook", frozenset({"created_at"}), secret=frozenset({"secret"})
@@ -192,6 +198,8 @@ def _label(obj) -> str:
         return obj.slug
     if meta.label_lower == "auth.group":
         return obj.name
+    if meta.label_lower == "automations.workspace":
+        return obj.slug
     return str(obj)
 
 

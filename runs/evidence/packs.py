@@ -302,9 +302,10 @@ def run_pack(out, run: Run) -> PackSummary:
     )
 
 
-def period_pack(out, start, end, *, runs=None) -> PackSummary:
+def period_pack(out, start, end, *, runs=None, with_global=True) -> PackSummary:
     """Runs created in [start, end) (or `runs`, e.g. a report's), with the global
-    chain from `start` to its head."""
+    chain from `start` to its head unless `with_global` is false (a pack of one
+    workspace's runs: configuration events are of every workspace)."""
     if start >= end:
         raise PackScopeError("the period's start must be before its end")
     if runs is None:
@@ -312,7 +313,7 @@ def period_pack(out, start, end, *, runs=None) -> PackSummary:
     return evidence_pack_write(
         out,
         runs=runs,
-        since=start,
+        since=start if with_global else None,
         scope={"from": _instant(start), "to": _instant(end)},
     )
 

@@ -6,10 +6,12 @@ turns into a package).
 
 from django.contrib import admin
 
+from automations.admin.scoping import WorkspaceScopedAdmin
+
 from .models import AutomationSubscription, InboundMessage, Notification
 
 
-class _ReadOnly(admin.ModelAdmin):
+class _ReadOnly(WorkspaceScopedAdmin):
     """Intake and outbox rows are records: visible, never edited by hand."""
 
     def has_add_permission(self, request, obj=None):
@@ -44,7 +46,7 @@ class InboundMessageAdmin(_ReadOnly):
 
 
 @admin.register(AutomationSubscription)
-class AutomationSubscriptionAdmin(admin.ModelAdmin):
+class AutomationSubscriptionAdmin(WorkspaceScopedAdmin):
     list_display = ["automation", "user", "mode", "created_at"]
     list_filter = ["mode", "automation"]
     list_select_related = ["automation", "user"]
@@ -54,6 +56,7 @@ class AutomationSubscriptionAdmin(admin.ModelAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(_ReadOnly):
+    workspace_path = "run__automation__workspace"
     list_display = [
         "created_at",
         "email",

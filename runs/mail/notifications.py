@@ -22,6 +22,8 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from automations.workspaces import VIEW_RUNS, may
+
 from ..conf import runs_settings
 from ..models import Run
 from ..states import RunState, WorkItemState
@@ -92,7 +94,9 @@ def awaiting_items(run: Run) -> list[dict]:
 
 def notification_recipients(automation) -> list[tuple]:
     """(user, mode) of everyone to tell about a run of `automation`: owners in
-    their chosen mode (default RUNS_NOTIFY_DEFAULT_MODE) and subscribers."""
+    their chosen mode (default RUNS_NOTIFY_DEFAULT_MODE) and subscribers, who may
+    view runs in its workspace (an e-mail is a door too: someone who lost their
+    role there hears nothing more of it)."""
     default = runs_settings.NOTIFY_DEFAULT_MODE
     modes = {
         s.user_id: (s.user, s.mode)
@@ -105,7 +109,10 @@ def notification_recipients(automation) -> list[tuple]:
     return [
         (user, mode)
         for user, mode in modes.values()
-        if mode != NotificationMode.OFF and user.is_active and user.email
+        if mode != NotificationMode.OFF
+        and user.is_active
+        and user.email
+        and may(user, VIEW_RUNS, automation.workspace_id)
     ]
 
 

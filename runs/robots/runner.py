@@ -124,7 +124,8 @@ class RobotRunner(LeasedStepRun):
         host = api_host()
         env = dict(self.launch.env)
         env.update(
-            RC_WORKSPACE_ID=runs_settings.ROBOT_WORKSPACE_ID,
+            # the automation's workspace (issue 15): the `{ws}` of the API's paths
+            RC_WORKSPACE_ID=self.run.automation.workspace.slug,
             RC_PROCESS_ID=self.run.automation.slug,
             RC_PROCESS_RUN_ID=str(self.run.pk),
             RC_ACTIVITY_RUN_ID=str(self.step_run.pk),

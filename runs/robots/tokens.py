@@ -46,7 +46,9 @@ def step_run_for(token: str, scope: str) -> StepRun:
     if len(parts) != 3 or parts[0] != PREFIX or not parts[1].isdigit():
         raise BadToken("malformed robot token")
     step_run = (
-        StepRun.objects.select_related("run", "step", "step__version")
+        StepRun.objects.select_related(
+            "run", "run__automation__workspace", "step", "step__version"
+        )
         .filter(pk=int(parts[1]))
         .first()
     )

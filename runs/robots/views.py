@@ -62,7 +62,8 @@ class RobotView(APIView):
         if request.auth is None:
             raise exceptions.NotAuthenticated("a robot bearer token is required")
         session: RobotSession = request.auth
-        if kwargs.get("workspace") != runs_settings.ROBOT_WORKSPACE_ID:
+        # a step run's token reaches its own workspace's paths only
+        if kwargs.get("workspace") != session.run.automation.workspace.slug:
             raise exceptions.NotFound("unknown workspace")
         if "process" in kwargs and kwargs["process"] != session.run.automation.slug:
             raise exceptions.NotFound("unknown process")

@@ -14,6 +14,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from automations.input_schema import data_problems
+from automations.models import WorkspaceRole
+from automations.workspaces import holds_role, may
 
 from .. import ledger
 from ..engine.children import child_waits
@@ -23,6 +25,9 @@ from ..models import Run, WorkItem
 from ..selectors import DECIDE_PERMISSION
 from ..states import FailureType, IllegalTransition, WorkItemState
 from .errors import InvalidRequest, NotAllowed
+
+# the roles `workspace:ROLE` may name among a step's approvers
+WORKSPACE_APPROVER_ROLES = frozenset({WorkspaceRole.OPERATOR, WorkspaceRole.APPROVER})
 
 
 @dataclass
@@ -65,13 +70,23 @@ class InvalidInput(InvalidRequest):
         self.problems = problems
 
 
-def _is_approver(actor, approvers: list[str]) -> bool:
+def _may_approve(actor, approvers: list[str], workspace_id) -> bool:
+    """A named approver: a username, `group:NAME` (a member of the group), or
+    `workspace:ROLE` (`operator` or `approver`: who holds that role in the run's
+    workspace, as a member there or through the tenant-wide group)."""
     if not approvers:
         return True
     if actor.get_username() in approvers:
         return True
     groups = set(actor.groups.values_list("name", flat=True))
-    return any(a.startswith("group:") and a[6:] in groups for a in approvers)
+    if any(a.startswith("group:") and a[6:] in groups for a in approvers):
+        return True
+    return any(
+        a.startswith("workspace:")
+        and a[10:] in WORKSPACE_APPROVER_ROLES
+        and holds_role(actor, a[10:], workspace_id)
+        for a in approvers
+    )
 
 
 def decision_refusal(run: Run, item: WorkItem, actor) -> str:
@@ -82,13 +97,17 @@ def decision_refusal(run: Run, item: WorkItem, actor) -> str:
         return "a decision needs a person"
     if run.run_by_id and run.run_by_id == actor.pk:
         return "four eyes: the person who started the run may not approve its items"
-    if not _is_approver(actor, item.approvers):
+    workspace_id = run.automation.workspace_id
+    if not _may_approve(actor, item.approvers, workspace_id):
         return (
             f"{actor.get_username()} is not among the approvers: "
             f"{', '.join(item.approvers)}"
         )
-    if not actor.has_perm(DECIDE_PERMISSION):
-        return f"{actor.get_username()} lacks the {DECIDE_PERMISSION} permission"
+    if not may(actor, DECIDE_PERMISSION, workspace_id):
+        return (
+            f"{actor.get_username()} lacks the {DECIDE_PERMISSION} permission "
+            "in this workspace"
+        )
     return ""
 
 

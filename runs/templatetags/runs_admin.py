@@ -2,7 +2,10 @@
 
 from django import template
 
+from automations.workspaces import VIEW_RUNS, may_somewhere, workspaces_visible_to
+
 from ..admin.changelist import date_hierarchy_links
+from ..models import WorkItem
 
 register = template.Library()
 
@@ -19,15 +22,23 @@ def runs_dashboard(context):
     """The dashboard on the admin index, for people who may see runs."""
     request = context.get("request")
     user = getattr(request, "user", None)
-    if user is None or not user.has_perm("runs.view_run"):
+    if user is None or not may_somewhere(user, VIEW_RUNS):
         return {"show": False}
     from ..admin.charts import legend_html, outcomes_bar_html, runs_by_day_svg
-    from ..selectors import dashboard, work_items_awaiting_decision
+    from ..selectors import dashboard, runs_for, work_items_awaiting_decision
 
-    board = dashboard()
-    mine = work_items_awaiting_decision(user).select_related("run", "step")
+    workspace = request.GET.get("workspace", "")[:100]
+    within = runs_for(user, workspace=workspace)
+    board = dashboard(within=within)
+    mine = work_items_awaiting_decision(
+        user, WorkItem.objects.filter(run__in=within)
+    ).select_related("run", "step")
     return {
         "show": True,
+        "workspace": workspace,
+        "workspaces": list(
+            workspaces_visible_to(user).values_list("slug", "name")[:50]
+        ),
         "board": board,
         "awaiting_mine": list(mine.order_by("id")[:20]),
         "chart": runs_by_day_svg(board.days, board.by_day, board.states),

@@ -6,13 +6,15 @@ module.
 
 from django.contrib import admin
 
+from automations.admin.scoping import WorkspaceScopedAdmin
+
 from ..api.models import ApiClient, ApiToken, IdempotencyKey
 from ..api.tokens import api_token_revoke
 from .models import Webhook, WebhookAttempt, WebhookDelivery
 
 
 @admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
+class WebhookAdmin(WorkspaceScopedAdmin):
     list_display = ["automation", "url", "events", "is_active", "created_at"]
     list_filter = ["is_active", "automation"]
     list_select_related = ["automation"]
@@ -38,7 +40,9 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(WorkspaceScopedAdmin):
+    workspace_path = "webhook__automation__workspace"
+
     list_display = [
         "created_at",
         "event",
@@ -118,7 +122,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(IdempotencyKey)
-class IdempotencyKeyAdmin(admin.ModelAdmin):
+class IdempotencyKeyAdmin(WorkspaceScopedAdmin):
     list_display = ["key", "user", "automation", "run", "created_at", "expires_at"]
     list_select_related = ["user", "automation", "run"]
     readonly_fields = [

@@ -38,6 +38,7 @@ RUN_FIELDS = {
     "parent",
     "error",
     "url",
+    "workspace",  # issue 15
 }
 
 

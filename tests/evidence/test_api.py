@@ -162,7 +162,8 @@ def test_admin_packs_need_view_run(client, db, run):
 
     nobody = get_user_model().objects.create_user("nobody", is_staff=True)
     client.force_login(nobody)
+    # a run the person may not view is a 404, as one that does not exist (issue 15)
     assert (
-        client.get(reverse("admin:runs_run_evidence", args=[run.pk])).status_code == 403
+        client.get(reverse("admin:runs_run_evidence", args=[run.pk])).status_code == 404
     )
     assert client.get(reverse("admin:runs_run_report_evidence")).status_code == 403

@@ -25,7 +25,8 @@ def _base_url(settings):
 
 @pytest.fixture
 def owner(db):
-    return make_user("olga", email="olga@example.com")
+    # a Viewer: only who may view the automation's runs hears of them (issue 15)
+    return make_user("olga", role="Viewer", email="olga@example.com")
 
 
 @pytest.fixture
@@ -100,12 +101,15 @@ def test_timed_out_is_notified_and_good_endings_are_not(
 def test_subscribers_preferences_and_who_is_skipped(
     watched, owner, django_capture_on_commit_callbacks
 ):
-    follower = make_user("fred", email="fred@example.com")
-    muted_owner = make_user("mia", email="mia@example.com")
-    no_email = make_user("nemo", email="")
-    gone = make_user("gus", email="gus@example.com", is_active=False)
+    follower = make_user("fred", role="Viewer", email="fred@example.com")
+    muted_owner = make_user("mia", role="Viewer", email="mia@example.com")
+    no_email = make_user("nemo", role="Viewer", email="")
+    gone = make_user("gus", role="Viewer", email="gus@example.com", is_active=False)
+    # subscribed, but holds no role in the automation's workspace
+    stranger = make_user("sam", email="sam@example.com")
     watched.owners.add(muted_owner, no_email, gone)
     AutomationSubscription.objects.create(automation=watched, user=follower)
+    AutomationSubscription.objects.create(automation=watched, user=stranger)
     AutomationSubscription.objects.create(
         automation=watched, user=muted_owner, mode="off"
     )

@@ -155,12 +155,12 @@ def _gunicorn_line(path, status):
 def test_successful_robot_calls_leave_no_access_line(collected, emit, logger):
     records = collected(logger)
     emit(
-        "/robots/process-v1/workspaces/runs/processes/p/runs/r/robotRuns/x/"
+        "/robots/process-v1/workspaces/default/processes/p/runs/r/robotRuns/x/"
         "activities/y/reserve-next-work-item",
         200,
     )
-    emit("/robots/json-v1/workspaces/runs/work-items/1/data", 304)
-    emit("/robots/json-v1/workspaces/runs/work-items/1/data", 403)  # refused: kept
+    emit("/robots/json-v1/workspaces/default/work-items/1/data", 304)
+    emit("/robots/json-v1/workspaces/default/work-items/1/data", 403)  # refused: kept
     emit("/api/v1/runs/", 200)  # not a robot: kept
     emit("/admin/", 500)
     messages = [r.getMessage() for r in records]

@@ -4,7 +4,6 @@
 import json
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core import mail
 from django.utils import timezone
 
@@ -16,6 +15,7 @@ from runs.ops.sla import run_sla_breach, sla_breaches_check
 from runs.services import run_start
 from runs.states import RunState
 from runs.webhooks.models import Webhook, WebhookDelivery
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -28,9 +28,8 @@ def _immediate(settings):
 
 @pytest.fixture
 def owner(db):
-    return get_user_model().objects.create_user(
-        "olga", email="olga@example.com", password="pw"
-    )
+    # a Viewer: only who may view the automation's runs hears of them (issue 15)
+    return make_user("olga", role="Viewer", email="olga@example.com")
 
 
 @pytest.fixture

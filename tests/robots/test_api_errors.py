@@ -19,9 +19,9 @@ pytestmark = pytest.mark.django_db
 def api(held_step_run, client):
     run, step_run, env = held_step_run([{"subject": "ann"}, {"subject": "bob"}])
     base = "/robots"
-    process = f"{base}/process-v1/workspaces/runs/processes/{run.automation.slug}"
+    process = f"{base}/process-v1/workspaces/default/processes/{run.automation.slug}"
     robot_run = f"{process}/runs/{run.pk}/robotRuns/{step_run.pk}"
-    items = f"{base}/json-v1/workspaces/runs/workitems"
+    items = f"{base}/json-v1/workspaces/default/workitems"
 
     def call(method, url, body=None, *, scope="process", token=None):
         token = token if token is not None else env[f"RC_API_{scope.upper()}_TOKEN"]

@@ -66,7 +66,7 @@ def test_repeated_calls_change_nothing_twice(
         adapter.reserve_input()
 
     release_url = (
-        f"{env['RC_API_PROCESS_HOST']}/process-v1/workspaces/runs/processes/"
+        f"{env['RC_API_PROCESS_HOST']}/process-v1/workspaces/default/processes/"
         f"{run.automation.slug}/runs/{run.pk}/robotRuns/{step_run.pk}/release-work-item"
     )
     assert ("post", release_url) in every_call_twice

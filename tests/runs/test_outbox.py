@@ -52,7 +52,7 @@ def test_a_kill_between_commit_and_send_loses_no_delivery_or_notification(
     automation, settings, worker_in_process
 ):
     settings.RUNS_NOTIFY_DEFAULT_MODE = "immediate"
-    owner = make_user("olga", email="olga@example.com")
+    owner = make_user("olga", role="Viewer", email="olga@example.com")  # sees runs
     auto = automation("builtin.echo", slug="outbox")
     auto.owners.add(owner)
     with Receiver([204]) as receiver:
@@ -107,7 +107,7 @@ def test_a_move_rolled_back_leaves_no_delivery_or_notification(automation, setti
     from runs.machines import run_move
 
     settings.RUNS_NOTIFY_DEFAULT_MODE = "immediate"
-    owner = make_user("olga", email="olga@example.com")
+    owner = make_user("olga", role="Viewer", email="olga@example.com")  # sees runs
     auto = automation("builtin.echo", slug="outbox-rollback")
     auto.owners.add(owner)
     Webhook.objects.create(automation=auto, url="http://127.0.0.1:9/hook")

@@ -113,7 +113,9 @@ def test_a_url_of_one_file_does_not_open_another(client, mailed_file):
 
 def test_robot_uploads_get_a_digest_and_a_fresh_token(held_step_run, client):
     _run, _step_run, env = held_step_run([{"subject": "ann"}])
-    files = f"/robots/json-v1/workspaces/runs/workitems/{env['RC_WORKITEM_ID']}/files"
+    files = (
+        f"/robots/json-v1/workspaces/default/workitems/{env['RC_WORKITEM_ID']}/files"
+    )
     auth = {"HTTP_AUTHORIZATION": f"Bearer {env['RC_API_WORKITEM_TOKEN']}"}
 
     def upload(content):
@@ -223,7 +225,9 @@ def test_the_migration_gives_existing_files_their_own_token_and_digest(settings)
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
-    before = [("runs", "0013_run_sla_breach")]
+    # automations before its workspaces (0003), whose historical models would
+    # otherwise lack the workspace the table has
+    before = [("runs", "0013_run_sla_breach"), ("automations", "0002_sla_seconds")]
     after = [("runs", "0014_work_item_file_tokens")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)

@@ -96,9 +96,9 @@ def test_input_and_controls_refuse_them_with_400(operator, automation, text):
 @pytest.fixture
 def robot(held_step_run, client):  # noqa: F811
     run, step_run, env = held_step_run([{"subject": "ann"}])
-    process = f"/robots/process-v1/workspaces/runs/processes/{run.automation.slug}"
+    process = f"/robots/process-v1/workspaces/default/processes/{run.automation.slug}"
     robot_run = f"{process}/runs/{run.pk}/robotRuns/{step_run.pk}"
-    items = "/robots/json-v1/workspaces/runs/workitems"
+    items = "/robots/json-v1/workspaces/default/workitems"
     item = env["RC_WORKITEM_ID"]
 
     def call(method, url, text, scope):

@@ -11,7 +11,9 @@ pytestmark = pytest.mark.django_db
 def upload_url(held_step_run, client, settings):
     settings.RUNS_ROBOT_MAX_FILE_BYTES = 1000
     _run, _step_run, env = held_step_run([{"subject": "ann"}])
-    files = f"/robots/json-v1/workspaces/runs/workitems/{env['RC_WORKITEM_ID']}/files"
+    files = (
+        f"/robots/json-v1/workspaces/default/workitems/{env['RC_WORKITEM_ID']}/files"
+    )
     response = client.post(
         files,
         {"fileName": "a.txt", "fileSize": 5},

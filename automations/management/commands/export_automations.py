@@ -15,8 +15,10 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["json", "yaml"], default="json")
 
     def handle(self, *args, slugs, format, **options):
-        query = Automation.objects.order_by("slug").prefetch_related(
-            "owners", "triggers"
+        query = (
+            Automation.objects.order_by("slug")
+            .select_related("workspace")
+            .prefetch_related("owners", "triggers")
         )
         if slugs:
             query = query.filter(slug__in=slugs)
