@@ -112,7 +112,7 @@ def vault_call(held_step_run, register_robot, settings):
         def call(name, *, token=token, workspace=None, **query):
             url = reverse(
                 "runs-robots:secret",
-                args=[workspace or settings.RUNS_ROBOT_WORKSPACE_ID, name],
+                args=[workspace or env["RC_WORKSPACE_ID"], name],
             )
             params = {
                 "encryptionScheme": "robocloud-vault-transit-v2",
@@ -128,8 +128,7 @@ def vault_call(held_step_run, register_robot, settings):
 
 
 @pytest.mark.django_db
-def test_vault_answers_and_refusals(vault_call, settings):
-    settings.RUNS_ROBOT_WORKSPACE_ID = "runs"
+def test_vault_answers_and_refusals(vault_call):
     step_run, env, call = vault_call()
     answer = call("crm")
     assert answer.status_code == 200
