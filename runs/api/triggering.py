@@ -1,12 +1,12 @@
 """What an API trigger needs before it starts a run, read in one statement.
 
 The automation (by slug) with its workspace, its first enabled `api` trigger, its
-latest published version and that version's first step: the ORM took five
-queries for them, and compiling them cost more than running them (a trigger's time
-is Python, not the database). Here they are one SELECT, and each row part becomes a model instance
-through the ORM's own converters, as a queryset would build it. The rules stay
-where they are: the view checks the grant and the trigger in their order, and
-`run_start` validates the version (retired automation, draft, no steps).
+latest published version and that version's first step: the ORM took five queries
+for them, and compiling them cost more than running them (a trigger's time is
+Python, not the database). Here they are one SELECT, and each row part becomes a
+model instance through the ORM's own converters, as a queryset would build it. The
+rules stay where they are: the view checks the grant and the trigger in their order,
+and `run_start` validates the version (retired automation, draft, no steps).
 """
 
 import weakref
