@@ -20,10 +20,8 @@ PostgreSQL / the Redis broker instead.
 import argparse
 import json
 import os
-import secrets
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.setup import django_for_benchmark  # noqa: E402
+
 BAR = 400  # items/s at 50 ms with 2 workers
 
 
@@ -85,24 +86,8 @@ def main():
     args = parser.parse_args()
     latency = args.latency_ms / 1000
 
-    tmp = tempfile.mkdtemp(prefix="runs-bench-")
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
-    # a throwaway database: a key made for this process (the settings need one)
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="runs_project.settings",
-        RUNS_VAR_DIR=tmp,
-        Q_WORKERS=str(args.workers),
-        Q_CLUSTER_NAME="bench-in-flight",
-        LOG_LEVEL="ERROR",
-        RUNS_LOG_LEVEL="ERROR",
-        PYTHONPATH=str(ROOT),
-    )
-    import django
-
-    django.setup()
+    django_for_benchmark(workers=args.workers, cluster_name="bench-in-flight")
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
 
     from automations.definitions import automation_import
@@ -110,7 +95,6 @@ def main():
     from runs.services import run_start
     from runs.states import RunState
 
-    call_command("migrate", verbosity=0)
     endpoint = Endpoint(latency)
     threading.Thread(target=endpoint.serve_forever, daemon=True).start()
 

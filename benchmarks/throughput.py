@@ -27,15 +27,15 @@ PostgreSQL / the Redis broker.
 
 import argparse
 import os
-import secrets
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.setup import django_for_benchmark  # noqa: E402
 
 
 def anchor_task(payload: dict) -> dict:
@@ -67,24 +67,8 @@ def main():
     parser.add_argument("--clusters", type=int, default=1)
     args = parser.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="runs-bench-")
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
-    # a throwaway database: a key made for this process (the settings need one)
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="runs_project.settings",
-        RUNS_VAR_DIR=tmp,
-        Q_WORKERS=str(args.workers),
-        Q_CLUSTER_NAME="bench",
-        LOG_LEVEL="ERROR",
-        RUNS_LOG_LEVEL="ERROR",
-        PYTHONPATH=str(ROOT),
-    )
-    import django
-
-    django.setup()
+    django_for_benchmark(workers=args.workers, cluster_name="bench")
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection, transaction
     from django_q.models import OrmQ
     from django_q.tasks import async_task
@@ -95,7 +79,6 @@ def main():
     from runs.services import run_start
     from runs.states import RunState
 
-    call_command("migrate", verbosity=0)
     automations = {
         size: automation_import(
             {
