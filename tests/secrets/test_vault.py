@@ -95,7 +95,7 @@ def _public_key() -> str:
 
 
 @pytest.fixture
-def vault_call(held_step_run, register_robot, settings):
+def vault_call(held_step_run, register_robot):
     """A running robot step run naming "crm"; returns call(name, token=, **query)."""
 
     def make():
@@ -112,7 +112,8 @@ def vault_call(held_step_run, register_robot, settings):
         def call(name, *, token=token, workspace=None, **query):
             url = reverse(
                 "runs-robots:secret",
-                args=[workspace or settings.RUNS_ROBOT_WORKSPACE_ID, name],
+                # the `{ws}` of the path: the run's workspace's slug
+                args=[workspace or step_run.run.automation.workspace.slug, name],
             )
             params = {
                 "encryptionScheme": "robocloud-vault-transit-v2",
@@ -128,8 +129,7 @@ def vault_call(held_step_run, register_robot, settings):
 
 
 @pytest.mark.django_db
-def test_vault_answers_and_refusals(vault_call, settings):
-    settings.RUNS_ROBOT_WORKSPACE_ID = "runs"
+def test_vault_answers_and_refusals(vault_call):
     step_run, env, call = vault_call()
     answer = call("crm")
     assert answer.status_code == 200
