@@ -255,3 +255,35 @@ def test_a_rename_onto_a_taken_name_is_a_form_error(client, lending):
     assert response.status_code == 200
     assert "this workspace has a secret of this name" in response.content.decode()
     assert Secret.objects.get(pk=other.pk).name == "erp"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_puts_existing_secrets_into_default():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("runs", "0020_approver_group")]
+    after = [("runs", "0021_secret_workspace")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    # a database without the default workspace yet: the migration makes it
+    old.get_model("automations", "Workspace").objects.all().delete()
+    old.get_model("automations", "Workspace").objects.create(slug="x", name="X")
+    old.get_model("runs", "Secret").objects.create(
+        name="crm", keys=["token"], ciphertext="opaque"
+    )
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    secret = Secret.objects.get(name="crm")
+    assert secret.workspace.slug == "default"
+    assert secret.ciphertext == "opaque"  # values untouched
+    # unique per workspace now: the same name elsewhere is allowed
+    Secret.objects.create(
+        workspace=Workspace.objects.get(slug="x"), name="crm", ciphertext="o"
+    )
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Secret.objects.create(workspace=secret.workspace, name="crm", ciphertext="o")
