@@ -199,6 +199,7 @@ def run_representation(run: Run, request) -> dict:
         "parent": None if run.parent_id is None else str(run.parent_id),
         "error": run_error(run),
         "url": reverse("runs-api:run-detail", args=[run.pk], request=request),
+        "workspace": run.automation.workspace.slug,
     }
 
 

@@ -1,12 +1,12 @@
 """What an API trigger needs before it starts a run, read in one statement.
 
-The automation (by slug), its first enabled `api` trigger, its latest published
-version and that version's first step: the ORM took four queries for them, and
-compiling them cost more than running them (a trigger's time is Python, not the
-database). Here they are one SELECT, and each row part becomes a model instance
-through the ORM's own converters, as a queryset would build it. The rules stay
-where they are: the view checks the grant and the trigger in their order, and
-`run_start` validates the version (retired automation, draft, no steps).
+The automation (by slug) with its workspace, its first enabled `api` trigger, its
+latest published version and that version's first step: the ORM took five queries
+for them, and compiling them cost more than running them (a trigger's time is
+Python, not the database). Here they are one SELECT, and each row part becomes a
+model instance through the ORM's own converters, as a queryset would build it. The
+rules stay where they are: the view checks the grant and the trigger in their order,
+and `run_start` validates the version (retired automation, draft, no steps).
 """
 
 import weakref
@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from django.db import connection, connections
 
-from automations.models import Automation, AutomationVersion, Step, Trigger, TriggerKind
+from automations.models import (
+    Automation,
+    AutomationVersion,
+    Step,
+    Trigger,
+    TriggerKind,
+    Workspace,
+)
 
 
 @dataclass(slots=True)
@@ -30,6 +37,7 @@ PARTS = (
     (Trigger, "t"),
     (AutomationVersion, "v"),
     (Step, "s"),
+    (Workspace, "w"),
 )
 
 
@@ -56,6 +64,7 @@ def _sql() -> str:
         f"LEFT JOIN {table(Step)} s ON s.id = ("
         f"SELECT s2.id FROM {table(Step)} s2 WHERE s2.version_id = v.id "
         f"ORDER BY s2.{qn('order')} LIMIT 1) "
+        f"JOIN {table(Workspace)} w ON w.id = a.workspace_id "
         "WHERE a.slug = %s"
     )
 
@@ -125,9 +134,10 @@ def trigger_target(slug: str) -> TriggerTarget | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    automation, trigger, version, first_step = (
+    automation, trigger, version, first_step, workspace = (
         part.instance(row) for part in plan.parts
     )
+    automation.workspace = workspace
     # the instances know each other, as select_related would have them
     for child in (trigger, version):
         if child is not None:

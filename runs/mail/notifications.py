@@ -64,7 +64,7 @@ CLAIM_STALE = timezone.timedelta(minutes=10)
 
 def run_admin_url(run: Run) -> str:
     try:
-        path = run.get_absolute_url()
+        path = run.admin_path()
     except NoReverseMatch:
         return ""
     return runs_settings.ADMIN_BASE_URL.rstrip("/") + path

@@ -191,7 +191,11 @@ class Run(models.Model):
     def __str__(self):
         return f"Run #{self.number}"
 
-    def get_absolute_url(self):
+    def admin_path(self) -> str:
+        """The run page's path. Not `get_absolute_url`: with it, Django admin's
+        "view on site" redirect (`/admin/r/<type>/<id>/`, no permission check)
+        would answer 302 for any existing run id and 404 otherwise, telling a
+        person of another workspace which runs exist."""
         return reverse("admin:runs_run_change", args=[self.pk])
 
     @property

@@ -76,7 +76,8 @@ def test_a_cancelled_run_with_failed_items_waits_and_is_notified(
 ):
     settings.RUNS_ADMIN_BASE_URL = "https://runs.example.com/"
     settings.RUNS_NOTIFY_DEFAULT_MODE = "immediate"
-    owner = make_user("olga", email="olga@example.com")
+    # an owner is told what they may see (a Viewer)
+    owner = make_user("olga", role="Viewer", email="olga@example.com")
     auto = automation("builtin.echo", slug="stopped-with-failures")
     auto.owners.add(owner)
     failed = run_start(automation=auto, inputs=[{"n": 1}])

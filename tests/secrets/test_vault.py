@@ -112,8 +112,7 @@ def vault_call(held_step_run, register_robot):
         def call(name, *, token=token, workspace=None, **query):
             url = reverse(
                 "runs-robots:secret",
-                # the `{ws}` of the path: the run's workspace's slug
-                args=[workspace or step_run.run.automation.workspace.slug, name],
+                args=[workspace or env["RC_WORKSPACE_ID"], name],
             )
             params = {
                 "encryptionScheme": "robocloud-vault-transit-v2",

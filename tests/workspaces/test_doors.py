@@ -231,3 +231,22 @@ def test_a_person_of_the_other_workspace_sees_theirs(arno, own, foreign):
     assert str(foreign[1].pk) in listed and str(own[1].pk) not in listed
     answer = client.get(f"/api/v1/runs/{foreign[1].pk}/").json()
     assert answer["workspace"] == "aml"
+
+
+def test_the_view_on_site_redirect_confirms_no_run(client, lena, foreign):
+    """Django admin's `/admin/r/<type>/<id>/` looks any object up without a
+    permission check and redirects to its `get_absolute_url`: runs have none, so an
+    existing run of another workspace answers as an unknown id does."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from runs.models import Run
+
+    _auto, run = foreign
+    client.force_login(lena)
+    run_type = ContentType.objects.get_for_model(Run).pk
+    existing = reverse("admin:view_on_site", args=[run_type, run.pk])
+    unknown = reverse(
+        "admin:view_on_site", args=[run_type, "00000000-0000-0000-0000-000000000000"]
+    )
+    assert client.get(existing).status_code == 404
+    assert client.get(unknown).status_code == 404
