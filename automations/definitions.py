@@ -116,7 +116,7 @@ def _positive_int(value, path, *, allow_none=False, minimum=1):
     return value
 
 
-def _clean_step(raw, index: int) -> dict:
+def _clean_step(raw, index: int, workspace: str) -> dict:
     path = f"steps[{index}]"
     if not isinstance(raw, dict):
         raise DefinitionError(f"{path}: must be an object")
@@ -157,8 +157,11 @@ def _clean_step(raw, index: int) -> dict:
                 f"{path}.parameters.pass_on: 'outputs' (the child run's, the "
                 f"default) or 'input' (the item's own payload), got {pass_on!r}"
             )
-    # secret references (and a robot step's `secrets`) name existing secrets
-    problem = parameters_problem(step["parameters"], robot=spec.robot)
+    # secret references (and a robot step's `secrets`) name existing secrets of
+    # the definition's workspace
+    problem = parameters_problem(
+        step["parameters"], workspace=workspace, robot=spec.robot
+    )
     if problem:
         raise DefinitionError(f"{path} ({step['name'].strip()}).{problem}")
     for name, limit in STEP_LIMITS.items():
@@ -367,7 +370,14 @@ def definition_clean(data) -> dict:
     steps = data.get("steps")
     if not isinstance(steps, list) or not steps:
         raise DefinitionError("steps: required (a non-empty list)")
-    cleaned_steps = [_clean_step(raw, i) for i, raw in enumerate(steps)]
+    workspace = data.get("workspace", DEFAULT_WORKSPACE)
+    if not isinstance(workspace, str) or not SLUG_RE.match(workspace):
+        raise DefinitionError(
+            f"workspace: a workspace's slug (letters, digits, - and _), "
+            f"got {workspace!r}"
+        )
+    # before the steps: their secret references are checked in it
+    cleaned_steps = [_clean_step(raw, i, workspace) for i, raw in enumerate(steps)]
     names = [step["name"] for step in cleaned_steps]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -384,12 +394,6 @@ def definition_clean(data) -> dict:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise DefinitionError("description: must be a string")
-    workspace = data.get("workspace", DEFAULT_WORKSPACE)
-    if not isinstance(workspace, str) or not SLUG_RE.match(workspace):
-        raise DefinitionError(
-            f"workspace: a workspace's slug (letters, digits, - and _), "
-            f"got {workspace!r}"
-        )
     return {
         "slug": slug,
         "workspace": workspace,

@@ -64,7 +64,11 @@ def version_publish(version: AutomationVersion, *, actor=None) -> AutomationVers
     from runs.secrets.references import parameters_problem
 
     for step in version.steps.all():
-        problem = parameters_problem(step.parameters, robot=_is_robot(step.action))
+        problem = parameters_problem(
+            step.parameters,
+            workspace=version.automation.workspace_id,
+            robot=_is_robot(step.action),
+        )
         if problem:
             raise AutomationStateError(f"step {step.name}: {problem}")
     with transaction.atomic():

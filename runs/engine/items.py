@@ -127,7 +127,11 @@ class ItemProcessing:
         """The step's parameters with their secret references put in, and the
         redactor of those values: once per step run, at the first call."""
         if self._resolved is None:
-            self._resolved = resolve(self.step.parameters)
+            # the step's automation's workspace: loaded with the step run
+            # (`step_run_load`), no query of its own
+            self._resolved = resolve(
+                self.step.parameters, self.run.automation.workspace_id
+            )
         return self._resolved
 
     def _process(self, items: list[ClaimedItem]) -> list[ItemResult]:

@@ -126,7 +126,7 @@ class LeasedStepRun:
     def finish(self, to: str, error: str = "", **updates) -> None:
         # a step run's error and a robot's log carry no value of the step's
         # secrets (runs.secrets.references)
-        redact = redactor_for(self.step.parameters)
+        redact = redactor_for(self.step.parameters, self.run.automation.workspace_id)
         error = redact.text(error)
         if "log" in updates:
             updates["log"] = redact.text(updates["log"])

@@ -50,6 +50,7 @@ class Audited:
     exclude: frozenset = frozenset()
     relations: tuple = ()  # many-to-many fields recorded as `<name>.<field>_changed`
     secret: frozenset = frozenset()  # redacted on top of the name rule
+    slugs: frozenset = frozenset()  # foreign keys recorded by the row's slug
 
 
 AUDITED = {
@@ -73,11 +74,13 @@ AUDITED = {
     # event's object_id would carry it), and its only doors, api_token_create and
     # api_token_revoke (admin's delete too), record api_token.created|revoked
     # with the user, name and expiry (runs.api.tokens)
-    # secrets by name and key names; the values' ciphertext shows as redacted
+    # secrets by workspace slug, name and key names; the values' ciphertext
+    # shows as redacted
     "runs.secret": Audited(
         "secret",
         frozenset({"created_at", "updated_at"}),
         secret=frozenset({"ciphertext"}),
+        slugs=frozenset({"workspace"}),
     ),
     "auth.group": Audited("group", relations=("permissions",)),
     "__user__": Audited(
@@ -175,17 +178,21 @@ def _plain(value):
 
 def _row_from_db(model, spec, pk) -> dict | None:
     fields = _fields(model, spec)
-    row = model._base_manager.filter(pk=pk).values(*[f.attname for f in fields]).first()
+    columns = [f"{f.name}__slug" if f.name in spec.slugs else f.attname for f in fields]
+    row = model._base_manager.filter(pk=pk).values(*columns).first()
     if row is None:
         return None
-    return {f.name: _plain(row[f.attname]) for f in fields}
+    return {f.name: _plain(row[c]) for f, c in zip(fields, columns, strict=True)}
 
 
 def _row_from_instance(instance, spec) -> dict:
-    return {
-        f.name: _plain(f.value_from_object(instance))
-        for f in _fields(type(instance), spec)
-    }
+    row = {}
+    for f in _fields(type(instance), spec):
+        value = f.value_from_object(instance)
+        if f.name in spec.slugs and value is not None:
+            value = getattr(instance, f.name).slug
+        row[f.name] = _plain(value)
+    return row
 
 
 def _label(obj) -> str:

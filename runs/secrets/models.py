@@ -7,6 +7,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from automations.models import default_workspace_id
+
 from . import crypto
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
@@ -54,11 +56,17 @@ class Secret(models.Model):
     names, so definitions are checked and admin shows what a secret holds without
     decrypting. Values are written (admin, `secret_set`), never read back; only
     the engine (at the call) and the Vault API (to a robot that names it) open
-    them."""
+    them. A secret belongs to one workspace (its name is unique there): only
+    that workspace's automations and robots refer to it or read it."""
 
+    workspace = models.ForeignKey(
+        "automations.Workspace",
+        on_delete=models.PROTECT,
+        related_name="secrets",
+        default=default_workspace_id,
+    )
     name = models.CharField(
         max_length=100,
-        unique=True,
         validators=[
             RegexValidator(
                 NAME_RE,
@@ -75,6 +83,11 @@ class Secret(models.Model):
     class Meta:
         app_label = "runs"
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "name"], name="secret_workspace_name_unique"
+            )
+        ]
 
     def __str__(self):
         return self.name

@@ -9,6 +9,10 @@ steps name the secrets their robot may read through the Vault API
 from the outside world (a failure cause, an HTTP error body, a robot's log, a
 step run's error, outputs) goes through `Redactor.text`/`Redactor.value` first:
 each value of a secret the step refers to or names is replaced by its reference.
+
+Secrets belong to a workspace: a reference names a secret of its automation's
+workspace (checked there at import and publish, looked up there at the call); a
+secret of the same name in another workspace is unknown to it.
 """
 
 import json
@@ -77,10 +81,18 @@ def named_secrets(parameters: dict) -> list[str]:
     return list(named) if isinstance(named, list) else []
 
 
-def parameters_problem(parameters: dict, *, robot: bool = False) -> str:
+def in_workspace(workspace):
+    """The secrets of `workspace` (its id, or its slug in a definition)."""
+    if isinstance(workspace, str):
+        return Secret.objects.filter(workspace__slug=workspace)
+    return Secret.objects.filter(workspace_id=workspace)
+
+
+def parameters_problem(parameters: dict, *, workspace, robot: bool = False) -> str:
     """What is wrong with the secrets of a step's parameters ("" when nothing):
     a malformed reference, a reference to an unknown secret or key, or (robot
-    steps) a `secrets` list that is not names of existing secrets."""
+    steps) a `secrets` list that is not names of existing secrets; "existing"
+    means in `workspace` (an id, or a definition's slug)."""
     try:
         found = references(parameters)
     except ReferenceError as exc:
@@ -101,7 +113,9 @@ def parameters_problem(parameters: dict, *, robot: bool = False) -> str:
         wanted |= set(named)
     if not wanted:
         return ""
-    keys = dict(Secret.objects.filter(name__in=wanted).values_list("name", "keys"))
+    keys = dict(
+        in_workspace(workspace).filter(name__in=wanted).values_list("name", "keys")
+    )
     for name in named:
         if name not in keys:
             return f"parameters.{ROBOT_SECRETS}: no secret {name!r}"
@@ -163,9 +177,10 @@ def label(reference: str) -> str:
     return f"[$secret {reference}]"
 
 
-def _redactor(values: dict[str, dict]) -> Redactor:
+def _redactor(values) -> Redactor:
+    """The Redactor of (name, values) pairs."""
     pairs = []
-    for name, secret_values in values.items():
+    for name, secret_values in values:
         for key, value in secret_values.items():
             for form in _forms(value):
                 pairs.append((form, label(f"{name}.{key}")))
@@ -173,14 +188,18 @@ def _redactor(values: dict[str, dict]) -> Redactor:
     return Redactor(pairs)
 
 
-def _load(names, *, strict: bool = True) -> dict[str, dict]:
-    """The values of the secrets `names` that exist. One no key opens is
-    SecretUnavailable (`strict`: it was to be used) or left out (to redact: no
-    one could have read it)."""
-    values = {}
-    for secret in Secret.objects.filter(name__in=names):
+def _load(names, workspace_id, *, strict: bool = True) -> list[tuple[str, dict]]:
+    """(name, values) of the secrets `names` that exist in the workspace
+    `workspace_id` (None, to redact: in every workspace, so a value of whichever
+    one the step used goes). One no key opens is SecretUnavailable (`strict`: it
+    was to be used) or left out (to redact: no one could have read it)."""
+    rows = Secret.objects.filter(name__in=names)
+    if workspace_id is not None:
+        rows = rows.filter(workspace_id=workspace_id)
+    values = []
+    for secret in rows:
         try:
-            values[secret.name] = secret.get_values()
+            values.append((secret.name, secret.get_values()))
         except UndecryptableError:
             if strict:
                 raise SecretUnavailable(
@@ -195,8 +214,9 @@ class Resolved:
     redactor: Redactor
 
 
-def resolve(parameters: dict) -> Resolved:
-    """The parameters with every reference replaced by its value, and the
+def resolve(parameters: dict, workspace_id: int) -> Resolved:
+    """The parameters with every reference replaced by its value from the
+    secrets of the workspace `workspace_id` (the step's automation's), and the
     Redactor of those values (and of the secrets a robot step names).
     SecretUnavailable names a reference whose secret or key is gone."""
     try:
@@ -206,7 +226,8 @@ def resolve(parameters: dict) -> Resolved:
     names = {parse(ref)[0] for ref in found.values()} | set(named_secrets(parameters))
     if not names:
         return Resolved(parameters, Redactor())
-    values = _load(names)
+    loaded = _load(names, workspace_id)
+    values = dict(loaded)
 
     def put(item, where):
         if isinstance(item, dict):
@@ -223,12 +244,14 @@ def resolve(parameters: dict) -> Resolved:
             return [put(v, f"{where}[{i}]") for i, v in enumerate(item)]
         return item
 
-    return Resolved(put(parameters, "parameters"), _redactor(values))
+    return Resolved(put(parameters, "parameters"), _redactor(loaded))
 
 
-def redactor_for(parameters: dict) -> Redactor:
+def redactor_for(parameters: dict, workspace_id: int | None = None) -> Redactor:
     """The Redactor of a step's secrets (an empty one, without a query, when the
-    step neither refers to nor names any)."""
+    step neither refers to nor names any): those of `workspace_id`, or of the
+    same names in every workspace when the caller does not know it (redacting
+    more never shows less)."""
     try:
         found = references(parameters)
     except ReferenceError:
@@ -242,4 +265,4 @@ def redactor_for(parameters: dict) -> Redactor:
     names |= {n for n in named_secrets(parameters) if isinstance(n, str)}
     if not names:
         return Redactor()
-    return _redactor(_load(names, strict=False))
+    return _redactor(_load(names, workspace_id, strict=False))

@@ -7,6 +7,9 @@ import json
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from automations.models import DEFAULT_WORKSPACE
+from automations.workspaces import UnknownWorkspace, workspace_get
+
 from ..webhooks.models import Webhook
 from . import crypto
 from .models import MAX_VALUES_BYTES, Secret, values_problem
@@ -40,13 +43,29 @@ def _no_constant(name):
     raise ValueError(f"{name} is not JSON")
 
 
-def secret_set(name: str, values: dict, *, description: str | None = None):
-    """Create the secret `name` or replace all its values; (secret, created)."""
+def secret_set(
+    name: str,
+    values: dict,
+    *,
+    description: str | None = None,
+    workspace: str = DEFAULT_WORKSPACE,
+):
+    """Create the secret `name` of the workspace `workspace` (a slug) or replace
+    all its values; (secret, created). An unknown workspace is SecretInputError
+    and writes nothing."""
+    try:
+        where = workspace_get(workspace)
+    except UnknownWorkspace as exc:
+        raise SecretInputError(str(exc)) from None
     with transaction.atomic():
-        secret = Secret.objects.select_for_update().filter(name=name).first()
+        secret = (
+            Secret.objects.select_for_update()
+            .filter(workspace=where, name=name)
+            .first()
+        )
         created = secret is None
         if created:
-            secret = Secret(name=name)
+            secret = Secret(workspace=where, name=name)
         if description is not None:
             secret.description = description
         try:

@@ -17,7 +17,8 @@ The client decrypts with the hex digits of `iv` as the GCM nonce (its code does
 
 A robot reads only the secrets its step names (`"secrets": [...]` in the step's
 parameters): another name is 403 whether or not it exists; a named one that is
-gone is 404; a token of an ended step run is 403, a forged one 401.
+gone is 404 (as is one of another workspace: the secret is looked up in the
+run's workspace only); a token of an ended step run is 403, a forged one 401.
 """
 
 import base64
@@ -116,7 +117,11 @@ class SecretView(RobotView):
                 {"encryptionScheme": f"must be {SCHEME}, got {scheme[:60]!r}"}
             )
         public_key = client_public_key(request.query_params.get("publicKey", ""))
-        secret = Secret.objects.filter(name=name).first()
+        # the run's workspace only (RobotView checked the path's `{ws}` is its
+        # slug): a same-named secret of another workspace is never served
+        secret = Secret.objects.filter(
+            workspace_id=session.run.automation.workspace_id, name=name
+        ).first()
         if secret is None:
             raise exceptions.NotFound(f"no secret {name!r}")
         value, encryption = transit_encrypt(secret.get_values(), public_key)

@@ -243,7 +243,7 @@ def test_system_check_warns_about_literal_credentials(db):
 def test_redactor_catches_escaped_encoded_and_cut_off_values():
     from runs.secrets.references import _redactor
 
-    redact = _redactor({"crm": {"token": 'a"b/c d+é', "other": "zzzz-9999"}})
+    redact = _redactor([("crm", {"token": 'a"b/c d+é', "other": "zzzz-9999"})])
     label = "[$secret crm.token]"
     assert redact.text('x a"b/c d+é y') == f"x {label} y"
     assert redact.text('{"t": "a\\"b/c d+\\u00e9"}') == f'{{"t": "{label}"}}'

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
+from automations.models import default_workspace_id
 from runs.models import AuditEvent, Secret, Webhook
 from runs.secrets import crypto
 from runs.secrets.services import secret_set
@@ -199,7 +200,13 @@ def test_author_writes_values_in_admin_and_never_sees_them(client, author):
     add = reverse("admin:runs_secret_add")
     assert client.get(add).status_code == 200
     response = client.post(
-        add, {"name": "crm", "description": "", "values": json.dumps({"pw": VALUE})}
+        add,
+        {
+            "workspace": default_workspace_id(),
+            "name": "crm",
+            "description": "",
+            "values": json.dumps({"pw": VALUE}),
+        },
     )
     assert response.status_code == 302, response.content
     secret = Secret.objects.get(name="crm")

@@ -95,7 +95,7 @@ def _public_key() -> str:
 
 
 @pytest.fixture
-def vault_call(held_step_run, register_robot, settings):
+def vault_call(held_step_run, register_robot):
     """A running robot step run naming "crm"; returns call(name, token=, **query)."""
 
     def make():

@@ -25,6 +25,7 @@ from runs.models import (
     WorkItemFile,
 )
 from runs.regression.services import test_case_add
+from runs.secrets.services import secret_set
 from runs.services import run_start
 from runs.webhooks.models import Webhook
 from tests.factories import groups_ensure, make_automation, make_user
@@ -108,6 +109,8 @@ def foreign(aml, arno):
         run=run, user=arno, email="arno@example.com", state="failed", mode="digest"
     )
     ApiClient.objects.create(user=arno, name="aml-client").automations.add(auto)
+    # a secret named like the foreign automation: no page of ours may show it
+    secret_set(FOREIGN_SLUG, {"token": "aml-secret-value"}, workspace=aml.slug)
     return auto, run
 
 

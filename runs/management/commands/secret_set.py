@@ -1,9 +1,10 @@
-"""manage.py secret_set NAME [--description TEXT] < values.json"""
+"""manage.py secret_set NAME [--workspace SLUG] [--description TEXT] < values.json"""
 
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from automations.models import DEFAULT_WORKSPACE
 from runs.evidence.config import config_actor
 from runs.secrets.services import (
     MAX_STDIN_BYTES,
@@ -25,8 +26,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("--description", default=None)
+        parser.add_argument(
+            "--workspace",
+            default=DEFAULT_WORKSPACE,
+            help="the slug of the workspace the secret belongs to (default: "
+            f"{DEFAULT_WORKSPACE}); only its automations and robots read it",
+        )
 
-    def handle(self, *args, name, description, **options):
+    def handle(self, *args, name, description, workspace, **options):
         stdin = options.get("stdin") or sys.stdin
         if getattr(stdin, "isatty", lambda: False)():
             raise CommandError("give the values as a JSON object on stdin")
@@ -36,8 +43,13 @@ class Command(BaseCommand):
         try:
             values = values_parse(raw)
             with config_actor(label="manage.py secret_set"):
-                secret, created = secret_set(name, values, description=description)
+                secret, created = secret_set(
+                    name, values, description=description, workspace=workspace
+                )
         except SecretInputError as exc:
             raise CommandError(f"secret {name}: {exc}") from None
         verb = "created" if created else "updated"
-        self.stdout.write(f"secret {secret.name} {verb}: keys {', '.join(secret.keys)}")
+        self.stdout.write(
+            f"secret {secret.name} of workspace {workspace} {verb}: "
+            f"keys {', '.join(secret.keys)}"
+        )
