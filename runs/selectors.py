@@ -11,6 +11,7 @@ from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from automations.models import WorkspaceRole
 from automations.workspaces import VIEW_RUNS, holds_role, scoped, workspaces_where
 
 from .mail.notifications import waiting_for_someone
@@ -329,6 +330,38 @@ def run_breakdown(run: Run, *, failures_limit: int = 5) -> RunBreakdown:
 # -- approvals --------------------------------------------------------------------
 
 DECIDE_PERMISSION = "runs.approve_run"
+# the roles a step's approvers may name as `workspace:ROLE`
+WORKSPACE_APPROVER_ROLES = frozenset({WorkspaceRole.OPERATOR, WorkspaceRole.APPROVER})
+
+
+class ApproverMatch:
+    """Whether `user` is named among a work item's approvers: by username,
+    `group:NAME` (a member of the group) or `workspace:ROLE` (`operator` or
+    `approver`: who holds that role in the run's workspace, as a member there or
+    through the tenant-wide group); no approvers named: anyone who may decide. The
+    person's groups are read once, each (role, workspace) once, so one instance
+    serves a whole list of items."""
+
+    def __init__(self, user):
+        self.user = user
+        self.names = {user.get_username()} | {
+            f"group:{name}" for name in user.groups.values_list("name", flat=True)
+        }
+        self.roles: dict = {}
+
+    def __call__(self, approvers: list[str], workspace_id) -> bool:
+        if not approvers or self.names & set(approvers):
+            return True
+        for name in approvers:
+            role = name[len("workspace:") :] if name.startswith("workspace:") else ""
+            if role not in WORKSPACE_APPROVER_ROLES:
+                continue
+            key = (role, workspace_id)
+            if key not in self.roles:
+                self.roles[key] = holds_role(self.user, role, workspace_id)
+            if self.roles[key]:
+                return True
+        return False
 
 
 def work_items_awaiting_decision(user, items=None):
@@ -344,25 +377,9 @@ def work_items_awaiting_decision(user, items=None):
     # tenant-wide Approver/Operator groups)
     items = scoped(items, user, DECIDE_PERMISSION, path="run__" + RUN_WORKSPACE)
     waiting = items.filter(state=WorkItemState.AWAITING_INPUT).exclude(run__run_by=user)
-    names = {user.get_username()} | {
-        f"group:{name}" for name in user.groups.values_list("name", flat=True)
-    }
     # named approvers are few and JSON list containment differs per database:
     # the lists of the waiting items are read and matched here
-    roles: dict = {}  # (role, workspace id) -> held, for `workspace:ROLE`
-
-    def named_here(approvers, workspace_id) -> bool:
-        if names & set(approvers):
-            return True
-        for name in approvers:
-            if name.startswith("workspace:"):
-                key = (name[10:], workspace_id)
-                if key not in roles:
-                    roles[key] = holds_role(user, *key)
-                if roles[key]:
-                    return True
-        return False
-
+    named_here = ApproverMatch(user)
     named = [
         pk
         for pk, approvers, workspace_id in waiting.exclude(approvers=[]).values_list(

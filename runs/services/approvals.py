@@ -14,20 +14,18 @@ from django.db.models import F
 from django.utils import timezone
 
 from automations.input_schema import data_problems
-from automations.models import WorkspaceRole
-from automations.workspaces import holds_role, may
+from automations.workspaces import may
 
 from .. import ledger
 from ..engine.children import child_waits
 from ..engine.progress import run_progress
 from ..machines import work_items_move
 from ..models import Run, WorkItem
-from ..selectors import DECIDE_PERMISSION
+from ..selectors import DECIDE_PERMISSION, ApproverMatch
 from ..states import FailureType, IllegalTransition, WorkItemState
 from .errors import InvalidRequest, NotAllowed
 
 # the roles `workspace:ROLE` may name among a step's approvers
-WORKSPACE_APPROVER_ROLES = frozenset({WorkspaceRole.OPERATOR, WorkspaceRole.APPROVER})
 
 
 @dataclass
@@ -70,25 +68,6 @@ class InvalidInput(InvalidRequest):
         self.problems = problems
 
 
-def _may_approve(actor, approvers: list[str], workspace_id) -> bool:
-    """A named approver: a username, `group:NAME` (a member of the group), or
-    `workspace:ROLE` (`operator` or `approver`: who holds that role in the run's
-    workspace, as a member there or through the tenant-wide group)."""
-    if not approvers:
-        return True
-    if actor.get_username() in approvers:
-        return True
-    groups = set(actor.groups.values_list("name", flat=True))
-    if any(a.startswith("group:") and a[6:] in groups for a in approvers):
-        return True
-    return any(
-        a.startswith("workspace:")
-        and a[10:] in WORKSPACE_APPROVER_ROLES
-        and holds_role(actor, a[10:], workspace_id)
-        for a in approvers
-    )
-
-
 def decision_refusal(run: Run, item: WorkItem, actor) -> str:
     """Why `actor` may not decide on `item` of `run` ('' when they may): the one
     rule the admin page (which buttons show), the API (`?awaiting=me`) and
@@ -98,7 +77,7 @@ def decision_refusal(run: Run, item: WorkItem, actor) -> str:
     if run.run_by_id and run.run_by_id == actor.pk:
         return "four eyes: the person who started the run may not approve its items"
     workspace_id = run.automation.workspace_id
-    if not _may_approve(actor, item.approvers, workspace_id):
+    if not ApproverMatch(actor)(item.approvers, workspace_id):
         return (
             f"{actor.get_username()} is not among the approvers: "
             f"{', '.join(item.approvers)}"
