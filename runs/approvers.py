@@ -7,6 +7,8 @@ sent after it commits."""
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
+from automations.workspaces import may
+
 from .mail.models import Notification, NotificationMode
 from .mail.notifications import AWAITING_NOTICE, approval_url
 from .models import Run, WorkItem
@@ -20,7 +22,8 @@ WEBHOOK_ITEMS_MAX = 100
 def approver_users(run: Run, approvers: list[str]) -> list:
     """The people who may decide on an item with `approvers` (usernames and
     group:NAME; none named: the automation's owners), with an e-mail address, the
-    decide permission, and not the person who started the run (four eyes)."""
+    decide permission in the run's workspace, and not the person who started the
+    run (four eyes)."""
     User = get_user_model()
     if approvers:
         names = [a for a in approvers if not a.startswith("group:")]
@@ -33,7 +36,8 @@ def approver_users(run: Run, approvers: list[str]) -> list:
     users = users.filter(is_active=True).exclude(email="").distinct()
     if run.run_by_id:
         users = users.exclude(pk=run.run_by_id)
-    return [u for u in users.order_by("pk") if u.has_perm(DECIDE_PERMISSION)]
+    workspace_id = run.automation.workspace_id
+    return [u for u in users.order_by("pk") if may(u, DECIDE_PERMISSION, workspace_id)]
 
 
 def awaiting_notices_record(run: Run, item_ids: list[int]) -> list:

@@ -175,3 +175,26 @@ def test_work_items_need_view_run_and_follow_the_grants(code_run, approver):
     token_user.api_client.automations.add(code_run.automation)
     rows = token.get("/api/v1/work-items/").json()["results"]
     assert [r["run"] for r in rows] == [str(code_run.pk)]
+
+
+def test_a_workspace_approver_is_told_and_an_approver_of_another_is_not(
+    automation, starter, django_capture_on_commit_callbacks
+):
+    """The decide permission is checked in the run's workspace: an approver by
+    membership there is told; one of another workspace only is not."""
+    from automations.services import workspace_add, workspace_grant
+    from tests.factories import groups_ensure
+
+    groups_ensure()
+    lending = workspace_add(slug="lending", name="Lending")[0]
+    aml = workspace_add(slug="aml", name="AML")[0]
+    here = make_user("hana", email="hana@example.com")
+    elsewhere = make_user("otto", email="otto@example.com")
+    workspace_grant(user=here, workspace=lending, role="approver")
+    workspace_grant(user=elsewhere, workspace=aml, role="approver")
+    auto = automation(code_step(approvers=["hana", "otto"]), workspace="lending")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = run_start(automation=auto, inputs=[{}], actor=starter)
+        run_until_idle(run)
+    notices = [m for m in mail.outbox if "awaits your decision" in m.subject]
+    assert [m.to for m in notices] == [["hana@example.com"]]
