@@ -29,6 +29,7 @@ from ..services.approvals import (
     work_item_decide,
 )
 from ..states import IllegalTransition, WorkItemState
+from .forms import input_data_field, json_object
 
 
 class DecisionForm(forms.Form):
@@ -50,20 +51,10 @@ class DecisionForm(forms.Form):
 class FreeInputForm(forms.Form):
     """No schema: the input is any JSON object."""
 
-    data = forms.JSONField(
-        required=False,
-        label="Input data (JSON object)",
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text='Given to the next step with the item, e.g. {"limit": 500}.',
-    )
+    data = input_data_field()
 
     def input_data(self) -> dict:
-        data = self.cleaned_data.get("data")
-        if data in (None, ""):
-            return {}
-        if not isinstance(data, dict):
-            raise ValidationError("Input data must be a JSON object.")
-        return data
+        return json_object(self.cleaned_data.get("data"))
 
 
 def _field(spec: dict, required: bool) -> forms.Field:

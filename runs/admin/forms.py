@@ -124,26 +124,36 @@ class RerunForm(ActionForm):
     reason = None
 
 
+def input_data_field(**options) -> forms.JSONField:
+    """The free-form input of a decision (no `input_schema`): a JSON object."""
+    return forms.JSONField(
+        required=False,
+        label="Input data (JSON object)",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='Given to the next step with the item, e.g. {"limit": 500}.',
+        **options,
+    )
+
+
+def json_object(data) -> dict:
+    """An `input_data_field`'s value: {} when empty; anything but an object is
+    refused."""
+    if data in (None, ""):
+        return {}
+    if not isinstance(data, dict):
+        raise ValidationError("Input data must be a JSON object.")
+    return data
+
+
 class DecideForm(ActionForm):
     item_state = WorkItemState.AWAITING_INPUT
     decision = forms.ChoiceField(
         choices=[("approve", "Approve"), ("reject", "Reject")], widget=forms.RadioSelect
     )
-    data = forms.JSONField(
-        required=False,
-        initial=dict,
-        label="Input data (JSON object)",
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text='Given to the next step with the item, e.g. {"limit": 500}.',
-    )
+    data = input_data_field(initial=dict)
 
     def clean_data(self):
-        data = self.cleaned_data.get("data")
-        if data in (None, ""):
-            return {}
-        if not isinstance(data, dict):
-            raise ValidationError("Input data must be a JSON object.")
-        return data
+        return json_object(self.cleaned_data.get("data"))
 
 
 class ExportForm(forms.Form):
