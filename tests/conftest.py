@@ -1,6 +1,7 @@
 import pytest
 
 import tests.actions
+from automations.services import workspace_add
 from tests.factories import make_automation, make_user
 
 
@@ -66,3 +67,16 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+# two workspaces of the credit union (tests/workspaces, tests/secrets)
+
+
+@pytest.fixture
+def lending(db):
+    return workspace_add(slug="lending", name="Lending desk")[0]
+
+
+@pytest.fixture
+def aml(db):
+    return workspace_add(slug="aml", name="AML team")[0]

@@ -32,16 +32,6 @@ REF = {"$secret": "crm.token"}
 
 
 @pytest.fixture
-def lending(db):
-    return workspace_add(slug="lending", name="Lending desk")[0]
-
-
-@pytest.fixture
-def aml(db):
-    return workspace_add(slug="aml", name="AML team")[0]
-
-
-@pytest.fixture
 def seen_server():
     """An HTTP server that keeps the Authorization header of every request."""
     seen = []

@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from automations.models import Subject, Workspace
-from automations.services import workspace_add, workspace_grant
+from automations.services import workspace_grant
 from runs.api.models import ApiClient, IdempotencyKey
 from runs.engine import run_until_idle
 from runs.mail.models import AutomationSubscription, InboundMessage, Notification
@@ -53,16 +53,6 @@ def ran(slug, workspace):
     run.refresh_from_db()
     assert run.state == "unresolved"
     return auto, run
-
-
-@pytest.fixture
-def lending(db):
-    return workspace_add(slug="lending", name="Lending desk")[0]
-
-
-@pytest.fixture
-def aml(db):
-    return workspace_add(slug="aml", name="AML team")[0]
 
 
 @pytest.fixture
