@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "import_export",
+    "django_htmx",  # request.htmx and a vendored htmx for the live fragments
     "automations",
     "runs",
 ]
@@ -82,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "runs.evidence.config.AuditActorMiddleware",  # who changed configuration
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -137,6 +139,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+# timestamps with seconds and zone (2026-12-01 07:00:05 UTC): runs_project/formats
+FORMAT_MODULE_PATH = ["runs_project.formats"]
 USE_I18N = True
 USE_TZ = True
 

@@ -2,11 +2,8 @@
 
 Operator: stop a running run with "terminate", retry and resolve failed items,
 archive a run and find it again through the filter. Viewer: no control action is
-offered. A failing test leaves a screenshot in test-artifacts/.
+offered. The shared fixtures are in conftest.py.
 """
-
-import os
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -15,58 +12,9 @@ from runs.engine import run_until_idle
 from runs.models import Run
 from runs.states import RunState
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+from .support import login as _login
 
-pytestmark = [
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"{CHROMIUM} is absent (./dev test installs Debian's chromium)",
-    ),
-    pytest.mark.django_db(transaction=True),
-]
-
-
-@pytest.fixture
-def browser_page(request, live_server):
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the
-    # test makes between page steps are still plain synchronous calls.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    manager = playwright_api.sync_playwright().start()
-    browser = manager.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--disable-sync",
-        ],
-    )
-    page = browser.new_page()
-    page.set_default_timeout(15_000)
-    page.base = live_server.url
-    yield page
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(
-            path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True
-        )
-    browser.close()
-    manager.stop()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-
-
-def _login(page, username, password):
-    page.goto(page.base + reverse("admin:login"))
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _state(run):
