@@ -399,6 +399,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {
         "runs": {"level": os.environ.get("RUNS_LOG_LEVEL", "INFO"), "propagate": True},
+        # Django's own records through our handler only: its default "django"
+        # handler (DEBUG on) printed a refused request again, with a traceback
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # access lines (runserver; gunicorn with --access-logfile) through the
         # same handler and format, robot API successes left out
         "django.server": {
