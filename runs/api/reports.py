@@ -102,9 +102,10 @@ class PeriodReportView(ApiMixin, generics.GenericAPIView):
             200: OpenApiResponse(
                 OpenApiTypes.OBJECT,
                 description=(
-                    "Runs created in the period per automation and version: runs per "
-                    "state, run items per outcome, actions invoked, subjects matched, top "
-                    "failure causes, and a link to the runs. `format=csv`: the same as CSV."
+                    "Runs created in the period per automation and version: runs "
+                    "per state, run items per outcome, actions invoked, subjects "
+                    "matched, top failure causes (counted by work item), and a "
+                    "link to the runs. `format=csv`: the same as CSV."
                 ),
             ),
             **error_responses(400, 401, 403),
