@@ -169,7 +169,8 @@ class AutomationAdmin(WorkspaceScopedAdmin):
     list_filter = ["status"]
     search_fields = ["=slug", "name"]
     prepopulated_fields = {"slug": ["name"]}
-    filter_horizontal = ["owners"]
+    # a plain multiple select: Django's filter_horizontal widget carries an
+    # aria-label on a bare span (axe: aria-prohibited-attr, serious)
     readonly_fields = ["status", "created_at", "updated_at", "recent_runs"]
     inlines = [VersionInline, TriggerInline]
     change_form_template = "admin/automations/automation/change_form.html"

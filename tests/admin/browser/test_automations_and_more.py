@@ -15,7 +15,7 @@ from runs.models import AuditEvent
 from runs.services import run_start
 from tests.factories import make_user
 
-from .support import login
+from .support import axe_violations, login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,6 +90,7 @@ def test_triggers_show_only_the_fields_of_their_kind_within_1440px(
     assert not _visible(page, f"{kinds['schedule']} .field-senders")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 1440, f"the page is {width}px wide"
+    assert axe_violations(page) == []
 
     # changing the kind shows the new kind's fields
     page.select_option(f"{kinds['api']} select[name$='-kind']", "email")
