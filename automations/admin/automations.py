@@ -250,10 +250,14 @@ class AutomationAdmin(WorkspaceScopedAdmin):
         return date_format(min(times), "DATETIME_FORMAT")
 
     def get_readonly_fields(self, request, obj=None):
+        fields = list(self.readonly_fields)
+        # "Recent runs" names runs: only for who may see them in its workspace
+        if obj is not None and not may(request.user, VIEW_RUNS, obj.workspace_id):
+            fields.remove("recent_runs")
         # moving an automation moves its whole history: superusers only
         if obj is not None and not request.user.is_superuser:
-            return [*self.readonly_fields, "workspace"]
-        return self.readonly_fields
+            fields.append("workspace")
+        return fields
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

@@ -169,3 +169,31 @@ def test_a_refused_page_says_nothing_of_the_exception(client, viewer, automation
     body = response.content.decode()
     assert response.status_code == 403
     assert 'data-status="403"' in body and "Signed in as victor" in body
+
+
+# -- recent runs ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_recent_runs_show_only_to_who_may_view_runs(client, automation):
+    """The automation page's "Recent runs" names runs: someone who may see the
+    automation but not its runs is shown none."""
+    auto = automation()
+    run = run_start(automation=auto, inputs=[{"n": 1}])
+    page = reverse("admin:automations_automation_change", args=[auto.pk])
+    configurer = make_user(
+        "cora",
+        ["automations.view_automation", "automations.change_automation"],
+        is_staff=True,
+    )
+    client.force_login(configurer)
+    response = client.get(page)
+    assert response.status_code == 200
+    assert (
+        reverse("admin:runs_run_change", args=[run.pk]) not in response.content.decode()
+    )
+    client.force_login(make_user("vera", role="Viewer"))
+    assert (
+        reverse("admin:runs_run_change", args=[run.pk])
+        in client.get(page).content.decode()
+    )
