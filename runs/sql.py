@@ -105,8 +105,10 @@ class Inserter:
             out.append(tuple(values))
         return out
 
-    def execute(self, params: list[tuple]) -> None:
-        if not params:
+    def execute(self, params) -> None:
+        """Insert parameter tuples: a list, or any iterable (its rows are taken
+        as they are written; the caller skips an empty one)."""
+        if isinstance(params, list) and not params:
             return
         if connection.vendor == "postgresql":
             copy_rows(self.copy_sql, params)

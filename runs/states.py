@@ -60,11 +60,15 @@ RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     R.TERMINATING: frozenset({R.RUNNING, R.AWAITING_INPUT, R.STOPPING}),
     R.COMPLETED: frozenset({R.RUNNING, R.UNRESOLVED}),
     R.COMPLETED_NO_ACTION: frozenset({R.RUNNING}),
-    R.UNRESOLVED: frozenset({R.RUNNING, R.STOPPING, R.TERMINATING}),
+    # pending: a stop of a retried run that waits for a slot, when items of
+    # earlier attempts failed in their action
+    R.UNRESOLVED: frozenset({R.PENDING, R.RUNNING, R.STOPPING, R.TERMINATING}),
     R.CANCELLED: frozenset({R.PENDING, R.STOPPING, R.TERMINATING}),
     R.FAILED: frozenset({R.PENDING, R.RUNNING, R.AWAITING_INPUT, R.TERMINATING}),
     R.TIMED_OUT: frozenset({R.RUNNING, R.AWAITING_INPUT}),
-    R.PENDING: frozenset(),
+    # a retry of a run of an automation with `max_concurrent_runs`: it waits for
+    # a slot like a new run (runs.engine.admission.run_reopen)
+    R.PENDING: RUN_RETRYABLE,
 }
 
 

@@ -32,8 +32,14 @@ from automations.models import Automation, Step
 
 from ..machines import run_move
 from ..models import Run, StepRun
-from ..states import RUN_OCCUPYING, IllegalTransition, RunState
-from .dispatch import step_runs_start
+from ..states import (
+    RUN_OCCUPYING,
+    RUN_RETRYABLE,
+    STEP_RUN_ACTIVE,
+    IllegalTransition,
+    RunState,
+)
+from .dispatch import pending_step_runs_ensure, step_runs_start
 
 log = logging.getLogger("runs.engine")
 
@@ -43,11 +49,16 @@ WAITING_ORDER = ("-priority", "created_at", "number")
 
 def waiting_runs(automation_id):
     """The automation's waiting runs in the order they are admitted: pending and
-    without a step run (a pending run with one is already on its way: its step
-    run starts it, as for an automation without a limit)."""
+    without a queued or running step run (a pending run with one is already on
+    its way: its step run starts it, as for an automation without a limit; a
+    retried run that waits has only the ended step runs of its earlier start)."""
     return (
         Run.objects.filter(automation_id=automation_id, state=RunState.PENDING)
-        .filter(~Exists(StepRun.objects.filter(run=OuterRef("pk"))))
+        .filter(
+            ~Exists(
+                StepRun.objects.filter(run=OuterRef("pk"), state__in=STEP_RUN_ACTIVE)
+            )
+        )
         .order_by(*WAITING_ORDER)
     )
 
@@ -109,9 +120,20 @@ def run_admit(run: Run, *, first_steps: dict | None = None) -> bool:
     moved on meanwhile (stopped).
 
     The run's timeout counts from here, not from the time it was created: a run
-    never times out while it waits."""
+    never times out while it waits. A retried run (`run_reopen`; it has started
+    before) keeps its first start and gets step runs for its pending items,
+    whatever their steps."""
     now = timezone.now()
     timeout = run.version.run_timeout_seconds
+    retried = run.started_at is not None
+    updates = {
+        "deadline_at": now + timezone.timedelta(seconds=timeout) if timeout else None
+    }
+    details = {"admitted": True, "priority": run.priority}
+    if retried:
+        details["retried"] = True
+    else:
+        updates["started_at"] = now
     try:
         run_move(
             run,
@@ -119,16 +141,14 @@ def run_admit(run: Run, *, first_steps: dict | None = None) -> bool:
             actor_label="engine",
             verb="run.started",
             allowed_from=frozenset({RunState.PENDING}),
-            updates={
-                "started_at": now,
-                "deadline_at": now + timezone.timedelta(seconds=timeout)
-                if timeout
-                else None,
-            },
-            details={"admitted": True, "priority": run.priority},
+            updates=updates,
+            details=details,
         )
     except IllegalTransition:
         return False
+    if retried:
+        pending_step_runs_ensure(run)
+        return True
     # a waiting run has no step run and its items are all of its first step,
     # due since it was created: its first step runs start as at creation
     steps = first_steps if first_steps is not None else {}
@@ -138,6 +158,23 @@ def run_admit(run: Run, *, first_steps: dict | None = None) -> bool:
         )
     step_runs_start(run, steps[run.version_id], run.total_items)
     return True
+
+
+def run_reopen(run: Run, **kwargs) -> None:
+    """A retry puts a run of RUN_RETRYABLE back to work: `run_move(run,
+    running, **kwargs)`, or, when its automation has a limit, to pending, where
+    it waits for a slot like a new run (by priority, then age: it keeps its
+    place of creation) and is admitted in this transaction when a slot is free
+    and it is first in line. The caller holds the run's row lock (the order of
+    this module: the run, then its automation row)."""
+    with transaction.atomic():
+        limited, _limit = _limit_lock(run.automation_id, limited_only=True)
+        if not limited:
+            run_move(run, RunState.RUNNING, allowed_from=RUN_RETRYABLE, **kwargs)
+            return
+        run_move(run, RunState.PENDING, allowed_from=RUN_RETRYABLE, **kwargs)
+        runs_admit(run.automation_id)
+    run.refresh_from_db(fields=["state", "started_at", "deadline_at"])
 
 
 def run_settle(run: Run, to: str, **kwargs) -> str:

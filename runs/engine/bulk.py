@@ -8,9 +8,13 @@ __all__ = ["PendingItems", "insert_rows", "work_item_row"]
 
 class PendingItems:
     """New pending work items of one step of one run, made at one moment (a run's
-    inputs, or the outputs of a batch), as parameters for one `executemany`. All
-    but three columns are the same for every item: they are adapted once, and
-    each item adds only its parent, subject and payload."""
+    inputs, or the outputs of a batch), as rows for one COPY (PostgreSQL) or
+    `executemany` (SQLite). All but three columns are the same for every item:
+    they are adapted once, and each item adds only its parent, subject and
+    payload. The payloads are serialised as the rows stream to the database, so
+    on PostgreSQL the client's JSON work overlaps the server's parsing and index
+    inserts of the rows sent before (a COPY is sent in chunks as it is written):
+    `run_start` of 10,000 inputs no longer pays the two one after the other."""
 
     OWN = ("parent_id", "subject", "payload")
 
@@ -25,18 +29,23 @@ class PendingItems:
             : len(shared)
         ]
         self.adapt_payload = self.inserter.adapters[-1]
-        self.params: list[tuple] = []
+        self.items: list[tuple] = []  # (parent id, subject, payload)
 
     def __len__(self):
-        return len(self.params)
+        return len(self.items)
 
     def add(self, payload: dict, subject: str, parent_id: int | None = None) -> None:
-        self.params.append(
-            (*self.shared, parent_id, subject, self.adapt_payload(payload))
-        )
+        self.items.append((parent_id, subject, payload))
+
+    def rows(self):
+        """The items as parameter tuples, each payload adapted as it is taken."""
+        shared, adapt = self.shared, self.adapt_payload
+        for parent_id, subject, payload in self.items:
+            yield (*shared, parent_id, subject, adapt(payload))
 
     def insert(self) -> None:
-        self.inserter.execute(self.params)
+        if self.items:
+            self.inserter.execute(self.rows())
 
 
 def work_item_row(*, run_id, step_id, payload, subject, now, parent_id=None) -> dict:

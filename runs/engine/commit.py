@@ -31,7 +31,7 @@ from ..machines.work_item import (
 from ..models import RunOutput, StepRun, WorkItem
 from ..outbox import work_items_awaiting_outbox
 from ..states import STOP_ASKED, STOP_CAUSES, RunState, WorkItemState
-from .bulk import PendingItems
+from .bulk import PendingItems, insert_rows
 from .dispatch import step_runs_ensure
 
 ENSURE_SECONDS = 0.5
@@ -53,7 +53,10 @@ class Batch:
     per_item: list = field(default_factory=list)  # WorkItems with failure fields
     run_items: list = field(default_factory=list)  # run item rows (own columns)
     new_items: PendingItems | None = None  # outputs, pending at the next step
-    outputs: list = field(default_factory=list)  # the last step's: RunOutputs
+    # the last step's outputs, the run's: RunOutput rows (plain inserts, by COPY
+    # on PostgreSQL; building model instances for bulk_create cost more than
+    # the rest of the last step's Python)
+    outputs: list = field(default_factory=list)
     increments: dict = field(default_factory=dict)  # run counters
 
 
@@ -110,7 +113,7 @@ class BatchCommit:
         if batch.new_items:
             batch.new_items.insert()
         if batch.outputs:
-            RunOutput.objects.bulk_create(batch.outputs, batch_size=500)
+            insert_rows(RunOutput, batch.outputs)
         head = batch_head(self.run)  # the run row, then its items
         if batch.per_item:
             WorkItem.objects.bulk_update(
@@ -177,6 +180,7 @@ class BatchCommit:
             batch.new_items,
         )
         outputs = kept = failed = invoked = 0
+        run_id = self.run.pk
         for r in results:
             item = r.item
             groups.setdefault((r.state, r.available_at), []).append(item.pk)
@@ -205,13 +209,13 @@ class BatchCommit:
                 # the last step: its outputs are the run's, kept and counted
                 kept += len(r.outputs)
                 batch.outputs.extend(
-                    RunOutput(
-                        run_id=self.run.pk,
-                        work_item_id=item.pk,
-                        subject=str(payload.get("subject") or item.subject)[:254],
-                        payload=payload,
-                        created_at=now,
-                    )
+                    {
+                        "run_id": run_id,
+                        "work_item_id": item.pk,
+                        "subject": str(payload.get("subject") or item.subject)[:254],
+                        "payload": payload,
+                        "created_at": now,
+                    }
                     for payload in r.outputs
                 )
             run_items.append(
@@ -263,7 +267,7 @@ class BatchCommit:
         if batch.new_items:
             batch.new_items.insert()
         if batch.outputs:
-            RunOutput.objects.bulk_create(batch.outputs, batch_size=500)
+            insert_rows(RunOutput, batch.outputs)
         append_batch(
             self.run,
             prepared,

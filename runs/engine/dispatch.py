@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from automations.models import Step
+
 from .. import ledger
 from ..models import Run, StepRun, WorkItem
 from ..states import STEP_RUN_ACTIVE, RunState, WorkItemState
@@ -112,6 +114,19 @@ def step_runs_ensure(run: Run, step) -> list[StepRun]:
             return []
         wanted = min(room, math.ceil(pending / step.batch_size))
         return _step_runs_create(run, step, wanted)
+
+
+def pending_step_runs_ensure(run: Run) -> None:
+    """`step_runs_ensure` for every step of the run with pending items (a run
+    that resumes, or a retried run admitted: its items may be of any step)."""
+    step_ids = (
+        WorkItem.objects.filter(run=run, state=WorkItemState.PENDING)
+        .values_list("step_id", flat=True)
+        .distinct()
+        .order_by()
+    )
+    for step in Step.objects.filter(pk__in=list(step_ids)):
+        step_runs_ensure(run, step)
 
 
 def step_runs_start(run: Run, step, items: int) -> list[StepRun]:

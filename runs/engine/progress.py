@@ -27,7 +27,7 @@ from ..states import (
 )
 from .admission import run_settle
 from .children import CHILD_SETTLED, children_active, children_collect
-from .dispatch import step_runs_ensure
+from .dispatch import pending_step_runs_ensure
 
 log = logging.getLogger("runs.engine")
 
@@ -94,14 +94,7 @@ def _progress(run: Run) -> str:
                 return current
             return settle_stop(run)
         if counts.get(WorkItemState.PENDING):
-            step_ids = (
-                WorkItem.objects.filter(run=run, state=WorkItemState.PENDING)
-                .values_list("step_id", flat=True)
-                .distinct()
-                .order_by()
-            )
-            for step in Step.objects.filter(pk__in=list(step_ids)):
-                step_runs_ensure(run, step)
+            pending_step_runs_ensure(run)
             if current == RunState.AWAITING_INPUT:
                 run_move(
                     run, RunState.RUNNING, actor_label="engine", verb="run.resumed"

@@ -243,9 +243,13 @@ def settle_statements(token, groups: dict[tuple, list[int]], now) -> list:
         if available_at is not None:
             sets.append("available_at = %s")
             params.append(adapt_dt(available_at))
-        # PostgreSQL: one array parameter, not a list of them to quote and parse
+        # PostgreSQL: one array parameter, not a list of them to quote and parse,
+        # given as its literal (psycopg's client-side binding dumps a list
+        # element by element in Python)
         where = (
-            "id = ANY(%s)" if postgresql else f"id IN ({', '.join(['%s'] * len(ids))})"
+            "id = ANY(%s::bigint[])"
+            if postgresql
+            else f"id IN ({', '.join(['%s'] * len(ids))})"
         )
         # fenced by the token alone: a lease token is set exactly while the item
         # is in progress (the check work_item_lease_iff_in_progress). A `state =
@@ -256,11 +260,16 @@ def settle_statements(token, groups: dict[tuple, list[int]], now) -> list:
         statements.append(
             (
                 sql,
-                [*params, token_value, *([list(ids)] if postgresql else ids)],
+                [*params, token_value, *([array_literal(ids)] if postgresql else ids)],
                 len(ids),
             )
         )
     return statements
+
+
+def array_literal(ids) -> str:
+    """PostgreSQL: integer ids as an array literal, for a `%s::bigint[]`."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def settle_check(expected: int, changed: int) -> None:

@@ -18,11 +18,24 @@ class WorkItem(models.Model):
     run = models.ForeignKey(
         Run, on_delete=models.CASCADE, related_name="work_items", db_index=False
     )
+    # no index of its own: it would serve only the delete of a step (with its
+    # version or automation, which runs PROTECT anyway), and every write of an
+    # item, its insert and each state change (never a HOT update: `state` is
+    # indexed), paid an entry for it. Such a delete scans the table instead
     step = models.ForeignKey(
-        "automations.Step", on_delete=models.PROTECT, related_name="work_items"
+        "automations.Step",
+        on_delete=models.PROTECT,
+        related_name="work_items",
+        db_index=False,
     )
+    # indexed by work_item_parent, items with a parent only
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="outputs"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="outputs",
+        db_index=False,
     )
     state = models.CharField(
         max_length=20, choices=WorkItemState.choices, default=WorkItemState.PENDING
@@ -96,6 +109,14 @@ class WorkItem(models.Model):
                 fields=["approval_deadline"],
                 condition=Q(state=WorkItemState.AWAITING_INPUT),
                 name="work_item_approval_deadline",
+            ),
+            # a parent's outputs (a held output dropped, SET_NULL on a delete,
+            # the foreign key's own check). Partial: a run's inputs, written by
+            # `run_start`, have no parent, and the lookups are all `parent = x`
+            models.Index(
+                fields=["parent"],
+                condition=Q(parent__isnull=False),
+                name="work_item_parent",
             ),
             # admin: runs search by the exact subject of a work item
             models.Index(fields=["subject"], name="work_item_subject"),

@@ -37,13 +37,17 @@ SCRAPE_QUERIES = 8
 
 
 def _run_counts():
-    """Runs by automation and state. One aggregate pass over the runs table
-    joined to automations by primary key (every row counts, so no index narrows
-    it; PostgreSQL reads it with a sequential or index-only scan)."""
+    """Runs by automation and state, and whether the automation has a
+    `max_concurrent_runs` (its pending runs wait for admission). One aggregate
+    pass over the runs table joined to automations by primary key (every row
+    counts, so no index narrows it; PostgreSQL reads it with a sequential or
+    index-only scan); the limit is the automation's, so it adds no group."""
     from ..models import Run
 
     return (
-        Run.objects.values_list("automation__slug", "state")
+        Run.objects.values_list(
+            "automation__slug", "state", "automation__max_concurrent_runs"
+        )
         .annotate(n=Count("pk"))
         .order_by()
     )
@@ -213,16 +217,30 @@ class RunsCollector:
             "Runs that wait for a person: unresolved or awaiting input.",
             labels=["automation"],
         )
-        per_automation = {}
-        for slug, state, n in _run_counts():
+        admission = GaugeMetricFamily(
+            "runs_runs_waiting_admission",
+            "Runs that wait for a slot of their automation's max_concurrent_runs "
+            "(pending, of an automation with a limit).",
+            labels=["automation"],
+        )
+        per_automation, per_limit = {}, {}
+        for slug, state, limit, n in _run_counts():
             runs.add_metric([slug, state], n)
             per_automation.setdefault(slug, 0)
+            per_limit.setdefault(slug, 0)
             if state in WAITING_FOR_PEOPLE:
                 per_automation[slug] += n
+            # a pending run of an automation without a limit is on its way to a
+            # worker (its step run is queued); with one, it waits for a slot
+            if state == RunState.PENDING and limit is not None:
+                per_limit[slug] += n
         for slug, n in sorted(per_automation.items()):
             waiting.add_metric([slug], n)
+        for slug, n in sorted(per_limit.items()):
+            admission.add_metric([slug], n)
         yield runs
         yield waiting
+        yield admission
 
     def _steps(self):
         labels = ["automation", "step"]

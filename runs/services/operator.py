@@ -14,6 +14,7 @@ from django.utils import timezone
 from automations.models import TriggerKind
 
 from .. import ledger
+from ..engine.admission import run_reopen
 from ..engine.children import child_items_reset, children_stop
 from ..engine.progress import job_move_on, run_progress
 from ..machines import run_move, step_runs_end, work_items_move
@@ -209,9 +210,8 @@ def run_retry(
                 updates["deadline_at"] = timezone.now() + timezone.timedelta(
                     seconds=run.version.run_timeout_seconds
                 )
-            run_move(
+            run_reopen(
                 run,
-                RunState.RUNNING,
                 actor=actor,
                 verb="run.retried",
                 reason=reason,

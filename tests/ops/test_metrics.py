@@ -168,6 +168,23 @@ def test_every_family_with_the_scenarios_values(client, scenario):
     assert all(name.startswith("runs_") for name in m)
 
 
+def test_runs_waiting_for_admission_per_automation(client, scenario, automation):
+    limited = automation("builtin.echo", slug="ops-limited")
+    limited.max_concurrent_runs = 1
+    limited.save(update_fields=["max_concurrent_runs"])
+    runs = [run_start(automation=limited) for _ in range(3)]
+    assert [r.state for r in runs] == ["running", "pending", "pending"]
+    m = scrape(client)
+    assert m["runs_runs_waiting_admission"].type == "gauge"
+    assert value(m, "runs_runs_waiting_admission", automation="ops-limited") == 2
+    # ops-a's pending run has no limit to wait for: it is on its way to a worker
+    assert value(m, "runs_runs", automation="ops-a", state="pending") == 1
+    assert value(m, "runs_runs_waiting_admission", automation="ops-a") == 0
+    run_until_idle(runs[0])
+    m = scrape(client)
+    assert value(m, "runs_runs_waiting_admission", automation="ops-limited") == 1
+
+
 def test_a_cluster_on_time_counts_as_alive(client, cluster_on_time):
     m = scrape(client)
     # ORM broker: the schedule says one is alive; Redis broker: none reports

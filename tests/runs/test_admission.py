@@ -225,3 +225,108 @@ def test_a_waiting_run_times_out_only_from_when_it_started():
     assert started.deadline_at == started.started_at + timezone.timedelta(seconds=60)
     run_until_idle(started)
     assert Run.objects.get(pk=waiting.pk).state == RunState.COMPLETED
+
+
+def test_a_rerun_at_the_limit_waits_in_pending_like_a_new_run():
+    from runs.services import run_rerun
+
+    auto = _limited(1)
+    original = run_start(automation=auto)
+    run_until_idle(original)
+    holder = run_start(automation=auto)
+    rerun = run_rerun(Run.objects.get(pk=original.pk), version="original")
+    assert _states([holder, rerun]) == ["running", "pending"]
+    assert not StepRun.objects.filter(run=rerun).exists()
+    assert _positions([rerun]) == [1]
+    run_until_idle(holder)
+    assert _states([rerun]) == ["running"]
+    run_until_idle(rerun)
+    assert _states([rerun]) == ["completed"]
+
+
+def _unresolved_with_a_holder(limit=1):
+    """An unresolved run (one failed item, one done) and a run holding the slot."""
+    auto = _limited(limit, "test.business_fail")
+    failed = run_start(automation=auto, inputs=[{"bad": True}, {"n": 1}])
+    run_until_idle(failed)
+    holder = run_start(automation=auto)
+    assert _states([failed, holder]) == ["unresolved", "running"]
+    return auto, Run.objects.get(pk=failed.pk), holder
+
+
+def test_a_retry_at_the_limit_waits_in_pending_and_starts_when_a_slot_frees():
+    from runs.models import WorkItem
+    from runs.services import run_retry
+
+    _auto, failed, holder = _unresolved_with_a_holder()
+    assert run_retry(failed) == 1
+    assert _states([failed]) == ["pending"]
+    # the retried item waits: no step run for it until the slot frees
+    assert not StepRun.objects.filter(run=failed, state="queued").exists()
+    assert _positions([failed]) == [1]
+    retried = AuditEvent.objects.get(run=failed, verb="run.retried")
+    assert retried.after["state"] == "pending"
+    run_until_idle(holder)
+    assert _states([holder, failed]) == ["completed", "running"]
+    admitted = AuditEvent.objects.filter(run=failed, verb="run.started").last()
+    assert admitted.after["admitted"] is True and admitted.after["retried"] is True
+    run_until_idle(failed)
+    # the item failed again (the same bad input): a second attempt, once
+    assert _states([failed]) == ["unresolved"]
+    item = WorkItem.objects.get(run=failed, payload__bad=True)
+    assert (item.state, item.attempts) == ("failed", 2)
+
+
+def test_a_retry_with_a_free_slot_starts_at_once():
+    from runs.services import run_retry
+
+    _auto, failed, holder = _unresolved_with_a_holder(limit=2)
+    run_retry(failed)
+    assert _states([failed, holder]) == ["running", "running"]
+    assert StepRun.objects.filter(run=failed, state="queued").count() == 1
+
+
+def test_a_retry_waits_behind_runs_of_higher_priority():
+    from runs.services import run_retry
+
+    auto, failed, holder = _unresolved_with_a_holder()
+    urgent = run_start(automation=auto, priority=10)
+    run_retry(failed)
+    assert _positions([urgent, failed]) == [1, 2]
+    run_until_idle(holder)
+    assert _states([urgent, failed]) == ["running", "pending"]
+
+
+def test_a_stop_of_a_waiting_retried_run_settles_it_without_a_start():
+    from runs.services import run_retry
+
+    _auto, failed, holder = _unresolved_with_a_holder()
+    run_retry(failed)
+    run_stop(
+        Run.objects.get(pk=failed.pk),
+        step_runs=StopStepRuns.COMPLETE,
+        pending_items=StopPendingItems.FAILED,
+    )
+    # its retried item fails "stopped"; nothing else failed in an action now
+    assert _states([failed]) == ["cancelled"]
+    assert _positions([failed]) == [None]
+    run_until_idle(holder)
+    assert _states([failed]) == ["cancelled"]
+    # started once, at its first start, not again
+    assert AuditEvent.objects.filter(run=failed, verb="run.started").count() == 1
+
+
+def test_a_stop_of_a_waiting_run_retried_in_part_leaves_it_unresolved():
+    from runs.models import WorkItem
+    from runs.services import run_retry
+
+    auto = _limited(1, "test.business_fail")
+    failed = run_start(automation=auto, inputs=[{"bad": True}, {"bad": True}])
+    run_until_idle(failed)
+    holder = run_start(automation=auto)
+    first = WorkItem.objects.filter(run=failed).order_by("id").first()
+    run_retry(Run.objects.get(pk=failed.pk), work_item_ids=[first.pk])
+    assert _states([failed]) == ["pending"]
+    run_stop(Run.objects.get(pk=failed.pk))
+    # the item not retried still failed in its action
+    assert _states([failed, holder]) == ["unresolved", "running"]

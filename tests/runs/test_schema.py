@@ -84,3 +84,23 @@ def test_an_action_with_the_longest_key_runs_and_is_journaled(automation):
     )
     assert len(keys) == 2 and all(k.endswith(":" + LONG_ACTION) for k in keys)
     assert ActionResult.objects.filter(idempotency_key__in=keys).count() == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_a_parents_outputs_are_found_by_the_partial_parent_index(run):
+    """work_item_parent holds items with a parent only (a run's inputs have
+    none, so `run_start` writes no entry in it); `parent = x`, the lookup of
+    a parent's outputs and of the foreign key's own check, still reads it."""
+    parent = WorkItem.objects.filter(run=run).first()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(
+            "EXPLAIN SELECT 1 FROM runs_workitem WHERE parent_id = %s", [parent.pk]
+        )
+        plan = " ".join(row[0] for row in cursor.fetchall())
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'work_item_parent'"
+        )
+        (definition,) = cursor.fetchone()
+    assert "work_item_parent" in plan
+    assert "WHERE (parent_id IS NOT NULL)" in definition
