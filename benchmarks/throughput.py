@@ -129,9 +129,12 @@ def main():
     engine = {}
     try:
         # warm up: the cluster is ready once it has run a task
-        warm = Run.objects.count()
-        run_start(automation=automations[args.batch_size[0]], inputs=[{}])
-        while Run.objects.filter(state=RunState.COMPLETED).count() <= warm:
+        # (its own run: a reused database may hold runs that never complete)
+        warm = run_start(automation=automations[args.batch_size[0]], inputs=[{}])
+        while (
+            Run.objects.values_list("state", flat=True).get(pk=warm.pk)
+            != RunState.COMPLETED
+        ):
             time.sleep(0.1)
 
         for size, automation in automations.items():
