@@ -8,6 +8,7 @@ from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import (
     HttpResponse,
+    HttpResponseRedirect,
     StreamingHttpResponse,
 )
 from django.template.response import TemplateResponse
@@ -25,7 +26,7 @@ from ..models import Run, RunItem, WorkItem
 from ..resources import RunItemResource, RunResource
 from ..selectors import work_items_awaiting_decision
 from ..services import RunsError
-from ..services.approvals import DecisionRefused
+from ..services.approvals import DecisionRefused, decision_refusals
 from ..states import IllegalTransition, WorkItemState
 from . import forms
 from .changelist import ArchivedFilter, TestSuiteRunsFilter, WindowPaginator
@@ -183,6 +184,15 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
         # (Django would only say "no action selected").
         name = request.POST.get("action") if request.method == "POST" else None
         if name and name not in self.get_actions(request):
+            if name == "decide_runs" and self.may(request, ACTIONS["decide"]):
+                # may decide, but nothing awaits their decision (anymore)
+                self.message_user(
+                    request,
+                    "Approve / reject: no work item awaits your decision in the "
+                    "selected runs; nothing changed.",
+                    messages.ERROR,
+                )
+                return HttpResponseRedirect(request.get_full_path())
             known = {f"{a.name}_runs" for a in ACTIONS.values()} | {"export_csv"}
             if name in known:
                 raise PermissionDenied
@@ -229,6 +239,13 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
         actions = super().get_actions(request)
         if not self.has_export_permission(request):
             actions.pop("export_csv", None)
+        # Approve / reject is offered only to who may decide on some item now
+        # (four eyes, approvers: the rule of work_items_awaiting_decision), not
+        # offered and then refused once its form is filled
+        if "decide_runs" in actions and not (
+            work_items_awaiting_decision(request.user).exists()
+        ):
+            actions.pop("decide_runs")
         return actions
 
     def bulk_action(self, request, queryset, action):
@@ -251,11 +268,43 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
                 messages.ERROR,
             )
             return None
+        if action.name == "decide":
+            runs = self.runs_to_decide(request, runs)
+            if not runs:
+                return None
         form = action.form_class(request.POST if request.POST.get("confirm") else None)
         if form.is_bound and form.is_valid():
             self.apply_each(request, runs, action, form)
             return None
         return self.confirmation(request, runs, action, form, bulk=True)
+
+    def runs_to_decide(self, request, runs):
+        """Of `runs`, those with an item awaiting the person's decision (four
+        eyes, approvers: work_items_awaiting_decision); the others are named
+        with the reason before any form is shown, and left out."""
+        mine = set(
+            work_items_awaiting_decision(
+                request.user, WorkItem.objects.filter(run__in=[r.pk for r in runs])
+            ).values_list("run_id", flat=True)
+        )
+        left_out = [run for run in runs if run.pk not in mine][:10]
+        if left_out:
+            reasons = []
+            for run in left_out:
+                waiting = WorkItem.objects.filter(
+                    run=run, state=WorkItemState.AWAITING_INPUT
+                ).only("pk", "state", "approvers")[:50]
+                why = next(
+                    iter(decision_refusals(run, waiting, request.user).values()),
+                    f"run {run.number} has no work items awaiting input",
+                )
+                reasons.append(f"run #{run.number}: {why}")
+            self.message_user(
+                request,
+                "Approve / reject not offered for " + "; ".join(reasons),
+                messages.WARNING if mine else messages.ERROR,
+            )
+        return [run for run in runs if run.pk in mine]
 
     @admin.action(description="Export CSV (selected runs)")
     def export_csv(self, request, queryset):
