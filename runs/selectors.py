@@ -301,7 +301,7 @@ def dashboard(
     """Runs by state per day and outcomes per automation over the last `days`
     (an indexed range on created_at), lead times and failure causes over the same
     window, runs waiting for someone, and whether a run moves; out of `within` (a
-    Run queryset: what the person may see, `runs_for`). Eight queries whatever
+    Run queryset: what the person may see, `runs_for`). Six queries whatever
     the number of runs."""
     runs = Run.objects.all() if within is None else within
     today = timezone.localdate()
