@@ -8,7 +8,6 @@ from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import (
     HttpResponse,
-    HttpResponseRedirect,
     StreamingHttpResponse,
 )
 from django.template.response import TemplateResponse
@@ -184,15 +183,6 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
         # (Django would only say "no action selected").
         name = request.POST.get("action") if request.method == "POST" else None
         if name and name not in self.get_actions(request):
-            if name == "decide_runs" and self.may(request, ACTIONS["decide"]):
-                # may decide, but nothing awaits their decision (anymore)
-                self.message_user(
-                    request,
-                    "Approve / reject: no work item awaits your decision in the "
-                    "selected runs; nothing changed.",
-                    messages.ERROR,
-                )
-                return HttpResponseRedirect(request.get_full_path())
             known = {f"{a.name}_runs" for a in ACTIONS.values()} | {"export_csv"}
             if name in known:
                 raise PermissionDenied
@@ -239,13 +229,6 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
         actions = super().get_actions(request)
         if not self.has_export_permission(request):
             actions.pop("export_csv", None)
-        # Approve / reject is offered only to who may decide on some item now
-        # (four eyes, approvers: the rule of work_items_awaiting_decision), not
-        # offered and then refused once its form is filled
-        if "decide_runs" in actions and not (
-            work_items_awaiting_decision(request.user).exists()
-        ):
-            actions.pop("decide_runs")
         return actions
 
     def bulk_action(self, request, queryset, action):

@@ -326,7 +326,7 @@ def test_decide_refuses_a_run_with_nothing_awaiting(login, operator, completed_r
     run = completed_run()
     before = _snapshot(run)
     response = _bulk(login(operator), "decide_runs", [run], decision="approve", data="")
-    assert "no work item awaits your decision" in " ".join(_messages(response))
+    assert "has no work items awaiting input" in " ".join(_messages(response))
     assert _snapshot(run) == before
 
 

@@ -87,6 +87,15 @@ def own_violations(page):
     ]
 
 
+def bulk_decide(page, run):
+    """Select `run` in the runs list and ask for Approve / reject."""
+    page.goto(page.base + reverse("admin:runs_run_changelist"))
+    page.check(f"input.action-select[value='{run.pk}']")
+    page.select_option("select[name=action]", "decide_runs")
+    page.click("button[name=index]")
+    page.wait_for_load_state()
+
+
 def decide_url(run, item):
     return reverse("admin:runs_run_decide", args=[run.pk, item.pk])
 
@@ -164,9 +173,10 @@ def test_the_starter_is_told_why_before_any_form(browser_page, automation, peopl
     page.goto(page.base + reverse("admin:runs_run_action", args=[run.pk, "decide"]))
     assert why in page.inner_text(".messagelist")
     assert page.locator("#runs-action-form").count() == 0
-    # the runs list offers no Approve / reject: nothing awaits sam's decision
-    page.goto(page.base + reverse("admin:runs_run_changelist"))
-    assert page.locator("select[name=action] option[value=decide_runs]").count() == 0
+    # the runs list's bulk Approve / reject: the reason, and no form to fill
+    bulk_decide(page, run)
+    assert why in page.inner_text(".messagelist")
+    assert page.locator("#runs-action-form").count() == 0
     # the work item's own page
     page.goto(page.base + reverse("admin:runs_workitem_change", args=[item.pk]))
     assert why in page.inner_text(".field-corrections")
@@ -192,8 +202,9 @@ def test_a_superuser_not_among_the_approvers_is_not_offered_approve(
     page.goto(page.base + decide_url(run, item))
     assert "not among the approvers" in page.inner_text("#approval-refusal")
     assert page.locator("#approve").count() == 0
-    page.goto(page.base + reverse("admin:runs_run_changelist"))
-    assert page.locator("select[name=action] option[value=decide_runs]").count() == 0
+    bulk_decide(page, run)
+    assert "not among the approvers" in page.inner_text(".messagelist")
+    assert page.locator("#runs-action-form").count() == 0
     # the operator may: offered on the run page and the list, and it works
     page.context.clear_cookies()
     login(page, "olivia")
