@@ -7,8 +7,8 @@ a date window; none of them scans the whole runs table.
 import datetime
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max, Min, Q
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, NullIf, TruncDate
 from django.utils import timezone
 
 from automations.models import WorkspaceRole
@@ -187,21 +187,123 @@ STATE_COLOURS = {
 }
 
 
+# how many automations the lead-time chart draws (those with the most runs) and
+# how many finished runs of the window it reads at most (the newest): a bounded
+# read whatever the size of the table; the caption says when the cap was reached
+LEAD_TIME_AUTOMATIONS = 6
+LEAD_TIME_ROWS = 2000
+FAILURE_CAUSES = 8
+# runs that move by themselves: while one is visible the dashboard refreshes
+# (awaiting_input waits for a person, so it does not keep the page polling)
+RUNS_MOVING = (
+    RunState.PENDING,
+    RunState.RUNNING,
+    RunState.STOPPING,
+    RunState.TERMINATING,
+)
+
+
 @dataclass
 class Dashboard:
     days: list
     by_day: dict  # date -> {state: n}
     by_automation: list  # [(name, {state: n}, total)]
-    waiting: list
+    waiting: list  # runs, each with .awaiting_items (items awaiting a decision)
     states: list
+    lead_times: list = field(default_factory=list)  # [(name, {day: (p50, p95, n)})]
+    lead_times_capped: bool = False
+    failure_causes: list = field(default_factory=list)  # [(step, cause, n items)]
+    moving: bool = False  # some visible run moves by itself
+
+
+def waiting_on_people() -> Q:
+    """The dashboard's "waiting for someone": what notifications name
+    (`waiting_for_someone`: unresolved, failed, timed out, cancelled with failed
+    items) and runs whose items await an approval or input."""
+    awaiting = WorkItem.objects.filter(
+        run=OuterRef("pk"), state=WorkItemState.AWAITING_INPUT
+    )
+    return (
+        waiting_for_someone()
+        | Q(state=RunState.AWAITING_INPUT)
+        | Q(Exists(awaiting), state=RunState.RUNNING)
+    )
+
+
+def percentile(ordered: list, q: float) -> float:
+    """The nearest-rank `q` percentile (0 < q <= 100) of a sorted, non-empty list."""
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def lead_times_by_day(window, first, *, automations=LEAD_TIME_AUTOMATIONS):
+    """Median and 95th percentile of the lead time (created → completed) per
+    automation and day of completion, of the finished runs of `window` that ended
+    since `first`: one query of at most LEAD_TIME_ROWS rows (the newest), the
+    percentiles in Python. Returns ([(name, {day: (p50, p95, n)})], capped)."""
+    since = timezone.make_aware(datetime.datetime.combine(first, datetime.time.min))
+    rows = list(
+        # ended (completed_at is set when a run settles, unresolved included;
+        # cleared when a retry reopens it): index run_completed_at
+        window.filter(completed_at__gte=since)
+        .order_by("-completed_at")
+        .values_list("automation__name", "created_at", "completed_at")[
+            : LEAD_TIME_ROWS + 1
+        ]
+    )
+    capped = len(rows) > LEAD_TIME_ROWS
+    per: dict = {}
+    for name, created, completed in rows[:LEAD_TIME_ROWS]:
+        day = timezone.localdate(completed)
+        seconds = max((completed - created).total_seconds(), 0.0)
+        per.setdefault(name, {}).setdefault(day, []).append(seconds)
+    busiest = sorted(
+        per.items(), key=lambda kv: (-sum(len(v) for v in kv[1].values()), kv[0])
+    )[:automations]
+    series = []
+    for name, days in sorted(busiest):
+        points = {}
+        for day, values in days.items():
+            values.sort()
+            points[day] = (
+                percentile(values, 50),
+                percentile(values, 95),
+                len(values),
+            )
+        series.append((name, points))
+    return series, capped
+
+
+def failure_causes(window, *, limit=FAILURE_CAUSES) -> list:
+    """The top failure causes of the failed work items of `window`'s runs,
+    counted by item: a failed item retried and failed again is one item, counted
+    under its last failure (its code, else its type). [(step name, cause, n)]."""
+    # the runs counter narrows the read to runs with failed items, whose items
+    # are then found by run (index work_item_claim), not by a scan of all items
+    failing = window.filter(failed_items__gt=0).order_by().values("pk")
+    items = WorkItem.objects.filter(run__in=failing, state=WorkItemState.FAILED)
+    rows = (
+        items.annotate(
+            # an empty code is NULL, so that the type stands in for it
+            cause=Coalesce(
+                NullIf("failure_code", Value("")), NullIf("failure_type", Value(""))
+            )
+        )
+        .values_list("step__name", "cause")
+        .annotate(n=Count("id"))
+        .order_by("-n", "step__name", "cause")[:limit]
+    )
+    return [(step, cause or "unknown", n) for step, cause, n in rows]
 
 
 def dashboard(
     *, days: int = DASHBOARD_DAYS, waiting_limit: int = 20, within=None
 ) -> Dashboard:
     """Runs by state per day and outcomes per automation over the last `days`
-    (an indexed range on created_at), and runs waiting for someone; out of
-    `within` (a Run queryset: what the person may see, `runs_for`)."""
+    (an indexed range on created_at), lead times and failure causes over the same
+    window, runs waiting for someone, and whether a run moves; out of `within` (a
+    Run queryset: what the person may see, `runs_for`). Six queries whatever
+    the number of runs."""
     runs = Run.objects.all() if within is None else within
     today = timezone.localdate()
     first = today - datetime.timedelta(days=days - 1)
@@ -230,17 +332,30 @@ def dashboard(
         ),
         key=lambda row: (-row[2], row[0]),
     )
+    awaiting_items = (
+        WorkItem.objects.filter(run=OuterRef("pk"), state=WorkItemState.AWAITING_INPUT)
+        .order_by()
+        .values("run")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
     waiting = list(
-        runs.filter(waiting_for_someone(), archived=False)
+        runs.filter(waiting_on_people(), archived=False)
+        .annotate(awaiting_items=Coalesce(Subquery(awaiting_items), 0))
         .select_related("automation", "version")
         .order_by("-number")[:waiting_limit]
     )
+    lead_times, capped = lead_times_by_day(runs, first)
     return Dashboard(
         days=list(by_day),
         by_day=by_day,
         by_automation=by_automation,
         waiting=waiting,
         states=list(RunState),
+        lead_times=lead_times,
+        lead_times_capped=capped,
+        failure_causes=failure_causes(window),
+        moving=runs.filter(state__in=RUNS_MOVING).exists(),
     )
 
 

@@ -19,7 +19,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from ..models import WorkItem
+from ..models import AuditEvent, Run, WorkItem
 from ..services import RunsError
 from ..services.approvals import (
     DecisionRefused,
@@ -119,17 +119,73 @@ def input_form_class(schema: dict | None) -> type[forms.Form]:
     return type("InputForm", (SchemaInputForm,), {"schema": schema})
 
 
+def schema_fields(schema: dict | None) -> list[dict]:
+    """The fields an approval asks for, from the step's `input_schema`: name,
+    title, type, whether required, constraints and description (for the page's
+    table of what is asked)."""
+    if not schema:
+        return []
+    required = set(schema.get("required", []))
+    rows = []
+    for name, spec in (schema.get("properties") or {}).items():
+        spec = spec if isinstance(spec, dict) else {}
+        rules = []
+        if "enum" in spec:
+            rules.append("one of " + ", ".join(str(v) for v in spec["enum"]))
+        for key, word in (
+            ("minimum", "at least"),
+            ("maximum", "at most"),
+            ("minLength", "min. length"),
+            ("maxLength", "max. length"),
+            ("pattern", "matches"),
+        ):
+            if key in spec:
+                rules.append(f"{word} {spec[key]}")
+        rows.append(
+            {
+                "name": name,
+                "title": spec.get("title", ""),
+                "type": spec.get("type", "any"),
+                "required": name in required,
+                "rules": "; ".join(rules),
+                "description": spec.get("description", ""),
+            }
+        )
+    return rows
+
+
+# the decisions shown on an approval page (the audit trail keeps them all)
+DECISIONS_SHOWN = 50
+
+
+def prior_decisions(run, item) -> list:
+    """The decisions and refused attempts on `item`, oldest first, from the run's
+    audit trail (index audit_run_seq, bounded)."""
+    return list(
+        AuditEvent.objects.filter(
+            run=run, verb__startswith="work_item.", before__work_item=item.pk
+        )
+        .select_related("actor")
+        .order_by("seq")[:DECISIONS_SHOWN]
+    )
+
+
 def decide_view(admin, request, object_id, item_id):
     """GET: the approval page. POST: the decision (through `work_item_decide`)."""
     run = admin.get_object(request, unquote(object_id))
     if run is None or not admin.has_view_permission(request, run):
         raise Http404("no such run")
     item = WorkItem.objects.filter(run=run, pk=item_id).select_related("step").first()
+    run = Run.objects.select_related("automation", "version", "run_by").get(pk=run.pk)
     if item is None:
         raise Http404("no such work item")
     awaiting = item.state == WorkItemState.AWAITING_INPUT
-    refusal = decision_refusal(run, item, request.user) if awaiting else ""
-    InputForm = input_form_class(input_schema_of(item))
+    # why not, worked out before anything is offered: no form for who is refused
+    refusal = (
+        decision_refusal(run, item, request.user, to_actor=True) if awaiting else ""
+    )
+    schema = input_schema_of(item)
+    InputForm = input_form_class(schema)
     decision_form, input_form = DecisionForm(), InputForm(prefix="data")
     status = 200
     if request.method == "POST":
@@ -188,6 +244,9 @@ def decide_view(admin, request, object_id, item_id):
         "run": run,
         "item": item,
         "payload": json.dumps(item.payload, indent=2, ensure_ascii=False),
+        "version": run.version,
+        "schema_fields": schema_fields(schema),
+        "decisions": prior_decisions(run, item),
         "awaiting": awaiting,
         "refusal": refusal,
         "may_decide": awaiting and not refusal,

@@ -16,6 +16,7 @@ from ..models import ActionResult, AuditEvent, RunItem, StepRun, WorkItem
 from ..resources import RunItemResource
 from ..robots.console import robot_log_clean
 from ..selectors import work_items_awaiting_decision
+from ..services.approvals import decision_refusals
 from ..states import WorkItemState
 from .changelist import WindowPaginator
 from .corrections import payload_edit_view
@@ -157,11 +158,29 @@ class WorkItemAdmin(BigTableAdmin):
     def corrections(self, item):
         if item.state == WorkItemState.AWAITING_INPUT:
             url = reverse("admin:runs_run_decide", args=[item.run_id, item.pk])
+            refusal = getattr(item, "refusal", "")
+            if refusal:  # see get_object: not offered, and why
+                return format_html(
+                    '<a href="{}" class="runs-refusal-note">Not yours to decide: '
+                    "{}</a>",
+                    url,
+                    refusal,
+                )
             return format_html('<a class="button" href="{}">Decide</a>', url)
         if item.state == WorkItemState.FAILED:
             url = reverse("admin:runs_workitem_payload_edit", args=[item.pk])
             return format_html('<a class="button" href="{}">Edit payload</a>', url)
         return "-"
+
+    def get_object(self, request, object_id, from_field=None):
+        """The work item, with why the viewer may not decide on it (if it awaits
+        input): the change page offers Decide only to who may."""
+        item = super().get_object(request, object_id, from_field)
+        if item is not None and item.state == WorkItemState.AWAITING_INPUT:
+            item.refusal = decision_refusals(item.run, [item], request.user).get(
+                item.pk, ""
+            )
+        return item
 
     def get_urls(self):
         view = self.admin_site.admin_view

@@ -1,6 +1,7 @@
 """The run page: one run's steps, items, ledger and audit trail, and the per-run
 action views (confirm, apply). A mixin of `RunAdmin`."""
 
+from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
@@ -14,9 +15,11 @@ from ..engine.admission import queue_positions, waiting_runs
 from ..evidence import admin as evidence
 from ..files import file_response
 from ..models import Run, WorkItem
+from ..services.approvals import decision_refusals
 from ..states import RUN_ACTIVE, RunState, WorkItemState
 from . import reports
 from .approvals import decide_view
+from .dashboard import dashboard_fragment_view
 from .display import duration, state_badge
 from .run_actions import ACTIONS
 
@@ -36,6 +39,11 @@ class RunPageMixin:
                 "report/",
                 view(lambda request: reports.report_view(self, request)),
                 name="runs_run_report",
+            ),
+            path(
+                "dashboard/",
+                view(dashboard_fragment_view),
+                name="runs_run_dashboard",
             ),
             # evidence packs (issue 14): the period report's and a run's
             path(
@@ -97,6 +105,17 @@ class RunPageMixin:
                 .select_related("step")
                 .order_by("id")[:200]
             )
+        if action.name == "decide" and request.method == "GET":
+            # the items this person may decide on, and if none, why not: before
+            # any form (a POST all the same is refused and recorded by the service)
+            refusals = decision_refusals(run, items, request.user)
+            items = [item for item in items if item.pk not in refusals]
+            if not items:
+                why = next(iter(refusals.values()), "no work item awaits input")
+                messages.error(request, f"{action.label}: {why}.")
+                return HttpResponseRedirect(
+                    reverse("admin:runs_run_change", args=[run.pk])
+                )
         form = action.form_class(
             request.POST if request.method == "POST" else None, items=items
         )
@@ -104,6 +123,24 @@ class RunPageMixin:
             self.apply_each(request, [run], action, form)
             return HttpResponseRedirect(reverse("admin:runs_run_change", args=[run.pk]))
         return self.confirmation(request, [run], action, form, bulk=False, run=run)
+
+    def decide_refusal(self, request, run, actions) -> str:
+        """Why the run page offers no Approve / reject to a person who holds the
+        decide permission while items of the run await input ('' otherwise)."""
+        decide = ACTIONS["decide"]
+        if (
+            any(a.name == "decide" for a in actions)
+            or not decide.offered(run)
+            or not self.may(request, decide, run)
+        ):
+            return ""
+        waiting = list(
+            WorkItem.objects.filter(run=run, state=WorkItemState.AWAITING_INPUT)
+            .order_by("id")
+            .only("pk", "state", "approvers")[:200]
+        )
+        refusals = decision_refusals(run, waiting, request.user)
+        return next(iter(refusals.values()), "")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, unquote(object_id))
@@ -133,6 +170,12 @@ class RunPageMixin:
             run, state=state_filter, step_id=step_filter, after=after
         )
         active = run.state in RUN_ACTIVE or run.state == RunState.PENDING
+        # why this person may not decide on the awaiting items shown (the same
+        # rule as the service's), so that no Decide is offered and then refused
+        refusals = decision_refusals(run, items, request.user)
+        for item in items:
+            item.refusal = refusals.get(item.pk, "")
+        actions = self.allowed_actions(request, run)
         position = queue_positions([run]).get(run.pk)
         context = {
             **self.admin_site.each_context(request),
@@ -166,7 +209,8 @@ class RunPageMixin:
             "outputs": list(run.outputs.order_by("id")[:PAGE_OUTPUTS]),
             "why": selectors.run_error(run),
             "breakdown": selectors.run_breakdown(run),
-            "actions": self.allowed_actions(request, run),
+            "actions": actions,
+            "decide_refusal": self.decide_refusal(request, run, actions),
             "may_export": self.has_export_permission(request, run),
             "may_correct": may(
                 request.user, "runs.retry_run", run.automation.workspace_id

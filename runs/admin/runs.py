@@ -25,7 +25,7 @@ from ..models import Run, RunItem, WorkItem
 from ..resources import RunItemResource, RunResource
 from ..selectors import work_items_awaiting_decision
 from ..services import RunsError
-from ..services.approvals import DecisionRefused
+from ..services.approvals import DecisionRefused, decision_refusals
 from ..states import IllegalTransition, WorkItemState
 from . import forms
 from .changelist import ArchivedFilter, TestSuiteRunsFilter, WindowPaginator
@@ -251,11 +251,43 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
                 messages.ERROR,
             )
             return None
+        if action.name == "decide":
+            runs = self.runs_to_decide(request, runs)
+            if not runs:
+                return None
         form = action.form_class(request.POST if request.POST.get("confirm") else None)
         if form.is_bound and form.is_valid():
             self.apply_each(request, runs, action, form)
             return None
         return self.confirmation(request, runs, action, form, bulk=True)
+
+    def runs_to_decide(self, request, runs):
+        """Of `runs`, those with an item awaiting the person's decision (four
+        eyes, approvers: work_items_awaiting_decision); the others are named
+        with the reason before any form is shown, and left out."""
+        mine = set(
+            work_items_awaiting_decision(
+                request.user, WorkItem.objects.filter(run__in=[r.pk for r in runs])
+            ).values_list("run_id", flat=True)
+        )
+        left_out = [run for run in runs if run.pk not in mine][:10]
+        if left_out:
+            reasons = []
+            for run in left_out:
+                waiting = WorkItem.objects.filter(
+                    run=run, state=WorkItemState.AWAITING_INPUT
+                ).only("pk", "state", "approvers")[:50]
+                why = next(
+                    iter(decision_refusals(run, waiting, request.user).values()),
+                    f"run {run.number} has no work items awaiting input",
+                )
+                reasons.append(f"run #{run.number}: {why}")
+            self.message_user(
+                request,
+                "Approve / reject not offered for " + "; ".join(reasons),
+                messages.WARNING if mine else messages.ERROR,
+            )
+        return [run for run in runs if run.pk in mine]
 
     @admin.action(description="Export CSV (selected runs)")
     def export_csv(self, request, queryset):

@@ -68,26 +68,45 @@ class InvalidInput(InvalidRequest):
         self.problems = problems
 
 
-def decision_refusal(run: Run, item: WorkItem, actor) -> str:
+def decision_refusal(run: Run, item: WorkItem, actor, *, to_actor=False) -> str:
     """Why `actor` may not decide on `item` of `run` ('' when they may): the one
-    rule the admin page (which buttons show), the API (`?awaiting=me`) and
-    `work_item_decide` share."""
+    rule the admin pages (which buttons show, and why not), the API
+    (`?awaiting=me`) and `work_item_decide` share. `to_actor`: the reason as told
+    to the person on a page ("You started this run: …"); otherwise as recorded in
+    the audit trail, naming them."""
     if actor is None or not getattr(actor, "pk", None):
         return "a decision needs a person"
+    name = actor.get_username()
     if run.run_by_id and run.run_by_id == actor.pk:
+        if to_actor:
+            return "You started this run: four-eyes rule, someone else must approve"
         return "four eyes: the person who started the run may not approve its items"
     workspace_id = run.automation.workspace_id
     if not ApproverMatch(actor)(item.approvers, workspace_id):
-        return (
-            f"{actor.get_username()} is not among the approvers: "
-            f"{', '.join(item.approvers)}"
-        )
+        who = "You are" if to_actor else f"{name} is"
+        return f"{who} not among the approvers: {', '.join(item.approvers)}"
     if not may(actor, DECIDE_PERMISSION, workspace_id):
-        return (
-            f"{actor.get_username()} lacks the {DECIDE_PERMISSION} permission "
-            "in this workspace"
-        )
+        who = "You lack" if to_actor else f"{name} lacks"
+        return f"{who} the {DECIDE_PERMISSION} permission in this workspace"
     return ""
+
+
+def decision_refusals(run: Run, items, actor) -> dict:
+    """{pk: why not} of the items of `run` awaiting input on which `actor` may not
+    decide (as told to them: `decision_refusal(to_actor=True)`); the items they
+    may decide on are absent. The rule is asked once per distinct approvers
+    list, so a page of items costs a few queries, not a few per item."""
+    by_approvers: dict = {}
+    refusals = {}
+    for item in items:
+        if item.state != WorkItemState.AWAITING_INPUT:
+            continue
+        key = tuple(item.approvers or [])
+        if key not in by_approvers:
+            by_approvers[key] = decision_refusal(run, item, actor, to_actor=True)
+        if by_approvers[key]:
+            refusals[item.pk] = by_approvers[key]
+    return refusals
 
 
 def input_schema_of(item: WorkItem) -> dict | None:

@@ -5,10 +5,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from automations.workspaces import VIEW_RUNS, may_somewhere, workspaces_visible_to
-
 from ..admin.changelist import date_hierarchy_links
-from ..models import WorkItem
+from ..admin.dashboard import dashboard_context
 
 register = template.Library()
 
@@ -23,34 +21,24 @@ def runs_date_hierarchy(cl):
 @register.inclusion_tag("admin/runs/dashboard.html", takes_context=True)
 def runs_dashboard(context):
     """The dashboard on the admin index, for people who may see runs."""
-    request = context.get("request")
-    user = getattr(request, "user", None)
-    if user is None or not may_somewhere(user, VIEW_RUNS):
-        return {"show": False}
-    from ..admin.charts import legend_html, outcomes_bar_html, runs_by_day_svg
-    from ..selectors import dashboard, runs_for, work_items_awaiting_decision
+    return dashboard_context(context.get("request"))
 
-    workspace = request.GET.get("workspace", "")[:100]
-    within = runs_for(user, workspace=workspace)
-    board = dashboard(within=within)
-    mine = work_items_awaiting_decision(
-        user, WorkItem.objects.filter(run__in=within)
-    ).select_related("run", "step")
-    return {
-        "show": True,
-        "workspace": workspace,
-        "workspaces": list(
-            workspaces_visible_to(user).values_list("slug", "name")[:50]
-        ),
-        "board": board,
-        "awaiting_mine": list(mine.order_by("id")[:20]),
-        "chart": runs_by_day_svg(board.days, board.by_day, board.states),
-        "legend": legend_html(board.states),
-        "outcomes": [
-            (name, outcomes_bar_html(counts, total, board.states), total, counts)
-            for name, counts, total in board.by_automation
-        ],
-    }
+
+@register.simple_tag
+def admin_log_verb(entry) -> str:
+    """What a Recent actions entry did, in words: the run action or change it
+    recorded ("Stop: stop requested …", "work item 5 approved"), else Added /
+    Changed / Deleted."""
+    if entry.is_addition():
+        verb = "Added"
+    elif entry.is_deletion():
+        verb = "Deleted"
+    else:
+        verb = "Changed"
+    message = entry.get_change_message()
+    if entry.is_change() and message and message != "No fields changed.":
+        return message[:200]
+    return verb
 
 
 @register.simple_tag

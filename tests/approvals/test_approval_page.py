@@ -43,7 +43,8 @@ def test_the_starter_sees_why_not_and_no_approve(client, code_run, item, starter
     response = client.get(page(code_run, item))
     assert response.status_code == 200
     html = unescape(response.content.decode())
-    assert "four eyes" in html and '"account": "A-1"' in html
+    assert "You started this run: four-eyes rule" in html
+    assert '"account": "A-1"' in html
     assert 'id="approve"' not in html and 'name="data-code"' not in html
 
 
