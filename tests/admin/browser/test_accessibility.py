@@ -28,6 +28,17 @@ PAGES = ["dashboard", "runs list", "run page", "approval page", "automation page
 ELSEWHERE = {("run page", "meta-refresh")}
 
 
+# a loan application as the demo's robot gets it: payloads longer than a table cell
+APPLICATION = {
+    "income": 90000,
+    "term_months": 36,
+    "purpose": "working capital for the winter season and a second delivery van",
+    "branch": "Harbourside",
+    "officer_email": "maria.lopez@cu.example",
+    "documents": ["tax-return-2025.pdf", "bank-statements-q3.pdf", "lease.pdf"],
+}
+
+
 @pytest.fixture
 def control_room(automation, operator, unresolved_run, completed_run):
     """A superuser (rita) and a run olivia started: two items failed at the first
@@ -45,10 +56,10 @@ def control_room(automation, operator, unresolved_run, completed_run):
     run = run_start(
         automation=auto,
         inputs=[
-            {"subject": "Harbor Bakery LLC", "amount": 20000},
-            {"subject": "Delta Shipping", "amount": 150000},
-            {"subject": "Quarry Lane Dental", "bad": True},
-            {"subject": "Pine & Co", "bad": True},
+            {**APPLICATION, "subject": "Harbor Bakery LLC", "amount": 20000},
+            {**APPLICATION, "subject": "Delta Shipping", "amount": 150000},
+            {**APPLICATION, "subject": "Quarry Lane Dental", "bad": True},
+            {**APPLICATION, "subject": "Pine & Co", "bad": True},
         ],
         actor=operator,
     )
