@@ -172,18 +172,23 @@ def run_audit_trail(run: Run, *, limit: int = 100) -> list[AuditEvent]:
 # -- dashboard -------------------------------------------------------------------
 
 DASHBOARD_DAYS = 14
+# The run states' colours (light theme): badge backgrounds under white text at a
+# contrast of at least 4.5:1 (WCAG AA), chart bars and legends. One palette with the
+# work items' (runs.admin.display.ITEM_COLOURS); runs/static/runs/admin.css repeats
+# it as --runs-state-<value> with the dark theme's variants (tests/admin/test_palette
+# holds the two to each other).
 STATE_COLOURS = {
-    RunState.PENDING: "#9aa5b1",
-    RunState.RUNNING: "#2f80ed",
-    RunState.AWAITING_INPUT: "#9b51e0",
-    RunState.STOPPING: "#f2994a",
-    RunState.TERMINATING: "#eb5757",
-    RunState.COMPLETED: "#27ae60",
-    RunState.COMPLETED_NO_ACTION: "#6fcf97",
-    RunState.UNRESOLVED: "#f2c94c",
-    RunState.CANCELLED: "#828282",
-    RunState.FAILED: "#c0392b",
-    RunState.TIMED_OUT: "#8e44ad",
+    RunState.PENDING: "#64748b",  # slate: waits for a slot
+    RunState.RUNNING: "#1c64c8",  # blue
+    RunState.AWAITING_INPUT: "#7c3aed",  # violet: waits for a person
+    RunState.STOPPING: "#a35200",  # amber
+    RunState.TERMINATING: "#b8336a",  # raspberry
+    RunState.COMPLETED: "#1f7a3a",  # green
+    RunState.COMPLETED_NO_ACTION: "#4d7a12",  # olive
+    RunState.UNRESOLVED: "#8a6a00",  # ochre: failed items wait for a person
+    RunState.CANCELLED: "#3f3f46",  # charcoal
+    RunState.FAILED: "#c0271d",  # red
+    RunState.TIMED_OUT: "#0b7285",  # cyan
 }
 
 

@@ -5,28 +5,26 @@ from django.utils.html import format_html
 from ..selectors import STATE_COLOURS
 from ..states import RunState, WorkItemState
 
+# The work items' colours: the run states' where the state means the same
+# (pending, awaiting input, failed; in progress = running, done = completed).
 ITEM_COLOURS = {
-    WorkItemState.PENDING: "#9aa5b1",
-    WorkItemState.IN_PROGRESS: "#2f80ed",
-    WorkItemState.AWAITING_INPUT: "#9b51e0",
-    WorkItemState.DONE: "#27ae60",
-    WorkItemState.FAILED: "#c0392b",
-    WorkItemState.RESOLVED: "#16a085",
+    WorkItemState.PENDING: STATE_COLOURS[RunState.PENDING],
+    WorkItemState.IN_PROGRESS: STATE_COLOURS[RunState.RUNNING],
+    WorkItemState.AWAITING_INPUT: STATE_COLOURS[RunState.AWAITING_INPUT],
+    WorkItemState.DONE: STATE_COLOURS[RunState.COMPLETED],
+    WorkItemState.FAILED: STATE_COLOURS[RunState.FAILED],
+    WorkItemState.RESOLVED: "#0f766e",  # teal
 }
 
 
 def state_badge(state) -> str:
+    """A run's or work item's state as a badge; its colours are the style sheet's
+    --runs-state-<value> (light or dark theme), not an inline style."""
     try:
-        label, colour = RunState(state).label, STATE_COLOURS[RunState(state)]
+        label = RunState(state).label
     except ValueError:
         label = WorkItemState(state).label
-        colour = ITEM_COLOURS[WorkItemState(state)]
-    return format_html(
-        '<span class="runs-state runs-state-{}" style="background:{}">{}</span>',
-        state,
-        colour,
-        label,
-    )
+    return format_html('<span class="runs-state runs-state-{}">{}</span>', state, label)
 
 
 def progress_bar(done: int, failed: int, total: int, resolved: int = 0) -> str:

@@ -21,15 +21,17 @@ from ..regression.services import suite_refresh, test_suite_run
 from ..reports import report_from_query
 from ..selectors import STATE_COLOURS, runs_for
 from ..services import RunsError
-from ..states import RunItemOutcome
+from ..states import RunItemOutcome, WorkItemState
 from .charts import legend_html, outcomes_bar_html
+from .display import ITEM_COLOURS
 
+# run item outcomes in the work items' colours (one palette, runs.admin.display)
 OUTCOME_COLOURS = {
-    RunItemOutcome.SUCCEEDED: "#27ae60",
-    RunItemOutcome.FAILED: "#c0392b",
-    RunItemOutcome.SKIPPED: "#9aa5b1",
-    RunItemOutcome.AWAITING_APPROVAL: "#9b51e0",
-    RunItemOutcome.IDEMPOTENT_REPLAY: "#2f80ed",
+    RunItemOutcome.SUCCEEDED: ITEM_COLOURS[WorkItemState.DONE],
+    RunItemOutcome.FAILED: ITEM_COLOURS[WorkItemState.FAILED],
+    RunItemOutcome.SKIPPED: ITEM_COLOURS[WorkItemState.PENDING],
+    RunItemOutcome.AWAITING_APPROVAL: ITEM_COLOURS[WorkItemState.AWAITING_INPUT],
+    RunItemOutcome.IDEMPOTENT_REPLAY: ITEM_COLOURS[WorkItemState.IN_PROGRESS],
 }
 SUITE_PERMISSION = "automations.change_automation"
 
