@@ -4,6 +4,7 @@ from django import template
 
 from automations.workspaces import VIEW_RUNS, may_somewhere, workspaces_visible_to
 
+from ..admin import display
 from ..admin.changelist import date_hierarchy_links
 from ..models import WorkItem
 
@@ -54,3 +55,10 @@ def runs_dashboard(context):
 def runs_page_url(cl, number):
     """The changelist URL of page `number`, keeping the filters."""
     return cl.get_query_string({"p": number})
+
+
+@register.filter
+def json_block(value):
+    """A JSON value (payload, parameters, audit before/after) as indented JSON,
+    escaped and wrapped, collapsed when long (runs.admin.display.json_block)."""
+    return display.json_block(value)
