@@ -176,12 +176,14 @@ def test_the_page_updates_in_place_while_running_and_stops_polling_when_done(
     page = browser_page
     run = run_start(
         automation=automation("builtin.echo", "builtin.echo"),
-        inputs=[{"subject": "a"}, {"subject": "b"}],
+        inputs=[{"subject": "a", **{f"k{i}": i for i in range(10)}}, {"subject": "b"}],
     )
     login(page, "olivia")
     loads = _count_loads(page)
     polls = _live_requests(page)
     _open(page, run)
+    opened = page.locator("#work-items tr.work-item").first.locator("details")
+    opened.locator("summary").click()
     assert page.locator("#run-live").get_attribute("data-polls") == "yes"
     assert page.locator("meta[http-equiv=refresh]").count() == 0
     page.evaluate("window.__sameDocument = true")
@@ -197,6 +199,8 @@ def test_the_page_updates_in_place_while_running_and_stops_polling_when_done(
     assert page.evaluate("window.__sameDocument") is True
     assert len(loads) == loaded  # no 'load' event: updated in place
     assert polls
+    assert page.locator("#work-items tr.work-item").count() == 4
+    assert opened.get_attribute("open") is not None  # a payload opened stays open
 
     # step 2 runs: the run completes, the page shows it and polling ends
     _execute_queued(run)
