@@ -40,7 +40,8 @@ ROW_HEIGHT = 18
 BAR_HEIGHT = 12
 PLOT_WIDTH = WIDTH - LABEL_WIDTH - RIGHT_PAD
 # tick spacings a reader counts in (seconds); the first that gives at most 6 ticks
-TICK_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200]
+TICK_STEPS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800]
+TICK_STEPS += [3600, 7200]
 TICK_STEPS += [10800, 21600, 43200, 86400, 172800, 604800]
 MAX_TICKS = 6
 
@@ -118,15 +119,19 @@ class Timeline:
 
 def _ticks(start: datetime, span: float) -> list[Tick]:
     step = next((s for s in TICK_STEPS if span / s <= MAX_TICKS), TICK_STEPS[-1])
-    first = math.ceil(start.timestamp() / step) * step
     fmt = "%H:%M:%S" if span < 2 * 86400 else "%m-%d %H:%M"
+    t0 = start.timestamp()
     ticks = []
-    at = first
-    while at <= start.timestamp() + span:
+    n = math.ceil(round(t0 / step, 6))
+    while n * step <= t0 + span + 1e-9:
+        at = round(n * step, 1)
         moment = datetime.fromtimestamp(at, tz=start.tzinfo)
-        x = LABEL_WIDTH + PLOT_WIDTH * (at - start.timestamp()) / span
-        ticks.append(Tick(x=round(x, 1), label=f"{moment:{fmt}}"))
-        at += step
+        label = f"{moment:{fmt}}"
+        if step < 1:  # tenths of a second
+            label += f".{round(moment.microsecond / 100_000) % 10}"
+        x = LABEL_WIDTH + PLOT_WIDTH * (at - t0) / span
+        ticks.append(Tick(x=round(x, 1), label=label))
+        n += 1
     return ticks
 
 
@@ -159,7 +164,7 @@ def run_timeline(
         bars.append(Bar(sr, sr.attempt, start, end, ongoing))
     t0 = min(b.start for b in bars)
     t1 = max(b.end for b in bars)
-    span = max((t1 - t0).total_seconds(), 1.0)
+    span = max((t1 - t0).total_seconds(), 0.5)
     for row, bar in enumerate(bars):
         bar.x = round(
             LABEL_WIDTH + PLOT_WIDTH * (bar.start - t0).total_seconds() / span, 1

@@ -124,5 +124,8 @@ def test_ticks_are_round_times_across_the_span():
     labels = [t.label for t in ticks]
     assert labels == ["07:00:30", "07:01:00", "07:01:30", "07:02:00"]
     assert all(190 <= t.x <= 980 for t in ticks)
+    fast = [t.label for t in _ticks(start, 0.9)]
+    assert fast[0] == "07:00:03.0" and fast[-1] == "07:00:03.8"
+    assert len(fast) == 5  # every 0.2 s
     day = _ticks(start, timedelta(days=3).total_seconds())
     assert len(day) <= 6 and "-" in day[0].label

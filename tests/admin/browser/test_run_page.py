@@ -164,8 +164,9 @@ def test_the_item_total_says_how_many_came_from_inputs_and_from_steps(
     _open(page, run)
     assert page.locator("#run-total-items").inner_text() == "8"
     origins = page.locator("#run-item-origins")
-    assert origins.inner_text() == "2 inputs + 6 added by steps (outputs)"
-    assert origins.get_attribute("title") == "6 at step2 from step1's outputs"
+    assert origins.inner_text() == (
+        "Items: 2 inputs + 6 added by steps (outputs) (6 at step2 from step1's outputs)"
+    )
     step2 = page.locator("#run-steps li[data-step=step2]").inner_text()
     assert "6 item(s) (outputs of the step before)" in step2
 
