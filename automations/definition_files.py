@@ -8,6 +8,7 @@ from django.db import transaction
 from runs.conf import runs_settings
 
 from .definitions import DefinitionError, automation_import
+from .diffs import version_diff_rows
 
 
 class DefinitionsFileError(ValueError):
@@ -90,9 +91,13 @@ def definitions_import(definitions: list, *, actor=None, dry_run: bool = False):
             for index, definition in enumerate(definitions):
                 try:
                     with transaction.atomic():
-                        outcomes.append(
-                            (index, automation_import(definition, actor=actor))
-                        )
+                        result = automation_import(definition, actor=actor)
+                        if dry_run and result.new_version:
+                            # now, while the new version's steps exist
+                            result.diff = version_diff_rows(
+                                result.previous, result.version
+                            )
+                        outcomes.append((index, result))
                 except DefinitionError as exc:
                     outcomes.append((index, str(exc)))
             if dry_run or any(isinstance(o, str) for _, o in outcomes):

@@ -42,7 +42,7 @@ from .models import (
     TriggerKind,
     Workspace,
 )
-from .services import version_publish
+from .services import AutomationStateError, version_publish
 from .workspaces import UnknownWorkspace, may, workspace_get
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -97,6 +97,9 @@ class ImportResult:
     new_version: bool = False
     published: bool = False
     messages: list[str] = field(default_factory=list)
+    # the version the new one follows (None: the first); a preview diffs the two
+    previous: AutomationVersion | None = None
+    diff: list = field(default_factory=list)  # diffs.version_diff_rows, previews
 
     def summary(self) -> str:
         parts = [f"{self.automation.slug}: v{self.version.number}"]
@@ -538,15 +541,20 @@ def automation_import(data, *, actor=None) -> ImportResult:
                 number=(latest.number + 1) if latest else 1,
                 run_timeout_seconds=definition["run_timeout_seconds"],
                 definition_hash=digest,
+                created_by=actor if getattr(actor, "pk", None) else None,
             )
             # one save per step, not bulk_create: each is a `step.created` event
             # (runs.evidence.config), as when added in admin
             for index, step in enumerate(definition["steps"]):
                 Step(version=version, order=index + 1, **step).save()
             result.version, result.new_version = version, True
+            result.previous = latest
         _sync_triggers(automation, definition["triggers"])
         if definition["publish"] and not result.version.is_published:
-            version_publish(result.version, actor=actor)
+            try:
+                version_publish(result.version, actor=actor)
+            except AutomationStateError as exc:  # four eyes, a bad secret reference
+                raise DefinitionError(f"publish: {exc}") from None
             result.published = True
     return result
 

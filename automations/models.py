@@ -5,18 +5,33 @@ Definitions (Automation, AutomationVersion, Step, Trigger) stay apart from execu
 automation never rewrites the history of what ran.
 """
 
+import datetime
 from urllib.parse import quote
 
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
 class VersionFrozen(Exception):
     """A published version's steps cannot change: make a new version instead."""
+
+
+class VersionStatus(models.TextChoices):
+    """Where a version stands, derived (AutomationVersion.status_in), not stored:
+    draft (editable, runs only by hand), published (the version triggers use),
+    frozen (published once, since superseded: kept as runs pinned it), retired
+    (a published version of a retired automation)."""
+
+    DRAFT = "draft", _("Draft")
+    PUBLISHED = "published", _("Published")
+    FROZEN = "frozen", _("Frozen")
+    RETIRED = "retired", _("Retired")
 
 
 class AutomationStatus(models.TextChoices):
@@ -142,6 +157,14 @@ class Automation(models.Model):
         help_text="How many runs may work at once; further runs wait in pending "
         "and start by priority, then age. Empty: no limit.",
     )
+    # four eyes on definitions (automations.services.version_publish): the person
+    # who made a version may not publish it
+    publish_needs_second_person = models.BooleanField(
+        default=False,
+        db_default=False,
+        verbose_name="publishing needs a second person",
+        help_text="Whoever made a version cannot publish it themself.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -183,6 +206,15 @@ class AutomationVersion(models.Model):
     # same changes nothing; a different hash makes a new version.
     definition_hash = models.CharField(max_length=64, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    # who made it (an import's actor, the admin user who added it); None: not known
+    # (made before the column, or by the system). Four eyes compares it on publish.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -202,6 +234,26 @@ class AutomationVersion(models.Model):
     @property
     def is_published(self) -> bool:
         return self.published_at is not None
+
+    def status_in(self, *, current_number, automation_status) -> str:
+        """This version's VersionStatus, given the number of the automation's
+        latest published version and the automation's status (one query for a
+        whole list of versions, not one per version)."""
+        if not self.is_published:
+            return VersionStatus.DRAFT
+        if automation_status == AutomationStatus.RETIRED:
+            return VersionStatus.RETIRED
+        if self.number == current_number:
+            return VersionStatus.PUBLISHED
+        return VersionStatus.FROZEN
+
+    @property
+    def status(self) -> str:
+        latest = self.automation.latest_published_version()
+        return self.status_in(
+            current_number=latest.number if latest else None,
+            automation_status=self.automation.status,
+        )
 
 
 def result_url_fill(template: str, result_ref: str) -> str:
@@ -375,6 +427,20 @@ class Trigger(models.Model):
             .exists()
         )
         return "this address belongs to another workspace" if taken else ""
+
+    def next_fire_at(self, now=None) -> datetime.datetime | None:
+        """When this schedule fires next (cron in TIME_ZONE, as runs.tasks reads
+        it); None for other kinds, a disabled trigger or a cron that never fires."""
+        if self.kind != TriggerKind.SCHEDULE or not self.enabled or not self.cron:
+            return None
+        start = timezone.localtime(now)
+        try:
+            # 10 years: the horizon an import checks a cron against
+            return croniter(self.cron, start, max_years_between_matches=10).get_next(
+                datetime.datetime
+            )
+        except (CroniterBadCronError, CroniterBadDateError, ValueError):
+            return None
 
     def definition(self) -> dict:
         """This trigger as it stands in an automation definition file."""

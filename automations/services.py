@@ -59,9 +59,42 @@ def _is_robot(action_key: str) -> bool:
         return False
 
 
+def publish_refusal(version: AutomationVersion, actor) -> str:
+    """Why `actor` may not publish `version` under four eyes ('' : they may).
+
+    An automation with `publish_needs_second_person` is published by someone other
+    than whoever made the version; nobody (the system, a command without a user)
+    is no second person. A version whose maker is not known (made before the
+    column) may be published by any named person."""
+    automation = version.automation
+    if not automation.publish_needs_second_person:
+        return ""
+    if actor is None or not getattr(actor, "pk", None):
+        return (
+            f"{automation.slug} needs a second person to publish a version: "
+            "a named person, not the system"
+        )
+    if version.created_by_id is not None and version.created_by_id == actor.pk:
+        return (
+            f"{automation.slug} needs a second person to publish a version: "
+            f"{actor.get_username()} made {version} and may not publish it"
+        )
+    return ""
+
+
 def version_publish(version: AutomationVersion, *, actor=None) -> AutomationVersion:
-    """Freeze `version` and make it the one schedule, e-mail and API triggers use."""
+    """Freeze `version` and make it the one schedule, e-mail and API triggers use.
+
+    Under four eyes (`publish_needs_second_person`) the version's maker is refused
+    (`publish_refusal`); the published event names the maker and the rule."""
+    from runs.evidence.config import current_actor
     from runs.secrets.references import parameters_problem
+
+    if actor is None:  # e.g. an import: whoever runs it (request, command)
+        actor = current_actor()[0]
+    refusal = publish_refusal(version, actor)
+    if refusal:
+        raise AutomationStateError(refusal)
 
     for step in version.steps.all():
         problem = parameters_problem(
@@ -91,7 +124,14 @@ def version_publish(version: AutomationVersion, *, actor=None) -> AutomationVers
             version,
             actor,
             before={"automation_status": before},
-            after={"number": version.number, "automation_status": "published"},
+            after={
+                "number": version.number,
+                "automation_status": "published",
+                "made_by": version.created_by.get_username()
+                if version.created_by_id
+                else "",
+                "second_person": automation.publish_needs_second_person,
+            },
         )
         transaction.on_commit(schedules_sync)
     return version

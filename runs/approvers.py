@@ -7,12 +7,12 @@ sent after it commits."""
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
-from automations.workspaces import may
+from automations.workspaces import ROLE_GROUPS, may
 
 from .mail.models import Notification, NotificationMode
 from .mail.notifications import AWAITING_NOTICE, approval_url
 from .models import Run, WorkItem
-from .selectors import DECIDE_PERMISSION
+from .selectors import DECIDE_PERMISSION, WORKSPACE_APPROVER_ROLES
 from .webhooks.models import AWAITING_INPUT_EVENT
 from .webhooks.services import deliveries_create
 
@@ -20,23 +20,40 @@ WEBHOOK_ITEMS_MAX = 100
 
 
 def approver_users(run: Run, approvers: list[str]) -> list:
-    """The people who may decide on an item with `approvers` (usernames and
-    group:NAME; none named: the automation's owners), with an e-mail address, the
-    decide permission in the run's workspace, and not the person who started the
-    run (four eyes)."""
+    """The people who may decide on an item with `approvers` (usernames,
+    group:NAME and workspace:ROLE, as `runs.selectors.ApproverMatch` reads them;
+    none named: the automation's owners), with an e-mail address, the decide
+    permission in the run's workspace, and not the person who started the run
+    (four eyes)."""
     User = get_user_model()
+    workspace_id = run.automation.workspace_id
     if approvers:
-        names = [a for a in approvers if not a.startswith("group:")]
-        groups = [a[6:] for a in approvers if a.startswith("group:")]
+        names, groups, roles = [], [], []
+        for name in approvers:
+            if name.startswith("group:"):
+                groups.append(name[len("group:") :])
+            elif name.startswith("workspace:"):
+                role = name[len("workspace:") :]
+                if role in WORKSPACE_APPROVER_ROLES:
+                    roles.append(role)
+            else:
+                names.append(name)
+        # a role is held as a member of the run's workspace or through the
+        # tenant-wide group of that role (automations.workspaces.holds_role)
+        groups += [ROLE_GROUPS[role] for role in roles]
         users = User.objects.filter(
-            Q(**{f"{User.USERNAME_FIELD}__in": names}) | Q(groups__name__in=groups)
+            Q(**{f"{User.USERNAME_FIELD}__in": names})
+            | Q(groups__name__in=groups)
+            | Q(
+                workspace_memberships__workspace_id=workspace_id,
+                workspace_memberships__role__in=roles,
+            )
         )
     else:
         users = run.automation.owners.all()
     users = users.filter(is_active=True).exclude(email="").distinct()
     if run.run_by_id:
         users = users.exclude(pk=run.run_by_id)
-    workspace_id = run.automation.workspace_id
     return [u for u in users.order_by("pk") if may(u, DECIDE_PERMISSION, workspace_id)]
 
 

@@ -3,7 +3,8 @@
 Runs created in [start, end) are grouped by automation and version; for each group
 the report counts runs per state and run items per outcome, sums the actions
 invoked and subjects matched (the run counters), and lists the most frequent
-failure causes. Every figure is aggregated in the database (GROUP BY): four
+failure causes, each counted by work item (an item retried twice is one
+failure, not three). Every figure is aggregated in the database (GROUP BY): four
 queries whatever the number of runs.
 
 Runs the test suite started (`is_test_case` set at start, see runs.regression)
@@ -196,10 +197,12 @@ def period_report(
         row = rows.get((automation_id, version_id))
         if row is not None:
             row.outcomes[outcome] = n
+    # a cause counts the work items it failed, not the attempts: an account
+    # retried twice is one failure (the outcome counts above stay per run item)
     for automation_id, version_id, cause, n in (
         items.filter(outcome=RunItemOutcome.FAILED)
         .values_list("run__automation_id", "run__version_id", "failure_cause")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("work_item", distinct=True))
         .order_by("-n", "failure_cause")[:MAX_CAUSE_ROWS]
     ):
         row = rows.get((automation_id, version_id))
@@ -293,6 +296,11 @@ class PeriodForm(forms.Form):
         help_text="Only this workspace's automations (its slug); default: every "
         "workspace you may see.",
     )
+    automation = forms.SlugField(
+        required=False,
+        max_length=100,
+        help_text="Only this automation (its slug); default: every automation.",
+    )
 
     def clean(self):
         data = super().clean()
@@ -312,6 +320,10 @@ def report_from_query(query, *, within=None) -> tuple[PeriodForm, PeriodReport |
     if data["workspace"]:  # another workspace's slug: an empty report, as unknown
         within = (Run.objects.all() if within is None else within).filter(
             automation__workspace__slug=data["workspace"]
+        )
+    if data["automation"]:  # one you may not see: an empty report, as unknown
+        within = (Run.objects.all() if within is None else within).filter(
+            automation__slug=data["automation"]
         )
     return form, period_report(
         start=data["start"],

@@ -342,6 +342,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # three machines have a `state`: each its own enum name, not a hashed one
+    # (and no warning when the schema is built)
+    "ENUM_NAME_OVERRIDES": {
+        "RunStateEnum": "runs.states.RunState",
+        "StepRunStateEnum": "runs.states.StepRunState",
+        "WorkItemStateEnum": "runs.states.WorkItemState",
+    },
 }
 
 # Production / TLS (docs/deploy.md). Off by default so plain http://127.0.0.1 works;
@@ -399,6 +406,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {
         "runs": {"level": os.environ.get("RUNS_LOG_LEVEL", "INFO"), "propagate": True},
+        # Django's own records through our handler only: its default "django"
+        # handler (DEBUG on) printed a refused request again, with a traceback
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # access lines (runserver; gunicorn with --access-logfile) through the
         # same handler and format, robot API successes left out
         "django.server": {

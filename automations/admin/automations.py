@@ -4,12 +4,17 @@ A version's own page (steps, publish, diff) is in `versions`."""
 
 import json
 
+from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from ..definition_files import (
@@ -19,11 +24,18 @@ from ..definition_files import (
     definitions_size_check,
 )
 from ..definitions import automation_export
-from ..models import Automation, AutomationVersion, Trigger, TriggerKind
+from ..models import (
+    Automation,
+    AutomationStatus,
+    AutomationVersion,
+    Trigger,
+    TriggerKind,
+)
 from ..services import schedules_sync
-from ..workspaces import may, may_somewhere
+from ..workspaces import VIEW_RUNS, may, may_somewhere, scoped
 from .forms import DefinitionsConfirmForm, DefinitionsUploadForm, RunNowForm
 from .scoping import WorkspaceScopedAdmin, WorkspaceScopedInline
+from .versions import version_author, version_status, with_current_number
 
 TRIGGER_PERMISSION = "runs.trigger_run"
 IMPORT_PERMISSION = "automations.add_automation"
@@ -40,20 +52,43 @@ def _schedule_next_run(trigger):
     )
 
 
-class TriggerInline(WorkspaceScopedInline, admin.TabularInline):
+class TriggerForm(forms.ModelForm):
+    class Meta:
+        model = Trigger
+        fields = "__all__"
+        widgets = {
+            "cron": forms.TextInput(attrs={"size": 16}),
+            "address": forms.EmailInput(attrs={"size": 32}),
+            "senders": forms.Textarea(attrs={"rows": 2, "cols": 40}),
+            "subject_pattern": forms.TextInput(attrs={"size": 32}),
+        }
+        help_texts = {
+            "cron": "Five fields, in the server's time zone: 0 6 * * 1.",
+            "senders": "A JSON list of addresses allowed to start it, e.g. "
+            '["ops@example.com"]; empty: anyone.',
+            "subject_pattern": "A regular expression the subject must match.",
+        }
+
+
+class TriggerInline(WorkspaceScopedInline, admin.StackedInline):
+    """One compact block per trigger; trigger_kinds.js shows only the fields of
+    the trigger's kind (cron and schedule for schedules, address, senders and
+    subject for e-mail, nothing more for manual and API)."""
+
     model = Trigger
+    form = TriggerForm
     extra = 0
     fields = [
-        "kind",
+        ("kind", "enabled"),
         "cron",
         "address",
         "senders",
         "subject_pattern",
-        "enabled",
         "schedule_next_run",
         "last_fired_at",
     ]
     readonly_fields = ["schedule_next_run", "last_fired_at"]
+    classes = ["trigger-inline"]
 
     @admin.display(description="django-q2 schedule")
     def schedule_next_run(self, trigger):
@@ -66,10 +101,31 @@ class TriggerInline(WorkspaceScopedInline, admin.TabularInline):
 class VersionInline(WorkspaceScopedInline, admin.TabularInline):
     model = AutomationVersion
     extra = 0
-    fields = ["number", "published_at", "run_timeout_seconds", "created_at", "tools"]
+    fields = [
+        "number",
+        "status",
+        "author",
+        "published_at",
+        "run_timeout_seconds",
+        "created_at",
+        "tools",
+    ]
     readonly_fields = fields
     show_change_link = True
     can_delete = False
+
+    def get_queryset(self, request):
+        return with_current_number(super().get_queryset(request)).select_related(
+            "automation", "created_by"
+        )
+
+    @admin.display(description="Status")
+    def status(self, version):
+        return version_status(version)
+
+    @admin.display(description="Author")
+    def author(self, version):
+        return version_author(version)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -101,11 +157,20 @@ class VersionInline(WorkspaceScopedInline, admin.TabularInline):
 @admin.register(Automation)
 class AutomationAdmin(WorkspaceScopedAdmin):
     workspace_path = "workspace"
-    list_display = ["name", "slug", "status", "updated_at", "run_now_link"]
+    list_display = [
+        "name",
+        "slug",
+        "status",
+        "last_run",
+        "next_run",
+        "updated_at",
+        "run_now_link",
+    ]
     list_filter = ["status"]
     search_fields = ["=slug", "name"]
     prepopulated_fields = {"slug": ["name"]}
-    filter_horizontal = ["owners"]
+    # a plain multiple select: Django's filter_horizontal widget carries an
+    # aria-label on a bare span (axe: aria-prohibited-attr, serious)
     readonly_fields = ["status", "created_at", "updated_at", "recent_runs"]
     inlines = [VersionInline, TriggerInline]
     change_form_template = "admin/automations/automation/change_form.html"
@@ -113,12 +178,86 @@ class AutomationAdmin(WorkspaceScopedAdmin):
 
     class Media:
         css = {"all": ["runs/admin.css"]}
+        js = ["automations/trigger_kinds.js"]
+
+    def get_changelist(self, request, **kwargs):
+        # the list only: its last-run and next-run columns
+        request.automations_list_columns = True
+        return super().get_changelist(request, **kwargs)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if getattr(request, "automations_list_columns", False):
+            queryset = self._with_last_and_next_run(queryset, request.user)
+        return queryset
+
+    @staticmethod
+    def _with_last_and_next_run(queryset, user):
+        """The list's last run (one subquery per column, index
+        run_automation_number), among the runs `user` may see, and the enabled
+        schedule triggers (one prefetch): the same queries for 1 or 100 rows."""
+        # by name, not import: automations loads before runs (apps registry)
+        Run = apps.get_model("runs", "Run")
+        visible = scoped(
+            Run.objects.all(), user, VIEW_RUNS, path="automation__workspace"
+        )
+        last = visible.filter(automation=OuterRef("pk")).order_by("-number")
+        return queryset.annotate(
+            last_run_id=Subquery(last.values("pk")[:1]),
+            last_run_number=Subquery(last.values("number")[:1]),
+            last_run_state=Subquery(last.values("state")[:1]),
+            last_run_created_at=Subquery(last.values("created_at")[:1]),
+        ).prefetch_related(
+            Prefetch(
+                "triggers",
+                queryset=Trigger.objects.filter(
+                    kind=TriggerKind.SCHEDULE, enabled=True
+                ),
+                to_attr="schedule_triggers",
+            )
+        )
+
+    @admin.display(description="Last run", ordering="last_run_created_at")
+    def last_run(self, automation):
+        if getattr(automation, "last_run_id", None) is None:
+            return "-"
+        from runs.admin.display import state_badge  # runs' admin loads after ours
+
+        return format_html(
+            '<a href="{}">#{}</a> {} {}',
+            reverse("admin:runs_run_change", args=[automation.last_run_id]),
+            automation.last_run_number,
+            state_badge(automation.last_run_state),
+            date_format(
+                timezone.localtime(automation.last_run_created_at),
+                "DATETIME_FORMAT",
+            ),
+        )
+
+    @admin.display(description="Next run")
+    def next_run(self, automation):
+        # a schedule starts runs of published automations only (schedules_sync)
+        if automation.status != AutomationStatus.PUBLISHED:
+            return "-"
+        triggers = getattr(automation, "schedule_triggers", None)
+        if triggers is None:
+            triggers = automation.triggers.filter(
+                kind=TriggerKind.SCHEDULE, enabled=True
+            )
+        times = [t for t in (trigger.next_fire_at() for trigger in triggers) if t]
+        if not times:
+            return "-"
+        return date_format(min(times), "DATETIME_FORMAT")
 
     def get_readonly_fields(self, request, obj=None):
+        fields = list(self.readonly_fields)
+        # "Recent runs" names runs: only for who may see them in its workspace
+        if obj is not None and not may(request.user, VIEW_RUNS, obj.workspace_id):
+            fields.remove("recent_runs")
         # moving an automation moves its whole history: superusers only
         if obj is not None and not request.user.is_superuser:
-            return [*self.readonly_fields, "workspace"]
-        return self.readonly_fields
+            fields.append("workspace")
+        return fields
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -153,7 +292,7 @@ class AutomationAdmin(WorkspaceScopedAdmin):
                     r.number,
                     r.version.number,
                     state_badge(r.state),
-                    r.created_at.strftime("%Y-%m-%d %H:%M"),
+                    date_format(timezone.localtime(r.created_at), "DATETIME_FORMAT"),
                     r.run_by_label,
                 )
                 for r in runs
@@ -200,6 +339,8 @@ class AutomationAdmin(WorkspaceScopedAdmin):
             **(extra_context or {}),
             "may_run": automation is not None
             and may(request.user, TRIGGER_PERMISSION, automation.workspace_id),
+            "may_view_report": automation is not None
+            and may(request.user, VIEW_RUNS, automation.workspace_id),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 

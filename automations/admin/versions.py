@@ -1,19 +1,21 @@
-"""Automation versions: their steps inline, publish, diff."""
+"""Automation versions: their steps inline, publish, diff.
 
-import difflib
-import json
+A published version (published, frozen or retired) is read-only: no Save, no
+Delete, and a POST to its change page is refused (403)."""
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
-from ..definitions import automation_export
+from ..diffs import version_diff_rows
 from ..models import AutomationVersion, Step
-from ..services import AutomationStateError, version_publish
+from ..services import AutomationStateError, publish_refusal, version_publish
 from ..workspaces import may, may_somewhere, scoped
 from .scoping import WorkspaceScopedAdmin, WorkspaceScopedInline
 
@@ -57,15 +59,74 @@ class StepInline(WorkspaceScopedInline, admin.TabularInline):
         )
 
 
+def with_current_number(queryset):
+    """Versions annotated with their automation's latest published number: what
+    `version_status` needs, in the same query."""
+    return queryset.annotate(
+        current_number=Subquery(
+            AutomationVersion.objects.filter(
+                automation=OuterRef("automation"), published_at__isnull=False
+            )
+            .order_by("-number")
+            .values("number")[:1]
+        )
+    )
+
+
+def version_status(version) -> str:
+    """The version's status as a badge (draft, published, frozen, retired); the
+    version comes annotated by `with_current_number` or is looked up."""
+    if hasattr(version, "current_number"):
+        status = version.status_in(
+            current_number=version.current_number,
+            automation_status=version.automation.status,
+        )
+    else:
+        status = version.status
+    return format_html(
+        '<span class="version-status version-status-{}">{}</span>', status, status
+    )
+
+
+def version_author(version) -> str:
+    return version.created_by.get_username() if version.created_by_id else "-"
+
+
 @admin.register(AutomationVersion)
 class AutomationVersionAdmin(WorkspaceScopedAdmin):
-    list_display = ["__str__", "automation", "number", "published_at", "created_at"]
+    list_display = [
+        "__str__",
+        "automation",
+        "number",
+        "status",
+        "author",
+        "published_at",
+        "created_at",
+    ]
     list_filter = ["automation"]
-    list_select_related = ["automation"]
-    readonly_fields = ["definition_hash", "published_at", "created_at"]
+    list_select_related = ["automation", "created_by"]
+    readonly_fields = [
+        "status",
+        "author",
+        "definition_hash",
+        "published_at",
+        "created_at",
+    ]
+    exclude = ["created_by"]
     inlines = [StepInline]
     actions = ["publish_versions"]
     change_form_template = "admin/automations/automationversion/change_form.html"
+
+    def get_queryset(self, request):
+        return with_current_number(super().get_queryset(request))
+
+    @admin.display(description="Status")
+    def status(self, version):
+        return version_status(version)
+
+    @admin.display(description="Author", ordering="created_by__username")
+    def author(self, version):
+        return version_author(version)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.is_published:
@@ -76,6 +137,23 @@ class AutomationVersionAdmin(WorkspaceScopedAdmin):
                 *self.readonly_fields,
             ]
         return self.readonly_fields
+
+    # a published version is frozen: read-only for everyone (its steps too,
+    # StepInline), and Django answers a POST to its change page with a 403
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.is_published:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_published:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
 
     def has_publish_permission(self, request, version=None):
         if version is not None:
@@ -123,11 +201,16 @@ class AutomationVersionAdmin(WorkspaceScopedAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         version = self.get_object(request, unquote(object_id))
+        may_publish = (
+            version is not None
+            and self.has_publish_permission(request, version)
+            and not version.is_published
+        )
+        refusal = publish_refusal(version, request.user) if may_publish else ""
         extra_context = {
             **(extra_context or {}),
-            "may_publish": version is not None
-            and self.has_publish_permission(request, version)
-            and not version.is_published,
+            "may_publish": may_publish and not refusal,
+            "publish_refusal": refusal,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -156,6 +239,8 @@ class AutomationVersionAdmin(WorkspaceScopedAdmin):
             "original": version,
             "title": f"Publish {version}?",
             "steps": version.steps.order_by("order"),
+            # four eyes: said before the form, not after it is sent
+            "refusal": publish_refusal(version, request.user),
         }
         return TemplateResponse(
             request, "admin/automations/automationversion/publish.html", context
@@ -175,36 +260,7 @@ class AutomationVersionAdmin(WorkspaceScopedAdmin):
             next((v for v in reversed(versions) if v.number < version.number), None),
         )
 
-        def lines(v):
-            if v is None:
-                return []
-            data = automation_export(v.automation, v)
-            data.pop("triggers", None)  # triggers belong to the automation
-            data.pop("owners", None)
-            return json.dumps(data, indent=2).splitlines()
-
-        diff = list(
-            difflib.unified_diff(
-                lines(against),
-                lines(version),
-                fromfile=f"v{against.number}" if against else "(none)",
-                tofile=f"v{version.number}",
-                lineterm="",
-            )
-        )
-        rows = [
-            (
-                "add"
-                if ln.startswith("+")
-                else "del"
-                if ln.startswith("-")
-                else "hunk"
-                if ln.startswith("@@")
-                else "",
-                ln,
-            )
-            for ln in diff
-        ]
+        rows = version_diff_rows(against, version)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

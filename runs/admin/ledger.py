@@ -14,6 +14,7 @@ from automations.workspaces import may_somewhere, scoped
 from ..files import file_response
 from ..models import ActionResult, AuditEvent, RunItem, StepRun, WorkItem
 from ..resources import RunItemResource
+from ..robots.console import robot_log_clean
 from ..selectors import work_items_awaiting_decision
 from ..states import WorkItemState
 from .changelist import WindowPaginator
@@ -89,6 +90,18 @@ class StepRunAdmin(BigTableAdmin):
     ]
     list_filter = ["state"]
     list_select_related = ["run", "step"]
+    exclude = ["log"]
+    readonly_fields = ["robot_log"]
+
+    @admin.display(description="Log")
+    def robot_log(self, step_run):
+        """The robot's console as stored, cleaned again for rows stored before
+        robot_log_clean (escape codes, the server's temporary paths)."""
+        if not step_run.log:
+            return "-"
+        return format_html(
+            '<pre class="robot-log">{}</pre>', robot_log_clean(step_run.log)
+        )
 
 
 class AwaitingMyDecisionFilter(admin.SimpleListFilter):

@@ -107,19 +107,6 @@ class ZipRenderer(FileRenderer):
     format = "zip"
 
 
-@extend_schema(
-    tags=["runs"],
-    operation_id="runs_evidence_zip",
-    responses={
-        (200, "application/zip"): OpenApiResponse(
-            OpenApiTypes.BINARY,
-            description="The run's evidence pack: its whole chain as a CSV with "
-            "previous hashes and content, heads, signed checkpoints, a signed "
-            "manifest and the public key (docs/evidence.md).",
-        ),
-        **error_responses(401, 403, 404),
-    },
-)
 class RunEvidenceView(ApiMixin, generics.GenericAPIView):
     """A run's evidence pack (zip), verifiable offline with `verify_evidence`."""
 
@@ -132,6 +119,20 @@ class RunEvidenceView(ApiMixin, generics.GenericAPIView):
     def get_queryset(self):
         return runs_visible_to(self.request)
 
+    # on the method: a class-level operation_id would name every method
+    @extend_schema(
+        tags=["runs"],
+        operation_id="runs_evidence_zip",
+        responses={
+            (200, "application/zip"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="The run's evidence pack: its whole chain as a CSV with "
+                "previous hashes and content, heads, signed checkpoints, a signed "
+                "manifest and the public key (docs/evidence.md).",
+            ),
+            **error_responses(401, 403, 404),
+        },
+    )
     def get(self, request, pk):
         run = self.get_object()
         return pack_response(

@@ -66,47 +66,51 @@ def report_csv_response(report: PeriodReport) -> StreamingHttpResponse:
     return response
 
 
-@extend_schema(
-    tags=["reports"],
-    operation_id="reports_period",
-    parameters=[
-        OpenApiParameter(
-            "start",
-            OpenApiTypes.DATETIME,
-            description=(
-                "ISO 8601 date or date-time, inclusive (default: end - 90 days)."
-            ),
-        ),
-        OpenApiParameter(
-            "end",
-            OpenApiTypes.DATETIME,
-            description=("ISO 8601 date or date-time, exclusive (default: now)."),
-        ),
-        OpenApiParameter(
-            "include_test_cases",
-            OpenApiTypes.BOOL,
-            description=("Count the runs the test suite started too (default false)."),
-        ),
-        OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]),
-    ],
-    responses={
-        200: OpenApiResponse(
-            OpenApiTypes.OBJECT,
-            description=(
-                "Runs created in the period per automation and version: runs per "
-                "state, run items per outcome, actions invoked, subjects matched, top "
-                "failure causes, and a link to the runs. `format=csv`: the same as CSV."
-            ),
-        ),
-        **error_responses(400, 401, 403),
-    },
-)
 class PeriodReportView(ApiMixin, generics.GenericAPIView):
     """What automation did in a period (runs.reports.period_report)."""
 
     renderer_classes = [JSONRenderer, CSVRenderer]
     pagination_class = None
 
+    # on the method: a class-level operation_id would name every method
+    @extend_schema(
+        tags=["reports"],
+        operation_id="reports_period",
+        parameters=[
+            OpenApiParameter(
+                "start",
+                OpenApiTypes.DATETIME,
+                description=(
+                    "ISO 8601 date or date-time, inclusive (default: end - 90 days)."
+                ),
+            ),
+            OpenApiParameter(
+                "end",
+                OpenApiTypes.DATETIME,
+                description=("ISO 8601 date or date-time, exclusive (default: now)."),
+            ),
+            OpenApiParameter(
+                "include_test_cases",
+                OpenApiTypes.BOOL,
+                description=(
+                    "Count the runs the test suite started too (default false)."
+                ),
+            ),
+            OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]),
+        ],
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description=(
+                    "Runs created in the period per automation and version: runs "
+                    "per state, run items per outcome, actions invoked, subjects "
+                    "matched, top failure causes (counted by work item), and a "
+                    "link to the runs. `format=csv`: the same as CSV."
+                ),
+            ),
+            **error_responses(400, 401, 403),
+        },
+    )
     def get(self, request):
         form, report = report_from_query(
             request.query_params, within=runs_visible_to(request)

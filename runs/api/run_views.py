@@ -9,6 +9,7 @@ from rest_framework import generics
 from rest_framework.generics import get_object_or_404
 
 from ..models import Run, RunOutput, StepRun
+from ..robots.console import robot_log_clean
 from . import serializers as s
 from .pagination import IdCursorPagination, NumberCursorPagination
 from .permissions import runs_visible_to
@@ -92,7 +93,10 @@ class RunStepRunLogView(_OfRun, generics.GenericAPIView):
         found = get_object_or_404(
             StepRun.objects.filter(run=self.run()).only("pk", "log"), pk=step_run_id
         )
-        response = HttpResponse(found.log, content_type="text/plain; charset=utf-8")
+        # cleaned again: rows stored before robot_log_clean kept escape codes
+        response = HttpResponse(
+            robot_log_clean(found.log), content_type="text/plain; charset=utf-8"
+        )
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Security-Policy"] = "default-src 'none'; sandbox"
         return response

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from django.apps import apps
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import signals
 
 REDACTED = "[redacted]"
@@ -50,7 +51,18 @@ class Audited:
     exclude: frozenset = frozenset()
     relations: tuple = ()  # many-to-many fields recorded as `<name>.<field>_changed`
     secret: frozenset = frozenset()  # redacted on top of the name rule
-    slugs: frozenset = frozenset()  # foreign keys recorded by the row's slug
+    # foreign keys recorded by a name of the related row (field → its attribute,
+    # e.g. "workspace": "slug"; USERNAME: the user model's) rather than its id
+    names: tuple = ()
+
+    def name_attrs(self) -> dict[str, str]:
+        return {
+            field: get_user_model().USERNAME_FIELD if attr is USERNAME else attr
+            for field, attr in self.names
+        }
+
+
+USERNAME = object()  # Audited.names: the user model's USERNAME_FIELD
 
 
 AUDITED = {
@@ -62,7 +74,11 @@ AUDITED = {
     "automations.trigger": Audited("trigger", frozenset({"schedule", "last_fired_at"})),
     # who holds which role where (issue 15)
     "automations.workspace": Audited("workspace", frozenset({"created_at"})),
-    "automations.membership": Audited("membership", frozenset({"created_at"})),
+    "automations.membership": Audited(
+        "membership",
+        frozenset({"created_at"}),
+        names=(("user", USERNAME), ("workspace", "slug")),
+    ),
     "runs.automationsubscription": Audited("subscription", frozenset({"created_at"})),
     "runs.webhook": Audited(
         "webhook", frozenset({"created_at"}), secret=frozenset({"secret"})
@@ -80,7 +96,7 @@ AUDITED = {
         "secret",
         frozenset({"created_at", "updated_at"}),
         secret=frozenset({"ciphertext"}),
-        slugs=frozenset({"workspace"}),
+        names=(("workspace", "slug"),),
     ),
     "auth.group": Audited("group", relations=("permissions",)),
     "__user__": Audited(
@@ -178,7 +194,10 @@ def _plain(value):
 
 def _row_from_db(model, spec, pk) -> dict | None:
     fields = _fields(model, spec)
-    columns = [f"{f.name}__slug" if f.name in spec.slugs else f.attname for f in fields]
+    names = spec.name_attrs()
+    columns = [
+        f"{f.name}__{names[f.name]}" if f.name in names else f.attname for f in fields
+    ]
     row = model._base_manager.filter(pk=pk).values(*columns).first()
     if row is None:
         return None
@@ -186,11 +205,11 @@ def _row_from_db(model, spec, pk) -> dict | None:
 
 
 def _row_from_instance(instance, spec) -> dict:
-    row = {}
+    row, names = {}, spec.name_attrs()
     for f in _fields(type(instance), spec):
         value = f.value_from_object(instance)
-        if f.name in spec.slugs and value is not None:
-            value = getattr(instance, f.name).slug
+        if f.name in names and value is not None:
+            value = getattr(getattr(instance, f.name), names[f.name])
         row[f.name] = _plain(value)
     return row
 

@@ -9,7 +9,6 @@ out is said in the step run's log.
 """
 
 import logging
-import re
 import stat
 from pathlib import Path
 
@@ -18,22 +17,12 @@ from django.core.files import File
 from ..conf import runs_settings
 from ..files import content_sha256
 from ..models import WorkItemFile
+from .console import ansi_strip  # noqa: F401  (its home was here)
 from .outputs import _storage_name
 
 log = logging.getLogger("runs.robots")
 
 ROBOT_ARTIFACTS_MAX = 200
-# CSI sequences (colours, cursor moves), OSC sequences (titles, links) and the
-# two-character escapes; what a terminal would act on rather than print
-ANSI = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"
-    r"|\x1b[@-Z\\-_]"
-)
-
-
-def ansi_strip(text: str) -> str:
-    return ANSI.sub("", text)
 
 
 def artifacts_keep(step_run, directory: Path) -> list[str]:

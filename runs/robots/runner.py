@@ -9,7 +9,8 @@ process group, then SIGKILL after `grace_seconds`; whatever item the robot still
 holds then fails with the stop's cause ("terminated"). A robot that exits without
 releasing its item (non-zero exit, crash, or a bug) has that item fail as an
 application error, retried per the step's max attempts. The robot's output is kept
-as the step run's log, without terminal escape codes (head and tail past
+as the step run's log, without terminal escape codes or the server's temporary
+paths (`console.robot_log_clean`; head and tail past
 RUNS_ROBOT_LOG_BYTES), and the files it leaves in its artifacts directory as the
 step run's files (`runs.robots.artifacts`).
 """
@@ -35,7 +36,8 @@ from ..models import WorkItem
 from ..secrets.references import redactor_for
 from ..states import STOP_CAUSES, StepRunState, WorkItemState
 from . import registry, tokens
-from .artifacts import ansi_strip, artifacts_keep
+from .artifacts import artifacts_keep
+from .console import robot_log_clean
 
 log = logging.getLogger("runs.robots")
 
@@ -174,12 +176,12 @@ class RobotRunner(LeasedStepRun):
                 process.wait()
                 raise
             console.seek(0)
-            output = ansi_strip(console.read().decode("utf-8", "replace"))
+            output = console.read().decode("utf-8", "replace")
             # before the directory goes: its artifacts become the step run's files
             notes = artifacts_keep(self.step_run, Path(env["ROBOT_ARTIFACTS"]))
             if notes:
                 output = "\n".join([output.rstrip("\n"), *notes]) + "\n"
-        return process.returncode, output
+        return process.returncode, robot_log_clean(output)
 
     def _as_user(self, artifacts: str) -> dict:
         """Popen arguments that start the robot as RUNS_ROBOT_USER (a root worker

@@ -1,6 +1,9 @@
 """Template tags of the runs admin: fast date drill-down, the dashboard."""
 
 from django import template
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from automations.workspaces import VIEW_RUNS, may_somewhere, workspaces_visible_to
 
@@ -55,6 +58,31 @@ def runs_dashboard(context):
 def runs_page_url(cl, number):
     """The changelist URL of page `number`, keeping the filters."""
     return cl.get_query_string({"p": number})
+
+
+@register.simple_tag(takes_context=True)
+def runs_report_row(context, show_changelinks=False):
+    """The period report's row in the runs app of the app list (index, app page,
+    nav sidebar), for people who may see runs somewhere."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not may_somewhere(user, VIEW_RUNS):
+        return ""
+    url = reverse("admin:runs_run_report")
+    current = ' aria-current="page"' if request.path == url else ""
+    return format_html(
+        '<tr class="model-periodreport"><th scope="row" id="runs-periodreport">'
+        '<a href="{}"{}>Period report</a></th><td></td>{}</tr>',
+        url,
+        mark_safe(current),
+        format_html(
+            '<td><a href="{}" class="viewlink" aria-describedby="runs-periodreport">'
+            "View</a></td>",
+            url,
+        )
+        if show_changelinks
+        else "",
+    )
 
 
 @register.filter

@@ -198,3 +198,34 @@ def test_a_workspace_approver_is_told_and_an_approver_of_another_is_not(
         run_until_idle(run)
     notices = [m for m in mail.outbox if "awaits your decision" in m.subject]
     assert [m.to for m in notices] == [["hana@example.com"]]
+
+
+def test_workspace_role_approvers_are_told(
+    automation, starter, django_capture_on_commit_callbacks
+):
+    """`workspace:approver` names whoever holds the role in the run's workspace, as
+    a member there or through the tenant-wide group: both are e-mailed; a holder
+    of the role in another workspace, an operator and the starter are not."""
+    from automations.services import workspace_add, workspace_grant
+    from tests.factories import groups_ensure
+
+    groups_ensure()
+    lending = workspace_add(slug="lending", name="Lending")[0]
+    aml = workspace_add(slug="aml", name="AML")[0]
+    member = make_user("hana", email="hana@example.com")
+    tenant_wide = make_user("tess", email="tess@example.com")
+    tenant_wide.groups.add(Group.objects.get(name="Approver"))
+    elsewhere = make_user("otto", email="otto@example.com")
+    operator = make_user("opal", email="opal@example.com")
+    workspace_grant(user=member, workspace=lending, role="approver")
+    workspace_grant(user=elsewhere, workspace=aml, role="approver")
+    workspace_grant(user=operator, workspace=lending, role="operator")
+    starter.email = "sam@example.com"
+    starter.save()
+    workspace_grant(user=starter, workspace=lending, role="approver")
+    auto = automation(code_step(approvers=["workspace:approver"]), workspace="lending")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = run_start(automation=auto, inputs=[{}], actor=starter)
+        run_until_idle(run)
+    notices = [m for m in mail.outbox if "awaits your decision" in m.subject]
+    assert sorted(m.to[0] for m in notices) == ["hana@example.com", "tess@example.com"]

@@ -207,3 +207,41 @@ def test_a_refused_request_is_one_json_line(client, user, json_console):
     assert len(lines) == 1, lines
     assert lines[0]["status_code"] == 403 and lines[0]["level"] == "WARNING"
     assert "exc_info" not in lines[0] and "request" not in lines[0]
+
+
+def test_with_debug_on_a_refused_request_is_one_line_without_a_traceback():
+    """DEBUG=1 (./dev up --dev-server): Django's own "django" handler printed each
+    403 a second time, with its traceback; the project's console is the only one."""
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "LOG_FORMAT": "text",
+        "DJANGO_SETTINGS_MODULE": "runs_project.settings",
+    }
+    code = (
+        "import django, logging; django.setup()\n"
+        "from django.core.exceptions import PermissionDenied\n"
+        "from django.utils.log import log_response\n"
+        "from django.http import HttpResponseForbidden\n"
+        "from django.test import RequestFactory\n"
+        "request = RequestFactory().get('/admin/runs/run/')\n"
+        "try:\n"
+        "    raise PermissionDenied\n"
+        "except PermissionDenied as exc:\n"
+        "    log_response('Forbidden (Permission denied): %s', request.path,\n"
+        "        response=HttpResponseForbidden(), request=request, exception=exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = [line for line in out.stderr.splitlines() if "Forbidden" in line]
+    assert lines == [
+        "WARNING django.request Forbidden (Permission denied): /admin/runs/run/"
+    ], out.stderr
+    assert "Traceback" not in out.stderr

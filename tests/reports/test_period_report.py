@@ -11,7 +11,7 @@ from runs.engine import run_until_idle
 from runs.models import Run
 from runs.regression.services import test_case_add
 from runs.reports import period_report
-from runs.services import run_start
+from runs.services import run_retry, run_start
 from tests.api.conftest import client_for
 from tests.factories import make_user
 
@@ -121,3 +121,27 @@ def test_api_refuses_a_bad_period(db):
     assert response.status_code == 400
     assert api.get("/api/v1/reports/period/", {"start": "soon"}).status_code == 400
     assert client_for().get("/api/v1/reports/period/").status_code == 401
+
+
+def test_failure_causes_count_work_items_not_attempts(automation, operator):
+    """One account failed, retried twice (three failed run items): it is one
+    failure, "missing manager_email (1)", not three."""
+    kyc = automation("test.business_fail", slug="kyc-retried")
+    run = run_start(
+        automation=kyc, inputs=[{"subject": "a", "bad": 1}, {"subject": "b", "bad": 1}]
+    )
+    run_until_idle()
+    for _ in range(2):  # the first item retried twice, failing each time
+        first = run.work_items.order_by("pk").first()
+        run_retry(run, actor=operator, work_item_ids=[first.pk])
+        run_until_idle()
+    assert run.run_items.filter(outcome="failed").count() == 4
+    now = timezone.now()
+    report = period_report(
+        start=now - datetime.timedelta(days=1), end=now + datetime.timedelta(minutes=1)
+    )
+    (row,) = report.rows
+    assert row.causes == [("the subject is not eligible", 2)]
+    assert report.causes == [("the subject is not eligible", 2)]
+    # the outcome counts stay per run item (what was attempted)
+    assert row.outcomes == {"failed": 4}

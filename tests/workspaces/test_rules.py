@@ -86,6 +86,11 @@ def test_commands_add_grant_and_revoke_with_audit_events(db):
     ]
     created = AuditEvent.objects.get(verb="workspace.created")
     assert created.after["slug"] == "kyc"
+    # who holds which role where, by name: an auditor reads no ids
+    granted = AuditEvent.objects.get(verb="membership.created")
+    assert granted.after == {"user": "kim", "workspace": "kyc", "role": "operator"}
+    revoked = AuditEvent.objects.get(verb="membership.deleted")
+    assert revoked.before == granted.after
 
 
 @pytest.mark.parametrize(
