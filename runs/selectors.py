@@ -137,10 +137,11 @@ def run_steps_progress(run: Run) -> list[StepProgress]:
         if entry:
             entry.step_runs, entry.active_step_runs = row["n"], row["active"]
             entry.started_at, entry.finished_at = row["first"], row["last"]
+    # current: every step that still has open items (pending, in progress,
+    # awaiting input), while the run is active; `run.current_step` names the step
+    # whose step run started last, which may have finished while step 1 works on
     for entry in progress.values():
-        entry.is_current = entry.step.name == run.current_step and (
-            run.state in RUN_ACTIVE or run.state == RunState.PENDING
-        )
+        entry.is_current = bool(entry.open) and run.state in RUN_ACTIVE
     return [progress[step.pk] for step in steps]
 
 

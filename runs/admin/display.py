@@ -1,5 +1,8 @@
 """Small HTML pieces shared by the runs admin pages."""
 
+import json
+
+from django.contrib import admin
 from django.utils.html import format_html
 
 from ..selectors import STATE_COLOURS
@@ -65,3 +68,45 @@ def duration(delta) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{delta.total_seconds():.1f}s"
+
+
+# a payload longer than this many lines opens collapsed (<details>), its first
+# lines shown in the summary
+JSON_OPEN_LINES = 8
+
+
+def json_text(value) -> str:
+    """A JSON value as people read it: indented, non-ASCII kept (never Python's
+    repr, which shows 'quotes' and None)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def json_block(value, *, open_lines: int = JSON_OPEN_LINES) -> str:
+    """A JSON value as escaped, wrapped <pre>; a long one inside a <details> whose
+    summary names its size, so the page stays short and nothing is clipped."""
+    text = json_text(value)
+    lines = text.count("\n") + 1
+    pre = format_html('<pre class="runs-json">{}</pre>', text)
+    if lines <= open_lines:
+        return pre
+    head = "\n".join(text.splitlines()[:3])
+    return format_html(
+        '<details class="runs-json-details"><summary>'
+        '<pre class="runs-json runs-json-head">{}</pre>'
+        '<span class="runs-json-more">{}</span></summary>{}</details>',
+        head + "\n…",
+        f"show all {lines} lines",
+        pre,
+    )
+
+
+def json_display(field: str, description: str):
+    """An admin read-only display of a model's JSON field as `json_block`."""
+
+    @admin.display(description=description)
+    def show(self, obj):
+        value = getattr(obj, field)
+        return "-" if value is None else json_block(value)
+
+    show.__name__ = f"{field}_json"
+    return show

@@ -20,7 +20,7 @@ from ..services.approvals import decision_refusals
 from ..states import WorkItemState
 from .changelist import WindowPaginator
 from .corrections import payload_edit_view
-from .display import state_badge
+from .display import json_display, state_badge
 from .run_actions import EXPORT_PERMISSION
 
 
@@ -37,6 +37,10 @@ class BigTableAdmin(WorkspaceScopedAdmin):
     class Media:
         css = {"all": ["runs/admin.css"]}
 
+    # JSON fields the change page shows as indented JSON (display.json_block, one
+    # `<field>_json` display each) instead of the admin's one long line
+    json_fields: tuple = ()
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -52,6 +56,17 @@ class BigTableAdmin(WorkspaceScopedAdmin):
         return WindowPaginator(
             queryset, per_page, orphans, allow_empty_first_page, request=request
         )
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        shown = [f"{f}_json" if f in self.json_fields else f for f in fields]
+        return list(dict.fromkeys(shown))
+
+    def get_readonly_fields(self, request, obj=None):
+        return [
+            *super().get_readonly_fields(request, obj),
+            *(f"{f}_json" for f in self.json_fields),
+        ]
 
     @admin.display(description="Run", ordering="run__number")
     def run_link(self, obj):
@@ -123,6 +138,10 @@ class WorkItemAdmin(BigTableAdmin):
     list_select_related = ["run", "step"]
     search_fields = ["=subject"]
     readonly_fields = ["run_link", "files_list", "corrections"]
+    json_fields = ("payload", "approvers", "approval")
+    payload_json = json_display("payload", "Payload")
+    approvers_json = json_display("approvers", "Approvers")
+    approval_json = json_display("approval", "Approval")
 
     def get_ordering(self, request):
         # one run's items in order (index work_item_run_order); all runs' items
@@ -230,6 +249,8 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
     search_fields = ["=subject", "=idempotency_key"]
     resource_classes = [RunItemResource]
     formats = [CSV]
+    json_fields = ("parameters",)
+    parameters_json = json_display("parameters", "Parameters")
 
     def has_export_permission(self, request):
         return may_somewhere(request.user, EXPORT_PERMISSION)
@@ -270,6 +291,9 @@ class AuditEventAdmin(BigTableAdmin):
     ]
     list_filter = ["verb"]
     list_select_related = ["run"]
+    json_fields = ("before", "after")
+    before_json = json_display("before", "Before")
+    after_json = json_display("after", "After")
 
 
 @admin.register(ActionResult)

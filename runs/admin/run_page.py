@@ -1,12 +1,16 @@
 """The run page: one run's steps, items, ledger and audit trail, and the per-run
 action views (confirm, apply). A mixin of `RunAdmin`."""
 
+from itertools import pairwise
+
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.http import urlencode
 
 from automations.workspaces import may
 
@@ -16,17 +20,65 @@ from ..evidence import admin as evidence
 from ..files import file_response
 from ..models import Run, WorkItem
 from ..services.approvals import decision_refusals
-from ..states import RUN_ACTIVE, RunState, WorkItemState
+from ..states import RunState, WorkItemState
 from . import reports
 from .approvals import decide_view
 from .dashboard import dashboard_fragment_view
 from .display import duration, state_badge
 from .run_actions import ACTIONS
+from .timeline import run_timeline
 
 # how many child runs and outputs the run page shows (the API pages through all)
 PAGE_CHILDREN = 100
 PAGE_OUTPUTS = 50
 FILES_SHOWN = 200
+# the live parts of the run page (header, steps, timeline, items) poll this often
+POLL_SECONDS = 3
+# run states in which the engine moves the run on by itself; awaiting input and
+# the final states wait for people (a decision reloads the page) or for nothing
+RUN_MOVING = frozenset(
+    {RunState.PENDING, RunState.RUNNING, RunState.STOPPING, RunState.TERMINATING}
+)
+
+
+def run_polls(run, steps) -> bool:
+    """Whether the run page polls: the run is one the engine moves on and some item
+    is pending or in progress, or a step run is queued or running."""
+    if run.state not in RUN_MOVING:
+        return False
+    return any(
+        s.counts.get(WorkItemState.PENDING)
+        or s.counts.get(WorkItemState.IN_PROGRESS)
+        or s.active_step_runs
+        for s in steps
+    )
+
+
+def item_origins(steps) -> dict:
+    """Where the run's work items came from, from the step counts already read:
+    the first step's are the run's inputs, a later step's are the outputs of the
+    step before it."""
+    if not steps:
+        return {"inputs": 0, "added": 0, "by_step": []}
+    by_step = [
+        (s.step.name, prev.step.name, s.total) for prev, s in pairwise(steps) if s.total
+    ]
+    return {
+        "inputs": steps[0].total,
+        "added": sum(n for _, _, n in by_step),
+        "by_step": by_step,
+    }
+
+
+def lead_label(run, now=None) -> tuple[str, str]:
+    """The header's lead time: how long the run took once ended, how long it has
+    been going (or waiting for a slot) while not."""
+    if run.completed_at:
+        return "lead time", duration(run.lead_time)
+    now = now or timezone.now()
+    if run.state == RunState.PENDING:
+        return "waiting for", duration(now - run.created_at)
+    return "running for", duration(now - run.created_at)
 
 
 class RunPageMixin:
@@ -69,6 +121,11 @@ class RunPageMixin:
                     )
                 ),
                 name="runs_run_decide",
+            ),
+            path(
+                "<path:object_id>/live/",
+                view(self.run_live_view),
+                name="runs_run_live",
             ),
             path(
                 "<path:object_id>/act/<slug:action_name>/",
@@ -142,13 +199,15 @@ class RunPageMixin:
         refusals = decision_refusals(run, waiting, request.user)
         return next(iter(refusals.values()), "")
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def run_for_page(self, request, object_id):
+        """The run of the page with what its header shows, or None when it is
+        unknown or of a workspace the person may not see."""
         run = self.get_object(request, unquote(object_id))
         if run is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            return None
         if not self.has_view_or_change_permission(request, run):
             raise PermissionDenied
-        run = Run.objects.select_related(
+        return Run.objects.select_related(
             "automation",
             "automation__workspace",
             "version",
@@ -157,6 +216,10 @@ class RunPageMixin:
             "stop_requested_by",
             "parent",
         ).get(pk=run.pk)
+
+    def live_context(self, request, run) -> dict:
+        """What the live parts of the run page show (header and counters, actions,
+        steps, timeline, work items), for the page and for its polls alike."""
         state_filter = request.GET.get("item_state", "")
         if state_filter not in WorkItemState.values:
             state_filter = ""
@@ -169,28 +232,81 @@ class RunPageMixin:
         items, more_items = selectors.run_work_items(
             run, state=state_filter, step_id=step_filter, after=after
         )
-        active = run.state in RUN_ACTIVE or run.state == RunState.PENDING
+        polls = run_polls(run, steps)
         # why this person may not decide on the awaiting items shown (the same
         # rule as the service's), so that no Decide is offered and then refused
         refusals = decision_refusals(run, items, request.user)
         for item in items:
             item.refusal = refusals.get(item.pk, "")
         actions = self.allowed_actions(request, run)
+        query = {
+            k: v
+            for k, v in (
+                ("item_state", state_filter),
+                ("item_step", step_filter),
+                ("after", after),
+            )
+            if v
+        }
+        lead_name, lead_value = lead_label(run)
         position = queue_positions([run]).get(run.pk)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": f"{run} · {run.automation}",
+        return {
             "run": run,
-            "original": run,
             "state": state_badge(run.state),
             "steps": steps,
+            "origins": item_origins(steps),
+            "timeline": run_timeline(run, total=sum(s.step_runs for s in steps)),
             "items": items,
             "more_items": more_items,
             "next_after": items[-1].pk if items and more_items else None,
             "item_states": WorkItemState.choices,
             "state_filter": state_filter,
             "step_filter": step_filter,
+            "why": selectors.run_error(run),
+            "breakdown": selectors.run_breakdown(run),
+            "actions": actions,
+            "decide_refusal": self.decide_refusal(request, run, actions),
+            "may_export": self.has_export_permission(request, run),
+            "may_correct": may(
+                request.user, "runs.retry_run", run.automation.workspace_id
+            ),
+            "polls": polls,
+            "poll_seconds": POLL_SECONDS,
+            "live_url": reverse("admin:runs_run_live", args=[run.pk])
+            + (f"?{urlencode(query)}" if query else ""),
+            "lead_name": lead_name,
+            "lead": lead_value,
+            "now": timezone.now(),
+            # a waiting run (max_concurrent_runs): its place and the queue's length
+            "queue_position": position,
+            "queue_length": (
+                waiting_runs(run.automation_id).order_by().count() if position else None
+            ),
+        }
+
+    def run_live_view(self, request, object_id):
+        """The live parts of the run page, for its htmx poll: the header (which
+        carries the poll itself, dropped once nothing moves) and, out of band,
+        the actions, steps, timeline and work items."""
+        run = self.run_for_page(request, object_id)
+        if run is None:
+            raise Http404("no such run")
+        context = {
+            **self.admin_site.each_context(request),
+            **self.live_context(request, run),
+        }
+        return TemplateResponse(request, "admin/runs/run/live.html", context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.run_for_page(request, object_id)
+        if run is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        context = {
+            **self.admin_site.each_context(request),
+            **self.live_context(request, run),
+            "opts": self.opts,
+            "title": f"{run} · {run.automation}",
+            "original": run,
             "run_items": selectors.run_items_recent(run),
             "audit": selectors.run_audit_trail(run),
             "files": list(selectors.run_files(run.pk)[:FILES_SHOWN]),
@@ -207,20 +323,5 @@ class RunPageMixin:
             ),
             "page_children": PAGE_CHILDREN,
             "outputs": list(run.outputs.order_by("id")[:PAGE_OUTPUTS]),
-            "why": selectors.run_error(run),
-            "breakdown": selectors.run_breakdown(run),
-            "actions": actions,
-            "decide_refusal": self.decide_refusal(request, run, actions),
-            "may_export": self.has_export_permission(request, run),
-            "may_correct": may(
-                request.user, "runs.retry_run", run.automation.workspace_id
-            ),
-            "refresh_seconds": 5 if active else None,
-            "lead": duration(run.lead_time) if run.lead_time else None,
-            # a waiting run (max_concurrent_runs): its place and the queue's length
-            "queue_position": position,
-            "queue_length": (
-                waiting_runs(run.automation_id).order_by().count() if position else None
-            ),
         }
         return TemplateResponse(request, "admin/runs/run/detail.html", context)

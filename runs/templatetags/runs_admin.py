@@ -5,6 +5,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from automations.workspaces import VIEW_RUNS, may_somewhere
+
+from ..admin import display
 from ..admin.changelist import date_hierarchy_links
 from ..admin.dashboard import dashboard_context
 
@@ -70,3 +73,10 @@ def runs_report_row(context, show_changelinks=False):
         if show_changelinks
         else "",
     )
+
+
+@register.filter
+def json_block(value):
+    """A JSON value (payload, parameters, audit before/after) as indented JSON,
+    escaped and wrapped, collapsed when long (runs.admin.display.json_block)."""
+    return display.json_block(value)

@@ -187,7 +187,8 @@ def test_run_detail_shows_steps_items_run_items_and_audit(admin_client, automati
         "Audit trail",
     ):
         assert text in page, text
-    assert 'http-equiv="refresh"' not in page  # finished: no auto-refresh
+    assert 'http-equiv="refresh"' not in page
+    assert "hx-trigger" not in page  # finished: nothing polls
     failed = admin_client.get(url, {"item_state": "failed"}).content.decode()
     assert failed.count('class="work-item work-item-failed"') == 1
     assert 'class="work-item work-item-done"' not in failed
@@ -197,7 +198,10 @@ def test_run_detail_shows_steps_items_run_items_and_audit(admin_client, automati
 
 
 @pytest.mark.django_db
-def test_run_detail_refreshes_while_active(admin_client, running_run):
+def test_run_detail_polls_while_active(admin_client, running_run):
     run = running_run()
     page = admin_client.get(reverse("admin:runs_run_change", args=[run.pk])).content
-    assert b'http-equiv="refresh"' in page and b"current" in page
+    assert b'http-equiv="refresh"' not in page  # no full reloads any more
+    live = reverse("admin:runs_run_live", args=[run.pk]).encode()
+    assert b'hx-get="' + live in page and b'hx-trigger="every ' in page
+    assert b"current" in page
