@@ -1,39 +1,71 @@
 """The runs changelist and the operator actions (bulk and per run); the run page
 itself is `run_page.RunPageMixin`."""
 
+import copy
+
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.http import (
     HttpResponse,
-    StreamingHttpResponse,
 )
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
 from automations.admin.scoping import WorkspaceScopedAdmin
+from automations.models import Step
 from automations.workspaces import may, may_somewhere, scoped
 
-from ..exports import audit_csv
+from ..exports import audit_filename, audit_response
 from ..models import Run, RunItem, WorkItem
 from ..resources import RunItemResource, RunResource
 from ..selectors import work_items_awaiting_decision
 from ..services import RunsError
 from ..services.approvals import DecisionRefused
-from ..states import IllegalTransition, WorkItemState
-from . import forms
-from .changelist import ArchivedFilter, TestSuiteRunsFilter, WindowPaginator
-from .display import duration, progress_bar, state_badge
+from ..states import WORK_ITEM_OPEN, IllegalTransition, WorkItemState
+from . import audit_export, forms
+from .changelist import (
+    LIVE_STATES,
+    ArchivedFilter,
+    KindFilter,
+    TestSuiteRunsFilter,
+    WindowPaginator,
+    any_active,
+    live_rows_view,
+)
+from .display import (
+    duration,
+    progress_breakdown,
+    run_person,
+    run_trigger,
+    state_badge,
+)
 from .run_actions import ACTIONS, EXPORT_PERMISSION
 from .run_page import RunPageMixin
 
 MAX_BULK = 1000
+# "N archived runs match": counted up to this, then "more than N"
+MAX_HINT = 1000
+# seconds between two refreshes of the runs list's rows while a run is active
+LIVE_SECONDS = 3
 FINISHED_ITEMS = [WorkItemState.DONE, WorkItemState.RESOLVED, WorkItemState.FAILED]
 
 
@@ -43,6 +75,20 @@ def _item_count(*states):
         items = items.filter(state__in=states)
     counted = items.order_by().values("run").annotate(n=Count("id")).values("n")[:1]
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def _open_step():
+    """The name of the first step (in order) of the run's version that has open
+    work items: where the run is. One index probe (work_item_claim) per step."""
+    open_here = WorkItem.objects.filter(
+        run=OuterRef(OuterRef("pk")), step=OuterRef("pk"), state__in=WORK_ITEM_OPEN
+    )
+    return (
+        Step.objects.filter(version=OuterRef("version"))
+        .filter(Exists(open_here))
+        .order_by("order")
+        .values("name")[:1]
+    )
 
 
 def _bulk(action):
@@ -59,15 +105,16 @@ def _bulk(action):
 class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
     list_display = [
         "number_link",
-        "automation",
-        "version_number",
+        "automation_version",
         "state_badge",
-        "trigger",
+        "current",
+        "trigger_label",
+        "started_by",
         "created_at",
         "completed_at",  # sortable (GRC: "sort by completion time")
         "lead_time",
         "progress",
-        "failed_items",
+        "failed",
     ]
     list_display_links = None
     list_filter = [
@@ -75,7 +122,7 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
         "state",
         "trigger_kind",
         ArchivedFilter,
-        "is_test_case",
+        KindFilter,
         TestSuiteRunsFilter,
     ]
     list_select_related = ["automation", "version"]
@@ -86,8 +133,11 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
     paginator = WindowPaginator
-    actions = [_bulk(a) for a in ACTIONS.values()] + ["export_csv"]
+    actions = [_bulk(a) for a in ACTIONS.values()] + ["export_audit", "export_csv"]
     change_list_template = "admin/runs/run/change_list.html"
+    # import-export's template shows the object tools only to who may add runs
+    # (nobody): ours shows them, its Export link among them
+    import_export_change_list_template = change_list_template
     resource_classes = [RunResource]
     formats = [CSV]
 
@@ -152,6 +202,15 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
                 items_all=_item_count(),
                 items_finished=_item_count(*FINISHED_ITEMS),
                 items_failed=_item_count(WorkItemState.FAILED),
+                items_resolved=_item_count(WorkItemState.RESOLVED),
+                # the Trigger and Run by cells: joined here, not a query per row
+                rerun_of_number=F("rerun_of__number"),
+                parent_number=F("parent__number"),
+                run_by_name=F(f"run_by__{get_user_model().USERNAME_FIELD}"),
+                open_step=Case(
+                    When(state__in=LIVE_STATES, then=Subquery(_open_step())),
+                    default=Value(""),
+                ),
             )
         )
 
@@ -183,10 +242,75 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
         # (Django would only say "no action selected").
         name = request.POST.get("action") if request.method == "POST" else None
         if name and name not in self.get_actions(request):
-            known = {f"{a.name}_runs" for a in ACTIONS.values()} | {"export_csv"}
+            known = {f"{a.name}_runs" for a in ACTIONS.values()}
+            known |= {"export_csv", "export_audit"}
             if name in known:
                 raise PermissionDenied
-        return super().changelist_view(request, extra_context)
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        cl = context and context.get("cl")
+        if cl is not None and hasattr(cl, "result_list"):
+            context["archived_hint"] = self.archived_matches(request, cl)
+            context["live_url"] = self.live_url(request, cl)
+            context["live_seconds"] = LIVE_SECONDS
+            context["may_export"] = self.has_export_permission(request)
+        return response
+
+    def live_url(self, request, cl):
+        """The poll URL of the list's rows (same query string), while a run shown
+        is pending or active; None stops the list from polling at all."""
+        if not any_active(cl.result_list):
+            return None
+        query = request.GET.urlencode()
+        return reverse("admin:runs_run_live") + (f"?{query}" if query else "")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "live/",
+                view(lambda r: live_rows_view(self, r)),
+                name="runs_run_live",
+            ),
+            path(
+                "audit.csv",
+                view(lambda r: audit_export.list_audit_view(self, r)),
+                name="runs_run_audit_list",
+            ),
+            path(
+                "audit/",
+                view(lambda r: audit_export.range_audit_view(self, r)),
+                name="runs_run_audit_range",
+            ),
+            path(
+                "<path:pk>/audit.csv",
+                view(lambda r, pk: audit_export.run_audit_view(self, r, pk)),
+                name="runs_run_audit",
+            ),
+            *super().get_urls(),
+        ]
+
+    def archived_matches(self, request, cl):
+        """A search of the default list (archived runs hidden) that found nothing:
+        how many archived runs the same search and filters find, among the runs
+        the person may see, with the link that shows them (counted to MAX_HINT)."""
+        if not cl.query or ArchivedFilter.parameter_name in request.GET:
+            return None
+        if cl.result_list:
+            return None
+        archived = request.GET.copy()
+        archived[ArchivedFilter.parameter_name] = "yes"
+        shadow = copy.copy(request)
+        shadow.GET = archived
+        found = self.get_changelist_instance(shadow).queryset
+        count = found.order_by().values("pk")[: MAX_HINT + 1].count()
+        if not count:
+            return None
+        return {
+            "count": count,
+            "more": count > MAX_HINT,
+            "url": cl.get_query_string({ArchivedFilter.parameter_name: "yes"}),
+        }
 
     @admin.display(description="Run", ordering="number")
     def number_link(self, run):
@@ -199,13 +323,43 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
     def version_number(self, run):
         return f"v{run.version.number}"
 
+    # one cell: the list has 14 columns to fit at 1440 px
+    @admin.display(description="Automation", ordering="automation__name")
+    def automation_version(self, run):
+        return format_html(
+            '{} <span class="runs-version">v{}</span>',
+            run.automation,
+            run.version.number,
+        )
+
     @admin.display(description="State", ordering="state")
     def state_badge(self, run):
         return state_badge(run.state)
 
-    @admin.display(description="Trigger")
-    def trigger(self, run):
-        return f"{run.get_trigger_kind_display()} · {run.run_by_label}"
+    # Not named `trigger`: a list_display name that is also a model field (the
+    # Trigger foreign key) shows the field, which is empty ("-") for most runs.
+    @admin.display(description="Trigger", ordering="trigger_kind")
+    def trigger_label(self, run):
+        return run_trigger(run)
+
+    # not `run_by`, the model field (the user), for the reason above
+    @admin.display(description="Run by", ordering="run_by_label")
+    def started_by(self, run):
+        return run_person(run) or run.run_by_label or "-"
+
+    @admin.display(description="Current step")
+    def current(self, run):
+        """The first step with open items, while the engine works on the run."""
+        if run.state not in LIVE_STATES:
+            return "-"
+        return getattr(run, "open_step", None) or run.current_step or "-"
+
+    @admin.display(description="Failed", ordering="failed_items")
+    def failed(self, run):
+        failed = getattr(run, "items_failed", run.failed_items)
+        if not failed:
+            return "0"
+        return format_html('<span class="runs-failed-count">{}</span>', failed)
 
     @admin.display(description="Lead time")
     def lead_time(self, run):
@@ -217,10 +371,13 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
 
     @admin.display(description="Progress")
     def progress(self, run):
-        return progress_bar(
-            getattr(run, "items_finished", 0) - getattr(run, "items_failed", 0),
-            getattr(run, "items_failed", 0),
+        failed = getattr(run, "items_failed", 0)
+        resolved = getattr(run, "items_resolved", 0)
+        return progress_breakdown(
+            getattr(run, "items_finished", 0) - failed - resolved,
+            failed,
             getattr(run, "items_all", 0),
+            resolved,
         )
 
     # -- actions -------------------------------------------------------------
@@ -229,6 +386,7 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
         actions = super().get_actions(request)
         if not self.has_export_permission(request):
             actions.pop("export_csv", None)
+            actions.pop("export_audit", None)
         return actions
 
     def bulk_action(self, request, queryset, action):
@@ -257,6 +415,24 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
             return None
         return self.confirmation(request, runs, action, form, bulk=True)
 
+    @admin.action(description="Export audit trail (selected runs)")
+    def export_audit(self, request, queryset):
+        """The audit CSV of the selected runs, straight away (no choice to make):
+        those of the workspaces where the person may export."""
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        runs = self.runs_may(request, queryset, EXPORT_PERMISSION)
+        numbers = list(runs.order_by("number").values_list("number", flat=True)[:2])
+        if not numbers:
+            self.message_user(
+                request,
+                "You may not export any of the selected runs; nothing exported.",
+                messages.ERROR,
+            )
+            return None
+        one = numbers[0] if len(numbers) == 1 else None
+        return audit_response(runs, audit_filename(run_number=one))
+
     @admin.action(description="Export CSV (selected runs)")
     def export_csv(self, request, queryset):
         if not self.has_export_permission(request):
@@ -280,14 +456,7 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
 
     def export_response(self, what, runs):
         if what == "audit":
-            response = StreamingHttpResponse(
-                audit_csv(runs), content_type="text/csv; charset=utf-8"
-            )
-            stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-            response["Content-Disposition"] = (
-                f'attachment; filename="audit-{stamp}.csv"'
-            )
-            return response
+            return audit_response(runs, audit_filename())
         if what == "run_items":
             rows = RunItem.objects.filter(run__in=runs.values("pk")).order_by(
                 "run", "seq"
