@@ -6,15 +6,18 @@ while a run is active, and the audit trail exports.
 The shared fixtures are in conftest.py (``browser_page``) and tests/admin/conftest.py.
 """
 
+import csv
 import os
+import re
 
 import pytest
 from django.urls import reverse
 
 from automations.models import TriggerKind
+from runs.exports import AUDIT_COLUMNS
 from runs.services import run_start
 
-from .support import login
+from .support import axe_violations, login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -267,3 +270,114 @@ def test_rows_update_in_place_and_polling_stops(
     assert page.locator("#runs-live").count() == 0
     page.wait_for_timeout(LIVE_SECONDS * 1000 + 500)
     assert polls == []
+
+
+# -- audit trail exports ------------------------------------------------------------
+
+STAMP = r"\d{8}T\d{6}Z"
+ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?\+00:00$")
+
+
+def _download(page, click):
+    with page.expect_download() as info:
+        click()
+    download = info.value
+    with open(download.path(), encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return download.suggested_filename, rows
+
+
+def _assert_audit(rows, numbers):
+    assert rows, "an audit trail without rows"
+    assert list(rows[0]) == AUDIT_COLUMNS
+    assert {int(r["run_number"]) for r in rows} == set(numbers)
+    for row in rows:
+        for column in ("started_at", "finished_at"):
+            assert ISO_UTC.match(row[column]), (column, row[column])
+
+
+def test_run_page_exports_its_audit_trail(browser_page, operator, unresolved_run):
+    run = unresolved_run(actor=operator)
+    page = browser_page
+    login(page, "olivia")
+    page.goto(page.base + reverse("admin:runs_run_change", args=[run.pk]))
+    assert page.locator("text=Export run items (CSV)").count() == 0
+    name, rows = _download(page, lambda: page.click("#run-export-audit"))
+    assert re.fullmatch(rf"audit-trail-run-{run.number}-{STAMP}\.csv", name), name
+    _assert_audit(rows, [run.number])
+    verbs = [r["verb"] for r in rows if r["record"] == "audit_event"]
+    assert verbs[0] == "run.created"
+    assert sum(r["record"] == "run_item" for r in rows) == 3
+
+
+def test_list_exports_the_audit_trail_of_what_it_shows(
+    browser_page, operator, completed_run, unresolved_run
+):
+    shown, other = unresolved_run(actor=operator), completed_run(actor=operator)
+    page = browser_page
+    login(page, "olivia")
+    _list(page, f"?automation__id__exact={shown.automation_id}")
+    link = page.locator("#runs-export-audit")
+    assert link.is_visible()
+    name, rows = _download(page, link.click)
+    assert re.fullmatch(rf"audit-trail-run-{shown.number}-{STAMP}\.csv", name), name
+    _assert_audit(rows, [shown.number])
+
+    # the selected runs, from the action menu, straight to the file
+    _list(page)
+    page.check(f"input.action-select[value='{shown.pk}']")
+    page.check(f"input.action-select[value='{other.pk}']")
+    page.select_option("select[name=action]", "export_audit")
+    name, rows = _download(page, lambda: page.click("button[name=index]"))
+    assert re.fullmatch(rf"audit-trail-runs-{STAMP}\.csv", name), name
+    _assert_audit(rows, [shown.number, other.number])
+
+
+def test_audit_trail_of_a_date_range(browser_page, operator, completed_run):
+    import datetime
+
+    from runs.models import Run
+
+    old, recent = completed_run(actor=operator), completed_run(actor=operator)
+    Run.objects.filter(pk=old.pk).update(
+        created_at=datetime.datetime(2026, 10, 3, 9, 0, tzinfo=datetime.UTC)
+    )
+    page = browser_page
+    login(page, "olivia")
+    _list(page)
+    page.click("#runs-export-audit-range")
+    page.wait_for_selector("#runs-audit-range")
+
+    # the last day is included; a range the wrong way round is refused
+    page.fill("#id_start", "2026-10-03")
+    page.fill("#id_end", "2026-10-01")
+    with page.expect_response(lambda r: "/audit/" in r.url) as answer:
+        page.click("#runs-audit-range input[type=submit]")
+    assert answer.value.status == 400
+    assert "'To' must be on or after 'From'" in page.locator(".errornote").inner_text()
+    _shot(page, "runs-audit-range-refused")
+
+    page.fill("#id_start", "2026-10-01")
+    page.fill("#id_end", "2026-10-03")
+    name, rows = _download(
+        page, lambda: page.click("#runs-audit-range input[type=submit]")
+    )
+    assert re.fullmatch(rf"audit-trail-2026-10-01-to-2026-10-03-{STAMP}\.csv", name)
+    assert {int(r["run_number"]) for r in rows} == {old.number}
+    assert recent.number not in {int(r["run_number"]) for r in rows}
+
+
+def test_runs_list_has_no_serious_accessibility_violation(browser_page, mixed_runs):
+    page = browser_page
+    login(page, "olivia")
+    _list(page)
+    # the state badges' colours are the palette's (runs.selectors.STATE_COLOURS),
+    # checked with the palette, not here
+    found = [
+        v
+        for v in axe_violations(page)
+        if not all(".runs-state" in str(target) for target in v[3])
+    ]
+    assert found == []
+    page.goto(page.base + reverse("admin:runs_run_audit_range"))
+    assert axe_violations(page) == []
