@@ -172,8 +172,9 @@ def test_search_hints_at_archived_matches_the_person_may_see(
     from automations.services import workspace_grant
     from runs.engine import run_until_idle
     from runs.services import run_archive
-    from tests.factories import make_user
+    from tests.factories import groups_ensure, make_user
 
+    groups_ensure()  # a transactional test before this one flushed the roles
     lena = make_user("lena2", is_staff=True)
     workspace_grant(user=lena, workspace=lending, role="viewer")
     mine = automation("test.count", workspace="lending")
@@ -220,7 +221,7 @@ def test_rows_update_in_place_and_polling_stops(
 ):
     from django.utils import timezone
 
-    from runs.admin.runs import LIVE_SECONDS
+    from runs.admin.run_list import LIVE_SECONDS
     from runs.models import Run
     from runs.states import RunState
 
