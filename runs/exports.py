@@ -21,10 +21,13 @@ starts like a formula is flagged by that statement and written in Python
 """
 
 import csv
+import datetime
 import itertools
 import json
 
 from django.db import connection
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 
 from automations.models import Step, result_url_fill
 
@@ -408,3 +411,28 @@ def audit_csv(runs, *, lines_per_chunk: int = 500):
     lines = audit_lines(runs)
     while chunk := list(itertools.islice(lines, lines_per_chunk)):
         yield "".join(chunk)
+
+
+def audit_filename(*, run_number=None, start=None, end=None, at=None) -> str:
+    """The audit CSV's file name: what it covers and when it was written, in UTC:
+    `audit-trail-run-42-20261201T070005Z.csv`, `audit-trail-2026-11-01-to-
+    2026-11-30-20261201T070005Z.csv` (a date range, both days included), or
+    `audit-trail-runs-20261201T070005Z.csv` (a list of runs)."""
+    stamp = (at or timezone.now()).astimezone(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    if run_number is not None:
+        what = f"run-{int(run_number)}"
+    elif start is not None and end is not None:
+        what = f"{start:%Y-%m-%d}-to-{end:%Y-%m-%d}"
+    else:
+        what = "runs"
+    return f"audit-trail-{what}-{stamp}.csv"
+
+
+def audit_response(runs, filename: str) -> StreamingHttpResponse:
+    """The audit CSV of `runs` streamed as a download named `filename` (the
+    caller has narrowed `runs` to what the person may export)."""
+    response = StreamingHttpResponse(
+        audit_csv(runs), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

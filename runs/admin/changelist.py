@@ -3,6 +3,7 @@
 - `WindowPaginator` never counts the table: it fetches one row more than a page to
   know whether a next page exists.
 - `ArchivedFilter` hides archived runs unless asked.
+- `live_rows_view` answers the list's poll with its rows while a run is active.
 - `date_hierarchy_links` draws the date drill-down from the first and last row of
   the (indexed) date column, instead of Django's SELECT DISTINCT over the table.
 """
@@ -11,13 +12,23 @@ import calendar
 import datetime
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.templatetags.admin_list import results
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
+from django.template.response import TemplateResponse
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+from django_htmx.http import HttpResponseStopPolling
+
+from ..states import RUN_ACTIVE, RunState
+
+# the runs whose row may still change on its own (the engine works on them)
+LIVE_STATES = frozenset({RunState.PENDING, *RUN_ACTIVE})
 
 
 class WindowPaginator(Paginator):
@@ -88,6 +99,24 @@ class TestSuiteRunsFilter(admin.SimpleListFilter):
             return queryset.exclude(suite)
         if self.value() == "only":
             return queryset.filter(suite)
+        return queryset
+
+
+class KindFilter(admin.SimpleListFilter):
+    """Test case runs (`is_test_case`) or the others. A filter of its own: the
+    field's filter would be titled after the column, "By is test case"."""
+
+    title = _("kind")
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [("test_case", _("Test case runs")), ("regular", _("Other runs"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "test_case":
+            return queryset.filter(is_test_case=True)
+        if self.value() == "regular":
+            return queryset.filter(is_test_case=False)
         return queryset
 
 
@@ -208,3 +237,26 @@ def date_hierarchy_links(cl):
             for y in range(first.year, last.year + 1)
         ],
     }
+
+
+def live_rows_view(model_admin, request):
+    """The rows of the runs list for the same query string (filters, search,
+    page), polled by the list while one of its runs is active. The answer is 286
+    (htmx stops polling) once none of them is: the last rows still arrive."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    try:
+        cl = model_admin.get_changelist_instance(request)
+    except IncorrectLookupParameters:
+        return HttpResponseBadRequest("These filters are not ones the runs list has.")
+    cl.formset = None
+    response = TemplateResponse(
+        request, "admin/runs/run/live_rows.html", {"results": list(results(cl))}
+    )
+    if not any_active(cl.result_list):
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+def any_active(runs) -> bool:
+    return any(run.state in LIVE_STATES for run in runs)

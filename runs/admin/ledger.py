@@ -1,8 +1,11 @@
 """Engine and ledger tables: visible, exportable, never edited or deleted by hand."""
 
+import datetime
+
 from django.contrib import admin
 from django.http import Http404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from import_export.admin import ExportMixin
@@ -254,6 +257,11 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
 
     def has_export_permission(self, request):
         return may_somewhere(request.user, EXPORT_PERMISSION)
+
+    def get_export_filename(self, request, queryset, file_format):
+        # what it is and when, in UTC (import-export's is "RunItem-2026-12-01")
+        stamp = timezone.now().astimezone(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+        return f"run-items-{stamp}.{file_format.get_extension()}"
 
     def get_export_queryset(self, request):
         # the run items of the runs the person may export only

@@ -1,26 +1,20 @@
-"""The runs changelist and the operator actions (bulk and per run); the run page
-itself is `run_page.RunPageMixin`."""
+"""The runs admin: its options, permissions and the operator actions (bulk and
+per run); the list's columns, live rows and audit doors are
+`run_list.RunListMixin`, the run page is `run_page.RunPageMixin`."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
-from django.http import (
-    HttpResponse,
-    StreamingHttpResponse,
-)
+from django.http import HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
 from automations.admin.scoping import WorkspaceScopedAdmin
 from automations.workspaces import may, may_somewhere, scoped
 
-from ..exports import audit_csv
+from ..exports import audit_filename, audit_response
 from ..models import Run, RunItem, WorkItem
 from ..resources import RunItemResource, RunResource
 from ..selectors import work_items_awaiting_decision
@@ -28,21 +22,17 @@ from ..services import RunsError
 from ..services.approvals import DecisionRefused, decision_refusals
 from ..states import IllegalTransition, WorkItemState
 from . import forms
-from .changelist import ArchivedFilter, TestSuiteRunsFilter, WindowPaginator
-from .display import duration, progress_bar, state_badge
+from .changelist import (
+    ArchivedFilter,
+    KindFilter,
+    TestSuiteRunsFilter,
+    WindowPaginator,
+)
 from .run_actions import ACTIONS, EXPORT_PERMISSION
+from .run_list import RunListMixin
 from .run_page import RunPageMixin
 
 MAX_BULK = 1000
-FINISHED_ITEMS = [WorkItemState.DONE, WorkItemState.RESOLVED, WorkItemState.FAILED]
-
-
-def _item_count(*states):
-    items = WorkItem.objects.filter(run=OuterRef("pk"))
-    if states:
-        items = items.filter(state__in=states)
-    counted = items.order_by().values("run").annotate(n=Count("id")).values("n")[:1]
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 def _bulk(action):
@@ -56,18 +46,19 @@ def _bulk(action):
 
 
 @admin.register(Run)
-class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
+class RunAdmin(RunListMixin, RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
     list_display = [
         "number_link",
-        "automation",
-        "version_number",
+        "automation_version",
         "state_badge",
-        "trigger",
+        "current",
+        "trigger_label",
+        "started_by",
         "created_at",
         "completed_at",  # sortable (GRC: "sort by completion time")
         "lead_time",
         "progress",
-        "failed_items",
+        "failed",
     ]
     list_display_links = None
     list_filter = [
@@ -75,10 +66,13 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
         "state",
         "trigger_kind",
         ArchivedFilter,
-        "is_test_case",
+        KindFilter,
         TestSuiteRunsFilter,
     ]
-    list_select_related = ["automation", "version"]
+    # the Trigger and Run by cells' runs and user: joined for the page's rows
+    # only (select_related leaves the paginator's and date drill-down's
+    # queries alone, annotations would not)
+    list_select_related = ["automation", "version", "rerun_of", "parent", "run_by"]
     search_fields = ["=number"]
     search_help_text = "Run number, run id, or the exact subject of a work item."
     date_hierarchy = "created_at"
@@ -86,8 +80,11 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
     paginator = WindowPaginator
-    actions = [_bulk(a) for a in ACTIONS.values()] + ["export_csv"]
+    actions = [_bulk(a) for a in ACTIONS.values()] + ["export_audit", "export_csv"]
     change_list_template = "admin/runs/run/change_list.html"
+    # import-export's template shows the object tools only to who may add runs
+    # (nobody): ours shows them, its Export link among them
+    import_export_change_list_template = change_list_template
     resource_classes = [RunResource]
     formats = [CSV]
 
@@ -142,93 +139,13 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
                 actions = [a for a in actions if a.name != "decide"]
         return actions
 
-    # -- changelist ----------------------------------------------------------
-
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                items_all=_item_count(),
-                items_finished=_item_count(*FINISHED_ITEMS),
-                items_failed=_item_count(WorkItemState.FAILED),
-            )
-        )
-
-    def get_paginator(
-        self, request, queryset, per_page, orphans=0, allow_empty_first_page=True
-    ):
-        return WindowPaginator(
-            queryset, per_page, orphans, allow_empty_first_page, request=request
-        )
-
-    def get_search_results(self, request, queryset, search_term):
-        """Exact matches only, each on an index: number, id, work item subject."""
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        query = Q(pk__in=WorkItem.objects.filter(subject=term).values("run_id"))
-        if term.lstrip("#").isdigit():
-            query |= Q(number=int(term.lstrip("#")))
-        try:
-            import uuid
-
-            query |= Q(pk=uuid.UUID(term))
-        except ValueError:
-            pass
-        return queryset.filter(query), False
-
-    def changelist_view(self, request, extra_context=None):
-        # A forced POST of an action this user may not use is refused outright
-        # (Django would only say "no action selected").
-        name = request.POST.get("action") if request.method == "POST" else None
-        if name and name not in self.get_actions(request):
-            known = {f"{a.name}_runs" for a in ACTIONS.values()} | {"export_csv"}
-            if name in known:
-                raise PermissionDenied
-        return super().changelist_view(request, extra_context)
-
-    @admin.display(description="Run", ordering="number")
-    def number_link(self, run):
-        url = reverse("admin:runs_run_change", args=[run.pk])
-        marks = " (test case)" if run.is_test_case else ""
-        marks += " (archived)" if run.archived else ""
-        return format_html('<a href="{}">#{}</a>{}', url, run.number, marks)
-
-    @admin.display(description="Version", ordering="version__number")
-    def version_number(self, run):
-        return f"v{run.version.number}"
-
-    @admin.display(description="State", ordering="state")
-    def state_badge(self, run):
-        return state_badge(run.state)
-
-    @admin.display(description="Trigger")
-    def trigger(self, run):
-        return f"{run.get_trigger_kind_display()} · {run.run_by_label}"
-
-    @admin.display(description="Lead time")
-    def lead_time(self, run):
-        lead = run.lead_time
-        if lead is None and run.started_at:
-            lead = timezone.now() - run.created_at
-            return format_html("<i>{}</i>", duration(lead))
-        return duration(lead) if lead is not None else "-"
-
-    @admin.display(description="Progress")
-    def progress(self, run):
-        return progress_bar(
-            getattr(run, "items_finished", 0) - getattr(run, "items_failed", 0),
-            getattr(run, "items_failed", 0),
-            getattr(run, "items_all", 0),
-        )
-
     # -- actions -------------------------------------------------------------
 
     def get_actions(self, request):
         actions = super().get_actions(request)
         if not self.has_export_permission(request):
             actions.pop("export_csv", None)
+            actions.pop("export_audit", None)
         return actions
 
     def bulk_action(self, request, queryset, action):
@@ -289,6 +206,24 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
             )
         return [run for run in runs if run.pk in mine]
 
+    @admin.action(description="Export audit trail (selected runs)")
+    def export_audit(self, request, queryset):
+        """The audit CSV of the selected runs, straight away (no choice to make):
+        those of the workspaces where the person may export."""
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        runs = self.runs_may(request, queryset, EXPORT_PERMISSION)
+        numbers = list(runs.order_by("number").values_list("number", flat=True)[:2])
+        if not numbers:
+            self.message_user(
+                request,
+                "You may not export any of the selected runs; nothing exported.",
+                messages.ERROR,
+            )
+            return None
+        one = numbers[0] if len(numbers) == 1 else None
+        return audit_response(runs, audit_filename(run_number=one))
+
     @admin.action(description="Export CSV (selected runs)")
     def export_csv(self, request, queryset):
         if not self.has_export_permission(request):
@@ -312,14 +247,7 @@ class RunAdmin(RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
 
     def export_response(self, what, runs):
         if what == "audit":
-            response = StreamingHttpResponse(
-                audit_csv(runs), content_type="text/csv; charset=utf-8"
-            )
-            stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-            response["Content-Disposition"] = (
-                f'attachment; filename="audit-{stamp}.csv"'
-            )
-            return response
+            return audit_response(runs, audit_filename())
         if what == "run_items":
             rows = RunItem.objects.filter(run__in=runs.values("pk")).order_by(
                 "run", "seq"

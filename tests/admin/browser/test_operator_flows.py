@@ -86,7 +86,7 @@ def test_viewer_is_offered_no_control_action(browser_page, viewer, unresolved_ru
     options = page.locator("select[name=action] option").evaluate_all(
         "options => options.map(o => o.value)"
     )
-    assert set(options) - {""} == {"export_csv"}
+    assert set(options) - {""} == {"export_audit", "export_csv"}
     _detail(page, run)
     page.wait_for_selector("#run-steps")
     assert page.locator("#run-actions a[data-action]").count() == 0
