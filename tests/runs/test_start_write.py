@@ -29,9 +29,8 @@ def test_a_run_is_written_whole_with_its_head(automation, count):
     assert stored.total_items == max(count, 1) and stored.current_step == step.name
     items = list(WorkItem.objects.filter(run=run).order_by("id"))
     assert [item.payload for item in items] == (inputs or [{}])
-    assert [item.subject for item in items] == [
-        p.get("subject", "") for p in inputs
-    ] or [""]
+    subjects = [payload.get("subject", "") for payload in inputs] or [""]
+    assert [item.subject for item in items] == subjects
     assert {(item.step_id, item.state, item.attempts) for item in items} == {
         (step.pk, "pending", 0)
     }
