@@ -326,6 +326,18 @@ def append(
         run.ledger_seq, run.ledger_hash = seq, prev
 
 
+def chain_new_run(run: Run, events: list[AuditEvent]) -> None:
+    """Chain the first events of a run whose row is not written yet, and set the
+    run's head to the last of them: its chain is empty (seq 0, no previous hash),
+    so nothing is locked or read, and the run's INSERT carries its head
+    (`run_start`). The caller inserts the run and the events in one transaction."""
+    if run.ledger_seq or run.ledger_hash or not run._state.adding:
+        raise ValueError("only a run not yet written starts its chain here")
+    if any(event.run_id != run.pk for event in events):
+        raise ValueError("the events must be about the run")
+    run.ledger_seq, run.ledger_hash = _chain(events, 0, "")
+
+
 def run_lock(run: Run, *fields: str):
     """Lock the run's row for the rest of the transaction and read `fields` from it
     (the state when none are named): one value for one field, else a tuple.

@@ -29,14 +29,46 @@ def _broker():
     connection to Redis, each time: a trigger paid for a TCP connect. Keyed by
     process (a forked worker makes its own) and by the broker's settings."""
     from django_q.brokers import get_broker
+    from django_q.brokers.orm import ORM
     from django_q.conf import Conf
 
     key = (os.getpid(), Conf.CLUSTER_NAME, repr(Conf.REDIS), Conf.ORM)
     broker = _brokers.get(key)
     if broker is None:
         _brokers.clear()
-        broker = _brokers[key] = get_broker()
+        broker = get_broker()
+        if type(broker) is ORM:
+            broker = _orm_broker_class()(list_key=broker.list_key)
+        _brokers[key] = broker
     return broker
+
+
+def _orm_broker_class():
+    """django-q2's ORM broker whose `enqueue` writes the task row in one plain
+    INSERT: through the ORM (`OrmQ.objects.create`) the statement was compiled for
+    every task, a tenth of an API trigger's time. The row is the one django-q2
+    writes (its cluster name, the signed payload, unlocked now); everything else,
+    the cluster's dequeue among it, is django-q2's own."""
+    from django.db import connections
+    from django_q.brokers.orm import ORM
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    class OrmBroker(ORM):
+        def enqueue(self, task):
+            database = connections[Conf.ORM]
+            quote = database.ops.quote_name
+            columns = ", ".join(quote(name) for name in ("key", "payload", "lock"))
+            sql = (
+                f"INSERT INTO {quote(OrmQ._meta.db_table)} ({columns}) "
+                "VALUES (%s, %s, %s) RETURNING id"
+            )
+            now = database.ops.adapt_datetimefield_value(timezone.now())
+            with database.cursor() as cursor:
+                cursor.execute(sql, [self.list_key or Conf.CLUSTER_NAME, task, now])
+                return cursor.fetchone()[0]
+
+    return OrmBroker
 
 
 def enqueue(step_run_id: int) -> None:
@@ -51,15 +83,20 @@ def enqueue(step_run_id: int) -> None:
     The database is the truth: a task that is lost (Redis) is re-queued by
     housekeeping, and one delivered twice finds its step run taken and does nothing.
     """
-    orm_broker = settings.Q_CLUSTER.get("orm")
     if (
-        orm_broker
-        and not settings.Q_CLUSTER.get("sync")
-        and transaction.get_connection(orm_broker).in_atomic_block
+        enqueue_writes_row()
+        and transaction.get_connection(settings.Q_CLUSTER["orm"]).in_atomic_block
     ):
         _send(step_run_id)
         return
     transaction.on_commit(lambda: _send(step_run_id))
+
+
+def enqueue_writes_row() -> bool:
+    """True when a task is queued by a row written in the caller's transaction
+    (django-q2's ORM broker, not run synchronously); False when it is sent after
+    the commit (Redis, or Q_SYNC)."""
+    return bool(settings.Q_CLUSTER.get("orm")) and not settings.Q_CLUSTER.get("sync")
 
 
 def _send(step_run_id: int) -> None:
@@ -133,8 +170,12 @@ def step_runs_start(run: Run, step, items: int) -> list[StepRun]:
     """The first step runs of a run created in the current transaction with `items`
     pending items of `step`, all due now: no step run exists yet and the run's
     insert already holds its row, so nothing needs re-reading or re-counting."""
-    wanted = min(step.concurrency, math.ceil(items / step.batch_size))
-    return _step_runs_create(run, step, wanted)
+    return _step_runs_create(run, step, first_step_runs_wanted(step, items))
+
+
+def first_step_runs_wanted(step, items: int) -> int:
+    """How many step runs a run's first `items` pending items of `step` start."""
+    return min(step.concurrency, math.ceil(items / step.batch_size))
 
 
 def _step_runs_create(run: Run, step, wanted: int) -> list[StepRun]:

@@ -1,7 +1,8 @@
 """Starting runs: the one `run_start` every trigger goes through."""
 
+from contextlib import nullcontext
+
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from automations.models import (
@@ -13,9 +14,10 @@ from automations.models import (
 
 from .. import ledger
 from ..engine.bulk import PendingItems
-from ..models import Run, Sequence
+from ..models import Run, StepRun
 from ..states import RUN_PRIORITY_MAX, RUN_PRIORITY_MIN
 from .errors import RunsError
+from .start_write import next_number_sql, one_statement, run_write
 
 MAX_INPUTS = 100_000
 
@@ -47,22 +49,11 @@ def priority_clean(priority) -> int:
 
 
 def next_number(name: str = "run") -> int:
-    """Advance a named counter; the row lock serialises concurrent callers.
-
-    One `UPDATE ... RETURNING` (SQLite >= 3.35 and PostgreSQL both have it) on
-    every call but a counter's first, which creates the row and advances again.
-    """
-    table = connection.ops.quote_name(Sequence._meta.db_table)
-    sql = f"UPDATE {table} SET value = value + 1 WHERE name = %s RETURNING value"
+    """Advance a named counter, creating it at 1; the row lock serialises
+    concurrent callers (one upsert, `start_write.next_number_sql`)."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [name])
-        row = cursor.fetchone()
-    if row is not None:
-        return row[0]
-    with transaction.atomic():
-        Sequence.objects.get_or_create(name=name)
-        Sequence.objects.filter(name=name).update(value=F("value") + 1)
-        return Sequence.objects.values_list("value", flat=True).get(name=name)
+        cursor.execute(next_number_sql(), [name])
+        return cursor.fetchone()[0]
 
 
 def inputs_clean(inputs) -> list[dict]:
@@ -141,7 +132,11 @@ def run_start(
     # runs.engine imports the machines and robots, which import runs.services:
     # loaded here, after both packages are
     from ..engine.admission import runs_admit
-    from ..engine.dispatch import step_runs_start
+    from ..engine.dispatch import (
+        enqueue,
+        enqueue_writes_row,
+        first_step_runs_wanted,
+    )
 
     inputs = inputs_clean(inputs)
     priority = priority_clean(priority)
@@ -152,63 +147,75 @@ def run_start(
     if first_step is None:
         raise NotRunnable(f"{version} has no steps")
     now = timezone.now()
-    with transaction.atomic():
-        run = Run.objects.create(
-            number=next_number("run"),
-            automation=automation,
-            version=version,
-            trigger_kind=trigger_kind,
-            trigger=trigger,
-            fired_at=fired_at,
-            run_by=actor if getattr(actor, "pk", None) else None,
-            run_by_label=actor_label
-            or (actor.get_username() if actor else trigger_kind),
-            inputs=inputs,
-            created_at=now,
-            deadline_at=(
-                now + timezone.timedelta(seconds=version.run_timeout_seconds)
-                if version.run_timeout_seconds
-                else None
-            ),
-            rerun_of=rerun_of,
-            parent=parent,
-            parent_item_id=parent_item_id,
-            is_test_case=is_test_case,
-            priority=priority,
-            total_items=max(len(inputs), 1),
-            current_step=first_step.name,
-        )
-        items = PendingItems(run_id=run.pk, step_id=first_step.pk, now=now)
-        for payload in inputs or [{}]:
-            items.add(payload, subject_of(payload))
-        items.insert()
-        created = {
-            "state": run.state,
-            "automation": automation.slug,
-            "version": version.number,
-            "trigger": trigger_kind,
-            "inputs": len(inputs),
-            "rerun_of": str(rerun_of.pk) if rerun_of else None,
-        }
-        if parent is not None:
-            created["parent"] = str(parent.pk)
-        if priority or limited:
-            created["priority"] = priority
-        ledger.append(
+    # everything but the run's number is made before the write (start_write)
+    run = Run(
+        automation=automation,
+        version=version,
+        trigger_kind=trigger_kind,
+        trigger=trigger,
+        fired_at=fired_at,
+        run_by=actor if getattr(actor, "pk", None) else None,
+        run_by_label=actor_label or (actor.get_username() if actor else trigger_kind),
+        inputs=inputs,
+        created_at=now,
+        deadline_at=(
+            now + timezone.timedelta(seconds=version.run_timeout_seconds)
+            if version.run_timeout_seconds
+            else None
+        ),
+        rerun_of=rerun_of,
+        parent=parent,
+        parent_item_id=parent_item_id,
+        is_test_case=is_test_case,
+        priority=priority,
+        total_items=max(len(inputs), 1),
+        current_step=first_step.name,
+    )
+    items = PendingItems(run_id=run.pk, step_id=first_step.pk, now=now)
+    for payload in inputs or [{}]:
+        items.add(payload, subject_of(payload))
+    created = {
+        "state": run.state,
+        "automation": automation.slug,
+        "version": version.number,
+        "trigger": trigger_kind,
+        "inputs": len(inputs),
+        "rerun_of": str(rerun_of.pk) if rerun_of else None,
+    }
+    if parent is not None:
+        created["parent"] = str(parent.pk)
+    if priority or limited:
+        created["priority"] = priority
+    events = [
+        ledger.audit_event(
+            verb="run.created",
             run=run,
-            head=(run.ledger_seq, run.ledger_hash),  # just inserted: not re-read
-            events=[
-                ledger.audit_event(
-                    verb="run.created",
-                    run=run,
-                    actor=actor,
-                    actor_label=run.run_by_label,
-                    after=created,
-                )
-            ],
+            actor=actor,
+            actor_label=run.run_by_label,
+            after=created,
         )
+    ]
+    ledger.chain_new_run(run, events)
+    # a limited automation's run waits for admission, which starts its step runs
+    step_runs = [
+        StepRun(run=run, step=first_step, created_at=now, queued_at=now)
+        for _ in range(
+            0 if limited else first_step_runs_wanted(first_step, run.total_items)
+        )
+    ]
+    # one statement on PostgreSQL commits alone: no transaction, no COMMIT round
+    # trip, when nothing else is written with it (its task goes after, to Redis)
+    alone = (
+        one_statement(items)
+        and not limited
+        and not enqueue_writes_row()
+        and transaction.get_autocommit()  # outside any transaction
+    )
+    with nullcontext() if alone else transaction.atomic():
+        run_write(run, items=items, events=events, step_runs=step_runs)
+        for step_run in step_runs:
+            enqueue(step_run.pk)
         if not limited:
-            step_runs_start(run, first_step, run.total_items)
             return run
         # the run's row is inserted before the automation's is locked (the lock
         # order of runs.engine.admission); it may start now or wait its turn
