@@ -22,10 +22,6 @@ from .support import axe_violations, login
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PAGES = ["dashboard", "runs list", "run page", "approval page", "automation page"]
-# Rules another part of issue 18 removes, each with its page: the run page reloads
-# itself in full while its run is active (<meta http-equiv=refresh>) until it polls
-# fragments instead (the run page's live update). Remove an entry with its fix.
-ELSEWHERE = {("run page", "meta-refresh")}
 
 
 # a loan application as the demo's robot gets it: payloads longer than a table cell
@@ -96,7 +92,7 @@ def test_main_pages_have_no_serious_axe_violation(browser_page, control_room, sc
         if name == "run page":
             for state in ("done", "failed", "awaiting_input"):
                 assert page.locator(f"tr.work-item-{state}").count() > 0, state
-        violations = [v for v in axe_violations(page) if (name, v[0]) not in ELSEWHERE]
+        violations = axe_violations(page)
         if violations:
             found[name] = violations
     assert not found, pformat(found, width=100)
