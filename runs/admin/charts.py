@@ -12,12 +12,22 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from ..selectors import STATE_COLOURS
+from ..states import RunState
 
 # series colours of the lead-time chart (one per automation), distinguishable
 # from one another in light and dark mode; not run states, so not STATE_COLOURS
 SERIES_COLOURS = ["#2f80ed", "#d35400", "#16a085", "#8e44ad", "#c0392b", "#7f8c8d"]
 AXIS = 'stroke="currentColor" stroke-opacity="0.6"'
 GRID = 'stroke="currentColor" stroke-opacity="0.15"'
+
+
+def _paint(state, colours=STATE_COLOURS) -> str:
+    """A run state's colour as the style sheet's --runs-state-<value> (so the dark
+    theme reaches the charts), the palette's value as its fallback; other choices
+    (report outcomes) in their own `colours`."""
+    if colours is STATE_COLOURS:
+        return f"var(--runs-state-{state.value}, {colours[state]})"
+    return colours[state]
 
 
 def _label(state) -> str:
@@ -149,7 +159,7 @@ def runs_by_day_svg(days, by_day, states, *, width=1080, height=280) -> str:
             y -= h
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
-                f'fill="{STATE_COLOURS[state]}"><title>{escape(day.isoformat())}: '
+                f'style="fill:{_paint(state)}"><title>{escape(day.isoformat())}: '
                 f"{n} {escape(_label(state))}</title></rect>"
             )
     parts += _day_labels(
@@ -318,7 +328,7 @@ def failure_causes_svg(causes, *, width=560, bar_h=24) -> str:
             f'<text x="{left - 6}" y="{y + bar_h / 2 + 4:.1f}" font-size="12" '
             f'text-anchor="end" fill="currentColor">{escape(short)}</text>'
             f'<rect x="{left}" y="{y + 3}" width="{plot_w * n / top_value:.1f}" '
-            f'height="{bar_h - 6}" fill="{STATE_COLOURS["failed"]}">'
+            f'height="{bar_h - 6}" style="fill:{_paint(RunState.FAILED)}">'
             f"<title>{escape(text)}: {n} work items</title></rect>"
         )
     parts.append(
@@ -347,7 +357,7 @@ def outcomes_bar_html(counts: dict, total: int, states, colours=STATE_COLOURS) -
             continue
         segments.append(
             f'<span class="runs-seg" style="width:{100 * n / total:.2f}%;'
-            f'background:{colours[state]}" title="{n} {escape(_label(state))}">'
+            f'background:{_paint(state, colours)}" title="{n} {escape(_label(state))}">'
             "</span>"
         )
     summary = ", ".join(
@@ -363,7 +373,7 @@ def legend_html(states, colours=STATE_COLOURS) -> str:
     return mark_safe(
         "".join(
             f'<span class="runs-legend"><span class="runs-swatch" '
-            f'style="background:{colours[s]}"></span>{escape(_label(s))}</span>'
+            f'style="background:{_paint(s, colours)}"></span>{escape(_label(s))}</span>'
             for s in states
         )
     )

@@ -100,3 +100,21 @@ def test_a_badge_takes_its_colours_from_the_style_sheet():
         name = f"runs-state-{state.value}"
         rule = f".{name} {{ background: var(--{name}); }}"
         assert rule in rules, rule
+
+
+def test_charts_take_the_state_colours_from_the_style_sheet():
+    """The dashboard's bars, stacks and swatches paint with --runs-state-<value>
+    (the dark theme reaches them), the light value as fallback; report outcomes,
+    not run states, keep their own colours."""
+    import datetime
+
+    from runs.admin.charts import legend_html, outcomes_bar_html, runs_by_day_svg
+
+    day = datetime.date(2026, 12, 1)
+    svg = runs_by_day_svg([day], {day: {"failed": 2}}, [RunState.FAILED])
+    assert f"fill:var(--runs-state-failed, {STATE_COLOURS[RunState.FAILED]})" in svg
+    stack = outcomes_bar_html({"completed": 1}, 1, [RunState.COMPLETED])
+    assert "background:var(--runs-state-completed," in stack
+    assert "var(--runs-state-" in legend_html([RunState.COMPLETED])
+    outcomes = legend_html(list(OUTCOME_COLOURS), OUTCOME_COLOURS)
+    assert "var(--runs-state-" not in outcomes
