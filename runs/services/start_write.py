@@ -131,7 +131,7 @@ def _write_postgresql(cursor, run_rows, run_row, number_at, others, items):
     params += run_row
     inline = one_statement(items)
     if inline and len(items):
-        values, item_params = _values(items.inserter, items.params)
+        values, item_params = _values(items.inserter, list(items.rows()))
         ctes.append(f"w AS ({_into(items.inserter)} VALUES {values})")
         params += item_params
     step_runs = "ARRAY[]::bigint[]"
