@@ -3,14 +3,33 @@
 Every cell goes through `runs.csv.csv_safe` (formula neutralisation).
 """
 
-from import_export import fields, resources
+from django.db import models
+from django.utils import timezone
+from import_export import fields, resources, widgets
 
 from .csv import csv_safe_row
 from .models import Run, RunItem
 
 
+class IsoDateTimeWidget(widgets.DateTimeWidget):
+    """A time as ISO 8601 with its offset, in the active time zone (the audit
+    CSV's form): django-import-export's own writes a zone-less local time."""
+
+    def render(self, value, obj=None, **kwargs):
+        if not value:
+            return ""
+        return timezone.localtime(value).isoformat()
+
+
 class CsvSafeResource(resources.ModelResource):
-    """A ModelResource whose exported headers and cells are neutralised."""
+    """A ModelResource whose exported headers and cells are neutralised, its
+    times ISO 8601 with their offset."""
+
+    @classmethod
+    def widget_from_django_field(cls, f, default=widgets.Widget):
+        if isinstance(f, models.DateTimeField):
+            return IsoDateTimeWidget
+        return super().widget_from_django_field(f, default)
 
     def export_resource(self, instance, selected_fields=None, **kwargs):
         return csv_safe_row(

@@ -1,6 +1,8 @@
 """Each run action: applies, refuses what does not apply (message, nothing
 changed), and a forced request without the permission gets 403."""
 
+import datetime
+
 import pytest
 from django.contrib import messages as django_messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -384,6 +386,27 @@ def test_export_runs_and_run_items_csv(login, viewer, unresolved_run):
     response = _bulk(client, "export_csv", [run], what="run_items")
     rows = response.content.decode().strip().splitlines()
     assert rows[0].startswith("id,run,run_id,seq") and len(rows) == 1 + 3
+
+
+@pytest.mark.django_db
+def test_exported_times_carry_their_offset(login, viewer, unresolved_run, settings):
+    """ISO 8601 with the offset, in the active time zone: a reader in another
+    zone reads the same instant (the stock widget wrote a zone-less local time)."""
+    import csv
+    import io
+
+    settings.TIME_ZONE = "America/New_York"
+    run = unresolved_run()
+    client = login(viewer)
+    for what, column, value in (
+        ("runs", "created_at", run.created_at),
+        ("run_items", "started_at", run.run_items.order_by("seq").first().started_at),
+    ):
+        response = _bulk(client, "export_csv", [run], what=what)
+        [row, *_] = csv.DictReader(io.StringIO(response.content.decode()))
+        written = datetime.datetime.fromisoformat(row[column])
+        assert written.utcoffset() is not None, row[column]
+        assert written == value.replace(microsecond=written.microsecond)
 
 
 @pytest.mark.django_db
