@@ -140,7 +140,7 @@ class RunListMixin:
         if not any_active(cl.result_list):
             return None
         query = request.GET.urlencode()
-        return reverse("admin:runs_run_live") + (f"?{query}" if query else "")
+        return reverse("admin:runs_run_list_live") + (f"?{query}" if query else "")
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -148,7 +148,7 @@ class RunListMixin:
             path(
                 "live/",
                 view(lambda r: live_rows_view(self, r)),
-                name="runs_run_live",
+                name="runs_run_list_live",
             ),
             path(
                 "audit.csv",

@@ -133,7 +133,7 @@ def test_list_export_refuses_filters_the_list_has_not(admin_client):
 @pytest.mark.django_db
 def test_live_rows_stop_polling_when_nothing_is_active(admin_client, running_run):
     run = running_run()
-    live = reverse("admin:runs_run_live")
+    live = reverse("admin:runs_run_list_live")
     response = admin_client.get(live, {"q": run.number})
     assert response.status_code == 200
     assert reverse("admin:runs_run_change", args=[run.pk]) in response.content.decode()
@@ -150,11 +150,11 @@ def test_live_rows_stop_polling_when_nothing_is_active(admin_client, running_run
 def test_live_rows_are_of_the_workspaces_of_the_person(client, two_desks):
     lena, mine, theirs = two_desks
     client.force_login(lena)
-    body = client.get(reverse("admin:runs_run_live")).content.decode()
+    body = client.get(reverse("admin:runs_run_list_live")).content.decode()
     assert reverse("admin:runs_run_change", args=[mine.pk]) in body
     assert reverse("admin:runs_run_change", args=[theirs.pk]) not in body
     client.force_login(make_user("nobody2", is_staff=True))
-    assert client.get(reverse("admin:runs_run_live")).status_code == 403
+    assert client.get(reverse("admin:runs_run_list_live")).status_code == 403
 
 
 @pytest.mark.django_db
