@@ -35,6 +35,18 @@ def runs_for(user, runs=None, *perms, workspace: str = ""):
     return runs
 
 
+def work_items_for(user, items=None, *perms, workspace: str = ""):
+    """`items` (default: every work item) narrowed as `runs_for` narrows their
+    runs. On the items' own path, not `run__in=runs_for(...)`: for a person who
+    sees every run that IN list is every run, and SQLite walked all of them to
+    find a handful of items (the dashboard at 100k runs)."""
+    items = WorkItem.objects.all() if items is None else items
+    items = scoped(items, user, *(perms or (VIEW_RUNS,)), path=f"run__{RUN_WORKSPACE}")
+    if workspace:
+        items = items.filter(run__automation__workspace__slug=workspace)
+    return items
+
+
 def sees_every_workspace(user, perm: str = VIEW_RUNS) -> bool:
     """Whether `user` holds `perm` tenant-wide: only then do configuration events
     (the global chain, of every workspace) reach their lists and packs."""

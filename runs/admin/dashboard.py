@@ -11,8 +11,12 @@ from django.template.response import TemplateResponse
 
 from automations.workspaces import VIEW_RUNS, may_somewhere, workspaces_visible_to
 
-from ..models import WorkItem
-from ..selectors import dashboard, runs_for, work_items_awaiting_decision
+from ..selectors import (
+    dashboard,
+    runs_for,
+    work_items_awaiting_decision,
+    work_items_for,
+)
 from .charts import (
     failure_causes_svg,
     lead_time_svg,
@@ -35,7 +39,7 @@ def dashboard_context(request) -> dict:
     within = runs_for(user, workspace=workspace)
     board = dashboard(within=within)
     mine = work_items_awaiting_decision(
-        user, WorkItem.objects.filter(run__in=within)
+        user, work_items_for(user, workspace=workspace)
     ).select_related("run", "step")
     return {
         "show": True,

@@ -110,6 +110,13 @@ class WorkItem(models.Model):
                 condition=Q(state=WorkItemState.AWAITING_INPUT),
                 name="work_item_approval_deadline",
             ),
+            # what awaits whose decision (the dashboard, `awaiting=me`): the few
+            # items waiting, in run order, without walking every item of every run
+            models.Index(
+                fields=["run", "id"],
+                condition=Q(state=WorkItemState.AWAITING_INPUT),
+                name="work_item_awaiting",
+            ),
             # a parent's outputs (a held output dropped, SET_NULL on a delete,
             # the foreign key's own check). Partial: a run's inputs, written by
             # `run_start`, have no parent, and the lookups are all `parent = x`
