@@ -63,6 +63,16 @@ class AuditRangeForm(forms.Form):
         )
 
 
+def runs_audit_download(runs):
+    """The audit CSV of `runs`, named after the run when there is one only;
+    None when there are none."""
+    numbers = list(runs.order_by("number").values_list("number", flat=True)[:2])
+    if not numbers:
+        return None
+    one = numbers[0] if len(numbers) == 1 else None
+    return audit_response(runs, audit_filename(run_number=one))
+
+
 def _exporter(request):
     if not may_somewhere(request.user, EXPORT_PERMISSION):
         raise PermissionDenied
@@ -91,9 +101,7 @@ def list_audit_view(model_admin, request):
     except IncorrectLookupParameters:
         return HttpResponseBadRequest("These filters are not ones the runs list has.")
     runs = model_admin.runs_may(request, runs, EXPORT_PERMISSION)
-    numbers = list(runs.order_by("number").values_list("number", flat=True)[:2])
-    one = numbers[0] if len(numbers) == 1 else None
-    return audit_response(runs, audit_filename(run_number=one))
+    return runs_audit_download(runs) or audit_response(runs, audit_filename())
 
 
 def range_audit_view(model_admin, request):

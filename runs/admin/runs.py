@@ -21,7 +21,7 @@ from ..selectors import work_items_awaiting_decision
 from ..services import RunsError
 from ..services.approvals import DecisionRefused, decision_refusals
 from ..states import IllegalTransition, WorkItemState
-from . import forms
+from . import audit_export, forms
 from .changelist import (
     ArchivedFilter,
     KindFilter,
@@ -212,17 +212,16 @@ class RunAdmin(RunListMixin, RunPageMixin, ExportMixin, WorkspaceScopedAdmin):
         those of the workspaces where the person may export."""
         if not self.has_export_permission(request):
             raise PermissionDenied
-        runs = self.runs_may(request, queryset, EXPORT_PERMISSION)
-        numbers = list(runs.order_by("number").values_list("number", flat=True)[:2])
-        if not numbers:
+        response = audit_export.runs_audit_download(
+            self.runs_may(request, queryset, EXPORT_PERMISSION)
+        )
+        if response is None:
             self.message_user(
                 request,
                 "You may not export any of the selected runs; nothing exported.",
                 messages.ERROR,
             )
-            return None
-        one = numbers[0] if len(numbers) == 1 else None
-        return audit_response(runs, audit_filename(run_number=one))
+        return response
 
     @admin.action(description="Export CSV (selected runs)")
     def export_csv(self, request, queryset):
