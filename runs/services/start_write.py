@@ -10,8 +10,9 @@ trigger cost more than the database did (issue 19).
 On PostgreSQL the whole write is one statement of data-modifying CTEs (the number,
 the run, its event, its items when they are few, its step runs): with the Redis
 broker it commits alone (`run_start`), one round trip where there were nine. A run
-of many inputs gets its items by COPY after that statement, in a transaction. On SQLite, which has no data-modifying CTEs and whose
-statements run in process, each is a statement of its own.
+of many inputs gets its items by COPY after that statement, in a transaction. On
+SQLite, which has no data-modifying CTEs and whose statements run in process,
+each is a statement of its own.
 
 Run numbers stay gapless: the counter advances in the transaction that creates the
 run (`next_number`'s upsert, the first CTE on PostgreSQL).
