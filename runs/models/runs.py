@@ -30,8 +30,12 @@ class RunQuerySet(models.QuerySet):
 class Run(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     number = models.PositiveBigIntegerField(unique=True, editable=False)
+    # no index of its own: run_automation_number starts with it
     automation = models.ForeignKey(
-        "automations.Automation", on_delete=models.PROTECT, related_name="runs"
+        "automations.Automation",
+        on_delete=models.PROTECT,
+        related_name="runs",
+        db_index=False,
     )
     version = models.ForeignKey(
         "automations.AutomationVersion", on_delete=models.PROTECT, related_name="runs"
@@ -73,8 +77,16 @@ class Run(models.Model):
     actions_invoked = models.PositiveIntegerField(default=0)
     current_step = models.CharField(max_length=100, blank=True)
     archived = models.BooleanField(default=False)
+    # rerun_of, parent, parent_item and stop_requested_by are NULL on nearly every
+    # run: each has a partial index of the runs that have one (Meta.indexes), not
+    # the full one Django makes for a foreign key, which every new run would enter
     rerun_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reruns",
+        db_index=False,
     )
     # a job's child run (builtin.run_automation): the job run, and the job's work
     # item that waits for this run to settle and takes its outcome
@@ -84,6 +96,7 @@ class Run(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="children",
+        db_index=False,
     )
     parent_item = models.ForeignKey(
         "runs.WorkItem",
@@ -91,6 +104,7 @@ class Run(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="child_runs",
+        db_index=False,
     )
     stop_requested_at = models.DateTimeField(null=True, blank=True)
     stop_requested_by = models.ForeignKey(
@@ -99,6 +113,7 @@ class Run(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     stop_options = models.JSONField(default=dict, blank=True)
     is_test_case = models.BooleanField(default=False)
@@ -184,6 +199,12 @@ class Run(models.Model):
                 condition=Q(parent_item__isnull=False),
                 name="run_parent_item",
             ),
+            # a user's delete sets it to NULL
+            models.Index(
+                fields=["stop_requested_by"],
+                condition=Q(stop_requested_by__isnull=False),
+                name="run_stop_requested_by",
+            ),
             # ?ordering=-completed_at
             models.Index(fields=["completed_at"], name="run_completed_at"),
         ]
@@ -213,7 +234,10 @@ class Run(models.Model):
 class StepRun(models.Model):
     """One django-q2 task working through a step's pending items of one run."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="step_runs")
+    # no index of its own: step_run_run_step_state starts with it
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="step_runs", db_index=False
+    )
     step = models.ForeignKey(
         "automations.Step", on_delete=models.PROTECT, related_name="step_runs"
     )
