@@ -17,6 +17,7 @@ round trips by it).
 
 import json
 import time
+from contextlib import contextmanager
 from operator import itemgetter
 
 from django.db import connection, models
@@ -135,6 +136,27 @@ def copy_rows(sql: str, rows) -> None:
         connection.queries_log.append(
             {"sql": sql, "time": f"{time.monotonic() - started:.3f}"}
         )
+
+
+@contextmanager
+def prepared_cursor():
+    """A cursor whose statements PostgreSQL prepares once it has run them
+    `prepare_threshold` times on the connection (settings: DATABASES OPTIONS,
+    `DATABASE_PREPARE_THRESHOLD`), for the few hot statements that cost more to plan
+    than to run (a trigger's read of its target and its write). Django's own cursors
+    bind parameters on the client, which never prepares; this one binds them on the
+    server. With the threshold off (None: Django's default, for poolers that cannot
+    keep prepared statements) it prepares nothing, and elsewhere it is Django's
+    cursor. It is wrapped as Django wraps its own, so statements are logged."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+
+    connection.ensure_connection()
+    with connection._prepare_cursor(psycopg.Cursor(connection.connection)) as cursor:
+        yield cursor
 
 
 _inserters: dict = {}

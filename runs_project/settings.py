@@ -131,6 +131,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get(
         "SQLITE_TEST_NAME", str(VAR_DIR / "test.sqlite3")
     )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # a statement run this many times on a connection is prepared by the server,
+    # for the few that bind their parameters there (runs.sql.prepared_cursor: a
+    # trigger's read and write); Django's own statements never are. "off" for a
+    # pooler that cannot keep prepared statements (PgBouncer before 1.21 in
+    # transaction mode)
+    _threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5").strip().lower()
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        None if _threshold in ("off", "none") else int(_threshold)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

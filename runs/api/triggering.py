@@ -23,6 +23,8 @@ from automations.models import (
     Workspace,
 )
 
+from ..sql import prepared_cursor
+
 
 @dataclass(slots=True)
 class TriggerTarget:
@@ -129,7 +131,7 @@ def trigger_target(slug: str) -> TriggerTarget | None:
     """The automation `slug` with what a trigger of it needs, or None: no such
     automation."""
     plan = _plan()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(plan.sql, [TriggerKind.API, True, slug])
         row = cursor.fetchone()
     if row is None:

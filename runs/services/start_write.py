@@ -9,8 +9,11 @@ trigger cost more than the database did (issue 19).
 
 On PostgreSQL the whole write is one statement of data-modifying CTEs (the number,
 the run, its event, its items when they are few, its step runs): with the Redis
-broker it commits alone (`run_start`), one round trip where there were nine. A run
-of many inputs gets its items by COPY after that statement, in a transaction. On
+broker it commits alone (`run_start`), one round trip where there were nine. Each
+table's rows are one JSON parameter, so the statement's text does not change with
+the number of items and the server prepares it (`runs.sql.prepared_cursor`):
+planning it cost the server more than running it. A run of many inputs gets its
+items by COPY after that statement, in a transaction. On
 SQLite, which has no data-modifying CTEs and whose statements run in process,
 each is a statement of its own.
 
@@ -18,12 +21,15 @@ Run numbers stay gapless: the counter advances in the transaction that creates t
 run (`next_number`'s upsert, the first CTE on PostgreSQL).
 """
 
+import functools
+import json
+
 from django.db import connection
-from django.db.models import AutoField
+from django.db.models import AutoField, JSONField
 
 from ..engine.bulk import PendingItems
 from ..models import AuditEvent, Run, Sequence, StepRun
-from ..sql import inserter_for
+from ..sql import inserter_for, prepared_cursor
 
 # work items written inside the one statement on PostgreSQL (parameters grow with
 # them); a run of more inputs gets them by COPY, which costs two round trips
@@ -90,8 +96,8 @@ def run_write(
     run_row = list(run_rows.adapt([vars(run)])[0])
     event_params = event_rows.adapt([vars(event) for event in events])
     step_run_params = step_run_rows.adapt([vars(step_run) for step_run in step_runs])
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":
+        with prepared_cursor() as cursor:
             number, ids = _write_postgresql(
                 cursor,
                 run_rows,
@@ -100,7 +106,8 @@ def run_write(
                 [(event_rows, event_params), (step_run_rows, step_run_params)],
                 items,
             )
-        else:
+    else:
+        with connection.cursor() as cursor:
             cursor.execute(next_number_sql(), ["run"])
             number = run_row[number_at] = cursor.fetchone()[0]
             cursor.execute(run_rows.sql, run_row)
@@ -122,33 +129,70 @@ def run_write(
     return ids
 
 
+def _json_rows(inserter, rows: list[tuple]) -> str:
+    """Rows adapted for PostgreSQL (`Inserter.adapt`: JSON columns as their JSON
+    text, datetimes and UUIDs as strings) as one JSON array of objects, for
+    `json_populate_recordset`: one parameter per table, however many columns and
+    rows it has. A JSON column's text goes as a string, parsed by the statement."""
+    names = [field.column for field in inserter.fields]
+    return json.dumps([dict(zip(names, row, strict=True)) for row in rows])
+
+
+def _insert_json(inserter, *, number_from: str | None = None) -> str:
+    """`INSERT INTO table (columns) SELECT columns FROM` the rows of one JSON
+    parameter (`_json_rows`); `number_from` stands in for the run's number."""
+    qn = connection.ops.quote_name
+    table = qn(inserter.model._meta.db_table)
+    columns, chosen = [], []
+    for field in inserter.fields:
+        column = qn(field.column)
+        columns.append(column)
+        if field.attname == "number" and number_from:
+            chosen.append(number_from)
+        elif isinstance(field, JSONField):
+            chosen.append(f"(j.{column} #>> '{{}}')::jsonb")
+        else:
+            chosen.append(f"j.{column}")
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(chosen)} "
+        f"FROM json_populate_recordset(NULL::{table}, %s::json) AS j"
+    )
+
+
 def _write_postgresql(cursor, run_rows, run_row, number_at, others, items):
-    marks = ["%s"] * len(run_row)
-    marks[number_at] = "(SELECT value FROM n)"
-    del run_row[number_at]
-    ctes = [f"n AS ({next_number_sql()})"]
-    params = ["run"]
-    ctes.append(f"r AS ({_into(run_rows)} VALUES ({', '.join(marks)}))")
-    params += run_row
+    """One statement of data-modifying CTEs whose text depends only on which
+    tables get rows (each table's rows are one JSON parameter): the server
+    prepares it once per connection (`runs.sql.prepared_cursor`), and the driver
+    binds one parameter per table where it bound one per column of every row."""
+    run_row[number_at] = None  # the statement takes it from the counter
+    parts = [(run_rows, [run_row])]
     inline = one_statement(items)
     if inline and len(items):
-        values, item_params = _values(items.inserter, list(items.rows()))
-        ctes.append(f"w AS ({_into(items.inserter)} VALUES {values})")
-        params += item_params
-    step_runs = "ARRAY[]::bigint[]"
-    for index, (inserter, rows) in enumerate(others):
-        if not rows:
-            continue
-        values, row_params = _values(inserter, rows)
-        returning = " RETURNING id" if inserter.model is StepRun else ""
-        ctes.append(f"c{index} AS ({_into(inserter)} VALUES {values}{returning})")
-        params += row_params
-        if returning:
-            step_runs = f"ARRAY(SELECT id FROM c{index} ORDER BY id)"
+        parts.append((items.inserter, list(items.rows())))
+    parts += [(inserter, rows) for inserter, rows in others if rows]
     cursor.execute(
-        f"WITH {', '.join(ctes)} SELECT (SELECT value FROM n), {step_runs}", params
+        _statement(tuple(inserter for inserter, _ in parts)),
+        ["run", *(_json_rows(inserter, rows) for inserter, rows in parts)],
     )
     number, ids = cursor.fetchone()
     if not inline:
         items.insert()  # COPY: the run's row is this transaction's already
     return number, list(ids)
+
+
+@functools.cache
+def _statement(inserters: tuple) -> str:
+    """The write's text for these tables' rows, the run's first (its number from
+    the counter's upsert); the step runs' ids come back in order."""
+    ctes = [f"n AS ({next_number_sql()})"]
+    step_runs = "ARRAY[]::bigint[]"
+    for index, inserter in enumerate(inserters):
+        number_from = "(SELECT value FROM n)" if index == 0 else None
+        returning = " RETURNING id" if inserter.model is StepRun else ""
+        ctes.append(
+            f"c{index} AS ({_insert_json(inserter, number_from=number_from)}"
+            f"{returning})"
+        )
+        if returning:
+            step_runs = f"ARRAY(SELECT id FROM c{index} ORDER BY id)"
+    return f"WITH {', '.join(ctes)} SELECT (SELECT value FROM n), {step_runs}"

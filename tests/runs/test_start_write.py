@@ -150,3 +150,70 @@ def test_the_orm_broker_row_is_the_one_django_q2_writes(settings):
     assert abs(a.lock - b.lock) < datetime.timedelta(seconds=5)
     taken = dict(stock.dequeue())
     assert SignedPackage.loads(taken[mine])["args"] == (1.5,)
+
+
+AWKWARD = [
+    {"subject": 'O\'Brien "quoted" \\ back', "note": "tab\there\nnewline", "n": -1},
+    {"subject": "Zoë ☃ 🙂", "nested": {"list": [1, 2.5, None, True, "x"]}, "n": 0},
+    {"subject": "", "empty": {}, "none": None, "big": 2**53, "s": "[$secret x]"},
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_values_of_every_kind_are_stored_as_given(automation):
+    """The write passes rows as one JSON document per table on PostgreSQL and as
+    parameters on SQLite: strings with quotes, backslashes, tabs, newlines and
+    non-ASCII, nested JSON, nulls and large integers read back unchanged."""
+    auto = automation("builtin.echo")
+    run = run_start(automation=auto, inputs=AWKWARD, actor_label='Zoë "ops" \\')
+    stored = Run.objects.get(pk=run.pk)
+    assert stored.inputs == AWKWARD and stored.run_by_label == 'Zoë "ops" \\'
+    items = WorkItem.objects.filter(run=run).order_by("id")
+    assert [item.payload for item in items] == AWKWARD
+    assert [item.subject for item in items] == [p["subject"] for p in AWKWARD]
+    assert {item.approval for item in items} == {None}  # SQL NULL, not JSON null
+    assert WorkItem.objects.filter(run=run, approval__isnull=True).count() == 3
+    assert stored.created_at == run.created_at and stored.deadline_at is None
+    assert ledger_verify.verify_chain(stored) is None
+
+
+def _prepared_writes() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall() if row[0].startswith("WITH n AS")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_prepares_the_write_once_it_is_hot(automation, settings):
+    """The write (and the trigger's read) bind on the server, so PostgreSQL plans
+    them once per connection after DATABASE_PREPARE_THRESHOLD runs (default 5);
+    the plan serves any number of inline items, its text being the same."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's prepared statements")
+    assert settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"] == 5
+    auto = automation("builtin.echo")
+    connection.ensure_connection()
+    connection.connection.prepare_threshold = 5
+    for count in (1, 2, 3, 1, 7):
+        assert not _prepared_writes()
+        run_start(automation=auto, inputs=[{"n": n} for n in range(count)])
+    run_start(automation=auto, inputs=[{"n": n} for n in range(9)])
+    assert len(_prepared_writes()) == 1
+    assert WorkItem.objects.count() == 1 + 2 + 3 + 1 + 7 + 9
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_prepares_nothing_with_the_threshold_off(automation):
+    """DATABASE_PREPARE_THRESHOLD=off (a pooler that cannot keep prepared
+    statements): the same write, never prepared."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's prepared statements")
+    auto = automation("builtin.echo")
+    connection.ensure_connection()
+    connection.connection.prepare_threshold = None
+    try:
+        for _ in range(8):
+            run_start(automation=auto, inputs=[{"n": 1}])
+        assert not _prepared_writes() and Run.objects.count() == 8
+    finally:
+        connection.connection.prepare_threshold = 5

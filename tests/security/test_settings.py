@@ -61,3 +61,39 @@ def test_debug_on_still_starts_without_a_key(tmp_path):
     # ./dev up exports DEBUG=1 on a developer's machine
     done = start(tmp_path, DEBUG="1")
     assert done.returncode == 0, done.stderr
+
+
+def _threshold(tmp_path, value: str | None) -> subprocess.CompletedProcess:
+    env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused"}
+    if value is not None:
+        env["DATABASE_PREPARE_THRESHOLD"] = value
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import django; django.setup(); from django.conf import settings; "
+                "print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])"
+            ),
+        ],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+            "DJANGO_SETTINGS_MODULE": "runs_project.settings",
+            "RUNS_VAR_DIR": str(tmp_path),
+            "SECRET_KEY": "k" * 60,
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_postgresql_prepares_hot_statements_unless_told_not_to(tmp_path):
+    assert _threshold(tmp_path, None) == "5"
+    assert _threshold(tmp_path, "12") == "12"
+    assert _threshold(tmp_path, "off") == "None"
