@@ -24,8 +24,8 @@ from rest_framework.permissions import BasePermission
 from automations.models import Automation, TriggerKind
 from automations.workspaces import VIEW_RUNS, may, may_somewhere
 
-from ..models import Run
-from ..selectors import runs_for
+from ..models import Run, WorkItem
+from ..selectors import runs_for, work_items_for
 from .authentication import TOKEN_AUTHENTICATORS
 
 # control endpoint → the permission it needs
@@ -95,15 +95,32 @@ def automations_granted(request):
 def runs_visible_to(request, runs=None):
     """`runs` (default: every run) narrowed to what this API request may see and
     act on. Every API view that shows or changes a run starts from this."""
-    runs = Run.objects.all() if runs is None else runs
+    return _visible(
+        request, Run.objects.all() if runs is None else runs, runs_for, "automation"
+    )
+
+
+def work_items_visible_to(request, items=None):
+    """`items` (default: every work item) narrowed as `runs_visible_to` narrows
+    their runs, on the items' own path (`run__in=<visible runs>` made PostgreSQL and
+    SQLite walk every visible run to list a handful of items)."""
+    return _visible(
+        request,
+        WorkItem.objects.all() if items is None else items,
+        work_items_for,
+        "run__automation",
+    )
+
+
+def _visible(request, queryset, narrow, automation_path: str):
     user = getattr(request, "user", None)
     if not (user and user.is_authenticated):
-        return runs.none()
-    runs = runs_for(user, runs)
+        return queryset.none()
+    queryset = narrow(user, queryset)
     granted = automations_granted(request)
     if granted is None:
-        return runs
-    return runs.filter(automation__in=granted.values("pk"))
+        return queryset
+    return queryset.filter(**{f"{automation_path}__in": granted.values("pk")})
 
 
 def may_trigger(request, automation) -> bool:

@@ -16,7 +16,7 @@ from ..selectors import work_items_awaiting_decision
 from ..states import WorkItemState
 from . import serializers as s
 from .pagination import IdCursorPagination
-from .permissions import runs_visible_to
+from .permissions import work_items_visible_to
 from .views import ApiMixin, error_responses
 
 
@@ -96,5 +96,4 @@ class WorkItemListView(ApiMixin, generics.ListAPIView):
 
     def get_queryset(self):
         # the grants: items of runs this request may not see are never listed
-        runs = runs_visible_to(self.request).values("pk")
-        return WorkItem.objects.filter(run__in=runs).select_related("step", "run")
+        return work_items_visible_to(self.request).select_related("step", "run")

@@ -286,3 +286,26 @@ def test_the_migration_puts_everything_in_default_with_the_groups_roles():
             "workspace__slug", "role"
         )
     ) == [("default", "operator")]
+
+
+def test_the_work_items_list_and_inbox_keep_to_the_callers_workspaces(lending, aml):
+    """GET /api/v1/work-items/ (and ?awaiting=me) narrows items on their own path
+    (permissions.work_items_visible_to): an approver of one workspace sees its
+    items and none of another's, by session and by token alike."""
+    from runs.api.models import ApiClient
+    from tests.api.conftest import client_for
+
+    ours, our_item = _awaiting(["workspace:approver"], lending)
+    theirs, their_item = _awaiting(["workspace:approver"], aml)
+    ines = member("ines", lending, roles=["viewer", "approver"])
+    # her token's grants name both automations: the workspace rule still holds
+    grants = ApiClient.objects.create(user=ines, name="ines's tool")
+    grants.automations.add(ours.automation, theirs.automation)
+    for client in (client_for(ines), client_for(ines, token=True)):
+        response = client.get("/api/v1/work-items/")
+        assert response.status_code == 200, response.content
+        listed = response.json()["results"]
+        assert {row["run"] for row in listed} == {str(ours.pk)}
+        inbox = client.get("/api/v1/work-items/", {"awaiting": "me"}).json()
+        assert [row["id"] for row in inbox["results"]] == [our_item.pk]
+    assert their_item.run_id == theirs.pk
