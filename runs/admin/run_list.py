@@ -42,6 +42,7 @@ from .display import (
     run_trigger,
     state_badge,
 )
+from .polling import polled
 from .run_actions import ACTIONS
 
 # "N archived runs match": counted up to this, then "more than N"
@@ -147,7 +148,7 @@ class RunListMixin:
         return [
             path(
                 "live/",
-                view(lambda r: live_rows_view(self, r)),
+                polled(self.admin_site, lambda r: live_rows_view(self, r)),
                 name="runs_run_list_live",
             ),
             path(

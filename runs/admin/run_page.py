@@ -25,6 +25,7 @@ from . import reports
 from .approvals import decide_view
 from .dashboard import dashboard_fragment_view
 from .display import duration, state_badge
+from .polling import polled
 from .run_actions import ACTIONS
 from .timeline import run_timeline
 
@@ -94,7 +95,7 @@ class RunPageMixin:
             ),
             path(
                 "dashboard/",
-                view(dashboard_fragment_view),
+                polled(self.admin_site, dashboard_fragment_view),
                 name="runs_run_dashboard",
             ),
             # evidence packs (issue 14): the period report's and a run's
@@ -124,7 +125,7 @@ class RunPageMixin:
             ),
             path(
                 "<path:object_id>/live/",
-                view(self.run_live_view),
+                polled(self.admin_site, self.run_live_view),
                 name="runs_run_live",
             ),
             path(
