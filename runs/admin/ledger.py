@@ -3,6 +3,7 @@
 import datetime
 
 from django.contrib import admin
+from django.db.models import Q
 from django.http import Http404
 from django.urls import path, reverse
 from django.utils import timezone
@@ -249,7 +250,7 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
     ]
     list_filter = ["outcome"]
     list_select_related = ["run", "step"]
-    search_fields = ["=subject", "=idempotency_key"]
+    search_fields = ["=subject", "=idempotency_key"]  # see get_search_results
     resource_classes = [RunItemResource]
     formats = [CSV]
     json_fields = ("parameters",)
@@ -271,6 +272,23 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
             EXPORT_PERMISSION,
             path=self.workspace_path,
         )
+
+    def get_search_results(self, request, queryset, search_term):
+        """Exact matches only, each on an index: the subject (run_item_subject),
+        or the idempotency key, which has no index (one entry fewer per run
+        item written): a key the engine made, `run:work item:action`, is looked
+        for among the run items of that work item; any other, by comparison."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        query = Q(subject=term)
+        _run, _, rest = term.partition(":")
+        work_item, _, action = rest.partition(":")
+        if work_item.isdigit() and action:
+            query |= Q(work_item_id=int(work_item), idempotency_key=term)
+        else:
+            query |= Q(idempotency_key=term)
+        return queryset.filter(query), False
 
     @admin.display(description="Result", ordering="result_ref")
     def result(self, item):
