@@ -370,21 +370,11 @@ class BatchHead:
 def batch_head(run: Run) -> BatchHead:
     """Lock the run row and read its chain head and state: the first statement of a
     step run's commit, before it touches its items (the run row, then its items).
-    One plain statement: it runs once per batch under the write lock.
-
-    PostgreSQL: FOR NO KEY UPDATE (what the run's UPDATE takes anyway) orders
-    the run's writers as FOR UPDATE did, but lets another writer's foreign-key
-    checks of the run row (FOR KEY SHARE: its new items) through."""
+    One plain statement: it runs once per batch under the write lock."""
     quote = connection.ops.quote_name
     table = quote(Run._meta.db_table)
     pk = Run._meta.pk.get_db_prep_value(run.pk, connection)
-    lock = (
-        " FOR NO KEY UPDATE"
-        if connection.vendor == "postgresql"
-        else " FOR UPDATE"
-        if connection.features.has_select_for_update
-        else ""
-    )
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT ledger_seq, ledger_hash, state FROM {table} WHERE id = %s{lock}",

@@ -5,14 +5,11 @@ Everything that needs no lock is prepared first (`_tally`, `_prepared`); under t
 lock, the run row is taken first, then its items (the order every writer of a run
 takes them in), and each write is fenced by the step run's lease token.
 
-On PostgreSQL the transaction is six round trips whatever the batch: the
-foreign keys made immediate, the next step's items by COPY (new rows, before the
-lock: no other writer can see them or wait on them; their key checks run there,
-not at the COMMIT under the lock, and the lock lets them through: `batch_head`),
-the run row's lock and chain head, the run items by COPY, then one statement of
-data-modifying CTEs (the settle, the step run's count, the run's head and
-counters, the next batch's claim), and the COMMIT. Two step runs of a run take
-the lock in turn, so what runs under it bounds the run's throughput. On SQLite each is a
+On PostgreSQL the transaction is five round trips whatever the batch: the next
+step's items by COPY (new rows, before the lock: no other writer can see them or
+wait on them), the run row's lock and chain head, the run items by COPY, then one
+statement of data-modifying CTEs (the settle, the step run's count, the run's head
+and counters, the next batch's claim), and the COMMIT. On SQLite each is a
 statement of its own (it has no data-modifying CTEs; its statements run in
 process, and the IMMEDIATE transaction holds the one write lock throughout).
 """
@@ -112,9 +109,7 @@ class BatchCommit:
         return self._claim(decoded=False)
 
     def _write_postgresql(self, batch, prepared, now, expires, processed, claim_next):
-        """The commit in six round trips (PostgreSQL, see the module's doc)."""
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        """The commit in five round trips (PostgreSQL, see the module's doc)."""
         if batch.new_items:
             batch.new_items.insert()
         if batch.outputs:
