@@ -10,7 +10,9 @@ trigger cost more than the database did (issue 19).
 On PostgreSQL the whole write is one statement of data-modifying CTEs (the number,
 the run, its event, its items when they are few, its step runs): with the Redis
 broker it commits alone (`run_start`), one round trip where there were nine. A run
-of many inputs gets its items by COPY after that statement, in a transaction. On
+of many inputs gets its items in that statement too, made on the server from the
+run's own `inputs` (an INSERT … SELECT over its elements, the subjects in one
+array): each payload is sent and parsed once, not again by a COPY. On
 SQLite, which has no data-modifying CTEs and whose statements run in process,
 each is a statement of its own.
 
@@ -43,8 +45,11 @@ def next_number_sql() -> str:
 
 
 def one_statement(items: PendingItems) -> bool:
-    """True when `run_write` is a single statement (PostgreSQL, few items)."""
-    return connection.vendor == "postgresql" and len(items) <= INLINE_ITEMS
+    """True when `run_write` is a single statement (PostgreSQL: few items, or
+    the run's inputs, made into items from its own row)."""
+    return connection.vendor == "postgresql" and (
+        len(items) <= INLINE_ITEMS or items.inputs_of_run
+    )
 
 
 def _columns(model) -> tuple[str, ...]:
@@ -128,10 +133,17 @@ def _write_postgresql(cursor, run_rows, run_row, number_at, others, items):
     del run_row[number_at]
     ctes = [f"n AS ({next_number_sql()})"]
     params = ["run"]
-    ctes.append(f"r AS ({_into(run_rows)} VALUES ({', '.join(marks)}))")
-    params += run_row
     inline = one_statement(items)
-    if inline and len(items):
+    from_inputs = len(items) > INLINE_ITEMS and items.inputs_of_run
+    returning = " RETURNING inputs" if from_inputs else ""
+    ctes.append(f"r AS ({_into(run_rows)} VALUES ({', '.join(marks)}){returning})")
+    params += run_row
+    if from_inputs:
+        # many inputs: their items from the run's inputs column, as written
+        sql, item_params = items.from_inputs("(SELECT inputs FROM r)")
+        ctes.append(f"w AS ({sql})")
+        params += item_params
+    elif inline and len(items):
         values, item_params = _values(items.inserter, list(items.rows()))
         ctes.append(f"w AS ({_into(items.inserter)} VALUES {values})")
         params += item_params
