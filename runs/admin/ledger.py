@@ -274,14 +274,20 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
         )
 
     def get_search_results(self, request, queryset, search_term):
-        """Exact matches only, each on an index: the subject (run_item_subject),
-        or the idempotency key, which has no index (one entry fewer per run
-        item written): a key the engine made, `run:work item:action`, is looked
-        for among the run items of that work item; any other, by comparison."""
+        """Exact matches only, each on an index, though run items index neither
+        column (two entries fewer per run item written): the subject is the
+        work item's (a run item records an attempt of its work item, subject
+        included), so by subject the run items of the work items of that
+        subject (work_item_subject); a key the engine made, `run:work
+        item:action`, among the run items of that work item; any other key by
+        comparison."""
         term = search_term.strip()
         if not term:
             return queryset, False
-        query = Q(subject=term)
+        query = Q(
+            work_item__in=WorkItem.objects.filter(subject=term).values("pk"),
+            subject=term,
+        )
         _run, _, rest = term.partition(":")
         work_item, _, action = rest.partition(":")
         if work_item.isdigit() and action:

@@ -8,9 +8,10 @@
   unique constraint it references replaces the run-order index (run_id, id):
   the same prefix serves the run's items in order. SQLite keeps its three keys
   (adding a key there rebuilds the table; its checks cost little in process).
-- No index on the run item's idempotency_key: the admin's search by key reads
-  the run items of the work item the key names (`RunItemAdmin`), replays read
-  ActionResult.
+- No index on the run item's idempotency_key nor its subject: the admin's
+  search by key reads the run items of the work item the key names, by subject
+  those of the work items of that subject (a run item's subject is its work
+  item's; `RunItemAdmin`); replays read ActionResult.
 
 The model still declares the three keys, so a later AlterField of one of them
 would bring its single key back on PostgreSQL: `tests/runs/test_schema.py` pins
@@ -69,6 +70,10 @@ class Migration(migrations.Migration):
         migrations.RemoveIndex(
             model_name="runitem",
             name="run_item_idempotency_key",
+        ),
+        migrations.RemoveIndex(
+            model_name="runitem",
+            name="run_item_subject",
         ),
         migrations.RemoveIndex(
             model_name="workitem",

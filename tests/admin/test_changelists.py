@@ -210,9 +210,9 @@ def test_run_detail_polls_while_active(admin_client, running_run):
 @pytest.mark.django_db
 @pytest.mark.parametrize("how", ["subject", "idempotency_key"])
 def test_run_items_search_by_subject_and_idempotency_key(admin_client, automation, how):
-    """Run items are found by exact subject or exact key; the key has no index
-    of its own (one entry fewer per item-step written): it names the run and the
-    work item, and the search reads the run items of that work item."""
+    """Run items are found by exact subject or exact key, neither indexed on run
+    items (two entries fewer per item-step written): the subject through the
+    work items of that subject, the key through the work item it names."""
     auto = automation("builtin.echo")
     runs = [run_start(automation=auto, inputs=[{"subject": f"s:{i}"}]) for i in (1, 2)]
     for run in runs:
