@@ -278,9 +278,9 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
         column (two entries fewer per run item written): the subject is the
         work item's (a run item records an attempt of its work item, subject
         included), so by subject the run items of the work items of that
-        subject (work_item_subject); a key the engine made, `run:work
-        item:action`, among the run items of that work item; any other key by
-        comparison."""
+        subject (work_item_subject); a key, `run:work item:action` (every run
+        item's is made so: `ledger.idempotency_key`), among the run items of
+        that work item. A term of no such shape is no run item's key."""
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -292,8 +292,6 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
         work_item, _, action = rest.partition(":")
         if work_item.isdigit() and action:
             query |= Q(work_item_id=int(work_item), idempotency_key=term)
-        else:
-            query |= Q(idempotency_key=term)
         return queryset.filter(query), False
 
     @admin.display(description="Result", ordering="result_ref")
