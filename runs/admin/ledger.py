@@ -284,15 +284,17 @@ class RunItemAdmin(ExportMixin, BigTableAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        query = Q(
-            work_item__in=WorkItem.objects.filter(subject=term).values("pk"),
-            subject=term,
-        )
+        items, matches = Q(subject=term), Q(subject=term)
         _run, _, rest = term.partition(":")
         work_item, _, action = rest.partition(":")
         if work_item.isdigit() and action:
-            query |= Q(work_item_id=int(work_item), idempotency_key=term)
-        return queryset.filter(query), False
+            items |= Q(pk=int(work_item))
+            matches |= Q(idempotency_key=term)
+        # one semi-join into the run items' work_item index (an OR of two
+        # such lookups, one a subquery, the planner could only filter a scan by)
+        return queryset.filter(
+            matches, work_item__in=WorkItem.objects.filter(items).values("pk")
+        ), False
 
     @admin.display(description="Result", ordering="result_ref")
     def result(self, item):

@@ -230,6 +230,8 @@ def test_run_items_search_by_subject_and_idempotency_key(admin_client, automatio
             cursor.execute("SET LOCAL enable_seqscan = off")
             plan = queryset.explain()
         assert "Seq Scan on runs_runitem" not in plan, plan
+        # the run items are reached by their work item, not filtered on a scan
+        assert "Index Cond: (work_item_id = " in plan, plan
 
 
 @pytest.mark.django_db
@@ -247,6 +249,7 @@ def test_run_items_search_reads_no_whole_table(admin_client, automation, term):
             cursor.execute("SET LOCAL enable_seqscan = off")
             plan = queryset.explain()
         assert "Seq Scan on runs_runitem" not in plan, plan
+        assert "Index Cond: (work_item_id = " in plan, plan
     else:
         plan = queryset.explain()
         assert "SCAN runs_runitem" not in plan, plan
