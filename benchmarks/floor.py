@@ -6,7 +6,7 @@ claim (a MATERIALIZED `FOR UPDATE SKIP LOCKED` pick, UPDATE … RETURNING), COPY
 run items and the next step's items, mark the batch done, commit. No ledger hashing,
 no action call, no Django: what the database allows per batch, the figure the
 engine's throughput is measured against (`benchmarks/throughput.py`). Its rows
-are deleted afterwards.
+are deleted and vacuumed afterwards.
 """
 
 import time
@@ -139,4 +139,8 @@ def floor_rate(automation, items: int, batch: int) -> tuple[float, float]:
                 column = "id" if table == "runs_run" else "run_id"
                 cur.execute(f"DELETE FROM {table} WHERE {column} = %s", [run.pk])
         conn.commit()
+        # and vacuumed: the engine phase that follows would otherwise share the
+        # box with autovacuum's pass over them
+        conn.autocommit = True
+        conn.execute("VACUUM runs_workitem, runs_runitem")
     return items * len(steps) / seconds, seconds

@@ -13,8 +13,8 @@ class PendingItems:
     they are adapted once, and each item adds only its parent, subject and
     payload. The payloads are serialised as the rows stream to the database, so
     on PostgreSQL the client's JSON work overlaps the server's parsing and index
-    inserts of the rows sent before (a COPY is sent in chunks as it is written):
-    `run_start` of 10,000 inputs no longer pays the two one after the other."""
+    inserts of the rows sent before (a COPY is sent in chunks as it is written).
+    A new run's inputs do not go by COPY on PostgreSQL: `from_inputs`."""
 
     OWN = ("parent_id", "subject", "payload")
 
@@ -30,6 +30,10 @@ class PendingItems:
         ]
         self.adapt_payload = self.inserter.adapters[-1]
         self.items: list[tuple] = []  # (parent id, subject, payload)
+        # the payloads are a new run's inputs, in order (`run_start`): on
+        # PostgreSQL the run's write makes these items from the run's own
+        # inputs column (runs.services.start_write)
+        self.inputs_of_run = False
 
     def __len__(self):
         return len(self.items)
@@ -42,6 +46,33 @@ class PendingItems:
         shared, adapt = self.shared, self.adapt_payload
         for parent_id, subject, payload in self.items:
             yield (*shared, parent_id, subject, adapt(payload))
+
+    def from_inputs(self, inputs: str) -> tuple[str, list]:
+        """PostgreSQL: the INSERT … SELECT (for a data-modifying CTE) making these
+        items from `inputs`, an SQL expression of the run's inputs (jsonb): each
+        payload is an element of it, not sent and parsed again, and each
+        subject comes from the client (`subject_of`), in one text[] parameter.
+        Items keep the inputs' order (their ids too)."""
+        from django.db import connection
+
+        quote = connection.ops.quote_name
+        fields = self.inserter.fields
+        shared = [
+            f"CAST(%s AS {field.target_field.db_type(connection)})"
+            if field.is_relation
+            else f"CAST(%s AS {field.db_type(connection)})"
+            for field in fields[: len(self.shared)]
+        ]
+        names = ", ".join(quote(field.column) for field in fields)
+        table = quote(WorkItem._meta.db_table)
+        sql = (
+            f"INSERT INTO {table} ({names}) "
+            f"SELECT {', '.join(shared)}, NULL, s.subject, s.payload "
+            f"FROM ROWS FROM (jsonb_array_elements({inputs}), "
+            "unnest(%s::text[])) WITH ORDINALITY AS s(payload, subject, i) "
+            "ORDER BY s.i"
+        )
+        return sql, [*self.shared, [subject for _, subject, _ in self.items]]
 
     def insert(self) -> None:
         if self.items:

@@ -5,11 +5,14 @@ Everything that needs no lock is prepared first (`_tally`, `_prepared`); under t
 lock, the run row is taken first, then its items (the order every writer of a run
 takes them in), and each write is fenced by the step run's lease token.
 
-On PostgreSQL the transaction is five round trips whatever the batch: the next
-step's items by COPY (new rows, before the lock: no other writer can see them or
-wait on them), the run row's lock and chain head, the run items by COPY, then one
-statement of data-modifying CTEs (the settle, the step run's count, the run's head
-and counters, the next batch's claim), and the COMMIT. On SQLite each is a
+On PostgreSQL the transaction is six round trips whatever the batch: the new
+items' keys to their step and parent made immediate (`immediate_keys_sql`), the
+next step's items by COPY (new rows, before the lock: no other writer can see
+them or wait on them; those two checks run there, not at the COMMIT under the
+run's lock, which two step runs of a run take in turn), the run row's lock and
+chain head, the run items by COPY, then one statement of data-modifying CTEs
+(the settle, the step run's count, the run's head and counters, the next batch's
+claim), and the COMMIT. On SQLite each is a
 statement of its own (it has no data-modifying CTEs; its statements run in
 process, and the IMMEDIATE transaction holds the one write lock throughout).
 """
@@ -43,6 +46,36 @@ PER_ITEM_FIELDS = [
     "approvers",
     "approval_deadline",
 ]
+
+
+_IMMEDIATE_KEYS: list[str] = []
+
+
+def immediate_keys_sql() -> str:
+    """PostgreSQL: SET CONSTRAINTS of a new work item's keys to its step and its
+    parent IMMEDIATE, so they are checked as the items go in, before the run's
+    lock. Their key-share locks (of the step's row and of the parents, this step
+    run's own items) conflict with no lock a holder of the run's lock takes (it
+    updates items without changing their keys). The key to the run stays
+    deferred, checked at the COMMIT: taken before the run's lock, its key-share
+    lock of the run row was upgraded by that lock and deadlocked with a timeout
+    holding the row FOR UPDATE (tests/runs/test_lock_order.py). The names are
+    read once per process (`StepRunner` does it before its first commit)."""
+    if not _IMMEDIATE_KEYS:
+        with connection.cursor() as cursor:
+            constraints = connection.introspection.get_constraints(
+                cursor, WorkItem._meta.db_table
+            )
+        columns = {WorkItem._meta.get_field(n).column for n in ("step", "parent")}
+        names = sorted(
+            connection.ops.quote_name(name)
+            for name, c in constraints.items()
+            if c["foreign_key"]
+            and len(c["columns"]) == 1
+            and c["columns"][0] in columns
+        )
+        _IMMEDIATE_KEYS.extend(names)
+    return f"SET CONSTRAINTS {', '.join(_IMMEDIATE_KEYS)} IMMEDIATE"
 
 
 @dataclass(slots=True)
@@ -109,8 +142,10 @@ class BatchCommit:
         return self._claim(decoded=False)
 
     def _write_postgresql(self, batch, prepared, now, expires, processed, claim_next):
-        """The commit in five round trips (PostgreSQL, see the module's doc)."""
+        """The commit in six round trips (PostgreSQL, see the module's doc)."""
         if batch.new_items:
+            with connection.cursor() as cursor:
+                cursor.execute(immediate_keys_sql())
             batch.new_items.insert()
         if batch.outputs:
             insert_rows(RunOutput, batch.outputs)

@@ -13,7 +13,7 @@ import gc
 import logging
 import time
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from automations.actions.registry import UnknownAction, get_action
@@ -25,7 +25,7 @@ from ..models import Run, StepRun, WorkItem
 from ..ops.logging import log_context
 from ..robots.runner import RobotRunner
 from ..states import STOP_ASKED, STOP_CAUSES, RunState, StepRunState, WorkItemState
-from .commit import BatchCommit
+from .commit import BatchCommit, immediate_keys_sql
 from .dispatch import enqueue
 from .items import ClaimedItem, ItemProcessing, ItemResult
 from .lease import LeasedStepRun, step_run_load
@@ -52,6 +52,8 @@ class StepRunner(LeasedStepRun, ItemProcessing, BatchCommit):
         self._stop_asked = False
         self._next_step = None
         self._next_ensure = 0.0
+        if connection.vendor == "postgresql":
+            immediate_keys_sql()  # the constraint names, read once per process
 
     def work(self) -> str:
         budget_end = time.monotonic() + runs_settings.STEP_RUN_BUDGET_SECONDS

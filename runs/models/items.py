@@ -90,6 +90,15 @@ class WorkItem(models.Model):
                 | (~Q(state=WorkItemState.IN_PROGRESS) & Q(lease_token__isnull=True)),
                 name="work_item_lease_iff_in_progress",
             ),
+            # the work-item explorer of one run, in order: the admin list
+            # `?run__id__exact=N` (WHERE run_id = N ORDER BY id, LIMIT 51) and the
+            # run page's keyset pages (AND id > last); read off the index, no sort.
+            # Unique with the step (id alone is): on PostgreSQL run items have
+            # one foreign key, (run, work item, step) to it, instead of three
+            # (migration 0025_engine_run_item_key)
+            models.UniqueConstraint(
+                fields=["run", "id", "step"], name="work_item_run_order"
+            ),
         ]
         indexes = [
             # the engine's claim: pending items of one step of one run in id order
@@ -127,10 +136,6 @@ class WorkItem(models.Model):
             ),
             # admin: runs search by the exact subject of a work item
             models.Index(fields=["subject"], name="work_item_subject"),
-            # the work-item explorer of one run, in order: the admin list
-            # `?run__id__exact=N` (WHERE run_id = N ORDER BY id, LIMIT 51) and the
-            # run page's keyset pages (AND id > last); read off the index, no sort
-            models.Index(fields=["run", "id"], name="work_item_run_order"),
         ]
 
     def __str__(self):

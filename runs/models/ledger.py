@@ -108,11 +108,11 @@ class RunItem(LedgerRecord):
                 name="run_item_failure_type_valid",
             ),
         ]
+        # no index on idempotency_key nor subject: the admin's search by key
+        # reads the run items of the work item the key names, by subject those
+        # of the work items of that subject (a run item's subject is its work
+        # item's: RunItemAdmin); replays look results up in ActionResult
         indexes = [
-            # idempotent replay looks results up by key
-            models.Index(fields=["idempotency_key"], name="run_item_idempotency_key"),
-            # admin: run items search by exact subject
-            models.Index(fields=["subject"], name="run_item_subject"),
             # /metrics: failed attempts per step. Partial: failures are few, so
             # the engine's bulk inserts of succeeded items never touch it
             models.Index(

@@ -13,7 +13,9 @@ broker it commits alone (`run_start`), one round trip where there were nine. Eac
 table's rows are one JSON parameter, so the statement's text does not change with
 the number of items and the server prepares it (`runs.sql.prepared_cursor`):
 planning it cost the server more than running it. A run of many inputs gets its
-items by COPY after that statement, in a transaction. On
+items in that statement too, made on the server from the run's own `inputs` (an
+INSERT … SELECT over its elements, the subjects in one array,
+`PendingItems.from_inputs`): each payload is sent and parsed once. On
 SQLite, which has no data-modifying CTEs and whose statements run in process,
 each is a statement of its own.
 
@@ -31,8 +33,9 @@ from ..engine.bulk import PendingItems
 from ..models import AuditEvent, Run, Sequence, StepRun
 from ..sql import inserter_for, prepared_cursor
 
-# work items written inside the one statement on PostgreSQL (parameters grow with
-# them); a run of more inputs gets them by COPY, which costs two round trips
+# work items written as JSON inside the one statement on PostgreSQL; a run of more
+# inputs has them made from its own inputs column (PendingItems.from_inputs), other
+# items (none today) go by COPY after the statement
 INLINE_ITEMS = 50
 
 NUMBER_SQL = (
@@ -49,8 +52,11 @@ def next_number_sql() -> str:
 
 
 def one_statement(items: PendingItems) -> bool:
-    """True when `run_write` is a single statement (PostgreSQL, few items)."""
-    return connection.vendor == "postgresql" and len(items) <= INLINE_ITEMS
+    """True when `run_write` is a single statement (PostgreSQL: few items, or
+    the run's inputs, made into items from its own row)."""
+    return connection.vendor == "postgresql" and (
+        len(items) <= INLINE_ITEMS or items.inputs_of_run
+    )
 
 
 def _columns(model) -> tuple[str, ...]:
@@ -163,16 +169,22 @@ def _write_postgresql(cursor, run_rows, run_row, number_at, others, items):
     """One statement of data-modifying CTEs whose text depends only on which
     tables get rows (each table's rows are one JSON parameter): the server
     prepares it once per connection (`runs.sql.prepared_cursor`), and the driver
-    binds one parameter per table where it bound one per column of every row."""
+    binds one parameter per table where it bound one per column of every row.
+    A run of many inputs has its items made from its own inputs column."""
     run_row[number_at] = None  # the statement takes it from the counter
     parts = [(run_rows, [run_row])]
     inline = one_statement(items)
-    if inline and len(items):
+    from_inputs = len(items) > INLINE_ITEMS and items.inputs_of_run
+    if inline and len(items) and not from_inputs:
         parts.append((items.inserter, list(items.rows())))
     parts += [(inserter, rows) for inserter, rows in others if rows]
+    params = ["run", *(_json_rows(inserter, rows) for inserter, rows in parts)]
+    items_sql = None
+    if from_inputs:
+        items_sql, item_params = items.from_inputs("(SELECT inputs FROM c0)")
+        params += item_params
     cursor.execute(
-        _statement(tuple(inserter for inserter, _ in parts)),
-        ["run", *(_json_rows(inserter, rows) for inserter, rows in parts)],
+        _statement(tuple(inserter for inserter, _ in parts), items_sql), params
     )
     number, ids = cursor.fetchone()
     if not inline:
@@ -181,18 +193,23 @@ def _write_postgresql(cursor, run_rows, run_row, number_at, others, items):
 
 
 @functools.cache
-def _statement(inserters: tuple) -> str:
+def _statement(inserters: tuple, items_sql: str | None) -> str:
     """The write's text for these tables' rows, the run's first (its number from
-    the counter's upsert); the step runs' ids come back in order."""
+    the counter's upsert), then `items_sql` (items made from the run's inputs,
+    which the run's CTE then returns); the step runs' ids come back in order."""
     ctes = [f"n AS ({next_number_sql()})"]
     step_runs = "ARRAY[]::bigint[]"
     for index, inserter in enumerate(inserters):
         number_from = "(SELECT value FROM n)" if index == 0 else None
         returning = " RETURNING id" if inserter.model is StepRun else ""
+        if index == 0 and items_sql:
+            returning = " RETURNING inputs"
         ctes.append(
             f"c{index} AS ({_insert_json(inserter, number_from=number_from)}"
             f"{returning})"
         )
-        if returning:
+        if inserter.model is StepRun:
             step_runs = f"ARRAY(SELECT id FROM c{index} ORDER BY id)"
+    if items_sql:
+        ctes.append(f"w AS ({items_sql})")
     return f"WITH {', '.join(ctes)} SELECT (SELECT value FROM n), {step_runs}"

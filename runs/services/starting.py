@@ -174,6 +174,7 @@ def run_start(
     items = PendingItems(run_id=run.pk, step_id=first_step.pk, now=now)
     for payload in inputs or [{}]:
         items.add(payload, subject_of(payload))
+    items.inputs_of_run = bool(inputs)  # they are `run.inputs`, in order
     created = {
         "state": run.state,
         "automation": automation.slug,

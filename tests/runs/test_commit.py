@@ -18,12 +18,14 @@ from runs.states import RunState, StepRunState
 # first), the items' settle, the outputs' and run items' inserts, the run's head
 # and counters, the step run's count, the next step's start (its lock, its count
 # of step runs and of due items, the new step run) and the next batch's claim.
-# PostgreSQL: the outputs' COPY, the run row, the run items' COPY, one statement
+# PostgreSQL: the new items' keys to step and parent made immediate (checked
+# before the run's lock), the outputs' COPY, the run row, the run items' COPY,
+# one statement
 # for the settle, the counts, the head and the claim, and the same four of the
 # next step's start.
 # On the ORM broker also the new step run's task row (written in this
 # transaction, not in one of its own after it).
-COMMIT_STATEMENTS = {"sqlite": 12, "postgresql": 9}
+COMMIT_STATEMENTS = {"sqlite": 12, "postgresql": 10}
 
 
 def _statements(automation, batch: int) -> int:

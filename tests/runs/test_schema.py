@@ -104,3 +104,49 @@ def test_a_parents_outputs_are_found_by_the_partial_parent_index(run):
         (definition,) = cursor.fetchone()
     assert "work_item_parent" in plan
     assert "WHERE (parent_id IS NOT NULL)" in definition
+
+
+def _run_item_fk_columns() -> list[tuple[str, ...]]:
+    """The column lists of run items' foreign keys, each sorted."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(
+            cursor, RunItem._meta.db_table
+        )
+    return sorted(
+        tuple(sorted(c["columns"])) for c in constraints.values() if c["foreign_key"]
+    )
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's keys")
+def test_a_run_item_has_one_foreign_key_its_work_items_run_and_step(db):
+    """One check per run item written, not three: (run, work item, step) must be
+    a work item's own (run, id, step), and the work item's keys make its run and
+    step exist. The step run is recorded without a key (see RunItem)."""
+    assert _run_item_fk_columns() == [("run_id", "step_id", "work_item_id")]
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite keeps its keys")
+def test_sqlite_run_items_keep_a_key_per_column(db):
+    assert _run_item_fk_columns() == [("run_id",), ("step_id",), ("work_item_id",)]
+
+
+@pytest.mark.parametrize("column", ["run_id", "step_id"])
+def test_a_run_item_of_another_run_or_step_than_its_work_item_is_refused(
+    run, automation, column
+):
+    other = run_start(automation=automation("builtin.echo"), inputs=[{}])
+    value = {
+        "run_id": other.pk,
+        "step_id": other.version.steps.get().pk,
+    }[column]
+    item = RunItem.objects.get(run=run)
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite checks each key alone: both exist")
+    with (
+        pytest.raises(IntegrityError),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        RunItem.objects.filter(pk=item.pk).update(**{column: value})
+    assert RunItem.objects.get(pk=item.pk).work_item.run_id == run.pk

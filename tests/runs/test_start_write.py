@@ -93,12 +93,15 @@ def test_numbers_stay_gapless_when_a_write_fails(automation):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_postgresql_writes_a_small_run_in_one_statement(automation, settings):
+@pytest.mark.parametrize("count", [2, INLINE_ITEMS * 10])
+def test_postgresql_writes_a_run_in_one_statement(automation, settings, count):
+    """A few inputs go in as VALUES; many are made into work items from the
+    run's own inputs on the server (no COPY: payloads sent and parsed once)."""
     if connection.vendor != "postgresql":
         pytest.skip("SQLite has no data-modifying CTEs: a statement per table")
     auto = automation("builtin.echo")
     with CaptureQueriesContext(connection) as queries:
-        run_start(automation=auto, inputs=[{"a": 1}, {"a": 2}])
+        run_start(automation=auto, inputs=[{"a": n} for n in range(count)])
     statements = [q["sql"] for q in queries.captured_queries]
     writes = [sql for sql in statements if not sql.startswith("SELECT")]
     if dispatch.enqueue_writes_row():  # the ORM broker's task row goes with it
@@ -106,6 +109,27 @@ def test_postgresql_writes_a_small_run_in_one_statement(automation, settings):
         assert (writes[0], writes[-1]) == ("BEGIN", "COMMIT"), statements
     else:  # one statement commits alone; the task goes to Redis after it
         assert len(writes) == 1 and writes[0].startswith("WITH n AS"), statements
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_inputs_keep_their_payloads_subjects_and_order(automation):
+    """The items of many inputs are the inputs, in order, with the subjects
+    `subject_of` makes (any JSON value, cut to 254 characters), whatever the
+    text holds."""
+    odd = ["tab\there", "new\nline", "back\\slash", "quote ' \" {}", "ünï ✓", "x" * 300]
+    subjects = [*odd, 12, 1.5, True, None, ["a"], {"k": 1}, ""]
+    inputs = [
+        {"subject": subjects[n % len(subjects)], "n": n, "deep": {"l": [n, None]}}
+        for n in range(INLINE_ITEMS * 4)
+    ]
+    inputs[7] = {"no_subject": True}
+    run = run_start(automation=automation("builtin.echo"), inputs=inputs)
+    items = list(WorkItem.objects.filter(run=run).order_by("id"))
+    assert [item.payload for item in items] == inputs
+    assert [item.subject for item in items] == [
+        str(p["subject"])[:254] if "subject" in p else "" for p in inputs
+    ]
+    assert {item.parent_id for item in items} == {None}
 
 
 @pytest.mark.django_db(transaction=True)

@@ -59,7 +59,10 @@ def _assert_one_run_read_in_order(plan: str) -> None:
         assert "Sort" not in plan and "Seq Scan" not in plan, plan
         assert "work_item_run_order" in plan or "runs_workitem_pkey" in plan, plan
     else:
-        assert "work_item_run_order" in plan, plan
+        # work_item_run_order is a unique constraint (run, id, step): SQLite
+        # names its index itself
+        assert "sqlite_autoindex_runs_workitem" in plan, plan
+        assert "(run_id=?" in plan, plan
         assert "TEMP B-TREE" not in plan and "SCAN runs_workitem" not in plan, plan
 
 
