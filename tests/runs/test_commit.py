@@ -5,14 +5,12 @@ that adds one shows here."""
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from automations.actions import get_action
-from runs.engine import StepRunner
-from runs.machines import run_move, step_run_move
-from runs.models import StepRun
+from runs.machines import run_move
 from runs.services import run_start
-from runs.states import RunState, StepRunState
+from runs.states import RunState
+
+from .runners import running_runner
 
 # Both: the next step's lookup (once per step run). SQLite: the run row (locked
 # first), the items' settle, the outputs' and run items' inserts, the run's head
@@ -32,16 +30,7 @@ def _statements(automation, batch: int) -> int:
     auto = automation({"action": "test.count", "batch_size": batch}, "builtin.echo")
     run = run_start(automation=auto, inputs=[{}] * (batch * 2))
     run_move(run, RunState.RUNNING, actor_label="engine", verb="run.started")
-    runner = StepRunner(StepRun.objects.get(run=run).pk)
-    step_run_move(
-        runner.step_run,
-        StepRunState.RUNNING,
-        updates={
-            "lease_token": runner.token,
-            "lease_expires_at": timezone.now() + timezone.timedelta(seconds=30),
-        },
-    )
-    runner.spec = get_action("test.count")
+    runner = running_runner(run)
     results = runner._process(runner._claim())
     assert len(results) == batch
     with CaptureQueriesContext(connection) as queries:

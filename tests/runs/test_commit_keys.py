@@ -8,15 +8,14 @@ its key-share lock of the run row deadlocked with a timeout holding the row
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from automations.actions import get_action
-from runs.engine import StepRunner
 from runs.engine.commit import immediate_keys_sql
-from runs.machines import run_move, step_run_move
-from runs.models import StepRun, WorkItem
+from runs.machines import run_move
+from runs.models import WorkItem
 from runs.services import run_start
-from runs.states import RunState, StepRunState
+from runs.states import RunState
+
+from .runners import running_runner
 
 pytestmark = pytest.mark.django_db
 
@@ -41,16 +40,7 @@ def test_a_commit_checks_those_keys_before_it_locks_the_run(postgres_only, autom
     auto = automation({"action": "test.count", "batch_size": 5}, "builtin.echo")
     run = run_start(automation=auto, inputs=[{}] * 10)
     run_move(run, RunState.RUNNING, actor_label="engine", verb="run.started")
-    runner = StepRunner(StepRun.objects.get(run=run).pk)
-    step_run_move(
-        runner.step_run,
-        StepRunState.RUNNING,
-        updates={
-            "lease_token": runner.token,
-            "lease_expires_at": timezone.now() + timezone.timedelta(seconds=30),
-        },
-    )
-    runner.spec = get_action("test.count")
+    runner = running_runner(run)
     results = runner._process(runner._claim())
     with CaptureQueriesContext(connection) as queries:
         runner._commit(results, claim_next=True)

@@ -31,6 +31,8 @@ from runs.states import (
     WorkItemState,
 )
 
+from .runners import running_runner
+
 
 def start_and_drain(automation_obj, inputs=None, **kwargs):
     run = run_start(automation=automation_obj, inputs=inputs, **kwargs)
@@ -711,26 +713,9 @@ def test_crash_between_action_and_commit_replays_instead_of_calling_again(
     assert replay.result_ref.startswith("ref-") and replay.attempt == 2
 
 
-def _running_runner(run):
-    from automations.actions import get_action
-    from runs.machines import step_run_move
-
-    runner = StepRunner(StepRun.objects.get(run=run).pk)
-    step_run_move(
-        runner.step_run,
-        StepRunState.RUNNING,
-        updates={
-            "lease_token": runner.token,
-            "lease_expires_at": timezone.now() + timezone.timedelta(seconds=5),
-        },
-    )
-    runner.spec = get_action("test.count")
-    return runner
-
-
 def test_stale_worker_writes_change_nothing(automation):
     run = run_start(automation=automation("test.count"), inputs=[{}])
-    runner = _running_runner(run)
+    runner = running_runner(run, lease_seconds=5)
     claimed = runner._claim()
     results = runner._process(claimed)
     # meanwhile the lease was judged expired and the item handed back
@@ -750,7 +735,7 @@ def test_stale_worker_writes_change_nothing(automation):
 
 def test_a_commit_counts_its_items_and_extends_the_step_run_lease(automation):
     run = run_start(automation=automation("test.count"), inputs=[{}, {}])
-    runner = _running_runner(run)
+    runner = running_runner(run, lease_seconds=5)
     before = StepRun.objects.get(pk=runner.step_run.pk).lease_expires_at
     runner._commit(runner._process(runner._claim()))
     step_run = StepRun.objects.get(pk=runner.step_run.pk)
@@ -762,7 +747,7 @@ def test_a_commit_by_a_step_run_that_lost_its_lease_writes_nothing(automation):
     import uuid
 
     run = run_start(automation=automation("test.count"), inputs=[{}])
-    runner = _running_runner(run)
+    runner = running_runner(run, lease_seconds=5)
     results = runner._process(runner._claim())
     # the step run was taken over (its items still carry this runner's token)
     StepRun.objects.filter(pk=runner.step_run.pk).update(lease_token=uuid.uuid4())
@@ -789,7 +774,7 @@ def test_a_lost_lease_undoes_the_outputs_and_the_next_claim_of_a_commit(automati
     )
     # running, so that the commit claims the next batch
     run_move(run, RunState.RUNNING, actor_label="engine", verb="run.started")
-    runner = _running_runner(run)
+    runner = running_runner(run, lease_seconds=5)
     results = runner._process(runner._claim())
     StepRun.objects.filter(pk=runner.step_run.pk).update(lease_token=uuid.uuid4())
     with pytest.raises(LeaseLost, match="lost its lease"):
