@@ -1,5 +1,7 @@
 """New pending work items in bulk, for the engine's hot path (see `runs.sql`)."""
 
+from django.db import connection
+
 from ..models import WorkItem
 from ..sql import insert_rows, inserter_for
 
@@ -53,14 +55,11 @@ class PendingItems:
         payload is an element of it, not sent and parsed again, and each
         subject comes from the client (`subject_of`), in one text[] parameter.
         Items keep the inputs' order (their ids too)."""
-        from django.db import connection
-
         quote = connection.ops.quote_name
         fields = self.inserter.fields
+        # a foreign key's db_type is its target's
         shared = [
-            f"CAST(%s AS {field.target_field.db_type(connection)})"
-            if field.is_relation
-            else f"CAST(%s AS {field.db_type(connection)})"
+            f"CAST(%s AS {field.db_type(connection)})"
             for field in fields[: len(self.shared)]
         ]
         names = ", ".join(quote(field.column) for field in fields)
