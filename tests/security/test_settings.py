@@ -9,8 +9,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start(tmp_path, **env) -> subprocess.CompletedProcess:
-    """Load the project's settings in a fresh process, with `env` only."""
+SHOW_KEY = (
+    "import django; django.setup(); from django.conf import settings; "
+    "print('key', len(settings.SECRET_KEY))"
+)
+
+
+def start(tmp_path, code: str = SHOW_KEY, **env) -> subprocess.CompletedProcess:
+    """Load the project's settings in a fresh process, with `env` only, and run
+    `code` there."""
     clean = {
         k: v
         for k, v in os.environ.items()
@@ -22,14 +29,7 @@ def start(tmp_path, **env) -> subprocess.CompletedProcess:
         **env,
     )
     return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            (
-                "import django; django.setup(); from django.conf import settings; "
-                "print('key', len(settings.SECRET_KEY))"
-            ),
-        ],
+        [sys.executable, "-c", code],
         cwd=ROOT,
         env=clean,
         capture_output=True,
@@ -63,32 +63,17 @@ def test_debug_on_still_starts_without_a_key(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
-def _threshold(tmp_path, value: str | None) -> subprocess.CompletedProcess:
+SHOW_THRESHOLD = (
+    "import django; django.setup(); from django.conf import settings; "
+    "print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])"
+)
+
+
+def _threshold(tmp_path, value: str | None) -> str:
     env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused"}
     if value is not None:
         env["DATABASE_PREPARE_THRESHOLD"] = value
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            (
-                "import django; django.setup(); from django.conf import settings; "
-                "print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])"
-            ),
-        ],
-        cwd=ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-            "DJANGO_SETTINGS_MODULE": "runs_project.settings",
-            "RUNS_VAR_DIR": str(tmp_path),
-            "SECRET_KEY": "k" * 60,
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = start(tmp_path, SHOW_THRESHOLD, SECRET_KEY="k" * 60, **env)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
