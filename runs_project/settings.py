@@ -138,6 +138,11 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # pooler that cannot keep prepared statements (PgBouncer before 1.21 in
     # transaction mode)
     _threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5").strip().lower()
+    if _threshold not in ("off", "none") and not _threshold.isdigit():
+        raise ImproperlyConfigured(
+            f"DATABASE_PREPARE_THRESHOLD is {_threshold!r}: a whole number of runs "
+            "(0 or more), or 'off'"
+        )
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
         None if _threshold in ("off", "none") else int(_threshold)
     )

@@ -82,3 +82,17 @@ def test_postgresql_prepares_hot_statements_unless_told_not_to(tmp_path):
     assert _threshold(tmp_path, None) == "5"
     assert _threshold(tmp_path, "12") == "12"
     assert _threshold(tmp_path, "off") == "None"
+
+
+def test_a_bad_prepare_threshold_refuses_to_start_and_names_it(tmp_path):
+    for value in ("soon", "-1", "2.5"):
+        done = start(
+            tmp_path,
+            SHOW_THRESHOLD,
+            SECRET_KEY="k" * 60,
+            DATABASE_URL="postgres://postgres@127.0.0.1:5432/unused",
+            DATABASE_PREPARE_THRESHOLD=value,
+        )
+        assert done.returncode != 0, value
+        assert "ImproperlyConfigured" in done.stderr, done.stderr
+        assert "DATABASE_PREPARE_THRESHOLD" in done.stderr, done.stderr
