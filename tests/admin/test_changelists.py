@@ -253,3 +253,17 @@ def test_run_items_search_reads_no_whole_table(admin_client, automation, term):
     else:
         plan = queryset.explain()
         assert "SCAN runs_runitem" not in plan, plan
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("term", ["r:99999999999999999999999:builtin.echo", "r:-1:a"])
+def test_run_items_search_by_a_key_of_no_work_item_finds_nothing(
+    admin_client, automation, term
+):
+    """A key-shaped term whose work item number no work item can have (past the
+    column's range) is a search that finds nothing, not a server error."""
+    run = run_start(automation=automation("builtin.echo"), inputs=[{"subject": "x"}])
+    run_until_idle(run)
+    response = admin_client.get(reverse("admin:runs_runitem_changelist"), {"q": term})
+    assert response.status_code == 200
+    assert list(response.context["cl"].queryset) == []
