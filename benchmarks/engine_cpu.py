@@ -7,7 +7,8 @@
 No cluster: `run_start` with N inputs, then every queued step run of the run is
 executed in this process (`step_run_execute`) until the run is completed, so the
 client's CPU is this process's (`time.process_time`) and the server's is the one
-backend's (`/proc/<pg_backend_pid>/stat`, PostgreSQL on this host only). Also
+backend's (`/proc/<pg_backend_pid>/stat`, PostgreSQL on this host only; on
+SQLite the database works in this process, so its CPU is the client's). Also
 counted: the statements the client sent and their wall time. `--profile` writes
 a cProfile of the last repeat's step runs. Throughput on a 2-core box shared
 with other sessions drifts; CPU per item-step is what compares.
@@ -25,8 +26,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.setup import django_for_benchmark  # noqa: E402
 
 
-def backend_cpu(pid: int) -> float:
-    """Seconds of CPU (user + system) of the server process `pid`."""
+def backend_cpu(pid: int | None) -> float:
+    """Seconds of CPU (user + system) of the server process `pid` (None: no server
+    process, 0)."""
+    if pid is None:
+        return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -63,9 +67,12 @@ def main():
             ],
         }
     ).automation
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
+    # SQLite runs in this process: its work is in the client's CPU, server 0
+    pid = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
     inputs = [{"subject": f"item-{i}", "n": i} for i in range(args.items)]
     statements = {"n": 0, "seconds": 0.0}
 
