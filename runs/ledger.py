@@ -14,6 +14,7 @@ import datetime
 import hashlib
 import json
 import math
+import uuid
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -338,29 +339,85 @@ def chain_new_run(run: Run, events: list[AuditEvent]) -> None:
     run.ledger_seq, run.ledger_hash = _chain(events, 0, "")
 
 
-def run_lock(run: Run, *fields: str):
-    """Lock the run's row for the rest of the transaction and read `fields` from it
-    (the state when none are named): one value for one field, else a tuple.
+def _run_key(run: Run) -> int:
+    """The run's key in PostgreSQL's advisory locks: 64 bits of its UUID. Two runs
+    sharing one only wait for each other more often than they need to."""
+    return int.from_bytes(uuid.UUID(str(run.pk)).bytes[:8], "big", signed=True)
 
-    The first lock a transaction takes on a run's rows is this one. Locks are taken
-    in one order everywhere, the run row, then its work items, then its step runs,
-    so two writers of one run queue instead of deadlocking (PostgreSQL; SQLite's
+
+def run_lock(run: Run, *fields: str):
+    """Lock the run for the rest of the transaction and read `fields` from its
+    row (the state when none are named): one value for one field, else a tuple.
+
+    This is the run's exclusive lock: every change of its state, every operator
+    action and every ledger append outside a step run's commit takes it. It is two
+    locks on PostgreSQL, taken in this order: the run's advisory lock, exclusive
+    (it waits for the step runs committing a batch, which hold it shared, see
+    `run_share`; PostgreSQL queues its lock requests, so step runs arriving later
+    wait behind it), then the run's row FOR UPDATE.
+
+    The first lock a transaction takes on a run is this one or `run_share`. Locks
+    are taken in one order everywhere, the run, then its work items, then its step
+    runs, so two writers of one run queue instead of deadlocking (SQLite's
     IMMEDIATE transaction already holds the one write lock). Run admission
     (runs.engine.admission) locks the automation row after the row of the run that
     moved and before the waiting runs it starts, which it takes with SKIP LOCKED."""
     names = fields or ("state",)
-    values = (
-        Run.objects.select_for_update().filter(pk=run.pk).values_list(*names).first()
-    )
+    if connection.vendor == "postgresql":
+        quote = connection.ops.quote_name
+        columns = ", ".join(
+            f"r.{quote(Run._meta.get_field(name).column)}" for name in names
+        )
+        # one statement: the row is locked above the join, after the advisory
+        # lock, and read as the last writer committed it (FOR UPDATE re-reads
+        # a row changed since the statement began)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {columns} FROM pg_advisory_xact_lock(%s) AS l, "
+                f"{quote(Run._meta.db_table)} r WHERE r.id = %s FOR UPDATE OF r",
+                [_run_key(run), Run._meta.pk.get_db_prep_value(run.pk, connection)],
+            )
+            values = cursor.fetchone()
+    else:
+        values = (
+            Run.objects.select_for_update()
+            .filter(pk=run.pk)
+            .values_list(*names)
+            .first()
+        )
     if values is None:
         raise Run.DoesNotExist(f"run {run.pk} does not exist")
     return values[0] if len(names) == 1 else values
 
 
+def run_share(run: Run) -> str:
+    """A step run's commit of a batch, PostgreSQL: hold the run's advisory lock
+    shared for the rest of the transaction and read its state.
+
+    Step runs of one run hold it together, so their item writes (the settle, the
+    next claim, the next step's items) run side by side; only their chain appends
+    take turns (`batch_head`). A holder of `run_lock` waits for them, and they for
+    it. The state is read as the statement began, which may be before a `run_lock`
+    holder that was waited for committed: a stop is then seen at the next batch
+    (what the statements after this one change, they find as it was committed)."""
+    table = connection.ops.quote_name(Run._meta.db_table)
+    pk = Run._meta.pk.get_db_prep_value(run.pk, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT r.state FROM pg_advisory_xact_lock_shared(%s) AS l, {table} r "
+            "WHERE r.id = %s",
+            [_run_key(run), pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Run.DoesNotExist(f"run {run.pk} does not exist")
+    return row[0]
+
+
 @dataclass(slots=True)
 class BatchHead:
-    """The run's chain head and state, read under the run's row lock at the start
-    of a step run's commit (see `batch_head`)."""
+    """The run's chain head and state, read under the run's row lock in a step
+    run's commit (see `batch_head`)."""
 
     seq: int
     hash: str
@@ -368,13 +425,18 @@ class BatchHead:
 
 
 def batch_head(run: Run) -> BatchHead:
-    """Lock the run row and read its chain head and state: the first statement of a
-    step run's commit, before it touches its items (the run row, then its items).
-    One plain statement: it runs once per batch under the write lock."""
+    """Lock the run row and read its chain head and state: the chain lock of a
+    step run's commit, which two step runs of a run take in turn. On PostgreSQL it
+    comes after `run_share` and the item writes; FOR NO KEY UPDATE, the strength
+    of the UPDATE that follows it (the run's key does not change): it takes turns
+    with the other step runs' and leaves the key-share locks of rows referring to
+    the run alone. On SQLite it is the commit's first statement (the IMMEDIATE
+    transaction holds the write lock already). One plain statement: it runs once
+    per batch."""
     quote = connection.ops.quote_name
     table = quote(Run._meta.db_table)
     pk = Run._meta.pk.get_db_prep_value(run.pk, connection)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT ledger_seq, ledger_hash, state FROM {table} WHERE id = %s{lock}",

@@ -1,20 +1,24 @@
 """The batch commit: a step run writes a processed batch (item states, run items,
 output items, counters) in one transaction, and claims its next batch in it.
 
-Everything that needs no lock is prepared first (`_tally`, `_prepared`); under the
-lock, the run row is taken first, then its items (the order every writer of a run
-takes them in), and each write is fenced by the step run's lease token.
+Everything that needs no lock is prepared first (`_tally`, `_prepared`); in the
+transaction the run is locked first, then its items (the order every writer of a
+run takes them in), and each write is fenced by the step run's lease token.
 
-On PostgreSQL the transaction is six round trips whatever the batch: the new
-items' keys to their step and parent made immediate (`immediate_keys_sql`), the
-next step's items by COPY (new rows, before the lock: no other writer can see
-them or wait on them; those two checks run there, not at the COMMIT under the
-run's lock, which two step runs of a run take in turn), the run row's lock and
-chain head, the run items by COPY, then one statement of data-modifying CTEs
-(the settle, the step run's count, the run's head and counters, the next batch's
-claim), and the COMMIT. On SQLite each is a
-statement of its own (it has no data-modifying CTEs; its statements run in
-process, and the IMMEDIATE transaction holds the one write lock throughout).
+On PostgreSQL the step runs of a run commit side by side and take turns only to
+append to the run's chain. The transaction is eight round trips whatever the
+batch: the run held shared with its state read (`run_share`: a `run_lock` holder,
+a stop or a timeout, waits for it and it for them), the new items' keys to their
+step and parent made immediate (`immediate_keys_sql`), the next step's items by
+COPY, one statement of data-modifying CTEs (the settle, the step run's count,
+the next batch's claim), then the chain lock with the chain head (`batch_head`,
+the run row FOR NO KEY UPDATE), the run items by COPY, the run's head and
+counters, and the COMMIT. Before, the whole commit ran under the run row's lock
+and two step runs of a run took turns for all of it.
+
+On SQLite each is a statement of its own (it has no data-modifying CTEs; its
+statements run in process, and the IMMEDIATE transaction holds the one write
+lock throughout).
 """
 
 import time
@@ -23,7 +27,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ..ledger import PreparedRunItems, append_batch, batch_head, head_update
+from ..ledger import PreparedRunItems, append_batch, batch_head, run_share
 from ..machines.work_item import (
     LeaseLost,
     claim_ctes,
@@ -53,14 +57,13 @@ _IMMEDIATE_KEYS: list[str] = []
 
 def immediate_keys_sql() -> str:
     """PostgreSQL: SET CONSTRAINTS of a new work item's keys to its step and its
-    parent IMMEDIATE, so they are checked as the items go in, before the run's
+    parent IMMEDIATE, so they are checked as the items go in, before the chain
     lock. Their key-share locks (of the step's row and of the parents, this step
-    run's own items) conflict with no lock a holder of the run's lock takes (it
+    run's own items) conflict with no lock another writer of the run takes (it
     updates items without changing their keys). The key to the run stays
-    deferred, checked at the COMMIT: taken before the run's lock, its key-share
-    lock of the run row was upgraded by that lock and deadlocked with a timeout
-    holding the row FOR UPDATE (tests/runs/test_lock_order.py). The names are
-    read once per process (`StepRunner` does it before its first commit)."""
+    deferred, checked at the COMMIT (the chain lock, FOR NO KEY UPDATE, leaves
+    key-share locks alone). The names are read once per process (`StepRunner`
+    does it before its first commit)."""
     if not _IMMEDIATE_KEYS:
         with connection.cursor() as cursor:
             constraints = connection.introspection.get_constraints(
@@ -121,13 +124,16 @@ class BatchCommit:
                 claim = self._write_each(
                     batch, prepared, now, expires, len(results), claim_next
                 )
+        # after the commit: it takes the run's exclusive lock (`run_lock`), which
+        # a step run's commit, holding the run shared, must not wait for
+        self._ensure_next(batch)
         return self._claimed(claim) if claim else []
 
-    def _claiming(self, head, claim_next: bool) -> bool:
+    def _claiming(self, state: str, claim_next: bool) -> bool:
         self._stop_checked = time.monotonic()
-        self._stop_cause = STOP_CAUSES.get(head.state, "")
-        self._stop_asked = head.state in STOP_ASKED
-        return claim_next and head.state in (RunState.RUNNING, RunState.AWAITING_INPUT)
+        self._stop_cause = STOP_CAUSES.get(state, "")
+        self._stop_asked = state in STOP_ASKED
+        return claim_next and state in (RunState.RUNNING, RunState.AWAITING_INPUT)
 
     def _write_each(self, batch, prepared, now, expires, processed, claim_next):
         """The commit as one statement per write (SQLite)."""
@@ -136,25 +142,23 @@ class BatchCommit:
         head = batch_head(self.run)
         self._write(batch, prepared, head, now)
         self._count_processed(processed, expires)
-        self._ensure_next(batch)
-        if not self._claiming(head, claim_next):
+        if not self._claiming(head.state, claim_next):
             return None
         return self._claim(decoded=False)
 
     def _write_postgresql(self, batch, prepared, now, expires, processed, claim_next):
-        """The commit in six round trips (PostgreSQL, see the module's doc)."""
+        """The commit in eight round trips (PostgreSQL, see the module's doc)."""
+        state = run_share(self.run)  # the run, then its items
         if batch.new_items:
             with connection.cursor() as cursor:
                 cursor.execute(immediate_keys_sql())
             batch.new_items.insert()
         if batch.outputs:
             insert_rows(RunOutput, batch.outputs)
-        head = batch_head(self.run)  # the run row, then its items
         if batch.per_item:
             WorkItem.objects.bulk_update(
                 batch.per_item, PER_ITEM_FIELDS, batch_size=500
             )
-        seq, prev = prepared.link_and_insert(head.seq, head.hash)
         ctes, params, expected = [], [], []
         for i, (sql, values, count) in enumerate(
             settle_statements(self.token, batch.groups, now)
@@ -165,14 +169,9 @@ class BatchCommit:
         sql, values = self._count_statement(processed, expires)
         ctes.append(f"counted AS ({sql} RETURNING 1)")
         params += values
-        sql, values = head_update(
-            self.run, seq, prev, batch.increments, {"current_step": self.step.name}
-        )
-        ctes.append(f"moved AS ({sql})")
-        params += values
         counts = [f"(SELECT count(*) FROM settled{i})" for i in range(len(expected))]
         counts.append("(SELECT count(*) FROM counted)")
-        claiming = self._claiming(head, claim_next)
+        claiming = self._claiming(state, claim_next)
         if claiming:
             sql, values = claim_ctes(self.run, self.step, **self._claim_args(now))
             ctes.append(sql)
@@ -190,9 +189,16 @@ class BatchCommit:
             settle_check(count, changed)
         if rows[0][len(expected)] != 1:
             raise LeaseLost(f"step run {self.step_run.pk} lost its lease")
-        self.run.ledger_seq, self.run.ledger_hash = seq, prev
         self._tell_approvers(batch)
-        self._ensure_next(batch)
+        # the chain lock, which the run's step runs take in turn
+        head = batch_head(self.run)
+        append_batch(
+            self.run,
+            prepared,
+            head=head,
+            increments=batch.increments,
+            sets={"current_step": self.step.name},
+        )
         if not claiming:
             return None
         self._last_heartbeat = time.monotonic()

@@ -16,14 +16,14 @@ from .runners import running_runner
 # first), the items' settle, the outputs' and run items' inserts, the run's head
 # and counters, the step run's count, the next step's start (its lock, its count
 # of step runs and of due items, the new step run) and the next batch's claim.
-# PostgreSQL: the new items' keys to step and parent made immediate (checked
-# before the run's lock), the outputs' COPY, the run row, the run items' COPY,
-# one statement
-# for the settle, the counts, the head and the claim, and the same four of the
-# next step's start.
-# On the ORM broker also the new step run's task row (written in this
-# transaction, not in one of its own after it).
-COMMIT_STATEMENTS = {"sqlite": 12, "postgresql": 10}
+# PostgreSQL: the run held shared, the new items' keys to step and parent made
+# immediate, the outputs' COPY, one statement for the settle, the step run's count
+# and the claim, then the chain lock (the run row), the run items' COPY, the
+# run's head and counters, and the same four of the next step's start (after the
+# commit: it locks the run exclusively).
+# On the ORM broker also the new step run's task row (written in the next
+# step's start, not in a transaction of its own after it).
+COMMIT_STATEMENTS = {"sqlite": 12, "postgresql": 12}
 
 
 def _statements(automation, batch: int) -> int:
