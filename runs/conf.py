@@ -15,6 +15,8 @@ DEFAULTS = {
     "TERMINATING_TIMEOUT_SECONDS": 600,
     "HOUSEKEEPING_SECONDS": 60,
     "STEP_RUN_BUDGET_SECONDS": 60,
+    # a step run gives its worker to one that waited this long (0: never)
+    "STEP_RUN_SLICE_SECONDS": 1.0,
     "COMMIT_SECONDS": 1.0,
     "ACTION_MODULES": [],
     "ADMIN_BASE_URL": "http://127.0.0.1:8000",

@@ -217,6 +217,10 @@ RUNS_IDEMPOTENCY_KEY_TTL_SECONDS = env_int("RUNS_IDEMPOTENCY_KEY_TTL_SECONDS", 8
 RUNS_MAX_REQUEST_BYTES = env_int("RUNS_MAX_REQUEST_BYTES", 1_048_576)
 RUNS_HOUSEKEEPING_SECONDS = env_int("RUNS_HOUSEKEEPING_SECONDS", 60)
 RUNS_STEP_RUN_BUDGET_SECONDS = env_int("RUNS_STEP_RUN_BUDGET_SECONDS", 60)
+# a step run that worked this long gives its worker to one that waited as long
+RUNS_STEP_RUN_SLICE_SECONDS = float(
+    os.environ.get("RUNS_STEP_RUN_SLICE_SECONDS", "1.0")
+)
 # a step run commits its batch when done, or what it has done after this long
 RUNS_COMMIT_SECONDS = float(os.environ.get("RUNS_COMMIT_SECONDS", "1.0"))
 RUNS_ACTION_MODULES = env_list("RUNS_ACTION_MODULES", [])

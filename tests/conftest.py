@@ -9,6 +9,9 @@ from tests.factories import make_automation, make_user
 def _engine_settings(settings, tmp_path):
     settings.RUNS_LEASE_SECONDS = 30
     settings.RUNS_STEP_RUN_BUDGET_SECONDS = 30
+    # the tests run step runs in process, one at a time: the others wait queued
+    # however long the first works (tests/runs/test_slice.py turns it on)
+    settings.RUNS_STEP_RUN_SLICE_SECONDS = 0
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.MEDIA_ROOT = tmp_path / "media"
     tests.actions.reset()

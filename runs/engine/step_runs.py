@@ -56,7 +56,10 @@ class StepRunner(LeasedStepRun, ItemProcessing, BatchCommit):
             immediate_keys_sql()  # the constraint names, read once per process
 
     def work(self) -> str:
-        budget_end = time.monotonic() + runs_settings.STEP_RUN_BUDGET_SECONDS
+        started = time.monotonic()
+        budget_end = started + runs_settings.STEP_RUN_BUDGET_SECONDS
+        self._slice_end = started + runs_settings.STEP_RUN_SLICE_SECONDS
+        self._yielding = False
         while True:
             if not self.claimed:
                 state = (
@@ -71,7 +74,7 @@ class StepRunner(LeasedStepRun, ItemProcessing, BatchCommit):
                     break  # stopping: in-flight work is done, start no new batch
                 if self._past_deadline():
                     break
-                if time.monotonic() > budget_end:
+                if self._yielding or time.monotonic() > budget_end:
                     self._hand_over()
                     return "handed over"
                 self.claimed = self._claim()
@@ -96,13 +99,39 @@ class StepRunner(LeasedStepRun, ItemProcessing, BatchCommit):
                 and time.monotonic() < budget_end
                 and not self._stop_cause
                 and not (deadline and timezone.now() >= deadline)
+                and not self._yield_due()
             )
             self.claimed = left + self._commit(results, claim_next=claim_next)
         self.finish(StepRunState.FINISHED)
         return "finished"
 
+    def _yield_due(self) -> bool:
+        """Whether to give the worker to another step run: this one has worked a
+        slice (`RUNS_STEP_RUN_SLICE_SECONDS`) and another, of any run, has waited
+        a slice in the queue for a worker. So a run's steps share the workers
+        (with two workers, its third step no longer waits for the first to
+        finish) and so do the runs. Asked at most every half slice; a step run
+        queued longer than a lease is housekeeping's (its task was lost)."""
+        slice_seconds = runs_settings.STEP_RUN_SLICE_SECONDS
+        if slice_seconds <= 0 or time.monotonic() < self._slice_end:
+            return False
+        self._slice_end = time.monotonic() + slice_seconds / 2
+        now = timezone.now()
+        self._yielding = (
+            StepRun.objects.filter(
+                state=StepRunState.QUEUED,
+                queued_at__lt=now - timezone.timedelta(seconds=slice_seconds),
+                queued_at__gte=now
+                - timezone.timedelta(seconds=runs_settings.LEASE_SECONDS),
+            )
+            .exclude(pk=self.step_run.pk)
+            .exists()
+        )
+        return self._yielding
+
     def _hand_over(self) -> None:
-        """Budget spent: give the worker back and continue in a fresh task."""
+        """Budget spent, or another step run waits for a worker: give the worker
+        back and continue in a fresh task (queued behind those waiting)."""
         with transaction.atomic():
             if step_run_move(
                 self.step_run,
