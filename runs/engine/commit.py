@@ -191,14 +191,7 @@ class BatchCommit:
             raise LeaseLost(f"step run {self.step_run.pk} lost its lease")
         self._tell_approvers(batch)
         # the chain lock, which the run's step runs take in turn
-        head = batch_head(self.run)
-        append_batch(
-            self.run,
-            prepared,
-            head=head,
-            increments=batch.increments,
-            sets={"current_step": self.step.name},
-        )
+        self._append(batch, prepared, batch_head(self.run))
         if not claiming:
             return None
         self._last_heartbeat = time.monotonic()
@@ -309,6 +302,11 @@ class BatchCommit:
             batch.new_items.insert()
         if batch.outputs:
             insert_rows(RunOutput, batch.outputs)
+        self._append(batch, prepared, head)
+
+    def _append(self, batch: Batch, prepared: PreparedRunItems, head) -> None:
+        """The batch's run items onto the run's chain after `head`, with the run's
+        counters and current step."""
         append_batch(
             self.run,
             prepared,
