@@ -23,9 +23,24 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def env_int(name: str, default: int) -> int:
+def _env_number(name: str, default, kind):
     value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+    if value in (None, ""):
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} is {value!r}: a {'whole ' if kind is int else ''}number"
+        ) from None
+
+
+def env_int(name: str, default: int) -> int:
+    return _env_number(name, default, int)
+
+
+def env_float(name: str, default: float) -> float:
+    return _env_number(name, default, float)
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -197,7 +212,7 @@ Q_CLUSTER = {
     "max_attempts": 0,
     "ack_failures": True,
     "save_limit": -1,
-    "poll": float(os.environ.get("Q_POLL", "0.1")),
+    "poll": env_float("Q_POLL", 0.1),
     "bulk": env_int("Q_BULK", 5),
     "catch_up": False,
     "sync": env_bool("Q_SYNC", False),
@@ -218,11 +233,9 @@ RUNS_MAX_REQUEST_BYTES = env_int("RUNS_MAX_REQUEST_BYTES", 1_048_576)
 RUNS_HOUSEKEEPING_SECONDS = env_int("RUNS_HOUSEKEEPING_SECONDS", 60)
 RUNS_STEP_RUN_BUDGET_SECONDS = env_int("RUNS_STEP_RUN_BUDGET_SECONDS", 60)
 # a step run that worked this long gives its worker to one that waited as long
-RUNS_STEP_RUN_SLICE_SECONDS = float(
-    os.environ.get("RUNS_STEP_RUN_SLICE_SECONDS", "1.0")
-)
+RUNS_STEP_RUN_SLICE_SECONDS = env_float("RUNS_STEP_RUN_SLICE_SECONDS", 1.0)
 # a step run commits its batch when done, or what it has done after this long
-RUNS_COMMIT_SECONDS = float(os.environ.get("RUNS_COMMIT_SECONDS", "1.0"))
+RUNS_COMMIT_SECONDS = env_float("RUNS_COMMIT_SECONDS", 1.0)
 RUNS_ACTION_MODULES = env_list("RUNS_ACTION_MODULES", [])
 RUNS_ADMIN_BASE_URL = os.environ.get("RUNS_ADMIN_BASE_URL", "http://127.0.0.1:8000")
 # Retention (runs.retention; unset = off): archive finished runs after N days,

@@ -96,3 +96,25 @@ def test_a_bad_prepare_threshold_refuses_to_start_and_names_it(tmp_path):
         assert done.returncode != 0, value
         assert "ImproperlyConfigured" in done.stderr, done.stderr
         assert "DATABASE_PREPARE_THRESHOLD" in done.stderr, done.stderr
+
+
+def test_a_setting_that_is_not_a_number_refuses_to_start_and_names_it(tmp_path):
+    for name, value in (
+        ("RUNS_STEP_RUN_SLICE_SECONDS", "soon"),
+        ("RUNS_COMMIT_SECONDS", "1s"),
+        ("RUNS_LEASE_SECONDS", "2.5"),
+    ):
+        done = start(tmp_path, SECRET_KEY="k" * 60, **{name: value})
+        assert done.returncode != 0, name
+        assert "ImproperlyConfigured" in done.stderr, done.stderr
+        assert name in done.stderr, done.stderr
+
+
+def test_the_step_run_slice_is_read_from_the_environment(tmp_path):
+    code = (
+        "import django; django.setup(); from runs.conf import runs_settings; "
+        "print(runs_settings.STEP_RUN_SLICE_SECONDS)"
+    )
+    done = start(tmp_path, code, SECRET_KEY="k" * 60, RUNS_STEP_RUN_SLICE_SECONDS="0.5")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0.5"
