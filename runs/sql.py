@@ -125,10 +125,15 @@ def copy_rows(sql: str, rows) -> None:
     """PostgreSQL: `COPY … FROM STDIN` (text format) of parameter tuples, on the
     connection's current transaction. psycopg dumps each value as it would a query
     parameter (Jsonb, datetimes, UUIDs), and escapes tabs, newlines and
-    backslashes."""
+    backslashes. The driver's errors are raised as Django's (IntegrityError…),
+    as the cursor wrapper would."""
     started = time.monotonic()
     # Django's cursor wrapper has no `copy`: the driver's cursor does it
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    with (
+        connection.wrap_database_errors,
+        connection.cursor() as cursor,
+        cursor.cursor.copy(sql) as copy,
+    ):
         write = copy.write_row
         for row in rows:
             write(row)

@@ -8,9 +8,10 @@ run takes them in), and each write is fenced by the step run's lease token.
 On PostgreSQL the step runs of a run commit side by side and take turns only to
 append to the run's chain. The transaction is eight round trips whatever the
 batch: the run held shared with its state read (`run_share`: a `run_lock` holder,
-a stop or a timeout, waits for it and it for them), the new items' keys to their
-step and parent made immediate (`immediate_keys_sql`), the next step's items by
-COPY, one statement of data-modifying CTEs (the settle, the step run's count,
+a stop or a timeout, waits for it and it for them), the new items' key to their
+parent made immediate (`immediate_keys_sql`), the next step's items by COPY
+(whose keys to their run and step are checked by the statement itself,
+migration 0026), one statement of data-modifying CTEs (the settle, the step run's count,
 the next batch's claim), then the chain lock with the chain head (`batch_head`,
 the run row FOR NO KEY UPDATE), the run items by COPY, the run's head and
 counters, and the COMMIT. Before, the whole commit ran under the run row's lock
@@ -56,26 +57,25 @@ _IMMEDIATE_KEYS: list[str] = []
 
 
 def immediate_keys_sql() -> str:
-    """PostgreSQL: SET CONSTRAINTS of a new work item's keys to its step and its
-    parent IMMEDIATE, so they are checked as the items go in, before the chain
-    lock. Their key-share locks (of the step's row and of the parents, this step
-    run's own items) conflict with no lock another writer of the run takes (it
-    updates items without changing their keys). The key to the run stays
-    deferred, checked at the COMMIT (the chain lock, FOR NO KEY UPDATE, leaves
-    key-share locks alone). The names are read once per process (`StepRunner`
-    does it before its first commit)."""
+    """PostgreSQL: SET CONSTRAINTS of a new work item's key to its parent
+    IMMEDIATE, so it is checked as the items go in, before the chain lock, as
+    its keys to its run and step are (once per statement, migration 0026).
+    Their key-share locks (of the run's and the step's rows, and of the parents,
+    this step run's own items) conflict with no lock another writer of the run
+    takes while this one holds it shared (`run_share`): it updates items without
+    changing their keys, and the chain lock (FOR NO KEY UPDATE) leaves key-share
+    locks alone. The name is read once per process (`StepRunner` does it
+    before its first commit)."""
     if not _IMMEDIATE_KEYS:
         with connection.cursor() as cursor:
             constraints = connection.introspection.get_constraints(
                 cursor, WorkItem._meta.db_table
             )
-        columns = {WorkItem._meta.get_field(n).column for n in ("step", "parent")}
+        column = WorkItem._meta.get_field("parent").column
         names = sorted(
             connection.ops.quote_name(name)
             for name, c in constraints.items()
-            if c["foreign_key"]
-            and len(c["columns"]) == 1
-            and c["columns"][0] in columns
+            if c["foreign_key"] and c["columns"] == [column]
         )
         _IMMEDIATE_KEYS.extend(names)
     return f"SET CONSTRAINTS {', '.join(_IMMEDIATE_KEYS)} IMMEDIATE"

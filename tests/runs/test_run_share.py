@@ -3,16 +3,14 @@
 run's exclusive lock (`run_lock`: a stop, a timeout, an operator) waits for them,
 and step runs that come after it wait behind it, never past it."""
 
-import threading
-import time
-
 import pytest
-from django.db import OperationalError, connection, connections, transaction
+from django.db import OperationalError, connection, transaction
 
 from runs.ledger import batch_head, run_lock, run_share
 from runs.models import WorkItem
 from runs.services import run_start
 from runs.states import RunState
+from tests.runs.locks import Holder, until, waiting
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -21,56 +19,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def _postgresql_only():
     if connection.vendor != "postgresql":
         pytest.skip("SQLite's IMMEDIATE transaction holds its one write lock")
-
-
-class Holder:
-    """A transaction in a thread of its own that takes a lock and holds it until
-    released; `got` is set once it has the lock, `failed` holds what it raised."""
-
-    def __init__(self, take, *, lock_timeout_ms: int | None = None):
-        self.take, self.lock_timeout_ms = take, lock_timeout_ms
-        self.got, self.release = threading.Event(), threading.Event()
-        self.failed = []
-        self.thread = threading.Thread(target=self._hold)
-        self.thread.start()
-
-    def _hold(self):
-        try:
-            with transaction.atomic():
-                if self.lock_timeout_ms:
-                    with connection.cursor() as cursor:
-                        cursor.execute(
-                            f"SET LOCAL lock_timeout = {self.lock_timeout_ms}"
-                        )
-                self.take()
-                self.got.set()
-                self.release.wait(30)
-        except BaseException as exc:  # noqa: BLE001 (the test reads it)
-            self.failed.append(exc)
-        finally:
-            connections.close_all()
-
-    def end(self):
-        self.release.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive()
-
-
-def _waiting_for_advisory_lock() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        )
-        return cursor.fetchone()[0]
-
-
-def _until(condition, seconds=10.0):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture
@@ -108,7 +56,7 @@ def test_step_runs_after_a_waiting_exclusive_lock_queue_behind_it(run):
     sharer = Holder(lambda: run_share(run))
     assert sharer.got.wait(10)
     operator = Holder(lambda: run_lock(run))
-    assert _until(lambda: _waiting_for_advisory_lock() == 1)
+    assert until(lambda: waiting("advisory") == 1)
     late = Holder(lambda: run_share(run), lock_timeout_ms=300)
     late.thread.join(10)
     assert late.failed and "lock timeout" in str(late.failed[0])

@@ -150,3 +150,38 @@ def test_a_run_item_of_another_run_or_step_than_its_work_item_is_refused(
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         RunItem.objects.filter(pk=item.pk).update(**{column: value})
     assert RunItem.objects.get(pk=item.pk).work_item.run_id == run.pk
+
+
+def _work_item_fk_columns() -> list[tuple[str, ...]]:
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(
+            cursor, WorkItem._meta.db_table
+        )
+    return sorted(tuple(c["columns"]) for c in constraints.values() if c["foreign_key"])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's keys")
+def test_a_work_items_run_and_step_are_checked_per_statement(db):
+    """Not a foreign key each, which checks each row alone (20,000 checks for a
+    run of 10,000 inputs): triggers checking each statement's rows at once, and
+    deletes of what items name (migration 0026; their rules:
+    tests/runs/test_work_item_keys.py). An AlterField of either key would bring
+    its foreign key back."""
+    assert _work_item_fk_columns() == [("parent_id",)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tgrelid::regclass::text, tgname FROM pg_trigger "
+            "WHERE tgname LIKE '%%work_item%%' AND NOT tgisinternal ORDER BY tgname"
+        )
+        triggers = cursor.fetchall()
+    assert triggers == [
+        ("runs_run", "run_keeps_work_items"),
+        ("automations_step", "step_keeps_work_items"),
+        ("runs_workitem", "work_item_keys"),
+        ("runs_workitem", "work_item_keys_fixed"),
+    ]
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite keeps its keys")
+def test_sqlite_work_items_keep_a_key_per_column(db):
+    assert _work_item_fk_columns() == [("parent_id",), ("run_id",), ("step_id",)]
