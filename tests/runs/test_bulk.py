@@ -74,3 +74,20 @@ def test_awkward_text_goes_through_the_bulk_inserts_unchanged(automation):
     )
     out = io.StringIO()
     call_command("verify_audit", stdout=out, stderr=io.StringIO())
+
+
+def test_pending_items_make_no_object_per_item(automation):
+    """A run of many inputs holds its items as three columns: an object per item
+    (a tuple) is one more the garbage collector walks, and 10,000 of them made
+    every third `run_start` pay a full collection."""
+    import gc
+    import uuid
+
+    payloads = [{"n": i} for i in range(5000)]
+    items = PendingItems(run_id=uuid.uuid4(), step_id=1, now=timezone.now())
+    gc.collect()
+    before = len(gc.get_objects())
+    for i, payload in enumerate(payloads):
+        items.add(payload, f"item-{i}", i or None)
+    assert len(items) == 5000
+    assert len(gc.get_objects()) - before < 100
