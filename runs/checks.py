@@ -72,6 +72,31 @@ def sqlite_supports_returning(app_configs=None, **kwargs):
 
 
 @register()
+def postgresql_read_committed(app_configs=None, **kwargs):
+    """A PostgreSQL database at another isolation level than READ COMMITTED: the
+    checks that keep a work item's run and step (migration runs.0026) read what
+    is committed when they run, which a REPEATABLE READ or SERIALIZABLE
+    snapshot would hide (a run's delete missing items committed after it)."""
+    errors = []
+    for alias, db in settings.DATABASES.items():
+        level = db.get("OPTIONS", {}).get("isolation_level")
+        if "postgresql" not in db.get("ENGINE", "") or level is None:
+            continue
+        name = getattr(level, "name", str(level)).upper().replace(" ", "_")
+        if name != "READ_COMMITTED":
+            errors.append(
+                Error(
+                    f"DATABASES[{alias!r}] sets isolation_level {name}: Runs needs "
+                    "READ COMMITTED on PostgreSQL.",
+                    hint="Remove isolation_level from its OPTIONS (see "
+                    "docs/deploy.md, Deploying a release).",
+                    id="runs.E004",
+                )
+            )
+    return errors
+
+
+@register()
 def api_token_model(app_configs=None, **kwargs):
     errors = []
     if knox_settings.TOKEN_MODEL != "runs.ApiToken":

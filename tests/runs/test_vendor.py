@@ -63,3 +63,32 @@ def test_sqlite_older_than_3_35_is_refused(monkeypatch, settings):
 
     monkeypatch.setattr(base.Database, "sqlite_version_info", (3, 35, 0))
     assert checks.sqlite_supports_returning() == []
+
+
+@pytest.mark.parametrize(
+    "level,refused",
+    [
+        (None, False),
+        ("READ_COMMITTED", False),
+        ("REPEATABLE_READ", True),
+        ("SERIALIZABLE", True),
+    ],
+)
+def test_postgresql_at_another_isolation_level_is_refused(settings, level, refused):
+    """The checks keeping a work item's run and step (migration runs.0026) read
+    what is committed as they run: a REPEATABLE READ snapshot would hide it."""
+    from psycopg import IsolationLevel
+
+    options = {} if level is None else {"isolation_level": IsolationLevel[level]}
+    settings.DATABASES = {
+        **settings.DATABASES,
+        "other": {"ENGINE": "django.db.backends.postgresql", "OPTIONS": options},
+        "lite": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "OPTIONS": {"isolation_level": "IMMEDIATE"},
+        },
+    }
+    errors = checks.postgresql_read_committed()
+    assert [e.id for e in errors] == (["runs.E004"] if refused else [])
+    if refused:
+        assert "'other'" in errors[0].msg and level in errors[0].msg
