@@ -9,13 +9,13 @@ On PostgreSQL the step runs of a run commit side by side and take turns only to
 append to the run's chain. The transaction is eight round trips whatever the
 batch: the run held shared with its state read (`run_share`: a `run_lock` holder,
 a stop or a timeout, waits for it and it for them), the new items' key to their
-parent made immediate (`immediate_keys_sql`), the next step's items by COPY
-(whose keys to their run and step are checked by the statement itself,
-migration 0026), one statement of data-modifying CTEs (the settle, the step run's count,
-the next batch's claim), then the chain lock with the chain head (`batch_head`,
-the run row FOR NO KEY UPDATE), the run items by COPY, the run's head and
-counters, and the COMMIT. Before, the whole commit ran under the run row's lock
-and two step runs of a run took turns for all of it.
+parent made immediate (`immediate_keys_sql`), the next step's items by COPY (its
+keys to their run and step checked by the statement itself, migration 0026), one
+statement of data-modifying CTEs (the settle, the step run's count, the next
+batch's claim), then the chain lock with the chain head (`batch_head`, the run
+row FOR NO KEY UPDATE), the run items by COPY, the run's head and counters, and
+the COMMIT. Before, the whole commit ran under the run row's lock and two step
+runs of a run took turns for all of it.
 
 On SQLite each is a statement of its own (it has no data-modifying CTEs; its
 statements run in process, and the IMMEDIATE transaction holds the one write

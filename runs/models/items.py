@@ -14,6 +14,10 @@ from .runs import Run, StepRun
 
 
 class WorkItem(models.Model):
+    # On PostgreSQL, `run` and `step` are not foreign keys in the database but
+    # triggers that check each statement's rows at once, with the same rules
+    # (migration 0026; tests/runs/test_work_item_keys.py). An AlterField of
+    # either would bring its per-row key back: test_schema pins the triggers.
     # indexed as the first column of work_item_claim
     run = models.ForeignKey(
         Run, on_delete=models.CASCADE, related_name="work_items", db_index=False
