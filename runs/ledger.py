@@ -345,6 +345,13 @@ def _run_key(run: Run) -> int:
     return int.from_bytes(uuid.UUID(str(run.pk)).bytes[:8], "big", signed=True)
 
 
+def _run_row(run: Run) -> tuple[str, object]:
+    """The runs table's quoted name and the run's key as the database takes it,
+    for the plain statements on its row below."""
+    table = connection.ops.quote_name(Run._meta.db_table)
+    return table, Run._meta.pk.get_db_prep_value(run.pk, connection)
+
+
 def run_lock(run: Run, *fields: str):
     """Lock the run for the rest of the transaction and read `fields` from its
     row (the state when none are named): one value for one field, else a tuple.
@@ -368,14 +375,15 @@ def run_lock(run: Run, *fields: str):
         columns = ", ".join(
             f"r.{quote(Run._meta.get_field(name).column)}" for name in names
         )
+        table, pk = _run_row(run)
         # one statement: the row is locked above the join, after the advisory
         # lock, and read as the last writer committed it (FOR UPDATE re-reads
         # a row changed since the statement began)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT {columns} FROM pg_advisory_xact_lock(%s) AS l, "
-                f"{quote(Run._meta.db_table)} r WHERE r.id = %s FOR UPDATE OF r",
-                [_run_key(run), Run._meta.pk.get_db_prep_value(run.pk, connection)],
+                f"{table} r WHERE r.id = %s FOR UPDATE OF r",
+                [_run_key(run), pk],
             )
             values = cursor.fetchone()
     else:
@@ -400,8 +408,7 @@ def run_share(run: Run) -> str:
     it. The state is read as the statement began, which may be before a `run_lock`
     holder that was waited for committed: a stop is then seen at the next batch
     (what the statements after this one change, they find as it was committed)."""
-    table = connection.ops.quote_name(Run._meta.db_table)
-    pk = Run._meta.pk.get_db_prep_value(run.pk, connection)
+    table, pk = _run_row(run)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT r.state FROM pg_advisory_xact_lock_shared(%s) AS l, {table} r "
@@ -433,9 +440,7 @@ def batch_head(run: Run) -> BatchHead:
     the run alone. On SQLite it is the commit's first statement (the IMMEDIATE
     transaction holds the write lock already). One plain statement: it runs once
     per batch."""
-    quote = connection.ops.quote_name
-    table = quote(Run._meta.db_table)
-    pk = Run._meta.pk.get_db_prep_value(run.pk, connection)
+    table, pk = _run_row(run)
     lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -451,8 +456,7 @@ def head_update(
     """The UPDATE that moves the run's chain head to (seq, prev) and its counters
     (`increments` added, `sets` set), as plain SQL and parameters."""
     quote = connection.ops.quote_name
-    table = quote(Run._meta.db_table)
-    pk = Run._meta.pk.get_db_prep_value(run.pk, connection)
+    table, pk = _run_row(run)
     assignments = ["ledger_seq = %s", "ledger_hash = %s"]
     assignments += [f"{quote(name)} = {quote(name)} + %s" for name in increments]
     assignments += [f"{quote(name)} = %s" for name in sets]
