@@ -160,7 +160,15 @@ def prepared_cursor():
     import psycopg
 
     connection.ensure_connection()
-    with connection._prepare_cursor(psycopg.Cursor(connection.connection)) as cursor:
+    connection.validate_thread_sharing()
+    raw = psycopg.Cursor(connection.connection)
+    # as Django wraps its own cursors (BaseDatabaseWrapper._prepare_cursor), with
+    # its public halves: the debug wrapper logs the statements
+    if connection.queries_logged:
+        wrapped = connection.make_debug_cursor(raw)
+    else:
+        wrapped = connection.make_cursor(raw)
+    with wrapped as cursor:
         yield cursor
 
 
