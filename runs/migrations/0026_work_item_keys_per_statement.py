@@ -23,7 +23,8 @@ do the same checks once per statement:
 Each refusal is an integrity error (SQLSTATE 23503, foreign_key_violation).
 The checks read with a new snapshot per query, which is the product's isolation
 level (READ COMMITTED, Django's default); a delete in a REPEATABLE READ
-transaction would not see items committed after its snapshot.
+transaction would not see items committed after its snapshot, so another level
+is refused at startup (check runs.E004).
 
 SQLite keeps its two foreign keys (its checks cost little in process). The model
 still declares both keys, so a later AlterField of either would bring its key

@@ -26,6 +26,12 @@ def run(automation):
     return run_start(automation=automation("builtin.echo"), inputs=[{}])
 
 
+@pytest.fixture
+def postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's key checks")
+
+
 def _step(run):
     return run.version.steps.get()
 
@@ -77,6 +83,20 @@ def test_an_item_moved_to_no_run_or_step_is_refused(run, column):
     assert WorkItem.objects.filter(pk=item.pk, run=run, step=_step(run)).exists()
 
 
+@pytest.mark.postgres
+def test_an_items_run_never_changes_on_postgresql(postgresql, run, automation):
+    """Stricter than a foreign key, which would let an item move to another run
+    that exists: its run and step are written once (by the engine), and the
+    per-statement check of new rows would not see an UPDATE."""
+    other = run_start(automation=automation("builtin.echo"), inputs=[{}])
+    item = WorkItem.objects.get(run=run)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        WorkItem.objects.filter(pk=item.pk).update(run_id=other.pk)
+    item.note = "saved whole: run and step unchanged"
+    item.save()  # sets every column, the same run and step: allowed
+    assert WorkItem.objects.get(pk=item.pk).run_id == run.pk
+
+
 def _delete_sql(model, pk) -> None:
     """A DELETE of one row as SQL, past Django's own PROTECT and CASCADE."""
     value = model._meta.pk.get_db_prep_value(pk, connection)
@@ -107,12 +127,6 @@ def test_a_run_deleted_with_its_items_goes(run):
     Run.objects.filter(pk=run.pk).delete()
     assert not Run.objects.filter(pk=run.pk).exists()
     assert not WorkItem.objects.filter(run_id=run.pk).exists()
-
-
-@pytest.fixture
-def postgresql():
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite's one writer: an insert and a delete never overlap")
 
 
 @pytest.mark.postgres
