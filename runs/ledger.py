@@ -371,21 +371,7 @@ def run_lock(run: Run, *fields: str):
     moved and before the waiting runs it starts, which it takes with SKIP LOCKED."""
     names = fields or ("state",)
     if connection.vendor == "postgresql":
-        quote = connection.ops.quote_name
-        columns = ", ".join(
-            f"r.{quote(Run._meta.get_field(name).column)}" for name in names
-        )
-        table, pk = _run_row(run)
-        # one statement: the row is locked above the join, after the advisory
-        # lock, and read as the last writer committed it (FOR UPDATE re-reads
-        # a row changed since the statement began)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {columns} FROM pg_advisory_xact_lock(%s) AS l, "
-                f"{table} r WHERE r.id = %s FOR UPDATE OF r",
-                [_run_key(run), pk],
-            )
-            values = cursor.fetchone()
+        values = _advisory_read(run, names, shared=False)
     else:
         values = (
             Run.objects.select_for_update()
@@ -408,17 +394,29 @@ def run_share(run: Run) -> str:
     it. The state is read as the statement began, which may be before a `run_lock`
     holder that was waited for committed: a stop is then seen at the next batch
     (what the statements after this one change, they find as it was committed)."""
-    table, pk = _run_row(run)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT r.state FROM pg_advisory_xact_lock_shared(%s) AS l, {table} r "
-            "WHERE r.id = %s",
-            [_run_key(run), pk],
-        )
-        row = cursor.fetchone()
+    row = _advisory_read(run, ("state",), shared=True)
     if row is None:
         raise Run.DoesNotExist(f"run {run.pk} does not exist")
     return row[0]
+
+
+def _advisory_read(run: Run, names, *, shared: bool):
+    """PostgreSQL: take the run's advisory lock, shared or exclusive, and read
+    `names` from its row, in one statement (None: no such run). Exclusive, the
+    row is locked FOR UPDATE too, above the join, after the advisory lock, and
+    read as the last writer committed it (FOR UPDATE re-reads a row changed
+    since the statement began)."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"r.{quote(Run._meta.get_field(n).column)}" for n in names)
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    table, pk = _run_row(run)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {function}(%s) AS l, {table} r WHERE r.id = %s"
+            + ("" if shared else " FOR UPDATE OF r"),
+            [_run_key(run), pk],
+        )
+        return cursor.fetchone()
 
 
 @dataclass(slots=True)
